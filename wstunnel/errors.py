@@ -1,0 +1,46 @@
+"""
+Errors that end a request, and the small pages that explain them.
+
+A :class:`RequestError` carries the status to answer with (the h11 /
+wsproto ``error_status_hint`` idea), so the code that detects a problem
+decides the answer and the protocol layer only writes it.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+__all__ = ["RequestError", "error_page", "reason_phrase"]
+
+SERVER_TOKEN = "wstunnel"
+
+# nginx spells a few reasons its own way; we keep the RFC 9110 wording.
+_REASONS = {s.value: s.phrase for s in HTTPStatus}
+_REASONS[421] = "Misdirected Request"
+_REASONS[499] = "Client Closed Request"
+
+
+class RequestError(Exception):
+    """A request that cannot be served, with the status that says why."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(status, detail)
+        self.status = status
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.status} {reason_phrase(self.status)}: {self.detail}"
+
+
+def reason_phrase(status: int) -> str:
+    return _REASONS.get(status, "Unknown")
+
+
+def error_page(status: int) -> bytes:
+    """The HTML body of an error answer, in nginx's shape."""
+    title = f"{status} {reason_phrase(status)}"
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{title}</h1></center>\r\n"
+        f"<hr><center>{SERVER_TOKEN}</center>\r\n</body>\r\n</html>\r\n"
+    ).encode("ascii")

@@ -1,0 +1,255 @@
+"""
+The configuration model: immutable values built once by :mod:`wstunnel.loader`.
+
+Everything a request needs is resolved here at load time (inheritance between
+levels, compiled variable templates, resolved upstream addresses), so that the
+per-request path only looks things up.  A reload builds a new :class:`Config`
+and swaps one reference; connections keep the snapshot they started with.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from attrs import field, frozen
+
+__all__ = [
+    "AccessLog",
+    "Binding",
+    "Config",
+    "ConfigError",
+    "ConfigErrors",
+    "ErrorLog",
+    "HeaderSetting",
+    "Listen",
+    "Location",
+    "MapDef",
+    "Peer",
+    "ProxyPass",
+    "Server",
+    "Source",
+    "Template",
+    "Timeouts",
+    "Upstream",
+    "VarRef",
+]
+
+
+@frozen
+class Source:
+    """Where a directive was written, for error messages."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+class ConfigError(Exception):
+    """
+    A configuration mistake, always tied to the place it was written so the
+    operator can fix it without guessing.
+    """
+
+    def __init__(self, source: Source | None, message: str) -> None:
+        super().__init__(source, message)
+        self.source = source
+        self.message = message
+
+    def __str__(self) -> str:
+        if self.source is None:
+            return self.message
+        return f"{self.source}: {self.message}"
+
+
+@frozen
+class VarRef:
+    """A reference to a variable inside a template, without the ``$``."""
+
+    name: str
+
+
+@frozen
+class Template:
+    """
+    A directive value that may contain variables, compiled at load time.
+
+    ``parts`` alternates literal text and :class:`VarRef`; a template without
+    variables is a single literal, which lets the hot path skip evaluation.
+    Rendering lives in :mod:`wstunnel.variables`.
+    """
+
+    text: str
+    parts: tuple[str | VarRef, ...]
+
+    @property
+    def is_literal(self) -> bool:
+        return all(isinstance(p, str) for p in self.parts)
+
+
+@frozen
+class Timeouts:
+    """Per-location timeouts in seconds, with nginx's defaults."""
+
+    connect: float = 60.0  # proxy_connect_timeout
+    read: float = 60.0  # proxy_read_timeout: tunnel idle timeout, header wait
+    send: float = 60.0  # proxy_send_timeout: a stalled write to the upstream
+    client_send: float = 60.0  # send_timeout: a stalled write to the client
+
+
+@frozen
+class HeaderSetting:
+    """One effective ``proxy_set_header NAME VALUE``."""
+
+    name: str
+    value: Template
+    source: Source
+
+
+@frozen
+class Peer:
+    """One resolved address of an upstream ``server`` line."""
+
+    host: str  # an IP literal, resolved at load time (no brackets)
+    port: int
+    name: str  # as written in the config, e.g. "localhost:8282"
+
+    @property
+    def address(self) -> str:
+        """``$upstream_addr`` form: ``1.2.3.4:80`` or ``[::1]:80``."""
+        if ":" in self.host:
+            return f"[{self.host}]:{self.port}"
+        return f"{self.host}:{self.port}"
+
+
+@frozen
+class Upstream:
+    """
+    An ``upstream`` block, or the implicit group of a ``proxy_pass host:port``
+    (every address the host resolves to is a peer, as in nginx).
+    """
+
+    name: str
+    peers: tuple[Peer, ...]
+    implicit: bool
+    source: Source
+
+
+@frozen
+class ProxyPass:
+    """A parsed ``proxy_pass`` URL."""
+
+    scheme: str  # "http"; "https" arrives with the TLS issue
+    upstream: Upstream
+    uri: str | None  # the URI part ("/", "/app/"), or None when absent
+    proxy_host: str  # $proxy_host: host, plus ":port" when not the default
+    source: Source
+
+
+@frozen
+class AccessLog:
+    """``access_log PATH [FORMAT]``; ``off`` is an empty tuple on the location."""
+
+    path: str  # a file path or "stderr"/"stdout"
+    format: str  # format name; only "combined" exists for now
+    source: Source
+
+
+@frozen
+class ErrorLog:
+    path: str  # a file path or "stderr"
+    level: str  # debug info notice warn error crit alert emerg
+    source: Source
+
+
+@frozen
+class Location:
+    """
+    A ``location`` with every inheritable setting already merged in from the
+    server and http levels (nginx's inheritance rules are applied by the
+    loader, so nothing walks the config per request).
+    """
+
+    path: str
+    exact: bool  # "location = /path"
+    proxy_pass: ProxyPass | None
+    http_version: str  # "1.1" (our default) or "1.0"
+    set_headers: tuple[HeaderSetting, ...]  # effective list, config order
+    timeouts: Timeouts
+    access_logs: tuple[AccessLog, ...]  # empty tuple = access_log off
+    source: Source
+
+
+@frozen
+class Listen:
+    """One ``listen`` of one server."""
+
+    host: str  # "0.0.0.0", "::", or an address (no brackets)
+    port: int
+    default_server: bool
+    source: Source
+
+
+@frozen
+class Server:
+    names: tuple[str, ...]  # server_name values; ("",) by default
+    listens: tuple[Listen, ...]
+    locations: tuple[Location, ...]  # in config order
+    source: Source
+
+    @property
+    def name(self) -> str:
+        """``$server_name``: the first name."""
+        return self.names[0] if self.names else ""
+
+
+@frozen
+class Binding:
+    """
+    One socket to listen on, with the servers that answer on it: the virtual
+    server is chosen among ``servers`` by Host, falling back to ``default``.
+    """
+
+    host: str
+    port: int
+    default: Server
+    servers: tuple[Server, ...]
+
+
+@frozen
+class MapDef:
+    """
+    ``map SOURCE $variable { ... }``. Exact keys are stored lower-cased
+    (nginx compares them case-insensitively); ``""`` is the empty-source key.
+    """
+
+    variable: str
+    source_template: Template
+    exact: Mapping[str, Template]
+    default: Template
+    source: Source
+
+
+@frozen
+class Config:
+    """The whole loaded configuration."""
+
+    path: str
+    bindings: tuple[Binding, ...]
+    servers: tuple[Server, ...]
+    upstreams: Mapping[str, Upstream]
+    maps: Mapping[str, MapDef]
+    error_logs: tuple[ErrorLog, ...]
+    notices: tuple[str, ...] = field(default=())  # "file:line: ..." ignored directives
+
+
+class ConfigErrors(Exception):
+    """Every mistake found in one load, so ``--check`` can list them all."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)

@@ -1,0 +1,57 @@
+"""
+The per-request values the core passes around: what the client sent and
+where the connection is.  Built by the protocols, read by routing, variables
+and header rewriting, so none of those needs to know about h11 or sockets.
+"""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+__all__ = ["ConnInfo", "RequestHead", "Target"]
+
+
+@frozen
+class ConnInfo:
+    """The two ends of the client connection."""
+
+    remote_addr: str
+    remote_port: int
+    server_addr: str
+    server_port: int
+    scheme: str = "http"
+
+
+@frozen
+class RequestHead:
+    """
+    A parsed request head.  Header names keep the client's spelling and
+    order (nginx forwards them as sent); look-ups compare them lower-cased.
+    """
+
+    method: bytes
+    target: bytes
+    http_version: bytes  # b"1.1" or b"1.0"
+    headers: tuple[tuple[bytes, bytes], ...]
+
+    def values(self, name: bytes) -> list[bytes]:
+        """Every value of header ``name`` (lower-case), in order."""
+        return [v for n, v in self.headers if n.lower() == name]
+
+
+@frozen
+class Target:
+    """
+    A request-target taken apart as nginx does.
+
+    ``uri`` is ``$uri``: percent-decoded, dot segments resolved, slashes
+    merged.  ``request_uri`` is ``$request_uri``: the original bytes of the
+    path and query.  ``host`` is the authority of an absolute-form target,
+    which takes precedence over the Host header (RFC 9112 section 3.2.2).
+    """
+
+    path: str  # raw path as sent, before "?"
+    args: str  # query string without "?", "" when absent
+    uri: str
+    request_uri: str
+    host: str | None = None
