@@ -1,0 +1,153 @@
+"""
+Loopback helpers for the integration tests: a proxy started from nginx
+config text, scripted raw backends, and bridges between the asyncio world
+of the ``websockets`` library and Twisted (the suite runs Twisted on the
+asyncio reactor, so both share one event loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from zope.interface import implementer
+
+from wstunnel.loader import load_config
+from wstunnel.service import ProxyService
+
+WAIT = 5.0  # the longest any single step of a loopback test may take
+
+
+def aio(awaitable: Awaitable[Any]) -> defer.Deferred:
+    """Await an asyncio coroutine from a Twisted test, bounded in time."""
+    return defer.Deferred.fromFuture(
+        asyncio.ensure_future(asyncio.wait_for(awaitable, WAIT))
+    )
+
+
+def start_proxy(tmp_path: Path, conf: str) -> tuple[ProxyService, int]:
+    """Load ``conf`` (nginx syntax, ``listen 127.0.0.1:0``) and start it."""
+    path = tmp_path / "wstunnel.conf"
+    path.write_text(conf)
+    service = ProxyService(load_config(str(path)), reactor)
+    service.privilegedStartService()
+    service.startService()
+    return service, service.ports[0].getHost().port
+
+
+def accept_for(key: bytes) -> bytes:
+    digest = hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+    return base64.b64encode(digest)
+
+
+def upgrade_request(path: str = "/", host: str = "localhost", key: bytes = b"dGhlIHNhbXBsZSBub25jZQ==",
+                    extra: str = "") -> bytes:
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+        f"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\n"
+        f"Sec-WebSocket-Version: 13\r\n{extra}\r\n"
+    ).encode()
+
+
+@implementer(IHalfCloseableProtocol)
+class ScriptedBackend(protocol.Protocol):
+    """
+    A raw upstream: collects the request head, then lets the test's
+    ``on_head(self, head, rest)`` answer.  Everything received is kept in
+    ``received``; ``eof`` fires when the proxy half-closes towards us.
+    """
+
+    def __init__(self, factory: "BackendFactory") -> None:
+        self.factory = factory
+        self.buffer = b""
+        self.head: bytes | None = None
+        self.received = b""
+        self.eof = defer.Deferred()
+        self.lost = defer.Deferred()
+        self.waiters: list[tuple[int, defer.Deferred]] = []
+
+    def connectionMade(self) -> None:
+        self.factory.connections.append(self)
+        if not self.factory.first.called:
+            self.factory.first.callback(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.head is None:
+            self.buffer += data
+            if b"\r\n\r\n" in self.buffer:
+                self.head, rest = self.buffer.split(b"\r\n\r\n", 1)
+                self.factory.heads.append(self.head)
+                self.received = rest
+                self.factory.on_head(self, self.head, rest)
+            return
+        self.received += data
+        self._wake()
+
+    def wait_data(self, size: int) -> defer.Deferred:
+        """Fires once at least ``size`` bytes arrived after the head."""
+        d = defer.Deferred()
+        self.waiters.append((size, d))
+        self._wake()
+        return d.addTimeout(WAIT, reactor)
+
+    def _wake(self) -> None:
+        ready = [(n, d) for n, d in self.waiters if len(self.received) >= n]
+        self.waiters = [(n, d) for n, d in self.waiters if len(self.received) < n]
+        for _, d in ready:
+            d.callback(self.received)
+
+    def readConnectionLost(self) -> None:
+        self.eof.callback(self.received)
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if not self.eof.called:
+            self.eof.callback(self.received)
+        self.lost.callback(None)
+
+
+class BackendFactory(protocol.Factory):
+    noisy = False
+
+    def __init__(self, on_head: Callable[[ScriptedBackend, bytes, bytes], None]) -> None:
+        self.on_head = on_head
+        self.heads: list[bytes] = []
+        self.connections: list[ScriptedBackend] = []
+        self.first: defer.Deferred = defer.Deferred()
+
+    def buildProtocol(self, addr: Any) -> ScriptedBackend:
+        return ScriptedBackend(self)
+
+
+def switch_answer(head: bytes, extra: bytes = b"") -> bytes:
+    """A correct 101 for the WebSocket request ``head``."""
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept_for(key) + b"\r\n\r\n" + extra
+    )
+
+
+def listen_backend(on_head: Callable[[ScriptedBackend, bytes, bytes], None]):
+    factory = BackendFactory(on_head)
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    return factory, port
+
+
+async def read_until(reader: asyncio.StreamReader, marker: bytes) -> bytes:
+    return await asyncio.wait_for(reader.readuntil(marker), WAIT)
+
+
+async def read_exactly(reader: asyncio.StreamReader, size: int) -> bytes:
+    return await asyncio.wait_for(reader.readexactly(size), WAIT)

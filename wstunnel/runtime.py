@@ -1,0 +1,51 @@
+"""
+Everything a connection needs from one loaded configuration, built once.
+
+A connection takes the current :class:`Runtime` when it is accepted and
+keeps it to the end, so a reload (one reference swap) never changes the
+rules under a request or tunnel that is already running.
+"""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+from .balancer import RoundRobin
+from .logs import AccessLogs
+from .model import Binding, Config
+from .routing import Router
+
+__all__ = ["Runtime"]
+
+
+@frozen
+class Runtime:
+    config: Config
+    router: Router
+    balancers: dict[str, RoundRobin]
+    bindings: dict[tuple[str, int], Binding]
+    access_logs: AccessLogs
+
+    @classmethod
+    def build(cls, config: Config) -> "Runtime":
+        return cls(
+            config=config,
+            router=Router(config),
+            balancers={name: RoundRobin(up) for name, up in _all_upstreams(config).items()},
+            bindings={(b.host, b.port): b for b in config.bindings},
+            access_logs=AccessLogs(),
+        )
+
+    def balancer(self, upstream_name: str) -> RoundRobin:
+        return self.balancers[upstream_name]
+
+
+def _all_upstreams(config: Config) -> dict:
+    """Named upstream blocks plus the implicit groups of ``proxy_pass host:port``."""
+    found = dict(config.upstreams)
+    for server in config.servers:
+        for location in server.locations:
+            if location.proxy_pass is not None:
+                up = location.proxy_pass.upstream
+                found.setdefault(up.name, up)
+    return found
