@@ -1,0 +1,919 @@
+"""
+nginx-syntax configuration file -> :class:`~wstunnel.model.Config`.
+
+crossplane supplies the grammar; the meaning is ours: a directive table with
+contexts and argument counts, nginx's inheritance between http, server and
+location, upstream name resolution, and template compilation.  Everything is
+settled here, once, so a request never walks the configuration.
+
+A directive wstunnel does not implement is an error, never silently skipped:
+an ignored ``deny`` or ``auth_basic`` would open what the operator closed.
+Only directives that cannot change what is proxied (``pid``, ``sendfile``,
+``types``...) are accepted, with a notice.  The load keeps going after a
+mistake so that ``--check`` can list every one of them.
+"""
+
+from __future__ import annotations
+
+import glob
+import ipaddress
+import os
+import re
+import socket
+from typing import Callable, Iterable, Sequence
+
+import crossplane
+from attrs import define, evolve, field, frozen
+from crossplane.analyzer import DIRECTIVES as NGINX_DIRECTIVES
+from crossplane.errors import NgxParserBaseException
+from crossplane.lexer import lex
+
+from wstunnel.model import (
+    AccessLog,
+    Binding,
+    Config,
+    ConfigError,
+    ConfigErrors,
+    ErrorLog,
+    HeaderSetting,
+    Listen,
+    Location,
+    MapDef,
+    Peer,
+    ProxyPass,
+    Server,
+    Source,
+    Template,
+    Timeouts,
+    Upstream,
+    VarRef,
+)
+from wstunnel.units import parse_time
+from wstunnel.variables import compile_template, is_builtin
+
+__all__ = ["IGNORED_DIRECTIVES", "Resolver", "load_config", "resolve_host"]
+
+Resolver = Callable[[str, int], Sequence[str]]
+
+MAIN, EVENTS, HTTP, SERVER, LOCATION, UPSTREAM = (
+    "main",
+    "events",
+    "http",
+    "server",
+    "location",
+    "upstream",
+)
+_HTTP_LEVELS = frozenset({HTTP, SERVER, LOCATION})
+_ERROR_LEVELS = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
+_TIMEOUT_FIELDS = {
+    "proxy_connect_timeout": "connect",
+    "proxy_read_timeout": "read",
+    "proxy_send_timeout": "send",
+    "send_timeout": "client_send",
+}
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_VARIABLE_NAME = re.compile(r"[A-Za-z0-9_]+")
+_DEFAULT_HTTP_VERSION = "1.1"
+# nginx refuses "listen 0"; we let the system pick a free port, which tests need.
+_LISTEN_LOWEST_PORT = 0
+
+
+def resolve_host(host: str, port: int) -> list[str]:
+    """Every TCP address of ``host``, once each, in the resolver's order."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def load_config(path: str, *, resolve: Resolver = resolve_host) -> Config:
+    """
+    Read ``path`` (a whole nginx.conf or a conf.d snippet) and everything it
+    includes.  Raises :class:`ConfigErrors` listing every mistake found.
+    """
+    builder = _Builder(path, resolve)
+    statements = _Reader(path, builder.errors, builder.notices).read_main()
+    return builder.build(statements)
+
+
+# -- reading: crossplane, includes ---------------------------------------------------
+
+
+@frozen
+class _Stmt:
+    name: str
+    args: tuple[str, ...]
+    source: Source
+    block: tuple[_Stmt, ...] | None
+
+
+def _syntax_problem(path: str) -> tuple[int, str] | None:
+    """
+    The first token-level mistake nginx would reject and crossplane lets
+    through (``listen 80 }``, a missing ``;`` at the end of the file).
+    """
+    after_word = False
+    line = 1
+    try:
+        for token, line, quoted in lex(path):
+            if quoted or not (token.startswith("#") or token in ("{", ";", "}")):
+                after_word = True
+            elif token.startswith("#"):
+                continue
+            elif after_word == (token == "}"):
+                return line, f'unexpected "{token}"'
+            else:
+                after_word = False
+    except NgxParserBaseException as exc:
+        return exc.lineno or line, exc.strerror
+    if after_word:
+        return line, 'unexpected end of file, expecting ";" or "}"'
+    return None
+
+
+def _crossplane_reason(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or "syntax error"
+
+
+class _Reader:
+    """Turns files into one statement tree, with ``include`` spliced in place."""
+
+    def __init__(self, path: str, errors: list[ConfigError], notices: list[str]) -> None:
+        self.path = path
+        self.main_dir = os.path.dirname(path)
+        self.errors = errors
+        self.notices = notices
+
+    def read_main(self) -> list[_Stmt]:
+        return self._file(self.path, None, (os.path.realpath(self.path),))
+
+    def _file(self, path: str, included_at: Source | None, stack: tuple[str, ...]) -> list[_Stmt]:
+        try:
+            open(path, "rb").close()
+        except OSError as exc:
+            self.errors.append(ConfigError(included_at, f'open() "{path}" failed ({exc.strerror})'))
+            return []
+        problem = _syntax_problem(path)
+        if problem is not None:
+            self.errors.append(ConfigError(Source(path, problem[0]), problem[1]))
+            return []
+        payload = crossplane.parse(
+            path,
+            onerror=_crossplane_reason,
+            single=True,
+            comments=False,
+            check_ctx=False,
+            check_args=False,
+        )
+        for err in payload["errors"]:
+            self.errors.append(ConfigError(Source(path, err["line"] or 0), err["callback"]))
+        return self._statements(payload["config"][0]["parsed"], path, stack)
+
+    def _statements(self, raw: list[dict], path: str, stack: tuple[str, ...]) -> list[_Stmt]:
+        out: list[_Stmt] = []
+        for item in raw:
+            source = Source(path, item["line"])
+            args = tuple(item["args"])
+            block = item.get("block")
+            if item["directive"] == "include":
+                out.extend(self._include(args, block is not None, source, stack))
+                continue
+            inner = None if block is None else tuple(self._statements(block, path, stack))
+            out.append(_Stmt(item["directive"], args, source, inner))
+        return out
+
+    def _include(
+        self, args: tuple[str, ...], has_block: bool, source: Source, stack: tuple[str, ...]
+    ) -> list[_Stmt]:
+        if has_block:
+            self.errors.append(ConfigError(source, 'directive "include" is not terminated by ";"'))
+            return []
+        if len(args) != 1:
+            self.errors.append(ConfigError(source, 'invalid number of arguments in "include" directive'))
+            return []
+        pattern = args[0]
+        if os.path.basename(pattern) == "mime.types":
+            self.notices.append(_ignored_notice(source, f"include {pattern}"))
+            return []
+        try:
+            paths = self._expand(pattern, source)
+        except ConfigError as exc:
+            self.errors.append(exc)
+            return []
+        out: list[_Stmt] = []
+        for included in paths:
+            real = os.path.realpath(included)
+            if real in stack:
+                self.errors.append(ConfigError(source, f'include cycle: "{included}" includes itself'))
+                continue
+            out.extend(self._file(included, source, stack + (real,)))
+        return out
+
+    def _expand(self, pattern: str, source: Source) -> list[str]:
+        """
+        Files named by an ``include``: relative to the including file, else
+        (nginx's own rule) relative to the main configuration file.  A glob
+        that matches nothing is not an error, as in nginx.
+        """
+        if os.path.isabs(pattern):
+            candidates = [pattern]
+        else:
+            candidates = list(
+                dict.fromkeys(
+                    [os.path.join(os.path.dirname(source.file), pattern), os.path.join(self.main_dir, pattern)]
+                )
+            )
+        for candidate in candidates:
+            if glob.has_magic(candidate):
+                found = sorted(p for p in glob.glob(candidate) if os.path.isfile(p))
+            else:
+                found = [candidate] if os.path.exists(candidate) else []
+            if found:
+                return found
+        if glob.has_magic(pattern):
+            return []
+        raise ConfigError(source, f'open() "{candidates[0]}" failed (No such file or directory)')
+
+
+def _ignored_notice(source: Source, what: str) -> str:
+    return f'{source}: directive "{what}" has no effect in wstunnel and is ignored'
+
+
+# -- addresses and URLs ------------------------------------------------------------
+
+
+def _port(text: str, whole: str, lowest: int = 1) -> int:
+    if not text.isdigit() or not lowest <= int(text) <= 65535:
+        raise ValueError(f'invalid port in "{whole}"')
+    return int(text)
+
+
+def _split_host_port(text: str, default_port: int | None, lowest_port: int = 1) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port``; the host without brackets."""
+    if text.startswith("["):
+        end = text.find("]")
+        host, tail = (text[1:end], text[end + 1 :]) if end > 0 else ("", "")
+        if end < 0 or (tail and not tail.startswith(":")):
+            raise ValueError(f'invalid IPv6 address in "{text}"')
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f'invalid IPv6 address in "{text}"') from None
+        port_text = tail[1:] if tail else None
+    elif text.count(":") > 1:
+        raise ValueError(f'IPv6 address in "{text}" must be written in brackets')
+    else:
+        host, sep, port_text_ = text.partition(":")
+        port_text = port_text_ if sep else None
+    if not host:
+        raise ValueError(f'no host in "{text}"')
+    return host, default_port if port_text is None else _port(port_text, text, lowest_port)
+
+
+def _format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+@frozen
+class _ProxyURL:
+    """A ``proxy_pass`` URL checked for syntax, before upstream names are known."""
+
+    authority: str
+    host: str
+    port: int | None
+    uri: str | None
+    source: Source
+
+
+def _parse_proxy_url(url: str, source: Source) -> _ProxyURL:
+    if "$" in url:
+        raise ValueError('variables in "proxy_pass" are not supported by wstunnel')
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() == "https":
+        raise ValueError("https upstreams are not supported yet")
+    if not sep or scheme.lower() != "http":
+        raise ValueError(f'invalid URL prefix in "{url}"')
+    cut = min([i for i in (rest.find("/"), rest.find("?")) if i >= 0], default=len(rest))
+    authority, uri = rest[:cut], rest[cut:]
+    if authority.startswith("unix:"):
+        raise ValueError("unix domain sockets are not supported by wstunnel")
+    if "@" in authority:
+        raise ValueError(f'user information in "{url}" is not supported')
+    host, port = _split_host_port(authority, None)
+    return _ProxyURL(authority, host, port, uri or None, source)
+
+
+# -- the directive table -----------------------------------------------------------
+
+
+@frozen
+class _Spec:
+    contexts: frozenset[str]
+    min_args: int
+    max_args: int | None
+    handler: Callable[[_Builder, _Stmt, _Level], None]
+    block: bool = False
+    once: bool = False  # nginx: '"X" directive is duplicate'
+
+
+# -- per-level state gathered while walking ------------------------------------------
+
+
+@define
+class _Level:
+    source: Source
+    seen: set[str] = field(factory=set)
+    http_version: str | None = None
+    timeouts: dict[str, float] = field(factory=dict)
+    headers: list[tuple[str, str, Source]] | None = None
+    access_logs: list[AccessLog] | None = None
+    access_off: bool = False
+
+
+@define
+class _LocationLevel(_Level):
+    path: str = ""
+    exact: bool = False
+    proxy_pass: _ProxyURL | None = None
+
+
+@define
+class _ServerLevel(_Level):
+    names: list[str] = field(factory=list)
+    listens: list[Listen] = field(factory=list)
+    locations: list[_LocationLevel] = field(factory=list)
+
+
+@define
+class _UpstreamLevel(_Level):
+    name: str = ""
+    servers: list[tuple[str, str, int, Source]] = field(factory=list)  # text, host, port
+
+
+@define
+class _RawMap:
+    variable: str
+    source_text: str
+    entries: dict[str, tuple[str, Source]]
+    default: tuple[str, Source] | None
+    source: Source
+
+
+@frozen
+class _Effective:
+    """The inheritable settings in force at one level."""
+
+    http_version: str
+    timeouts: Timeouts
+    headers: tuple[HeaderSetting, ...]
+    access_logs: tuple[AccessLog, ...]
+
+
+# -- walking and building ----------------------------------------------------------
+
+
+class _Builder:
+    def __init__(self, path: str, resolve: Resolver) -> None:
+        self.path = path
+        self.main_dir = os.path.dirname(path)
+        self.resolve = resolve
+        self.errors: list[ConfigError] = []
+        self.notices: list[str] = []
+        self.snippet = False
+        self.main = _Level(Source(path, 0))
+        self.http = _Level(Source(path, 0))
+        self.error_logs: list[ErrorLog] = []
+        self.maps: dict[str, _RawMap] = {}
+        self.upstreams: dict[str, _UpstreamLevel] = {}
+        self.servers: list[_ServerLevel] = []
+
+    def build(self, statements: list[_Stmt]) -> Config:
+        self.snippet = not any(s.name == "http" for s in statements)
+        self.walk(statements, MAIN, self.main)
+        maps = self._compile_maps()
+        upstreams = self._resolve_upstreams()
+        implicit: dict[tuple[str, int], Upstream] = {}
+        http = self._effective(self.http, _root_settings(self.path))
+        servers = tuple(self._build_server(s, http, upstreams, implicit) for s in self.servers)
+        bindings = self._bindings(servers)
+        if self.errors:
+            raise ConfigErrors(self.errors)
+        all_upstreams = {u.name: u for u in upstreams.values()}
+        all_upstreams.update((u.name, u) for u in implicit.values())
+        return Config(
+            path=self.path,
+            bindings=bindings,
+            servers=servers,
+            upstreams=all_upstreams,
+            maps=maps,
+            error_logs=tuple(self.error_logs) or (ErrorLog("stderr", "error", Source(self.path, 0)),),
+            notices=tuple(self.notices),
+        )
+
+    # walking
+
+    def walk(self, statements: Iterable[_Stmt], ctx: str, level: _Level) -> None:
+        for stmt in statements:
+            try:
+                self._dispatch(stmt, ctx, level)
+            except ConfigError as exc:
+                self.errors.append(exc)
+
+    def _dispatch(self, stmt: _Stmt, ctx: str, level: _Level) -> None:
+        spec = _UPSTREAM_TABLE.get(stmt.name) if ctx == UPSTREAM else None
+        spec = spec or _TABLE.get(stmt.name)
+        if spec is None:
+            raise _unknown(stmt)
+        if ctx not in spec.contexts:
+            if not (ctx == MAIN and self.snippet and HTTP in spec.contexts):
+                raise ConfigError(stmt.source, f'"{stmt.name}" directive is not allowed here')
+            level = self.http
+        nargs = len(stmt.args)
+        if nargs < spec.min_args or (spec.max_args is not None and nargs > spec.max_args):
+            raise ConfigError(stmt.source, f'invalid number of arguments in "{stmt.name}" directive')
+        if spec.block and stmt.block is None:
+            raise ConfigError(stmt.source, f'directive "{stmt.name}" has no opening "{{"')
+        if not spec.block and stmt.block is not None:
+            raise ConfigError(stmt.source, f'directive "{stmt.name}" is not terminated by ";"')
+        if spec.once:
+            if stmt.name in level.seen:
+                raise ConfigError(stmt.source, f'"{stmt.name}" directive is duplicate')
+            level.seen.add(stmt.name)
+        spec.handler(self, stmt, level)
+
+    # main and events
+
+    def _ignored(self, stmt: _Stmt, level: _Level) -> None:
+        self.notices.append(_ignored_notice(stmt.source, stmt.name))
+
+    def _worker_processes(self, stmt: _Stmt, level: _Level) -> None:
+        value = stmt.args[0]
+        if value != "auto" and not (value.isdigit() and int(value) > 0):
+            raise ConfigError(stmt.source, f'invalid value "{value}" in "worker_processes" directive')
+
+    def _worker_connections(self, stmt: _Stmt, level: _Level) -> None:
+        value = stmt.args[0]
+        if not (value.isdigit() and int(value) > 0):
+            raise ConfigError(stmt.source, f'invalid value "{value}" in "worker_connections" directive')
+
+    def _events(self, stmt: _Stmt, level: _Level) -> None:
+        self.walk(stmt.block or (), EVENTS, _Level(stmt.source))
+
+    def _http(self, stmt: _Stmt, level: _Level) -> None:
+        self.http.source = stmt.source
+        self.walk(stmt.block or (), HTTP, self.http)
+
+    def _error_log(self, stmt: _Stmt, level: _Level) -> None:
+        path = stmt.args[0]
+        severity = stmt.args[1] if len(stmt.args) > 1 else "error"
+        if path.startswith(("syslog:", "memory:")):
+            raise ConfigError(stmt.source, f'"{path.split(":")[0]}:" error logs are not supported by wstunnel')
+        if severity not in _ERROR_LEVELS:
+            raise ConfigError(stmt.source, f'invalid log level "{severity}"')
+        self.error_logs.append(ErrorLog(self._log_path(path), severity, stmt.source))
+
+    def _log_path(self, path: str) -> str:
+        """Log files are relative to the main config file's directory."""
+        if path in ("stderr", "stdout"):
+            return path
+        return os.path.join(self.main_dir, path)
+
+    # http level
+
+    def _map(self, stmt: _Stmt, level: _Level) -> None:
+        source_text, var = stmt.args
+        name = var[1:].lower()
+        if not var.startswith("$") or not _VARIABLE_NAME.fullmatch(name):
+            raise ConfigError(stmt.source, f'invalid variable name "{var}"')
+        if name in self.maps or is_builtin(name):
+            raise ConfigError(stmt.source, f'the duplicate "{name}" variable')
+        raw = _RawMap(name, source_text, {}, None, stmt.source)
+        self.maps[name] = raw
+        for entry in stmt.block or ():
+            try:
+                self._map_entry(raw, entry)
+            except ConfigError as exc:
+                self.errors.append(exc)
+
+    def _map_entry(self, raw: _RawMap, entry: _Stmt) -> None:
+        key = entry.name
+        if key in ("hostnames", "volatile") and not entry.args:
+            raise ConfigError(entry.source, f'"{key}" in "map" is not supported by wstunnel')
+        if entry.block is not None or len(entry.args) != 1:
+            raise ConfigError(entry.source, "invalid number of the map parameters")
+        value = (entry.args[0], entry.source)
+        if key == "default":
+            if raw.default is not None:
+                raise ConfigError(entry.source, "duplicate default map parameter")
+            raw.default = value
+            return
+        if key.startswith("~"):
+            raise ConfigError(entry.source, "regular expressions in map are not supported by wstunnel")
+        key = key.removeprefix("\\").lower()
+        if key in raw.entries:
+            raise ConfigError(entry.source, f'conflicting parameter "{entry.name}"')
+        raw.entries[key] = value
+
+    def _upstream(self, stmt: _Stmt, level: _Level) -> None:
+        name = stmt.args[0]
+        if name.lower() in self.upstreams:
+            raise ConfigError(stmt.source, f'duplicate upstream "{name}"')
+        upstream = _UpstreamLevel(stmt.source, name=name)
+        self.upstreams[name.lower()] = upstream
+        self.walk(stmt.block or (), UPSTREAM, upstream)
+        if not any(s.name == "server" for s in stmt.block or ()):
+            raise ConfigError(stmt.source, "no servers are inside upstream")
+
+    def _upstream_server(self, stmt: _Stmt, level: _Level) -> None:
+        assert isinstance(level, _UpstreamLevel)
+        address, *params = stmt.args
+        if params:
+            raise ConfigError(stmt.source, f'upstream server parameter "{params[0]}" is not supported yet')
+        if address.startswith("unix:"):
+            raise ConfigError(stmt.source, "unix domain sockets are not supported by wstunnel")
+        try:
+            host, port = _split_host_port(address, 80)
+        except ValueError as exc:
+            raise ConfigError(stmt.source, str(exc)) from None
+        assert port is not None
+        level.servers.append((address, host, port, stmt.source))
+
+    def _server(self, stmt: _Stmt, level: _Level) -> None:
+        server = _ServerLevel(stmt.source)
+        self.servers.append(server)
+        self.walk(stmt.block or (), SERVER, server)
+
+    # server level
+
+    def _listen(self, stmt: _Stmt, level: _Level) -> None:
+        assert isinstance(level, _ServerLevel)
+        address, *params = stmt.args
+        default_server = False
+        for param in params:
+            if param not in ("default_server", "default"):
+                raise ConfigError(stmt.source, f'"listen" parameter "{param}" is not supported by wstunnel')
+            default_server = True
+        for host, port in self._listen_addresses(address, stmt.source):
+            level.listens.append(Listen(host, port, default_server, stmt.source))
+
+    def _listen_addresses(self, address: str, source: Source) -> list[tuple[str, int]]:
+        if address.startswith("unix:"):
+            raise ConfigError(source, "unix domain sockets are not supported by wstunnel")
+        try:
+            if address.isdigit():
+                return [("0.0.0.0", _port(address, address, _LISTEN_LOWEST_PORT))]
+            host, port = _split_host_port(address, 80, _LISTEN_LOWEST_PORT)
+        except ValueError as exc:
+            raise ConfigError(source, f'{exc} of the "listen" directive') from None
+        assert port is not None
+        if host == "*":
+            return [("0.0.0.0", port)]
+        if _is_ip(host):
+            return [(host, port)]
+        try:
+            return [(ip, port) for ip in self.resolve(host, port)]
+        except OSError:
+            raise ConfigError(source, f'host not found in "{address}" of the "listen" directive') from None
+
+    def _server_name(self, stmt: _Stmt, level: _Level) -> None:
+        assert isinstance(level, _ServerLevel)
+        for name in stmt.args:
+            if name.startswith("~"):
+                raise ConfigError(stmt.source, f'regular expression server names are not supported by wstunnel: "{name}"')
+            if "$" in name:
+                raise ConfigError(stmt.source, f'variables in "server_name" are not supported by wstunnel: "{name}"')
+            if name.startswith(".") or "*" in name.removeprefix("*."):
+                raise ConfigError(
+                    stmt.source, f'server name "{name}" is not supported by wstunnel (only exact names and "*.suffix")'
+                )
+            level.names.append(name.lower())
+
+    def _location(self, stmt: _Stmt, level: _Level) -> None:
+        if isinstance(level, _LocationLevel):
+            raise ConfigError(stmt.source, "nested locations are not supported by wstunnel")
+        assert isinstance(level, _ServerLevel)
+        modifier, path = _location_modifier(stmt.args)
+        if modifier in ("~", "~*"):
+            raise ConfigError(stmt.source, "regular expression locations are not supported by wstunnel")
+        if modifier == "^~":
+            raise ConfigError(stmt.source, '"^~" locations are not supported by wstunnel')
+        if modifier == "@":
+            raise ConfigError(stmt.source, "named locations are not supported by wstunnel")
+        if modifier not in ("", "="):
+            raise ConfigError(stmt.source, f'invalid location modifier "{modifier}"')
+        exact = modifier == "="
+        if any(loc.path == path and loc.exact == exact for loc in level.locations):
+            raise ConfigError(stmt.source, f'duplicate location "{path}"')
+        location = _LocationLevel(stmt.source, path=path, exact=exact)
+        level.locations.append(location)
+        self.walk(stmt.block or (), LOCATION, location)
+
+    # location level and inheritable settings
+
+    def _proxy_pass(self, stmt: _Stmt, level: _Level) -> None:
+        assert isinstance(level, _LocationLevel)
+        try:
+            level.proxy_pass = _parse_proxy_url(stmt.args[0], stmt.source)
+        except ValueError as exc:
+            raise ConfigError(stmt.source, str(exc)) from None
+
+    def _proxy_http_version(self, stmt: _Stmt, level: _Level) -> None:
+        value = stmt.args[0]
+        if value not in ("1.0", "1.1"):
+            raise ConfigError(
+                stmt.source, f'invalid value "{value}" in "proxy_http_version" directive, it must be "1.0" or "1.1"'
+            )
+        level.http_version = value
+
+    def _proxy_set_header(self, stmt: _Stmt, level: _Level) -> None:
+        name, value = stmt.args
+        if not _TOKEN.fullmatch(name):
+            raise ConfigError(stmt.source, f'invalid header name "{name}"')
+        if any(c in value for c in "\r\n\0"):
+            raise ConfigError(stmt.source, f'invalid value for header "{name}": CR, LF and NUL are not allowed')
+        if level.headers is None:
+            level.headers = []
+        level.headers.append((name, value, stmt.source))
+
+    def _timeout(self, stmt: _Stmt, level: _Level) -> None:
+        try:
+            seconds = parse_time(stmt.args[0])
+        except ValueError as exc:
+            raise ConfigError(stmt.source, f'"{stmt.name}" directive {exc}') from None
+        level.timeouts[_TIMEOUT_FIELDS[stmt.name]] = seconds
+
+    def _access_log(self, stmt: _Stmt, level: _Level) -> None:
+        path, *rest = stmt.args
+        if path == "off":
+            if rest:
+                raise ConfigError(stmt.source, f'invalid parameter "{rest[0]}"')
+            level.access_off = True
+            return
+        if path.startswith("syslog:"):
+            raise ConfigError(stmt.source, '"syslog:" access logs are not supported by wstunnel')
+        if "$" in path:
+            raise ConfigError(stmt.source, "variables in access_log paths are not supported by wstunnel")
+        log_format = rest[0] if rest else "combined"
+        if log_format != "combined":
+            raise ConfigError(stmt.source, f'unknown log format "{log_format}"')
+        if len(rest) > 1:
+            raise ConfigError(stmt.source, f'access_log parameter "{rest[1]}" is not supported by wstunnel')
+        if level.access_logs is None:
+            level.access_logs = []
+        level.access_logs.append(AccessLog(self._log_path(path), log_format, stmt.source))
+
+    # building: maps
+
+    def _template(self, text: str, source: Source) -> Template | None:
+        try:
+            return compile_template(text, source, self.maps)
+        except ConfigError as exc:
+            self.errors.append(exc)
+            return None
+
+    def _compile_maps(self) -> dict[str, MapDef]:
+        maps: dict[str, MapDef] = {}
+        for raw in self.maps.values():
+            source_template = self._template(raw.source_text, raw.source)
+            default = self._template(*raw.default) if raw.default else compile_template("", raw.source, ())
+            exact = {key: self._template(text, src) for key, (text, src) in raw.entries.items()}
+            if source_template is None or default is None or None in exact.values():
+                continue
+            maps[raw.variable] = MapDef(raw.variable, source_template, exact, default, raw.source)  # type: ignore[arg-type]
+        _check_map_cycles(maps, self.errors)
+        return maps
+
+    # building: upstreams
+
+    def _addresses(self, host: str, port: int, what: str, source: Source) -> list[str]:
+        try:
+            addresses = list(self.resolve(host, port))
+        except OSError:
+            addresses = []
+        if not addresses:
+            self.errors.append(ConfigError(source, f'host not found in upstream "{what}"'))
+        return addresses
+
+    def _resolve_upstreams(self) -> dict[str, Upstream]:
+        resolved: dict[str, Upstream] = {}
+        for key, level in self.upstreams.items():
+            peers = [
+                Peer(ip, port, text)
+                for text, host, port, source in level.servers
+                for ip in self._addresses(host, port, text, source)
+            ]
+            resolved[key] = Upstream(level.name, tuple(peers), False, level.source)
+        return resolved
+
+    def _proxy(
+        self, url: _ProxyURL, upstreams: dict[str, Upstream], implicit: dict[tuple[str, int], Upstream]
+    ) -> ProxyPass | None:
+        named = upstreams.get(url.host.lower())
+        if named is not None:
+            if url.port is not None:
+                self.errors.append(ConfigError(url.source, f'upstream "{url.host}" may not have port {url.port}'))
+                return None
+            return ProxyPass("http", named, url.uri, named.name, url.source)
+        port = 80 if url.port is None else url.port
+        upstream = implicit.get((url.host, port))
+        if upstream is None:
+            peers = tuple(Peer(ip, port, url.authority) for ip in self._addresses(url.host, port, url.authority, url.source))
+            upstream = implicit[(url.host, port)] = Upstream(url.authority, peers, True, url.source)
+        proxy_host = f"[{url.host}]" if ":" in url.host else url.host
+        if port != 80:
+            proxy_host += f":{port}"
+        return ProxyPass("http", upstream, url.uri, proxy_host, url.source)
+
+    # building: inheritance, servers, bindings
+
+    def _effective(self, level: _Level, parent: _Effective) -> _Effective:
+        """nginx's merge: scalars inherit one by one, lists all-or-nothing."""
+        headers = parent.headers
+        if level.headers is not None:
+            compiled = [(n, self._template(v, s), s) for n, v, s in level.headers]
+            headers = tuple(HeaderSetting(n, t, s) for n, t, s in compiled if t is not None)
+        access_logs = parent.access_logs
+        if level.access_off:
+            access_logs = ()
+        elif level.access_logs is not None:
+            access_logs = tuple(level.access_logs)
+        return _Effective(
+            http_version=level.http_version or parent.http_version,
+            timeouts=evolve(parent.timeouts, **level.timeouts),
+            headers=headers,
+            access_logs=access_logs,
+        )
+
+    def _build_server(
+        self,
+        level: _ServerLevel,
+        http: _Effective,
+        upstreams: dict[str, Upstream],
+        implicit: dict[tuple[str, int], Upstream],
+    ) -> Server:
+        settings = self._effective(level, http)
+        locations = []
+        for loc in level.locations:
+            eff = self._effective(loc, settings)
+            proxy_pass = None if loc.proxy_pass is None else self._proxy(loc.proxy_pass, upstreams, implicit)
+            locations.append(
+                Location(
+                    path=loc.path,
+                    exact=loc.exact,
+                    proxy_pass=proxy_pass,
+                    http_version=eff.http_version,
+                    set_headers=eff.headers,
+                    timeouts=eff.timeouts,
+                    access_logs=eff.access_logs,
+                    source=loc.source,
+                )
+            )
+        listens = level.listens or [Listen("0.0.0.0", _default_port(), False, level.source)]
+        return Server(tuple(level.names) or ("",), tuple(listens), tuple(locations), level.source)
+
+    def _bindings(self, servers: tuple[Server, ...]) -> tuple[Binding, ...]:
+        """One binding per address; its default is the ``default_server``, else the first."""
+        groups: dict[tuple[str, int], list[tuple[Server, Listen]]] = {}
+        for server in servers:
+            for listen in server.listens:
+                group = groups.setdefault((listen.host, listen.port), [])
+                address = _format_address(listen.host, listen.port)
+                if any(s is server for s, _ in group):
+                    self.errors.append(ConfigError(listen.source, f"a duplicate listen {address}"))
+                    continue
+                if listen.default_server and any(l.default_server for _, l in group):
+                    self.errors.append(ConfigError(listen.source, f"a duplicate default server for {address}"))
+                    continue
+                group.append((server, listen))
+        bindings = []
+        for (host, port), group in groups.items():
+            default = next((s for s, l in group if l.default_server), group[0][0])
+            bindings.append(Binding(host, port, default, tuple(s for s, _ in group)))
+        return tuple(bindings)
+
+
+def _root_settings(path: str) -> _Effective:
+    """
+    What applies when no level sets anything.  The access log goes to
+    stdout and the error log to stderr, as in the official nginx container
+    image, since there is no nginx prefix directory to put logs/ in.
+    """
+    return _Effective(
+        http_version=_DEFAULT_HTTP_VERSION,
+        timeouts=Timeouts(),
+        headers=(),
+        access_logs=(AccessLog("stdout", "combined", Source(path, 0)),),
+    )
+
+
+def _default_port() -> int:
+    """nginx's rule for a server without ``listen``: 80 as root, else 8000."""
+    return 80 if os.geteuid() == 0 else 8000
+
+
+def _location_modifier(args: tuple[str, ...]) -> tuple[str, str]:
+    """``location [modifier] path``, also with the modifier glued on (``=/x``)."""
+    if len(args) == 2:
+        return args[0], args[1]
+    text = args[0]
+    for modifier in ("^~", "~*", "=", "~", "@"):
+        if text.startswith(modifier):
+            return modifier, text[len(modifier) :]
+    return "", text
+
+
+def _map_dependencies(mapdef: MapDef, maps: dict[str, MapDef]) -> list[str]:
+    templates = [mapdef.source_template, mapdef.default, *mapdef.exact.values()]
+    names = (p.name for t in templates for p in t.parts if isinstance(p, VarRef))
+    return list(dict.fromkeys(n for n in names if n in maps))
+
+
+def _check_map_cycles(maps: dict[str, MapDef], errors: list[ConfigError]) -> None:
+    """A map that needs its own value would recurse forever per request."""
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            cycle = " -> ".join(f"${n}" for n in path[path.index(name) :] + [name])
+            raise ConfigError(maps[name].source, f"cycle in map variables: {cycle}")
+        if name in done:
+            return
+        for dep in _map_dependencies(maps[name], maps):
+            visit(dep, path + [name])
+        done.add(name)
+
+    for name in maps:
+        try:
+            visit(name, [])
+        except ConfigError as exc:
+            errors.append(exc)
+            done.update(maps)
+            return
+
+
+def _unknown(stmt: _Stmt) -> ConfigError:
+    if stmt.name in NGINX_DIRECTIVES:
+        return ConfigError(stmt.source, f'"{stmt.name}" is not supported by wstunnel')
+    return ConfigError(stmt.source, f'unknown directive "{stmt.name}"')
+
+
+_ALL = frozenset({MAIN, HTTP, SERVER, LOCATION})
+
+
+_Handler = Callable[[_Builder, _Stmt, _Level], None]
+
+
+def _spec(
+    contexts: Iterable[str], min_args: int, max_args: int | None, handler: _Handler, *, block: bool = False, once: bool = False
+) -> _Spec:
+    return _Spec(frozenset(contexts), min_args, max_args, handler, block, once)
+
+
+_TABLE: dict[str, _Spec] = {
+    "worker_processes": _spec({MAIN}, 1, 1, _Builder._worker_processes, once=True),
+    "events": _spec({MAIN}, 0, 0, _Builder._events, block=True, once=True),
+    "worker_connections": _spec({EVENTS}, 1, 1, _Builder._worker_connections, once=True),
+    "http": _spec({MAIN}, 0, 0, _Builder._http, block=True, once=True),
+    "error_log": _spec(_ALL, 1, 2, _Builder._error_log),
+    "map": _spec({HTTP}, 2, 2, _Builder._map, block=True),
+    "upstream": _spec({HTTP}, 1, 1, _Builder._upstream, block=True),
+    "server": _spec({HTTP}, 0, 0, _Builder._server, block=True),
+    "listen": _spec({SERVER}, 1, None, _Builder._listen),
+    "server_name": _spec({SERVER}, 1, None, _Builder._server_name),
+    "location": _spec({SERVER, LOCATION}, 1, 2, _Builder._location, block=True),
+    "proxy_pass": _spec({LOCATION}, 1, 1, _Builder._proxy_pass, once=True),
+    "proxy_http_version": _spec(_HTTP_LEVELS, 1, 1, _Builder._proxy_http_version, once=True),
+    "proxy_set_header": _spec(_HTTP_LEVELS, 2, 2, _Builder._proxy_set_header),
+    "access_log": _spec(_HTTP_LEVELS, 1, None, _Builder._access_log),
+    **{name: _spec(_HTTP_LEVELS, 1, 1, _Builder._timeout, once=True) for name in _TIMEOUT_FIELDS},
+    # Accepted and ignored: none of these can change what is proxied.
+    "pid": _spec({MAIN}, 1, 1, _Builder._ignored, once=True),
+    "user": _spec({MAIN}, 1, 2, _Builder._ignored, once=True),
+    "use": _spec({EVENTS}, 1, 1, _Builder._ignored, once=True),
+    "multi_accept": _spec({EVENTS}, 1, 1, _Builder._ignored, once=True),
+    "accept_mutex": _spec({EVENTS}, 1, 1, _Builder._ignored, once=True),
+    "sendfile": _spec(_HTTP_LEVELS, 1, 1, _Builder._ignored, once=True),
+    "tcp_nopush": _spec(_HTTP_LEVELS, 1, 1, _Builder._ignored, once=True),
+    "tcp_nodelay": _spec(_HTTP_LEVELS, 1, 1, _Builder._ignored, once=True),
+    "types": _spec(_HTTP_LEVELS, 0, 0, _Builder._ignored, block=True),
+    "default_type": _spec(_HTTP_LEVELS, 1, 1, _Builder._ignored, once=True),
+    "types_hash_max_size": _spec(_HTTP_LEVELS, 1, 1, _Builder._ignored, once=True),
+    "types_hash_bucket_size": _spec(_HTTP_LEVELS, 1, 1, _Builder._ignored, once=True),
+    **{
+        f"{prefix}_temp_path": _spec(_HTTP_LEVELS, 1, 4, _Builder._ignored, once=True)
+        for prefix in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    },
+}
+_UPSTREAM_TABLE: dict[str, _Spec] = {
+    "server": _spec({UPSTREAM}, 1, None, _Builder._upstream_server),
+}
+
+IGNORED_DIRECTIVES = frozenset(name for name, spec in _TABLE.items() if spec.handler is _Builder._ignored) | {
+    "include mime.types"
+}
