@@ -1,6 +1,7 @@
 import ipaddress
 import os
 import pathlib
+import re
 import socket
 import textwrap
 
@@ -1058,3 +1059,9 @@ def test_fuzzed_configs_load_or_report_located_errors(write, monkeypatch, stmts)
             assert str(error).startswith(f"{error.source.file}:{error.source.line}: ")
     else:
         assert isinstance(config, Config)
+
+
+def test_reference_documents_every_directive_and_ignored_directive():
+    reference = (EXAMPLES.parent / "configuration.md").read_text()
+    for name in set(loader._TABLE) | IGNORED_DIRECTIVES:
+        assert re.search(rf"(`|### |, |/ ){re.escape(name)}\b", reference), name
