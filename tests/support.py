@@ -59,7 +59,8 @@ class ScriptedBackend(protocol.Protocol):
     """
     A raw upstream: collects the request head, then lets the test's
     ``on_head(self, head, rest)`` answer.  Everything received is kept in
-    ``received``; ``eof`` fires when the proxy half-closes towards us.
+    ``received``; ``eof`` fires when the proxy's FIN arrives, after which
+    the backend closes too unless the factory keeps half-closed connections.
     """
 
     def __init__(self, factory: "BackendFactory") -> None:
@@ -103,6 +104,8 @@ class ScriptedBackend(protocol.Protocol):
 
     def readConnectionLost(self) -> None:
         self.eof.callback(self.received)
+        if not self.factory.half_close:
+            self.transport.loseConnection()
 
     def writeConnectionLost(self) -> None:
         pass
@@ -116,8 +119,10 @@ class ScriptedBackend(protocol.Protocol):
 class BackendFactory(protocol.Factory):
     noisy = False
 
-    def __init__(self, on_head: Callable[[ScriptedBackend, bytes, bytes], None]) -> None:
+    def __init__(self, on_head: Callable[[ScriptedBackend, bytes, bytes], None],
+                 half_close: bool = False) -> None:
         self.on_head = on_head
+        self.half_close = half_close  # keep writing after the proxy's FIN, like a real peer may
         self.heads: list[bytes] = []
         self.connections: list[ScriptedBackend] = []
         self.first: defer.Deferred = defer.Deferred()
@@ -139,8 +144,8 @@ def switch_answer(head: bytes, extra: bytes = b"") -> bytes:
     )
 
 
-def listen_backend(on_head: Callable[[ScriptedBackend, bytes, bytes], None]):
-    factory = BackendFactory(on_head)
+def listen_backend(on_head: Callable[[ScriptedBackend, bytes, bytes], None], half_close: bool = False):
+    factory = BackendFactory(on_head, half_close)
     port = reactor.listenTCP(0, factory, interface="127.0.0.1")
     return factory, port
 

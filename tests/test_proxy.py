@@ -190,7 +190,7 @@ async def test_early_bytes_both_ways_arrive_first_and_in_order(proxies) -> None:
             writer.write(b"+later")
             await writer.drain()
             backend = factory.connections[0]
-            await backend.wait_data(len(b"early-frame+later"))
+            await aio_deferred(backend.wait_data(len(b"early-frame+later")))
             writer.close()
             return first
 
@@ -326,7 +326,7 @@ def _tunnel_backend(on_tunnel):
 
 @pytest_twisted.ensureDeferred
 async def test_half_close_from_the_client_keeps_the_other_direction_open(proxies) -> None:
-    factory, bport = listen_backend(_tunnel_backend(lambda b: None))
+    factory, bport = listen_backend(_tunnel_backend(lambda b: None), half_close=True)
     try:
         port = proxies(BARE.format(port=bport.getHost().port, extra=""))
 

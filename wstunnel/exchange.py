@@ -192,7 +192,7 @@ class Exchange:
             detail=detail,
             client=self._client.peer_text,
         )
-        self._upstream_failed(502, retry=False)
+        self._upstream_failed(502, retry=False, close=True)
 
     def upstream_lost(self, reason: Failure) -> None:
         if self.phase is Phase.DONE:
@@ -215,7 +215,7 @@ class Exchange:
         )
         self._upstream_failed(504, retry=True)
 
-    def _upstream_failed(self, status: int, *, retry: bool) -> None:
+    def _upstream_failed(self, status: int, *, retry: bool, close: bool = False) -> None:
         """
         Before the response head, try the next peer if nginx would; after
         it, the client has seen a partial answer and the only honest thing
@@ -234,11 +234,15 @@ class Exchange:
         if retry and self._replayable and self._client.may_retry():
             self._try_next_peer()
         else:
-            self._give_up(status)
+            self._give_up(status, close=close)
 
-    def _give_up(self, status: int) -> None:
+    def _give_up(self, status: int, *, close: bool = False) -> None:
+        """
+        ``close``: after an answer we could not make sense of (including a
+        101 nobody asked for), the client connection is not reused either.
+        """
         self._finish()
-        self._client.fail(status, "upstream failed")
+        self._client.fail(status, "upstream failed", close=close)
 
     # The client went away, or the exchange is over.
 
