@@ -1,0 +1,410 @@
+"""
+Header rewriting on both legs of a proxied exchange.
+
+The upstream request is rebuilt, never patched: hop-by-hop headers go,
+``proxy_set_header`` values are rendered, and the upgrade pair and body
+framing are decided here so the bytes sent match what the proxy parsed.
+Headers a client names in ``Connection`` are removed (RFC 9110 section
+7.6.1) *before* our own are added, and never the identity, framing or
+configured ones, so ``Connection: X-Forwarded-For`` cannot delete what the
+config relies on (CVE-2022-31813, CVE-2022-1388).
+
+Rendered values are latin-1 strings (one character per byte), as in
+:mod:`wstunnel.variables`.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import re
+import time
+import weakref
+from email.utils import formatdate
+from typing import Iterable, Sequence
+
+from attrs import frozen
+
+from wstunnel.errors import SERVER_TOKEN, RequestError
+from wstunnel.model import Config, Location, Template, VarRef
+from wstunnel.request import RequestHead
+from wstunnel.routing import upstream_target
+from wstunnel.variables import RequestVars, render
+
+__all__ = [
+    "BodyFraming",
+    "UpstreamRequest",
+    "accept_key",
+    "check_switch",
+    "client_response_headers",
+    "http_date",
+    "upgrade_offer",
+    "upstream_request",
+]
+
+_Headers = Sequence[tuple[bytes, bytes]]
+
+# Never forwarded from the client: the connection's own business, or
+# framing we regenerate.  Host is always replaced (configured or $proxy_host).
+_REQUEST_DROP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+        b"expect",
+        b"http2-settings",
+        b"host",
+    }
+)
+# Names a client's Connection header may not remove: identity and framing.
+_PROTECTED = frozenset(
+    {b"host", b"content-length", b"transfer-encoding", b"forwarded", b"x-real-ip"}
+)
+_RESPONSE_DROP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"date",
+        b"server",
+    }
+)
+# h11 refuses these in a value; refusing them first turns a CR/LF smuggled
+# through a variable ($uri, $http_x) into a clean 400 instead of a crash.
+_BAD_VALUE = re.compile(r"[\x00\r\n\x0b\x0c]")
+_WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_SERVER = (b"Server", SERVER_TOKEN.encode("ascii"))
+
+
+class BodyFraming(enum.Enum):
+    """How a request body is delimited, when it is not a Content-Length."""
+
+    CHUNKED = "chunked"
+    NONE = "none"
+
+
+@frozen
+class UpstreamRequest:
+    """The request head for the upstream, ready for ``h11.Request``."""
+
+    method: bytes
+    target: bytes
+    http_version: bytes
+    headers: tuple[tuple[bytes, bytes], ...]
+    upgrade: bool  # whether this request asks the upstream to switch protocols
+
+
+def upgrade_offer(head: RequestHead) -> tuple[bytes, ...]:
+    """
+    The protocols a client asks to upgrade to, or ``()`` for a plain request.
+    ``h2c`` is never offered onwards: an h2c tunnel would bypass every
+    location and header rule (BishopFox h2c smuggling).
+    """
+    if head.http_version != b"1.1":
+        return ()
+    if b"upgrade" not in _lower_tokens(head.values(b"connection")):
+        return ()
+    return tuple(t for t in _tokens(head.values(b"upgrade")) if _protocol(t) != b"h2c")
+
+
+def _tokens(values: Iterable[bytes]) -> list[bytes]:
+    return [t for v in values for t in (p.strip(b" \t") for p in v.split(b",")) if t]
+
+
+def _lower_tokens(values: Iterable[bytes]) -> set[bytes]:
+    return {t.lower() for t in _tokens(values)}
+
+
+def _protocol(token: bytes) -> bytes:
+    return token.partition(b"/")[0].lower()
+
+
+@frozen
+class _Plan:
+    """What a Location's proxy_set_header list means, worked out once."""
+
+    version: bytes
+    proxy_host: bytes
+    host: Template | None
+    connection: Template | None
+    upgrade: Template | None
+    others: tuple[tuple[bytes, Template], ...]  # configured spelling, config order
+    drop: frozenset[bytes]  # client headers never passed
+    read: frozenset[bytes]  # $http_* keys the templates read ("x_token")
+
+
+_PLANS: dict[int, _Plan] = {}
+
+
+def _plan(location: Location, config: Config) -> _Plan:
+    """
+    Plans are found by the Location's identity (hashing a frozen Location
+    walks the whole nested model) and forgotten when it is collected.
+    """
+    key = id(location)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = _build_plan(location, config)
+        weakref.finalize(location, _PLANS.pop, key, None)
+    return plan
+
+
+def _build_plan(location: Location, config: Config) -> _Plan:
+    """A repeated Host, Connection or Upgrade setting: the first one counts."""
+    assert location.proxy_pass is not None, "upstream_target checked it"
+    special: dict[bytes, Template] = {}
+    others = []
+    for setting in location.set_headers:
+        name = setting.name.encode("latin-1")
+        lower = name.lower()
+        if lower in (b"host", b"connection", b"upgrade"):
+            special.setdefault(lower, setting.value)
+        else:
+            others.append((name, setting.value))
+    configured = frozenset(s.name.lower().encode("latin-1") for s in location.set_headers)
+    templates = [s.value for s in location.set_headers]
+    return _Plan(
+        version=location.http_version.encode("ascii"),
+        proxy_host=location.proxy_pass.proxy_host.encode("latin-1"),
+        host=special.get(b"host"),
+        connection=special.get(b"connection"),
+        upgrade=special.get(b"upgrade"),
+        others=tuple(others),
+        drop=_REQUEST_DROP | configured,
+        read=frozenset(_header_reads(templates, config)),
+    )
+
+
+def _header_reads(templates: list[Template], config: Config) -> set[bytes]:
+    """Every ``$http_*`` a set of templates reads, through maps too."""
+    reads: set[bytes] = set()
+    seen: set[str] = set()
+    pending = list(templates)
+    while pending:
+        for part in pending.pop().parts:
+            if not isinstance(part, VarRef) or part.name in seen:
+                continue
+            seen.add(part.name)
+            if part.name.startswith("http_"):
+                reads.add(part.name[5:].encode("latin-1"))
+            elif part.name in config.maps:
+                mapdef = config.maps[part.name]
+                pending += [mapdef.source_template, mapdef.default, *mapdef.exact.values()]
+    return reads
+
+
+def upstream_request(
+    location: Location,
+    head: RequestHead,
+    rv: RequestVars,
+    *,
+    upgrade: tuple[bytes, ...],
+    body: BodyFraming | int,
+) -> UpstreamRequest:
+    """
+    The head to send upstream for ``head`` through ``location``.
+
+    ``upgrade`` is :func:`upgrade_offer` of the request.  An upgrade is
+    forwarded even when the config sets neither Upgrade nor Connection (a
+    deliberate difference from nginx 1.22); ``proxy_set_header Upgrade ""``
+    turns it off, and a configured Upgrade value only keeps protocols the
+    client offered.  Without an upgrade no ``upgrade`` token is sent in
+    Connection, whatever the config says, so a literal
+    ``Connection "upgrade"`` cannot arm an upgrade the client never asked for.
+
+    A chunked body with ``proxy_http_version 1.0`` is refused with 411:
+    HTTP/1.0 has no chunked coding and wstunnel streams bodies rather than
+    buffering them as nginx does, so the client must send a length.
+    """
+    target = upstream_target(location, rv.target)
+    plan = _plan(location, rv.config)
+    headers = _host(plan, rv)
+    connection, protocols = _upgrade_pair(plan, rv, upgrade)
+    for name, template in plan.others:
+        value = _value(template, rv)
+        if value:
+            headers.append((name, value))
+    if connection:
+        headers.append((b"Connection", connection))
+    if protocols:
+        headers.append((b"Upgrade", protocols))
+    headers += _framing(plan, body)
+    headers += _client_headers(plan, head)
+    return UpstreamRequest(
+        method=head.method,
+        target=target,
+        http_version=plan.version,
+        headers=tuple(headers),
+        upgrade=bool(protocols),
+    )
+
+
+def _value(template: Template, rv: RequestVars) -> bytes:
+    text = render(template, rv).strip(" \t")
+    if _BAD_VALUE.search(text):
+        raise RequestError(400, f"control character in a header value from {template.text!r}")
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise RequestError(500, f"header value from {template.text!r} is not latin-1") from None
+
+
+def _host(plan: _Plan, rv: RequestVars) -> list[tuple[bytes, bytes]]:
+    """
+    Host goes first.  HTTP/1.1 requires one, so an empty configured value
+    falls back to $proxy_host there; with 1.0 it sends none (nginx 1.31).
+    """
+    value = _value(plan.host, rv) if plan.host is not None else None
+    if value:
+        return [(b"Host", value)]
+    if value is not None and plan.version != b"1.1":
+        return []
+    return [(b"Host", plan.proxy_host)]
+
+
+def _upgrade_pair(
+    plan: _Plan, rv: RequestVars, offer: tuple[bytes, ...]
+) -> tuple[bytes, bytes]:
+    """The Connection and Upgrade values to send; an empty Upgrade means no upgrade."""
+    configured = _value(plan.connection, rv) if plan.connection is not None else None
+    protocols = b""
+    if offer and plan.version == b"1.1":
+        protocols = _protocols(plan, rv, offer)
+        if configured is not None and b"upgrade" not in _lower_tokens([configured]):
+            protocols = b""
+    if configured is None:
+        return (b"upgrade" if protocols else b"close"), protocols
+    if protocols or not configured:
+        return configured, protocols
+    kept = [t for t in _tokens([configured]) if t.lower() != b"upgrade"]
+    return b", ".join(kept) or b"close", b""
+
+
+def _protocols(plan: _Plan, rv: RequestVars, offer: tuple[bytes, ...]) -> bytes:
+    if plan.upgrade is None:
+        return b", ".join(offer)
+    offered = {t.lower() for t in offer}
+    return b", ".join(t for t in _tokens([_value(plan.upgrade, rv)]) if t.lower() in offered)
+
+
+def _framing(plan: _Plan, body: BodyFraming | int) -> list[tuple[bytes, bytes]]:
+    if body is BodyFraming.NONE:
+        return []
+    if body is BodyFraming.CHUNKED:
+        if plan.version != b"1.1":
+            raise RequestError(411, "chunked request body to an HTTP/1.0 upstream")
+        return [(b"Transfer-Encoding", b"chunked")]
+    return [(b"Content-Length", str(body).encode("ascii"))]
+
+
+def _client_headers(plan: _Plan, head: RequestHead) -> list[tuple[bytes, bytes]]:
+    drop = plan.drop
+    nominated = _nominated(plan, head)
+    if nominated:
+        drop = drop | nominated
+    return [(n, v) for n, v in head.headers if n.lower() not in drop]
+
+
+def _nominated(plan: _Plan, head: RequestHead) -> set[bytes]:
+    """Headers the client listed in Connection that it may remove."""
+    return {
+        t
+        for t in _lower_tokens(head.values(b"connection"))
+        if t not in _PROTECTED
+        and not t.startswith(b"x-forwarded-")
+        and t.replace(b"-", b"_") not in plan.read
+    }
+
+
+def accept_key(key: bytes) -> bytes:
+    """RFC 6455 section 4.2.2: the Sec-WebSocket-Accept for a Sec-WebSocket-Key."""
+    return base64.b64encode(hashlib.sha1(key + _WEBSOCKET_GUID).digest())
+
+
+def check_switch(head: RequestHead, status: int, headers: _Headers) -> str | None:
+    """
+    Why a 101 must not open a tunnel, or None when it may.  nginx checks
+    only the status, which lets a backend that never upgraded leave a raw
+    pipe open (0ang3el's WebSocket smuggling).  The caller must also refuse
+    any 101 to an upstream request that did not ask to upgrade.
+    """
+    if status != 101:
+        return f"status {status} is not 101"
+    offer = upgrade_offer(head)
+    if not offer:
+        return "the client did not ask to upgrade"
+    chosen = _tokens(v for n, v in headers if n.lower() == b"upgrade")
+    if len(chosen) != 1:
+        return f"the 101 names {len(chosen)} Upgrade protocols, not one"
+    if chosen[0].lower() not in {t.lower() for t in offer}:
+        return f"the 101 upgrades to {chosen[0]!r}, which the client did not offer"
+    if b"upgrade" not in _lower_tokens(v for n, v in headers if n.lower() == b"connection"):
+        return "the 101 has no upgrade token in Connection"
+    if _protocol(chosen[0]) == b"websocket":
+        return _check_accept(head, headers)
+    return None
+
+
+def _check_accept(head: RequestHead, headers: _Headers) -> str | None:
+    keys = head.values(b"sec-websocket-key")
+    if len(keys) != 1:
+        return f"the client sent {len(keys)} Sec-WebSocket-Key headers"
+    accepts = [v for n, v in headers if n.lower() == b"sec-websocket-accept"]
+    if accepts != [accept_key(keys[0])]:
+        return "Sec-WebSocket-Accept does not match the client's key"
+    return None
+
+
+def http_date(seconds: float) -> bytes:
+    """An IMF-fixdate for the Date header."""
+    return formatdate(seconds, usegmt=True).encode("ascii")
+
+
+def client_response_headers(
+    status: int,
+    headers: _Headers,
+    *,
+    request_method: bytes,
+    date: bytes | None = None,
+) -> list[tuple[bytes, bytes]]:
+    """
+    The response head for the client: our Server and Date first, as nginx
+    sends them, then the upstream's end-to-end headers in their order.
+    Content-Length is dropped where it cannot describe the body we relay:
+    1xx and 204 have none, and with Transfer-Encoding the length is the
+    de-chunked one (a HEAD answer keeps it: it describes the GET).
+    ``date`` defaults to now.
+    """
+    drop = set(_RESPONSE_DROP)
+    switching = status == 101
+    if not switching:
+        drop.add(b"upgrade")
+    if _content_length_invalid(status, headers, request_method):
+        drop.add(b"content-length")
+    nominated = _lower_tokens(v for n, v in headers if n.lower() == b"connection")
+    nominated.discard(b"content-length")
+    if switching:
+        nominated = {t for t in nominated if t != b"upgrade" and not t.startswith(b"sec-websocket-")}
+    drop |= nominated
+    out = [_SERVER, (b"Date", date if date is not None else http_date(time.time()))]
+    if switching:
+        out.append((b"Connection", b"upgrade"))
+    out += [(n, v) for n, v in headers if n.lower() not in drop]
+    return out
+
+
+def _content_length_invalid(status: int, headers: _Headers, request_method: bytes) -> bool:
+    if status < 200 or status == 204:
+        return True
+    if request_method == b"HEAD" or status == 304:
+        return False
+    return any(n.lower() == b"transfer-encoding" for n, _ in headers)
