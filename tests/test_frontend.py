@@ -199,3 +199,24 @@ def test_tunnel_end_is_logged_with_status_101(tmp_path) -> None:
     h.client.connectionLost(Failure(ConnectionRefusedError()))
     line = log.read_text()
     assert '"GET /chat/ HTTP/1.1" 101 5 ' in line
+
+
+def test_proxy_http_version_1_0_writes_an_http_1_0_head(tmp_path) -> None:
+    h = Harness(tmp_path, extra="proxy_http_version 1.0;")
+    h.client.dataReceived(b"GET /chat/x HTTP/1.1\r\nHost: a\r\n\r\n")
+    upstream, ut = h.connect_upstream()
+    assert ut.value().startswith(b"GET /chat/x HTTP/1.0\r\nHost: backend\r\n")
+    upstream.dataReceived(b"HTTP/1.0 200 OK\r\n\r\nbody until close")
+    upstream.readConnectionLost()
+    out = h.ct.value()
+    assert out.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert out.endswith(b"10\r\nbody until close\r\n0\r\n\r\n")
+
+
+def test_an_upgrade_over_http_1_0_is_not_attempted(tmp_path) -> None:
+    h = Harness(tmp_path, extra="proxy_http_version 1.0;")
+    h.client.dataReceived(upgrade_request("/chat/"))
+    _, ut = h.connect_upstream()
+    head = ut.value().lower()
+    assert head.startswith(b"get /chat/ http/1.0\r\n")
+    assert b"\r\nupgrade:" not in head

@@ -257,7 +257,7 @@ class ClientProtocol(Protocol):
         assert conn is not None
         target = parse_target(head.target)
         host = request_host(head, target)
-        binding = self._factory.binding(runtime)
+        binding = self._factory.binding(runtime, conn.server_addr)
         server = runtime.router.select_server(binding, host)
         found = runtime.router.find_location(server, target.uri)
         vhost = host if host is not None else server.name
@@ -496,7 +496,7 @@ class ClientProtocol(Protocol):
 
     def _default_access_logs(self) -> tuple:
         """Requests that matched no location log where the server's first location would."""
-        binding = self._factory.binding(self.runtime)
+        binding = self._factory.binding(self.runtime, self.conn.server_addr)  # type: ignore[union-attr]
         locations = binding.default.locations
         return locations[0].access_logs if locations else ()
 
@@ -596,8 +596,8 @@ class ProxyFactory(Factory):
         self.clock: IReactorTime = clock if clock is not None else reactor  # type: ignore[assignment]
         self.connections: set[ClientProtocol] = set()
 
-    def binding(self, runtime: Runtime) -> Binding:
-        return runtime.bindings[self.key]
+    def binding(self, runtime: Runtime, local_host: str) -> Binding:
+        return runtime.binding_for(self.key, local_host)
 
     def buildProtocol(self, addr: object) -> ClientProtocol:
         protocol = ClientProtocol(self)

@@ -39,6 +39,24 @@ class Runtime:
     def balancer(self, upstream_name: str) -> RoundRobin:
         return self.balancers[upstream_name]
 
+    @property
+    def sockets(self) -> list[Binding]:
+        """
+        The bindings that get a socket of their own.  As in nginx, a
+        wildcard listen on a port takes the specific addresses of the same
+        family on that port: one socket is bound, and the virtual servers
+        are chosen by the address each connection arrived on.
+        """
+        wild = {(b.port, ":" in b.host) for b in self.config.bindings if b.host in ("0.0.0.0", "::")}
+        return [
+            b for b in self.config.bindings
+            if b.host in ("0.0.0.0", "::") or (b.port, ":" in b.host) not in wild
+        ]
+
+    def binding_for(self, key: tuple[str, int], local_host: str) -> Binding:
+        """The binding a connection accepted on socket ``key`` belongs to."""
+        return self.bindings.get((local_host, key[1])) or self.bindings[key]
+
 
 def _all_upstreams(config: Config) -> dict:
     """Named upstream blocks plus the implicit groups of ``proxy_pass host:port``."""

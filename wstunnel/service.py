@@ -62,7 +62,7 @@ class ProxyService(MultiService):
 
     def privilegedStartService(self) -> None:
         try:
-            for binding in self.runtime.config.bindings:
+            for binding in self.runtime.sockets:
                 self.ports.append(self._listen(binding))
         except OSError:
             for port in self.ports:

@@ -64,13 +64,20 @@ class UpstreamProtocol(Protocol):
     # Sending the request.
 
     def send_head(self, request: UpstreamRequest) -> None:
-        event = h11.Request(
-            method=request.method,
-            target=request.target,
-            headers=request.headers,
-            http_version=request.http_version,
-        )
-        self.transport.write(self._h11.send(event))
+        if request.http_version == b"1.1":
+            event = h11.Request(method=request.method, target=request.target, headers=request.headers)
+            self.transport.write(self._h11.send(event))
+            return
+        # h11 only writes HTTP/1.1 requests.  For proxy_http_version 1.0 we
+        # write the head ourselves (the values were validated when they
+        # were rendered) and still pass an equivalent event through h11 so
+        # its state machine parses the answer to this request.
+        has_host = any(name.lower() == b"host" for name, _ in request.headers)
+        headers = request.headers if has_host else (*request.headers, (b"Host", b"-"))
+        self._h11.send(h11.Request(method=request.method, target=request.target, headers=headers))
+        lines = [request.method + b" " + request.target + b" HTTP/1.0"]
+        lines.extend(name + b": " + value for name, value in request.headers)
+        self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n")
 
     def send_body(self, data: bytes) -> None:
         self.transport.write(self._h11.send(h11.Data(data=data)))
