@@ -1,0 +1,72 @@
+"""Fixtures shared by the test modules."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+import sysconfig
+from importlib.metadata import distributions
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Property tests are deterministic and write no example database into the clone.
+settings.register_profile("wstunnel", database=None, derandomize=True, deadline=None)
+settings.load_profile("wstunnel")
+
+_PACKAGED_SUFFIXES = (".py", ".html")
+
+
+def _digest(path: Path) -> str:
+    """A file's hash in the form a wheel's RECORD uses."""
+    digest = hashlib.sha256(path.read_bytes()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _install_differences() -> list[str]:
+    """Packaged files whose installed copy is missing, extra or different."""
+    purelib = sysconfig.get_path("purelib")
+    dist = next((d for d in distributions(path=[purelib]) if d.metadata["Name"] == "wstunnel"), None)
+    if dist is None:
+        return ["wstunnel is not installed"]
+    installed = {
+        str(f): f.hash.value
+        for f in dist.files or ()
+        if f.hash and str(f).endswith(_PACKAGED_SUFFIXES)
+        and (str(f).startswith("wstunnel/") or str(f) == "twisted/plugins/wstunnel_plugin.py")
+    }
+    sources = [*(ROOT / "wstunnel").rglob("*"), ROOT / "twisted/plugins/wstunnel_plugin.py"]
+    checkout = {
+        p.relative_to(ROOT).as_posix(): _digest(p)
+        for p in sources
+        if p.is_file() and p.suffix in _PACKAGED_SUFFIXES
+    }
+    return sorted(p for p in checkout.keys() | installed.keys() if checkout.get(p) != installed.get(p))
+
+
+@pytest.fixture(scope="session")
+def twistd() -> str:
+    """
+    This environment's ``twistd``.  Subprocess tests run the installed copy
+    of wstunnel, as users do; a missing or stale install would test other
+    code than the checkout, so it fails here with the remedy.
+    """
+    differences = _install_differences()
+    if differences:
+        pytest.fail(
+            "installed wstunnel differs from the checkout "
+            f"({', '.join(differences[:5])}); run: .venv/bin/python -m pip install --no-deps ."
+        )
+    return str(Path(sysconfig.get_path("scripts")) / "twistd")
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback port that was free a moment ago, for configs that cannot say port 0."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

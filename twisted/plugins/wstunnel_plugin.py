@@ -1,0 +1,8 @@
+from twisted.application.service import ServiceMaker
+
+wstunnel = ServiceMaker(
+    "wstunnel",
+    "wstunnel.tap",
+    "WebSocket-aware HTTP/1.1 reverse proxy configured with nginx syntax",
+    "wstunnel",
+)

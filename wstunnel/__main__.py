@@ -1,0 +1,31 @@
+"""
+``python -m wstunnel --check [-c FILE]``: validate a configuration without
+twistd, for scripts and packaging hooks.  The proxy itself runs under twistd.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from twisted.python import usage
+
+from wstunnel.tap import Options, check
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = Options()
+    try:
+        options.parseOptions(argv)
+    except usage.UsageError as e:
+        print(f"wstunnel: {e}", file=sys.stderr)
+        return 2
+    if not options["check"]:
+        print("wstunnel: only --check runs here; start the proxy with: twistd -n wstunnel", file=sys.stderr)
+        return 2
+    check(options["config"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""
+nginx-style logs on top of :mod:`twisted.logger`.
+
+``error_log`` directives become observers of the global log publisher,
+filtered at their level and writing nginx's line shape, so the tools that
+operators point at nginx's error log keep working.  ``access_log`` lines are
+data, one per request: they are written straight to their files, never
+through level filtering or twistd's own log.
+
+Each line is one ``write(2)`` on a descriptor opened with ``O_APPEND``, as
+nginx does: lines from several writers never interleave, and no Python
+buffer holds a line that failed (a full disk) to fail again later.
+"stderr" and "stdout" mean descriptors 2 and 1, not ``sys.stderr``: under
+twistd that is redirected into the log system and would feed lines back to
+the observers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from types import MappingProxyType
+from typing import Iterable, Mapping
+
+from twisted.application.service import Service
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LogEvent,
+    LogLevel,
+    LogLevelFilterPredicate,
+    LogPublisher,
+    Logger,
+    eventAsText,
+    globalLogPublisher,
+)
+from zope.interface import implementer
+
+from wstunnel.model import AccessLog, ErrorLog
+
+__all__ = [
+    "NGINX_LEVELS",
+    "AccessLogs",
+    "ErrorLogService",
+    "combined_line",
+    "error_line",
+    "escape",
+    "format_time_local",
+]
+
+NGINX_LEVELS: Mapping[str, LogLevel] = MappingProxyType(
+    {
+        "debug": LogLevel.debug,
+        "info": LogLevel.info,
+        "notice": LogLevel.info,
+        "warn": LogLevel.warn,
+        "error": LogLevel.error,
+        "crit": LogLevel.critical,
+        "alert": LogLevel.critical,
+        "emerg": LogLevel.critical,
+    }
+)
+
+_LEVEL_NAMES = {
+    LogLevel.debug: "debug",
+    LogLevel.info: "info",
+    LogLevel.warn: "warn",
+    LogLevel.error: "error",
+    LogLevel.critical: "crit",
+}
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+# nginx's default log_format escaping (ngx_http_log_escape): '"', '\' and
+# every byte below 0x20 or from 0x7F on become \xHH with upper-case hex.
+_ESCAPES = {c: f"\\x{c:02X}" for c in (*range(0x20), 0x22, 0x5C, *range(0x7F, 0x100))}
+
+
+_STANDARD_FDS = {"stdout": 1, "stderr": 2}
+_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+
+
+def _open_fd(path: str) -> tuple[int, bool]:
+    """The descriptor for a log path, and whether closing it is ours to do."""
+    if path in _STANDARD_FDS:
+        return _STANDARD_FDS[path], False
+    return os.open(path, _APPEND, 0o644), True
+
+
+def _close(fds: Iterable[tuple[int, bool]]) -> None:
+    for fd, owned in fds:
+        if owned:
+            os.close(fd)
+
+
+def error_line(event: LogEvent) -> str | None:
+    """
+    ``YYYY/MM/DD HH:MM:SS [level] PID#0: message`` (plus a traceback when the
+    event carries a failure), or ``None`` for an event with no text.
+    """
+    text = eventAsText(event, includeTimestamp=False, includeSystem=False)
+    if not text:
+        return None
+    when = time.localtime(event.get("log_time") or time.time())
+    level = _LEVEL_NAMES.get(event.get("log_level"), "info")
+    return f"{time.strftime('%Y/%m/%d %H:%M:%S', when)} [{level}] {os.getpid()}#0: {text}\n"
+
+
+@implementer(ILogObserver)
+class _ErrorLogWriter:
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def __call__(self, event: LogEvent) -> None:
+        line = error_line(event)
+        if line is not None:
+            os.write(self._fd, line.encode("utf-8", "backslashreplace"))
+
+
+class ErrorLogService(Service):
+    """
+    The configured ``error_log``s, attached to ``publisher`` while running.
+
+    Files are opened when the service is built, so that an unwritable path
+    stops ``makeService`` with a clear message before any port is bound
+    (``OSError`` propagates).  Several ``error_log``s naming one file share
+    it at the lowest of their levels, as in nginx, so no line is written
+    twice.  ``notices`` are logged once, right after the observers are
+    attached, so they reach these files too.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        error_logs: Iterable[ErrorLog],
+        notices: Iterable[str] = (),
+        publisher: LogPublisher = globalLogPublisher,
+    ) -> None:
+        levels: dict[str, LogLevel] = {}
+        for error_log in error_logs:
+            level = NGINX_LEVELS[error_log.level]
+            levels[error_log.path] = min(level, levels.get(error_log.path, level))
+        self._levels = levels
+        self._notices = tuple(notices)
+        self._publisher = publisher
+        self._log = Logger(observer=publisher)
+        self._fds = self._open()
+        self._observers: tuple[FilteringLogObserver, ...] = ()
+
+    def _open(self) -> dict[str, tuple[int, bool]]:
+        fds: dict[str, tuple[int, bool]] = {}
+        try:
+            for path in self._levels:
+                fds[path] = _open_fd(path)
+        except OSError:
+            _close(fds.values())
+            raise
+        return fds
+
+    def startService(self) -> None:
+        super().startService()
+        if not self._fds:
+            self._fds = self._open()
+        self._observers = tuple(
+            FilteringLogObserver(
+                _ErrorLogWriter(self._fds[path][0]),
+                [LogLevelFilterPredicate(defaultLogLevel=level)],
+            )
+            for path, level in self._levels.items()
+        )
+        for observer in self._observers:
+            self._publisher.addObserver(observer)
+        for notice in self._notices:
+            self._log.info("{notice}", notice=notice)
+
+    def stopService(self) -> None:
+        for observer in self._observers:
+            self._publisher.removeObserver(observer)
+        self._observers = ()
+        _close(self._fds.values())
+        self._fds = {}
+        super().stopService()
+
+
+def escape(value: str | bytes | None) -> str:
+    """
+    A log field with nginx's default escaping; empty or missing is ``-``.
+
+    A ``str`` is taken as latin-1 decoded bytes (the lossless way HTTP bytes
+    become text); characters beyond U+00FF are written as their UTF-8 bytes.
+    """
+    if not value:
+        return "-"
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    elif not value.isascii() and max(value) > "\xff":
+        value = value.encode("utf-8", "surrogatepass").decode("latin-1")
+    return value.translate(_ESCAPES)
+
+
+def format_time_local(when: float) -> str:
+    """``$time_local``: ``21/Nov/2026:15:07:56 +0000``, in the local zone, English months."""
+    tm = time.localtime(when)
+    offset = abs(tm.tm_gmtoff) // 60
+    sign = "-" if tm.tm_gmtoff < 0 else "+"
+    return (
+        f"{tm.tm_mday:02d}/{_MONTHS[tm.tm_mon - 1]}/{tm.tm_year}:"
+        f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} {sign}{offset // 60:02d}{offset % 60:02d}"
+    )
+
+
+def combined_line(
+    *,
+    remote_addr: str,
+    time_local: float,
+    request_line: str | bytes,
+    status: int,
+    body_bytes_sent: int,
+    referer: str | bytes | None,
+    user_agent: str | bytes | None,
+) -> str:
+    """
+    One line in nginx's ``combined`` format (without the newline)::
+
+        $remote_addr - $remote_user [$time_local] "$request" $status
+        $body_bytes_sent "$http_referer" "$http_user_agent"
+
+    ``$remote_user`` is always ``-``: wstunnel has no authentication.
+    """
+    return (
+        f"{escape(remote_addr)} - - [{format_time_local(time_local)}] "
+        f'"{escape(request_line)}" {status} {body_bytes_sent} '
+        f'"{escape(referer)}" "{escape(user_agent)}"'
+    )
+
+
+class AccessLogs:
+    """
+    The open ``access_log`` files, one per path however many locations name
+    it, opened on first use; each line is on disk when the request ends.  A
+    path that cannot be opened is reported once in the error log and then
+    skipped, and a failed write is reported, rather than failing requests.
+    """
+
+    log = Logger()
+
+    def __init__(self) -> None:
+        self._fds: dict[str, tuple[int, bool] | None] = {}
+
+    def write(self, targets: tuple[AccessLog, ...], line: str) -> None:
+        """Append ``line`` and a newline to each target's file."""
+        data = line.encode("utf-8", "backslashreplace") + b"\n"
+        for target in targets:
+            entry = self._fd(target.path)
+            if entry is None:
+                continue
+            try:
+                os.write(entry[0], data)
+            except OSError as e:
+                self.log.error("cannot write access log {path}: {error}", path=target.path, error=e)
+
+    def _fd(self, path: str) -> tuple[int, bool] | None:
+        if path not in self._fds:
+            try:
+                self._fds[path] = _open_fd(path)
+            except OSError as e:
+                self.log.error("cannot open access log {path}: {error}", path=path, error=e)
+                self._fds[path] = None
+        return self._fds[path]
+
+    def close(self) -> None:
+        """Close every file this object opened."""
+        _close(entry for entry in self._fds.values() if entry is not None)
+        self._fds = {}

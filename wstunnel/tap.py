@@ -1,0 +1,88 @@
+"""
+twistd glue: ``twistd -n wstunnel [--config FILE] [--check]``.
+
+Every way the configuration can be wrong ends here as ``SystemExit`` with
+one ``FILE:LINE: message`` line per error, raised from ``makeService``:
+twistd calls it before logging, daemonizing or binding anything, so a bad
+configuration never leaves a half-started proxy behind.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import NoReturn
+
+from twisted.application.service import IService, MultiService
+from twisted.python import usage
+
+from wstunnel.loader import load_config
+from wstunnel.logs import ErrorLogService
+from wstunnel.model import Config, ConfigErrors
+from wstunnel.service import ProxyService
+
+__all__ = ["DEFAULT_CONFIG", "Options", "check", "load", "makeService"]
+
+DEFAULT_CONFIG = "/etc/wstunnel/wstunnel.conf"
+
+
+class Options(usage.Options):
+    synopsis = "[--config FILE] [--check]"
+    longdesc = (
+        "Run a WebSocket-aware HTTP/1.1 reverse proxy configured with nginx "
+        "syntax (map, upstream, server, location, proxy_*). --check validates "
+        "the whole configuration and exits, like nginx -t."
+    )
+    optParameters = [
+        ["config", "c", DEFAULT_CONFIG, "nginx-syntax configuration file"],
+    ]
+    optFlags = [
+        ["check", None, "test the configuration, print every error and exit 0 or 1"],
+    ]
+
+
+def load(path: str) -> Config:
+    """The configuration at ``path``, or ``SystemExit`` listing what is wrong."""
+    if not os.path.isfile(path):
+        raise SystemExit(f"wstunnel: configuration file {path} not found (use --config FILE)")
+    try:
+        return load_config(path)
+    except ConfigErrors as e:
+        raise SystemExit("\n".join(str(error) for error in e.errors)) from None
+    except OSError as e:
+        raise SystemExit(f"wstunnel: cannot read {e.filename or path}: {e.strerror}") from None
+
+
+def check(path: str) -> NoReturn:
+    """``nginx -t``: report on stderr and exit 0 when the configuration is valid, 1 when not."""
+    try:
+        config = load(path)
+    except SystemExit as e:
+        print(e.code, file=sys.stderr)
+        raise SystemExit(f"wstunnel: configuration file {path} test failed") from None
+    for notice in config.notices:
+        print(f"wstunnel: [notice] {notice}", file=sys.stderr)
+    print(f"wstunnel: configuration file {path} test is successful", file=sys.stderr)
+    raise SystemExit(0)
+
+
+def makeService(options: Options) -> IService:
+    """
+    The error logs, then the proxy: started in that order so the listeners'
+    startup lines reach the configured error logs, and stopped in reverse.
+    """
+    if options["check"]:
+        check(options["config"])
+    config = load(options["config"])
+    try:
+        error_logs = ErrorLogService(config.error_logs, config.notices)
+    except OSError as e:
+        raise SystemExit(f"wstunnel: cannot open error log {e.filename}: {e.strerror}") from None
+    # The global reactor is imported only now, after twistd has installed
+    # the one chosen with --reactor.
+    from twisted.internet import reactor
+
+    top = MultiService()
+    error_logs.setServiceParent(top)
+    ProxyService(config, reactor).setServiceParent(top)
+    return top
