@@ -23,7 +23,12 @@ from twisted.logger import Logger
 from .flow import Throttle, arm_abort
 from .model import Timeouts
 
-__all__ = ["Tunnel", "TunnelEnd"]
+__all__ = ["MAX_BUFFERED_PER_DIRECTION", "Tunnel", "TunnelEnd"]
+
+# The most user-space memory a tunnel holds in one direction: the consumer
+# transport's write buffer may pass Twisted's ``bufferSize`` (64 KiB) by at
+# most one read of the producer (another 64 KiB) before the producer is paused.
+MAX_BUFFERED_PER_DIRECTION = 2 * 64 * 1024
 
 
 class TunnelEnd(Enum):
