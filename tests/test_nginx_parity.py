@@ -1,0 +1,672 @@
+"""
+nginx as the oracle: the same nginx-syntax config runs under a real nginx
+(``nginx_support``) and under wstunnel, both in front of the same kind of
+scripted backend; the same raw request goes to each, and what the client
+gets and what the backend receives are compared.  Where wstunnel differs on
+purpose (doc/proxying.md, "(differs)"), the test asserts the difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import pytest_twisted
+from attrs import define, field, frozen
+from twisted.internet import defer
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
+
+import nginx_support
+from nginx_support import Nginx, find_nginx, reserve_ports, start_nginx
+from support import (
+    WAIT,
+    BackendFactory,
+    ScriptedBackend,
+    accept_for,
+    aio,
+    listen_backend,
+    read_exactly,
+    read_until,
+    start_proxy,
+    switch_answer,
+    upgrade_request,
+)
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "doc" / "examples"
+EXAMPLES = sorted(EXAMPLES_DIR.glob("*.conf"))
+KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
+Headers = Counter  # (name, value) pairs as a multiset: order is not compared
+
+
+# ---------------------------------------------------------------- the two proxies
+
+
+@frozen
+class Side:
+    """One proxy under test and the backend only it talks to."""
+
+    name: str
+    port: int
+    backend: BackendFactory
+    backend_port: int
+
+    def head(self, index: int) -> tuple[bytes, Headers]:
+        """A request head the backend received, its own port (in $proxy_host) made neutral."""
+        head = self.backend.heads[index]
+        return parse_request_head(head.replace(b":%d" % self.backend_port, b":BACKEND"))
+
+    def heads(self) -> list[tuple[bytes, Headers]]:
+        return [self.head(i) for i in range(len(self.backend.heads))]
+
+
+@define
+class Twins:
+    """Starts a config under wstunnel and nginx; stops both and their backends."""
+
+    tmp_path: Path
+    services: list = field(factory=list)
+    nginxes: list[Nginx] = field(factory=list)
+    backend_ports: list = field(factory=list)
+    factories: list[BackendFactory] = field(factory=list)
+
+    def start(self, conf: str, answer: Answer | None = None,
+              backend_port: int | None = None) -> list[Side]:
+        """
+        ``conf`` says ``{listen}`` for the listen address and ``{backend}``
+        for the backend's port; without ``backend_port`` each proxy gets its
+        own scripted backend running ``answer``.
+        """
+        sides = []
+        nginx_port, = reserve_ports(1)
+        for name, listen in (("wstunnel", "127.0.0.1:0"), ("nginx", f"127.0.0.1:{nginx_port}")):
+            factory, bport = listen_backend(answer or echo_answer)
+            self.factories.append(factory)
+            self.backend_ports.append(bport)
+            upstream = backend_port or bport.getHost().port
+            text = conf.replace("{listen}", listen).replace("{backend}", str(upstream))
+            if name == "wstunnel":
+                service, port = start_proxy(self.tmp_path, text)
+                self.services.append(service)
+            else:
+                self.nginxes.append(start_nginx(self.tmp_path, http_body(text)))
+                port = nginx_port
+            sides.append(Side(name, port, factory, upstream))
+        return sides
+
+    async def stop(self) -> None:
+        try:
+            for nginx in self.nginxes:
+                nginx.stop()
+        finally:
+            await self._stop_in_process()
+
+    async def _stop_in_process(self) -> None:
+        for service in self.services:
+            service.stopService()
+        for factory in self.factories:
+            for conn in factory.connections:
+                conn.transport.abortConnection()
+        for bport in self.backend_ports:
+            await bport.stopListening()
+
+
+@pytest_twisted.async_yield_fixture
+async def twins(tmp_path):
+    pair = Twins(tmp_path)
+    yield pair
+    await pair.stop()
+
+
+@pytest.fixture
+def refused_port():
+    """A port bound but never listening: connecting is refused, and nothing else can take it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def http_body(text: str) -> str:
+    """The inside of nginx's ``http`` block: a snippet as is, else its ``http`` block's content."""
+    match = re.search(r"^http\s*\{", text, re.M)
+    return text[match.end():text.rindex("}")] if match else text
+
+
+def test_a_missing_nginx_fails_naming_the_package(monkeypatch) -> None:
+    monkeypatch.setattr(nginx_support.shutil, "which", lambda name: None)
+    monkeypatch.setattr(nginx_support.os, "access", lambda path, mode: False)
+    with pytest.raises(pytest.fail.Exception, match="nginx-light"):
+        find_nginx()
+
+
+# ---------------------------------------------------------------- scripted backends
+
+Answer = Callable[[ScriptedBackend, bytes, bytes], None]
+
+
+def echo_answer(b: ScriptedBackend, head: bytes, rest: bytes) -> None:
+    """A 101 for an upgrade, else a 200 naming the request line; then close."""
+    if b"\r\nupgrade:" in head.lower():
+        b.transport.write(switch_answer(head))
+        return
+    line = head.split(b"\r\n", 1)[0]
+    b.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(line), line))
+    b.transport.loseConnection()
+
+
+def silent_answer(b: ScriptedBackend, head: bytes, rest: bytes) -> None:
+    """Reads the request and never answers."""
+
+
+def handshaked_answer(b: ScriptedBackend, head: bytes, rest: bytes) -> None:
+    """proxy_upgrade.t's backend: bytes in the same write as its 101."""
+    b.transport.write(switch_answer(head, b"handshaked\r\n"))
+
+
+def scripted_answer(response: bytes) -> Answer:
+    def answer(b: ScriptedBackend, head: bytes, rest: bytes) -> None:
+        b.transport.write(response)
+        b.transport.loseConnection()
+    return answer
+
+
+def parse_request_head(head: bytes) -> tuple[bytes, Headers]:
+    line, *fields = head.split(b"\r\n")
+    return line, Counter(_field(f) for f in fields)
+
+
+def _field(line: bytes) -> tuple[bytes, bytes]:
+    name, _, value = line.partition(b":")
+    return name, value.strip()
+
+
+# ---------------------------------------------------------------- the client side
+
+
+@frozen
+class Response:
+    status: bytes  # the status line
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes  # de-chunked
+    chunked: bool
+
+    def comparable(self) -> Headers:
+        """Headers as a multiset, with the proxy's own Server and Date values blanked."""
+        return Counter(
+            (n, b"*" if n.lower() in (b"server", b"date") else v) for n, v in self.headers
+        )
+
+    def header(self, name: bytes) -> bytes | None:
+        return next((v for n, v in self.headers if n.lower() == name.lower()), None)
+
+
+async def read_response(reader: asyncio.StreamReader, method: bytes = b"GET") -> Response:
+    head = await read_until(reader, b"\r\n\r\n")
+    status, *fields = head[:-4].split(b"\r\n")
+    headers = tuple(_field(f) for f in fields)
+    code = int(status.split()[1])
+    lowered = {n.lower(): v for n, v in headers}
+    chunked = lowered.get(b"transfer-encoding", b"").lower() == b"chunked"
+    if method == b"HEAD" or code < 200 or code in (204, 304):
+        body = b""
+    elif chunked:
+        body = await _read_chunks(reader)
+    elif b"content-length" in lowered:
+        body = await read_exactly(reader, int(lowered[b"content-length"]))
+    else:
+        body = await asyncio.wait_for(reader.read(), WAIT)
+    return Response(status, headers, body, chunked)
+
+
+async def _read_chunks(reader: asyncio.StreamReader) -> bytes:
+    body = b""
+    while size := int((await read_until(reader, b"\r\n")).split(b";")[0], 16):
+        body += await read_exactly(reader, size)
+        await read_exactly(reader, 2)
+    await read_until(reader, b"\r\n")
+    return body
+
+
+async def ask(port: int, request: bytes) -> Response:
+    """One request on a fresh connection; the method decides whether a body follows."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        return await read_response(reader, request.split(b" ", 1)[0])
+    finally:
+        writer.close()
+
+
+async def ask_both(sides: list[Side], request: bytes) -> dict[str, Response]:
+    return {side.name: await aio(ask(side.port, request)) for side in sides}
+
+
+def aio_deferred(d: defer.Deferred) -> asyncio.Future:
+    return d.asFuture(asyncio.get_running_loop())
+
+
+def request(path: str = "/", host: str = "localhost", method: str = "GET",
+            extra: str = "") -> bytes:
+    return f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
+
+
+# ---------------------------------------------------------------- the seed configs
+
+
+def example_conf(path: Path) -> str:
+    """A doc/examples file without comments, its listen address and backend port placeholders."""
+    text = re.sub(r"#.*", "", path.read_text())
+    text = re.sub(r"\blisten\s+[^;]+;", "listen {listen};", text)
+    return re.sub(r"(\bserver\s+(?:127\.0\.0\.1|localhost)):\d+;", r"\1:{backend};", text)
+
+
+def example_prefix(conf: str) -> str:
+    return re.search(r"\blocation\s+(\S+)\s*\{", conf).group(1)
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+async def test_websocket_echo_through_doc_examples(twins, example) -> None:
+    """The websockets client checks Sec-WebSocket-Accept: a session means the backend's arrived."""
+    conf = example_conf(example)
+    talked = []
+
+    async def scenario() -> None:
+        async def echo(ws) -> None:
+            async for message in ws:
+                await ws.send(message)
+
+        async with serve(echo, "127.0.0.1", 0) as server:
+            for side in twins.start(conf, backend_port=server.sockets[0].getsockname()[1]):
+                async with connect(f"ws://127.0.0.1:{side.port}{example_prefix(conf)}room") as ws:
+                    for message in ["hello", b"\x00\x01binary", "x" * 70_000]:
+                        await ws.send(message)
+                        assert await ws.recv() == message, side.name
+                talked.append(side.name)
+
+    await aio(scenario())
+    assert talked == ["wstunnel", "nginx"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_handshaked_and_pipelined_bytes_arrive_first(twins) -> None:
+    """nginx-tests proxy_upgrade.t "handshaked" and "handshake pipelined"."""
+    sides = twins.start(example_conf(EXAMPLES_DIR / "howto-chat.conf"), handshaked_answer)
+    got = {}
+
+    async def scenario(side: Side) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", side.port)
+        writer.write(upgrade_request("/chat/", key=KEY) + b"pipelined")
+        switched = await read_response(reader)
+        first = await read_exactly(reader, len(b"handshaked\r\n"))
+        await aio_deferred(side.backend.connections[0].wait_data(len(b"pipelined")))
+        writer.close()
+        got[side.name] = switched, first, side.backend.connections[0].received
+
+    for side in sides:
+        await aio(scenario(side))
+    for switched, first, received in got.values():
+        assert switched.status == b"HTTP/1.1 101 Switching Protocols"
+        assert switched.header(b"Sec-WebSocket-Accept") == accept_for(KEY)
+        assert first == b"handshaked\r\n"
+        assert received == b"pipelined"
+    assert got["wstunnel"][0].comparable() == got["nginx"][0].comparable()
+
+
+CLIENT_EXTRAS = (
+    "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-For: 10.0.0.2\r\nX-Real-IP: 198.51.100.7\r\n"
+    "Proxy-Connection: keep-alive\r\nX-Foo: bar\r\nX-Keep: kept\r\nAccept: */*\r\n"
+)
+
+
+def plain_head(path: str) -> bytes:
+    return request(path, "Chat.Example.COM:8080",
+                   extra="Connection: keep-alive, X-Foo\r\n" + CLIENT_EXTRAS)
+
+
+def upgrade_head(path: str) -> bytes:
+    return (upgrade_request(path, host="Chat.Example.COM:8080", key=KEY, extra=CLIENT_EXTRAS)
+            .replace(b"Connection: keep-alive, Upgrade", b"Connection: Upgrade, X-Foo"))
+
+
+def seed_headers(conf: str, upgrade: bool) -> set[tuple[bytes, bytes]]:
+    """What the seed configs promise the backend, spelled out."""
+    def sets(name: str, value: str) -> bool:
+        return f"proxy_set_header {name} {value};" in conf
+
+    upstream = re.search(r"proxy_pass http://(\w+);", conf).group(1)
+    joined = [(b"X-Forwarded-For", b"203.0.113.9, 10.0.0.2, 127.0.0.1")]
+    passed = [(b"X-Forwarded-For", b"203.0.113.9"), (b"X-Forwarded-For", b"10.0.0.2")]
+    return {
+        (b"Host", b"chat.example.com" if sets("Host", "$host") else upstream.encode()),
+        (b"X-Real-IP", b"127.0.0.1" if sets("X-Real-IP", "$remote_addr") else b"198.51.100.7"),
+        *(joined if sets("X-Forwarded-For", "$proxy_add_x_forwarded_for") else passed),
+        (b"X-Keep", b"kept"),
+        *([(b"Connection", b"upgrade"), (b"Upgrade", b"websocket")] if upgrade
+          else [(b"Connection", b"close")]),
+    }
+
+
+# doc/proxying.md "(differs)": nginx 1.22 does not parse the client's Connection
+# header (so X-Foo, which it names, goes through) and forwards Proxy-Connection.
+NGINX_ONLY_HOP_BY_HOP = Counter({(b"Proxy-Connection", b"keep-alive"): 1, (b"X-Foo", b"bar"): 1})
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("make", [plain_head, upgrade_head], ids=["plain", "upgrade"])
+async def test_upstream_request_head_of_doc_examples(twins, example, make) -> None:
+    """Request line and header multiset at the backend, and what the client got back."""
+    conf = example_conf(example)
+    sides = twins.start(conf)
+    answers = await ask_both(sides, make(example_prefix(conf) + "room?x=1"))
+    (w_line, w_heads), (n_line, n_heads) = (s.head(0) for s in sides)
+    assert w_line == n_line == f"GET {example_prefix(conf)}room?x=1 HTTP/1.1".encode()
+    nginx_only, wstunnel_only = Counter(NGINX_ONLY_HOP_BY_HOP), Counter()
+    if make is plain_head and 'Connection "upgrade"' in conf:
+        # doc/configuration.md: without a client upgrade no upgrade token is sent.
+        nginx_only[(b"Connection", b"upgrade")] += 1
+        wstunnel_only[(b"Connection", b"close")] += 1
+    assert n_heads - w_heads == nginx_only
+    assert w_heads - n_heads == wstunnel_only
+    assert seed_headers(conf, upgrade=make is upgrade_head) <= set(w_heads)
+    assert answers["wstunnel"].status == answers["nginx"].status
+    assert answers["wstunnel"].body == answers["nginx"].body
+
+
+URI_RULES = """
+server {
+    listen {listen};
+    proxy_http_version 1.1;
+    location /a/ { proxy_pass http://127.0.0.1:{backend}; }
+    location /b/ { proxy_pass http://127.0.0.1:{backend}/; }
+    location /c/ { proxy_pass http://127.0.0.1:{backend}/app/; }
+    location /d { proxy_pass http://127.0.0.1:{backend}/app; }
+    location /e/ { proxy_pass http://127.0.0.1:{backend}/app; }
+}
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_proxy_pass_uri_replacement(twins) -> None:
+    """The rows of nginx-behaviour.md 4.6 that need no variables or regex."""
+    sides = twins.start(URI_RULES)
+    targets = ["/a/x%20y/../z?q=1&r=%2F", "/b/x?q=1", "/c/x%2Fy?q", "/c//x", "/dnext/x", "/e/x",
+               "/a//x/./y%41", "/c/%7Euser/a%20b?k=%20"]
+    for target in targets:
+        await ask_both(sides, request(target))
+    lines = {side.name: [line for line, _ in side.heads()] for side in sides}
+    assert lines["wstunnel"] == lines["nginx"]
+    assert lines["nginx"][:6] == [
+        b"GET /a/x%20y/../z?q=1&r=%2F HTTP/1.1", b"GET /x?q=1 HTTP/1.1", b"GET /app/x/y?q HTTP/1.1",
+        b"GET /app/x HTTP/1.1", b"GET /appnext/x HTTP/1.1", b"GET /appx HTTP/1.1",
+    ]
+
+
+LOCATIONS = """
+server {
+    listen {listen};
+    proxy_http_version 1.1;
+    location /chat/ { proxy_pass http://127.0.0.1:{backend}; proxy_set_header X-Loc chat-prefix; }
+    location = /chat/ { proxy_pass http://127.0.0.1:{backend}; proxy_set_header X-Loc chat-exact; }
+    location = /exact { proxy_pass http://127.0.0.1:{backend}; proxy_set_header X-Loc exact; }
+    location = /only/ { proxy_pass http://127.0.0.1:{backend}; proxy_set_header X-Loc only; }
+    location /longer/path/ { proxy_pass http://127.0.0.1:{backend}; proxy_set_header X-Loc longer; }
+    location /longer/ { proxy_pass http://127.0.0.1:{backend}; proxy_set_header X-Loc shorter; }
+    location /static/ { }
+}
+"""
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize(
+    "target, host, nginx_says",
+    [
+        ("/chat/", "a", "chat-exact"),
+        ("/chat/x", "a", "chat-prefix"),
+        ("/chat?x=1", "Ex.COM:99", "301 http://ex.com:PORT/chat/?x=1"),
+        ("/chat", "ex.com.", "301 http://ex.com:PORT/chat/"),
+        ("/exact", "a", "exact"),
+        ("/exact/", "a", "404"),
+        ("/exact?y", "a", "exact"),
+        ("/only", "a", "301 http://a:PORT/only/"),  # an "=" location redirects too
+        ("/only/x", "a", "404"),
+        ("/longer/path/x", "a", "longer"),
+        ("/longer/pat", "a", "shorter"),
+        ("/longer/path", "a", "301 http://a:PORT/longer/path/"),
+        ("/static", "a", "404"),  # no proxy_pass, no redirect
+        ("/static/x", "a", "404"),
+        ("/nothing", "a", "404"),
+        ("/", "a", "404"),
+        ("/CHAT/", "a", "404"),
+    ],
+)
+async def test_location_matching_and_the_slash_redirect(twins, target, host, nginx_says) -> None:
+    """Status, Location (each proxy's own port made neutral) and the location that answered."""
+    sides = twins.start(LOCATIONS)
+    answers = await ask_both(sides, request(target, host))
+    seen = {}
+    for side in sides:
+        answer = answers[side.name]
+        code = answer.status.split(b" ")[1].decode()
+        if code == "200":
+            seen[side.name] = dict(side.head(0)[1].elements())[b"X-Loc"].decode()
+        elif code == "301":
+            location = answer.header(b"Location").decode().replace(str(side.port), "PORT")
+            seen[side.name] = f"301 {location}"
+        else:
+            seen[side.name] = code
+    assert seen == {"wstunnel": nginx_says, "nginx": nginx_says}
+
+
+SERVERS = """
+proxy_http_version 1.1;
+server { listen {listen}; server_name first.test;
+         location / { proxy_pass http://127.0.0.1:{backend}; proxy_set_header X-Server first; } }
+server { listen {listen}; server_name example.com www.example.com;
+         location / { proxy_pass http://127.0.0.1:{backend}; proxy_set_header X-Server exact; } }
+server { listen {listen}; server_name *.example.org;
+         location / { proxy_pass http://127.0.0.1:{backend}; proxy_set_header X-Server wildcard; } }
+server { listen {listen}; server_name *.deep.example.org;
+         location / { proxy_pass http://127.0.0.1:{backend}; proxy_set_header X-Server deeper; } }
+server { listen {listen}; server_name "";
+         location / { proxy_pass http://127.0.0.1:{backend}; proxy_set_header X-Server no-host; } }
+server { listen {listen} default_server; server_name default.test;
+         location / { proxy_pass http://127.0.0.1:{backend}; proxy_set_header X-Server default;
+                      proxy_set_header X-Name $server_name; } }
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_server_selection_by_host(twins) -> None:
+    sides = twins.start(SERVERS)
+    hosts = ["example.com", "WWW.Example.COM:8080", "example.com.", "a.example.org",
+             "a.b.example.org", "x.deep.example.org", "example.org", "first.test", "unknown.test",
+             "127.0.0.1"]
+    for host in hosts:
+        await ask_both(sides, request("/", host))
+    await ask_both(sides, b"GET / HTTP/1.0\r\n\r\n")
+    await ask_both(sides, b"GET http://a.example.org/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    chosen = {
+        side.name: [v for _, f in side.heads() for n, v in sorted(f)
+                    if n in (b"X-Server", b"X-Name")]
+        for side in sides
+    }
+    assert chosen["wstunnel"] == chosen["nginx"]
+    assert b" ".join(chosen["nginx"]) == (
+        b"exact exact exact wildcard wildcard deeper default.test default first "
+        b"default.test default default.test default no-host wildcard"
+    )
+
+
+ERRORS = """
+server {
+    listen {listen};
+    location /refused/ { proxy_pass http://127.0.0.1:{refused}; }
+    location /silent/ { proxy_pass http://127.0.0.1:{backend}; proxy_read_timeout 200ms; }
+}
+"""
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        ("/refused/", b"502 Bad Gateway"),
+            pytest.param("/silent/", b"504 Gateway Time-out", marks=pytest.mark.xfail(
+            strict=True, raises=AssertionError,
+            reason="wstunnel says '504 Gateway Timeout' in its status line and page title")),
+    ],
+)
+@pytest.mark.parametrize("make", [request, upgrade_request], ids=["plain", "upgrade"])
+async def test_upstream_errors(twins, refused_port, path, status, make) -> None:
+    """Status lines and pages agree but for the server token (nginx/1.22.1, wstunnel)."""
+    sides = twins.start(ERRORS.replace("{refused}", str(refused_port)), silent_answer)
+    answers = await ask_both(sides, make(path))
+    codes = {name: answer.status.split(b" ")[1] for name, answer in answers.items()}
+    assert codes["wstunnel"] == codes["nginx"] == status[:3]
+    pages = {name: answer.body.replace(answer.header(b"Server"), b"TOKEN")
+             for name, answer in answers.items()}
+    assert pages["wstunnel"] == pages["nginx"]
+    assert answers["wstunnel"].status == answers["nginx"].status == b"HTTP/1.1 " + status
+
+
+PLAIN = """
+server {
+    listen {listen};
+    location / {
+        proxy_pass http://127.0.0.1:{backend};
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection "upgrade";
+    }
+}
+"""
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize(
+    "method, response",
+    [
+        ("GET", b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+                b"X-App: 1\r\n\r\nhello"),
+        ("GET", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-App: 1\r\n\r\n"
+                b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+        ("HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-App: 1\r\n\r\n"),
+        ("GET", b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nSet-Cookie: a=1\r\n"
+                b"Set-Cookie: b=2\r\n\r\nnope"),
+        ("GET", b"HTTP/1.0 200 OK\r\nX-App: 1\r\n\r\nuntil close"),
+    ],
+    ids=["length", "chunked", "head", "404-cookies", "close-delimited"],
+)
+async def test_plain_http_through_a_websocket_location(twins, method, response) -> None:
+    sides = twins.start(PLAIN, scripted_answer(response))
+    answers = await ask_both(sides, request("/page", method=method))
+    w, n = answers["wstunnel"], answers["nginx"]
+    assert (w.status, w.body, w.chunked) == (n.status, n.body, n.chunked)
+    assert w.comparable() == n.comparable() - KEEP_ALIVE
+    assert n.body == (b"" if method == "HEAD" else response.split(b"\r\n\r\n", 1)[1]
+                      .replace(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", b"hello world"))
+
+
+# nginx names keep-alive on every HTTP/1.1 answer it keeps the connection for;
+# test_keep_alive_is_announced covers it, the other tests leave it out.
+KEEP_ALIVE = Counter({(b"Connection", b"keep-alive"): 1})
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="wstunnel keeps HTTP/1.1 connections alive without saying "
+                   "'Connection: keep-alive'; nginx always sends it")
+async def test_keep_alive_is_announced(twins) -> None:
+    sides = twins.start(PLAIN, scripted_answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    answers = await ask_both(sides, request("/"))
+    said = {name: answer.header(b"Connection") for name, answer in answers.items()}
+    assert said == {"nginx": b"keep-alive", "wstunnel": b"keep-alive"}
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="wstunnel answers an HTTP/1.0 'Connection: keep-alive' request "
+                   "with 'Connection: close' and closes; nginx keeps the connection")
+async def test_http_1_0_keep_alive(twins) -> None:
+    sides = twins.start(PLAIN, scripted_answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+
+    async def two_requests(side: Side) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", side.port)
+        try:
+            writer.write(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            first = await read_response(reader)
+            assert (first.header(b"Connection"), first.body) == (b"keep-alive", b"ok"), side.name
+            writer.write(b"GET /b HTTP/1.0\r\n\r\n")
+            second = await read_response(reader)
+            assert (second.header(b"Connection"), second.body) == (b"close", b"ok"), side.name
+        finally:
+            writer.close()
+
+    for side in reversed(sides):  # nginx first: it is the oracle
+        await aio(two_requests(side))
+
+
+HOST_VARIABLE = """
+server {
+    listen {listen};
+    server_name localhost;
+    location / {
+        proxy_pass http://127.0.0.1:{backend};
+        proxy_http_version 1.1;
+        proxy_set_header X-Host $host;
+        proxy_set_header X-Http-Host $http_host;
+    }
+}
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_host_variable(twins) -> None:
+    sides = twins.start(HOST_VARIABLE)
+    for raw in [
+        request("/", "Ex.COM.:99"), request("/", "abcd-ef.g02.xyz:"), request("/", "[::1]:8080"),
+        b"GET http://Abs.Example:81/x HTTP/1.1\r\nHost: other\r\n\r\n", b"GET / HTTP/1.0\r\n\r\n",
+    ]:
+        await ask_both(sides, raw)
+    seen = {
+        side.name: [sorted((n, v) for n, v in f if n.startswith(b"X-")) for _, f in side.heads()]
+        for side in sides
+    }
+    assert seen["wstunnel"] == seen["nginx"]
+    assert [dict(f)[b"X-Host"] for f in seen["nginx"]] == [
+        b"ex.com", b"abcd-ef.g02.xyz", b"[::1]", b"abs.example", b"localhost"]
+
+
+BARE = """
+server {
+    listen {listen};
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_upgrade_without_the_howto_lines_differs_on_purpose(twins) -> None:
+    """
+    doc/proxying.md "(differs)": nginx 1.22 sends HTTP/1.0 and drops Upgrade
+    unless the config says otherwise, so its backend sees a plain request;
+    wstunnel forwards the upgrade and the WebSocket opens.
+    """
+    sides = twins.start(BARE)
+    answers = await ask_both(sides, upgrade_request("/ws", key=KEY))
+    (w_line, w_heads), (n_line, n_heads) = (s.head(0) for s in sides)
+    assert (w_line, n_line) == (b"GET /ws HTTP/1.1", b"GET /ws HTTP/1.0")
+    assert w_heads - n_heads == Counter(
+        {(b"Connection", b"upgrade"): 1, (b"Upgrade", b"websocket"): 1}
+    )
+    assert n_heads - w_heads == Counter({(b"Connection", b"close"): 1})
+    assert (b"Host", b"127.0.0.1:BACKEND") in w_heads
+    assert answers["wstunnel"].status == b"HTTP/1.1 101 Switching Protocols"
+    assert answers["nginx"].status == b"HTTP/1.1 200 OK"
