@@ -220,3 +220,15 @@ def test_an_upgrade_over_http_1_0_is_not_attempted(tmp_path) -> None:
     head = ut.value().lower()
     assert head.startswith(b"get /chat/ http/1.0\r\n")
     assert b"\r\nupgrade:" not in head
+
+
+@pytest.mark.parametrize(
+    "status, phrase",
+    [(413, "Content Too Large"), (414, "URI Too Long"), (431, "Request Header Fields Too Large"),
+     (502, "Bad Gateway"), (504, "Gateway Timeout"), (499, "Client Closed Request")],
+)
+def test_reason_phrases_are_rfc_9110_whatever_the_python_version(status, phrase) -> None:
+    from wstunnel.errors import error_page, reason_phrase
+
+    assert reason_phrase(status) == phrase
+    assert f"<title>{status} {phrase}</title>".encode() in error_page(status)

@@ -515,25 +515,24 @@ server {
 
 @pytest_twisted.ensureDeferred
 @pytest.mark.parametrize(
-    "path, status",
+    "path, nginx_status, our_status",
     [
-        ("/refused/", b"502 Bad Gateway"),
-            pytest.param("/silent/", b"504 Gateway Time-out", marks=pytest.mark.xfail(
-            strict=True, raises=AssertionError,
-            reason="wstunnel says '504 Gateway Timeout' in its status line and page title")),
+        ("/refused/", b"502 Bad Gateway", b"502 Bad Gateway"),
+        # A documented difference (doc/proxying.md): nginx's own spelling of
+        # the 504 reason against RFC 9110's, in the status line and page title.
+        ("/silent/", b"504 Gateway Time-out", b"504 Gateway Timeout"),
     ],
 )
 @pytest.mark.parametrize("make", [request, upgrade_request], ids=["plain", "upgrade"])
-async def test_upstream_errors(twins, refused_port, path, status, make) -> None:
-    """Status lines and pages agree but for the server token (nginx/1.22.1, wstunnel)."""
+async def test_upstream_errors(twins, refused_port, path, nginx_status, our_status, make) -> None:
+    """Status codes and pages agree but for the server token and the reason's spelling."""
     sides = twins.start(ERRORS.replace("{refused}", str(refused_port)), silent_answer)
     answers = await ask_both(sides, make(path))
-    codes = {name: answer.status.split(b" ")[1] for name, answer in answers.items()}
-    assert codes["wstunnel"] == codes["nginx"] == status[:3]
+    assert answers["nginx"].status == b"HTTP/1.1 " + nginx_status
+    assert answers["wstunnel"].status == b"HTTP/1.1 " + our_status
     pages = {name: answer.body.replace(answer.header(b"Server"), b"TOKEN")
              for name, answer in answers.items()}
-    assert pages["wstunnel"] == pages["nginx"]
-    assert answers["wstunnel"].status == answers["nginx"].status == b"HTTP/1.1 " + status
+    assert pages["wstunnel"] == pages["nginx"].replace(nginx_status[4:], our_status[4:])
 
 
 PLAIN = """

@@ -14,10 +14,19 @@ __all__ = ["RequestError", "error_page", "reason_phrase"]
 
 SERVER_TOKEN = "wstunnel"
 
-# nginx spells a few reasons its own way; we keep the RFC 9110 wording.
+# RFC 9110 wording, pinned here because Python's HTTPStatus phrases change
+# between versions (413 and 414 did in 3.13).  nginx spells a few its own
+# way ("504 Gateway Time-out"); doc/proxying.md lists the differences.
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
-_REASONS[421] = "Misdirected Request"
-_REASONS[499] = "Client Closed Request"
+_REASONS.update(
+    {
+        413: "Content Too Large",
+        414: "URI Too Long",
+        421: "Misdirected Request",
+        422: "Unprocessable Content",
+        499: "Client Closed Request",
+    }
+)
 
 
 class RequestError(Exception):
