@@ -11,6 +11,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -90,6 +91,12 @@ async def ask(ws, text: str) -> str:  # type: ignore[no-untyped-def]
     return await asyncio.wait_for(ws.recv(), STEP)
 
 
+def free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def ws_url(port: int) -> str:
     return f"ws://127.0.0.1:{port}/"
 
@@ -117,8 +124,7 @@ async def test_sighup_reloads_without_dropping_the_tunnel(twistd: str, tmp_path:
             await proxy.wait_for(rf"listening on 127\.0\.0\.1:{free_port}\b")
             async with connect(ws_url(free_port), proxy=None) as old:
                 assert await ask(old, "1") == "A:1"
-                with _socket_on_free_port() as second:
-                    pass
+                second = free_loopback_port()
                 conf.write_text(PROXY_CONF.format(
                     shutdown="1s", port=free_port, extra=f"listen 127.0.0.1:{second};",
                     backend=b.sockets[0].getsockname()[1],
@@ -145,20 +151,6 @@ async def test_sighup_reloads_without_dropping_the_tunnel(twistd: str, tmp_path:
             b.close()
 
     await run(scenario())
-
-
-class _socket_on_free_port:
-    """A loopback port that was free a moment ago."""
-
-    def __enter__(self) -> int:
-        import socket
-
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        return self._sock.getsockname()[1]
-
-    def __exit__(self, *exc: object) -> None:
-        self._sock.close()
 
 
 @pytest_twisted.ensureDeferred

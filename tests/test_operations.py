@@ -13,23 +13,14 @@ import struct
 import pytest
 import pytest_twisted
 
-from support import WAIT, aio, listen_backend, read_until, start_proxy, switch_answer, upgrade_request
+from support import WAIT, aio, listen_backend, read_until, switch_answer, upgrade_request
 from wstunnel.loader import load_config
 from wstunnel.proxyproto import V2_SIGNATURE
 
 
 @pytest.fixture
-def proxies(tmp_path):
-    started = []
-
-    def start(conf: str):
-        service, port = start_proxy(tmp_path, conf)
-        started.append(service)
-        return service, port
-
-    yield start
-    for service in started:
-        service.stopService()
+def proxies(proxy_services):
+    return proxy_services
 
 
 def answer_200(b, head, rest) -> None:

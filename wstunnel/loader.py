@@ -860,9 +860,6 @@ class _Builder:
                 if listen.default_server and any(l.default_server for _, l in group):
                     self.errors.append(ConfigError(listen.source, f"a duplicate default server for {address}"))
                     continue
-                if group and group[0][1].proxy_protocol != listen.proxy_protocol:
-                    self.errors.append(ConfigError(listen.source, f"duplicate listen options for {address}"))
-                    continue
                 group.append((server, listen))
         return tuple(_binding(host, port, group) for (host, port), group in groups.items())
 
@@ -875,7 +872,8 @@ def _binding(host: str, port: int, group: list[tuple[Server, Listen]]) -> Bindin
         port,
         next((s for s, l in group if l.default_server), group[0][0]),
         servers,
-        proxy_protocol=group[0][1].proxy_protocol,
+        # nginx ORs proxy_protocol over every listen of one address.
+        proxy_protocol=any(l.proxy_protocol for _, l in group),
         real_ip_from=tuple(dict.fromkeys(net for s in servers for net in s.real_ip_from)),
         real_ip_proxy_protocol=any(s.real_ip_proxy_protocol for s in servers),
     )

@@ -167,6 +167,10 @@ class Stats:
         values["wstunnel_tunnels_open"] = self.tunnels_open
         values[series("wstunnel_tunnel_bytes_total", direction="client_to_upstream")] = to_upstream
         values[series("wstunnel_tunnel_bytes_total", direction="upstream_to_client")] = to_client
+        for bound in (*map(_number, DURATION_BUCKETS), "+Inf"):
+            values.setdefault(series("wstunnel_tunnel_duration_seconds_bucket", le=bound), 0)
+        values.setdefault("wstunnel_tunnel_duration_seconds_sum", 0)
+        values.setdefault("wstunnel_tunnel_duration_seconds_count", 0)
         for upstream, peers in self._peers().items():
             for peer in peers:
                 values[series("wstunnel_upstream_peer_up", upstream=upstream, peer=peer)] = 1
@@ -213,10 +217,7 @@ def prometheus_text(values: Mapping[str, float]) -> bytes:
     lines = []
     for name, samples in grouped.items():
         kind, text = FAMILIES.get(name, ("untyped", name))
-        if kind == "histogram" and not samples:
-            samples = [f"{name}_count 0", f"{name}_sum 0"]
-        if samples or kind != "histogram":
-            lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", *samples]
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", *samples]
     return ("\n".join(lines) + "\n").encode()
 
 

@@ -34,6 +34,7 @@ from typing import Callable
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -128,7 +129,10 @@ class Supervisor(MultiService):
     def _signal_all(self, number: int, which: Callable[[int], bool] = lambda index: True) -> None:
         for index, worker in list(self.workers.items()):
             if which(index) and worker.transport is not None:
-                worker.transport.signalProcess(number)  # type: ignore[attr-defined]
+                try:
+                    worker.transport.signalProcess(number)  # type: ignore[attr-defined]
+                except ProcessExitedAlready:
+                    continue  # its processEnded is on the way
 
     def reload(self) -> None:
         """Validate here (one report of a bad file), then let every worker reload itself."""
