@@ -70,3 +70,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def proxy_services(tmp_path):
+    """Start in-process proxies from config text: ``start(conf) -> (service, port)``; stopped after the test."""
+    from support import start_proxy
+
+    started = []
+
+    def start(conf: str):
+        service, port = start_proxy(tmp_path, conf)
+        started.append(service)
+        return service, port
+
+    yield start
+    for service in started:
+        service.stopService()

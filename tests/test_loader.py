@@ -887,7 +887,7 @@ def test_listen_host_name_with_several_addresses(load):
         ("443 ssl", '"listen" parameter "ssl" is not supported by wstunnel'),
         ("80 http2", '"listen" parameter "http2" is not supported by wstunnel'),
         ("80 reuseport", '"listen" parameter "reuseport" is not supported by wstunnel'),
-        ("80 default_server proxy_protocol", '"listen" parameter "proxy_protocol" is not supported by wstunnel'),
+        ("80 default_server fastopen=3", '"listen" parameter "fastopen=3" is not supported by wstunnel'),
         ("80 backlog=10", '"listen" parameter "backlog=10" is not supported by wstunnel'),
         ("127.0.0.1:65536", 'invalid port in "127.0.0.1:65536" of the "listen" directive'),
         ("65536", 'invalid port in "65536" of the "listen" directive'),

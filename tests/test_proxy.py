@@ -107,17 +107,8 @@ async def _echo(ws) -> None:
 
 
 @pytest.fixture
-def proxies(tmp_path):
-    started = []
-
-    def start(conf: str):
-        service, port = start_proxy(tmp_path, conf)
-        started.append(service)
-        return port
-
-    yield start
-    for service in started:
-        service.stopService()
+def proxies(proxy_services):
+    return lambda conf: proxy_services(conf)[1]
 
 
 @pytest_twisted.ensureDeferred

@@ -31,11 +31,14 @@ from .exchange import Exchange
 from .flow import Throttle, arm_abort
 from .headers import BodyFraming, client_response_headers, upgrade_offer, upstream_request
 from .logs import combined_line
+from .metrics import status_page
 from .model import Binding, Location
+from .proxyproto import ProxyPreamble, is_trusted
+from .registry import Registry
 from .request import ConnInfo, RequestHead
 from .routing import Redirect, parse_target, redirect_url, request_host
 from .runtime import Runtime
-from .tunnel import Tunnel
+from .tunnel import Tunnel, TunnelEnd
 from .upstream import UpstreamProtocol
 from .variables import RequestVars
 
@@ -122,6 +125,8 @@ class ClientProtocol(Protocol):
         self.runtime: Runtime = factory.runtime()
         self.conn: ConnInfo | None = None
         self.peer_text = "-"
+        self.serial = 0  # $connection
+        self.requests = 0  # $connection_requests
 
     # Connection life.
 
@@ -137,8 +142,13 @@ class ClientProtocol(Protocol):
             scheme=scheme,
         )
         self.peer_text = f"{peer.host}:{peer.port}"
-        self._factory.connections.add(self)
+        self.serial = self._factory.registry.admit(self, self.runtime.config.workers.connections)
+        if not self.serial:
+            return
         self._timer = self._clock.callLater(HEAD_TIMEOUT, self._head_timed_out)
+        binding = self._factory.binding(self.runtime, local.host)
+        if binding.proxy_protocol:
+            self._expect_proxy_header(binding)
 
     def dataReceived(self, data: bytes) -> None:
         self._h11.receive_data(data)
@@ -161,7 +171,7 @@ class ClientProtocol(Protocol):
         """Our write shutdown (tunnel half-close) completed."""
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self._factory.connections.discard(self)
+        self._factory.registry.release(self)
         if self._abort is not None and self._abort.active():
             self._abort.cancel()
         if self._tunnel is not None:
@@ -232,6 +242,8 @@ class ClientProtocol(Protocol):
 
     def _begin(self, event: h11.Request) -> None:
         self._cancel_timer()
+        self.requests += 1
+        self._factory.registry.stats.request_started()
         self._started = self._clock.seconds()
         self._status = 0
         self._body_bytes = 0
@@ -263,6 +275,10 @@ class ClientProtocol(Protocol):
         vhost = host if host is not None else server.name
         if isinstance(found, Redirect):
             self._respond(301, [(b"Location", redirect_url(found, target, conn, vhost).encode("latin-1"))])
+            return
+        if found is not None and found.status_page is not None:
+            self._location = found
+            self._respond(200, *status_page(found.status_page, self._factory.registry.stats))
             return
         if found is None or found.proxy_pass is None:
             raise RequestError(404, f"no location for {target.uri!r}")
@@ -449,11 +465,18 @@ class ClientProtocol(Protocol):
             on_end=self._tunnel_ended,
         )
         self._tunnel = tunnel
+        self._factory.registry.stats.tunnel_opened()
         self.dataReceived = tunnel.from_client  # type: ignore[method-assign]
         upstream.become_tunnel(tunnel)
         tunnel.start(self._h11.trailing_data[0], early)
 
     def _tunnel_ended(self, tunnel: Tunnel) -> None:
+        self._factory.registry.stats.tunnel_closed(
+            (tunnel.reason or TunnelEnd.CLIENT_CLOSED).name.lower(),
+            self._clock.seconds() - self._started,
+            tunnel.client_bytes,
+            tunnel.upstream_bytes,
+        )
         self._body_bytes = tunnel.upstream_bytes
         self._log_request(extra=tunnel.reason.value if tunnel.reason else "")
         self._state = State.CLOSED
@@ -479,6 +502,7 @@ class ClientProtocol(Protocol):
         location = self._location
         if head is None:
             return
+        self._factory.registry.stats.request_done(self._status, bool(head.values(b"upgrade")))
         targets = location.access_logs if location is not None else self._default_access_logs()
         if not targets:
             return
@@ -556,6 +580,69 @@ class ClientProtocol(Protocol):
             self._abort = arm_abort(self._clock, self.transport, CLOSE_GRACE)
 
 
+    # Operations: limits, PROXY protocol, status pages, graceful shutdown.
+
+    def refuse(self) -> None:
+        """Past worker_connections: close before reading anything."""
+        self._state = State.CLOSED
+        self.transport.abortConnection()
+
+    def _expect_proxy_header(self, binding: Binding) -> None:
+        conn = self.conn
+        assert conn is not None
+        if binding.real_ip_from and not is_trusted(conn.remote_addr, binding.real_ip_from):
+            self.log.info("PROXY protocol header from untrusted {client} refused", client=self.peer_text)
+            self.proxy_header_failed()
+            return
+        rewrite = binding.real_ip_proxy_protocol and bool(binding.real_ip_from)
+        self.dataReceived = ProxyPreamble(self, conn, rewrite).feed  # type: ignore[method-assign]
+
+    def proxy_header_received(self, conn: ConnInfo, rest: bytes) -> None:
+        del self.dataReceived
+        self.conn = conn
+        if rest:
+            self.dataReceived(rest)
+
+    def proxy_header_failed(self) -> None:
+        self._state = State.CLOSED
+        self._cancel_timer()
+        self.transport.abortConnection()
+
+    @property
+    def activity(self) -> str:
+        """stub_status's view: reading a request head, writing (busy), or waiting (idle)."""
+        if self._state is State.READING:
+            return "reading" if self._h11.trailing_data[0] else "waiting"
+        return "writing"
+
+    @property
+    def tunnel_bytes(self) -> tuple[int, int] | None:
+        tunnel = self._tunnel
+        if tunnel is None or self._state is State.CLOSED:
+            return None
+        return tunnel.client_bytes, tunnel.upstream_bytes
+
+    def drain(self) -> None:
+        """Graceful shutdown begins: an idle connection closes now, a busy one after its response."""
+        self._close_after = True
+        if self._state is State.READING and not self._h11.trailing_data[0]:
+            self._close()
+
+    def shut_down(self) -> None:
+        """The shutdown timeout passed: close whatever is still running."""
+        if self._tunnel is not None:
+            self._tunnel.close(TunnelEnd.SHUTDOWN)
+        elif self._state is not State.CLOSED:
+            self._client_gone()
+            self._close()
+
+    def abort(self) -> None:
+        """Last resort of a shutdown: drop both legs now."""
+        if self._tunnel is not None:
+            self._tunnel.abort()
+        self.transport.abortConnection()
+
+
 def _framing(head: RequestHead) -> "BodyFraming | int":
     """How the client framed its body (h11 has already validated it)."""
     if head.values(b"transfer-encoding"):
@@ -575,8 +662,9 @@ class ProxyFactory(Factory):
     """
     Accepts client connections for one listening address.  It reads the
     current runtime through ``runtime`` at each accept, so a reload changes
-    new connections only.  ``connections`` holds the open client
-    connections (for draining and limits).
+    new connections only.  ``registry`` holds the process's open client
+    connections (for draining, limits and status pages), shared by every
+    listener.
     """
 
     protocol = ClientProtocol
@@ -589,12 +677,14 @@ class ProxyFactory(Factory):
         key: tuple[str, int],
         reactor: IReactorTCP,
         clock: IReactorTime | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self.runtime = runtime
         self.key = key
         self.reactor = reactor
         self.clock: IReactorTime = clock if clock is not None else reactor  # type: ignore[assignment]
-        self.connections: set[ClientProtocol] = set()
+        self.registry = registry if registry is not None else Registry(self.clock)
+        self.connections: set[ClientProtocol] = self.registry.clients
 
     def binding(self, runtime: Runtime, local_host: str) -> Binding:
         return runtime.binding_for(self.key, local_host)

@@ -47,6 +47,7 @@ from wstunnel.model import (
     Timeouts,
     Upstream,
     VarRef,
+    Workers,
 )
 from wstunnel.units import parse_time
 from wstunnel.variables import compile_template, is_builtin
@@ -334,6 +335,8 @@ class _Level:
     headers: list[tuple[str, str, Source]] | None = None
     access_logs: list[AccessLog] | None = None
     access_off: bool = False
+    real_ip_from: list | None = None
+    real_ip_header: str | None = None
 
 
 @define
@@ -341,6 +344,7 @@ class _LocationLevel(_Level):
     path: str = ""
     exact: bool = False
     proxy_pass: _ProxyURL | None = None
+    status_page: str | None = None
 
 
 @define
@@ -389,6 +393,7 @@ class _Builder:
         self.main = _Level(Source(path, 0))
         self.http = _Level(Source(path, 0))
         self.error_logs: list[ErrorLog] = []
+        self.workers: dict[str, object] = {}
         self.maps: dict[str, _RawMap] = {}
         self.upstreams: dict[str, _UpstreamLevel] = {}
         self.servers: list[_ServerLevel] = []
@@ -402,6 +407,8 @@ class _Builder:
         http = self._effective(self.http, _root_settings(self.path))
         servers = tuple(self._build_server(s, http, upstreams, implicit) for s in self.servers)
         bindings = self._bindings(servers)
+        workers = Workers(**self.workers)  # type: ignore[arg-type]
+        self._check_worker_ports(workers, bindings)
         if self.errors:
             raise ConfigErrors(self.errors)
         all_upstreams = {u.name: u for u in upstreams.values()}
@@ -414,6 +421,7 @@ class _Builder:
             maps=maps,
             error_logs=tuple(self.error_logs) or (ErrorLog("stderr", "error", Source(self.path, 0)),),
             notices=tuple(self.notices),
+            workers=workers,
         )
 
     # walking
@@ -454,13 +462,31 @@ class _Builder:
 
     def _worker_processes(self, stmt: _Stmt, level: _Level) -> None:
         value = stmt.args[0]
-        if value != "auto" and not (value.isdigit() and int(value) > 0):
-            raise ConfigError(stmt.source, f'invalid value "{value}" in "worker_processes" directive')
+        if value == "auto":
+            self.workers["processes"] = len(os.sched_getaffinity(0))
+            return
+        self.workers["processes"] = _positive(stmt)
 
     def _worker_connections(self, stmt: _Stmt, level: _Level) -> None:
-        value = stmt.args[0]
-        if not (value.isdigit() and int(value) > 0):
-            raise ConfigError(stmt.source, f'invalid value "{value}" in "worker_connections" directive')
+        self.workers["connections"] = _positive(stmt)
+
+    def _worker_rlimit_nofile(self, stmt: _Stmt, level: _Level) -> None:
+        self.workers["rlimit_nofile"] = _positive(stmt)
+
+    def _worker_shutdown_timeout(self, stmt: _Stmt, level: _Level) -> None:
+        try:
+            self.workers["shutdown_timeout"] = parse_time(stmt.args[0])
+        except ValueError as exc:
+            raise ConfigError(stmt.source, f'"{stmt.name}" directive {exc}') from None
+
+    def _check_worker_ports(self, workers: Workers, bindings: tuple[Binding, ...]) -> None:
+        """With several workers each binds its own socket: port 0 would give each another port."""
+        if workers.processes == 1:
+            return
+        for binding in bindings:
+            if binding.port == 0:
+                listen = next(l for l in binding.default.listens if l.port == 0)
+                self.errors.append(ConfigError(listen.source, '"listen" port 0 needs "worker_processes 1"'))
 
     def _events(self, stmt: _Stmt, level: _Level) -> None:
         self.walk(stmt.block or (), EVENTS, _Level(stmt.source))
@@ -554,13 +580,16 @@ class _Builder:
     def _listen(self, stmt: _Stmt, level: _Level) -> None:
         assert isinstance(level, _ServerLevel)
         address, *params = stmt.args
-        default_server = False
+        default_server = proxy_protocol = False
         for param in params:
-            if param not in ("default_server", "default"):
+            if param == "proxy_protocol":
+                proxy_protocol = True
+            elif param in ("default_server", "default"):
+                default_server = True
+            else:
                 raise ConfigError(stmt.source, f'"listen" parameter "{param}" is not supported by wstunnel')
-            default_server = True
         for host, port in self._listen_addresses(address, stmt.source):
-            level.listens.append(Listen(host, port, default_server, stmt.source))
+            level.listens.append(Listen(host, port, default_server, stmt.source, proxy_protocol))
 
     def _listen_addresses(self, address: str, source: Source) -> list[tuple[str, int]]:
         if address.startswith("unix:"):
@@ -622,6 +651,34 @@ class _Builder:
             level.proxy_pass = _parse_proxy_url(stmt.args[0], stmt.source)
         except ValueError as exc:
             raise ConfigError(stmt.source, str(exc)) from None
+
+    def _status_page(self, stmt: _Stmt, level: _Level) -> None:
+        assert isinstance(level, _LocationLevel)
+        if stmt.args and stmt.args[0] not in ("on", "off"):
+            raise ConfigError(stmt.source, f'invalid value "{stmt.args[0]}" in "{stmt.name}" directive')
+        if level.status_page is not None:
+            raise ConfigError(stmt.source, f'"{stmt.name}" directive is duplicate')
+        if not stmt.args or stmt.args[0] == "on":
+            level.status_page = "stub_status" if stmt.name == "stub_status" else "metrics"
+
+    def _set_real_ip_from(self, stmt: _Stmt, level: _Level) -> None:
+        value = stmt.args[0]
+        if value.startswith("unix:"):
+            raise ConfigError(stmt.source, '"set_real_ip_from unix:" is not supported by wstunnel')
+        try:
+            network = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ConfigError(stmt.source, f'invalid network "{value}" in "set_real_ip_from" directive') from None
+        if level.real_ip_from is None:
+            level.real_ip_from = []
+        level.real_ip_from.append(network)
+
+    def _real_ip_header(self, stmt: _Stmt, level: _Level) -> None:
+        if stmt.args[0] != "proxy_protocol":
+            raise ConfigError(
+                stmt.source, f'"real_ip_header {stmt.args[0]}" is not supported by wstunnel (only proxy_protocol)'
+            )
+        level.real_ip_header = stmt.args[0]
 
     def _proxy_http_version(self, stmt: _Stmt, level: _Level) -> None:
         value = stmt.args[0]
@@ -772,10 +829,23 @@ class _Builder:
                     timeouts=eff.timeouts,
                     access_logs=eff.access_logs,
                     source=loc.source,
+                    status_page=loc.status_page,
                 )
             )
+            if loc.status_page is not None and loc.proxy_pass is not None:
+                self.errors.append(ConfigError(loc.source, f'"proxy_pass" and "{_PAGE_DIRECTIVES[loc.status_page]}" '
+                                               "in one location"))
         listens = level.listens or [Listen("0.0.0.0", _default_port(), False, level.source)]
-        return Server(tuple(level.names) or ("",), tuple(listens), tuple(locations), level.source)
+        real_ip_from = level.real_ip_from if level.real_ip_from is not None else self.http.real_ip_from
+        real_ip_header = level.real_ip_header or self.http.real_ip_header
+        return Server(
+            tuple(level.names) or ("",),
+            tuple(listens),
+            tuple(locations),
+            level.source,
+            real_ip_from=tuple(real_ip_from or ()),
+            real_ip_proxy_protocol=real_ip_header == "proxy_protocol",
+        )
 
     def _bindings(self, servers: tuple[Server, ...]) -> tuple[Binding, ...]:
         """One binding per address; its default is the ``default_server``, else the first."""
@@ -791,11 +861,32 @@ class _Builder:
                     self.errors.append(ConfigError(listen.source, f"a duplicate default server for {address}"))
                     continue
                 group.append((server, listen))
-        bindings = []
-        for (host, port), group in groups.items():
-            default = next((s for s, l in group if l.default_server), group[0][0])
-            bindings.append(Binding(host, port, default, tuple(s for s, _ in group)))
-        return tuple(bindings)
+        return tuple(_binding(host, port, group) for (host, port), group in groups.items())
+
+
+def _binding(host: str, port: int, group: list[tuple[Server, Listen]]) -> Binding:
+    """A binding; its default is the ``default_server``, else the first."""
+    servers = tuple(s for s, _ in group)
+    return Binding(
+        host,
+        port,
+        next((s for s, l in group if l.default_server), group[0][0]),
+        servers,
+        # nginx ORs proxy_protocol over every listen of one address.
+        proxy_protocol=any(l.proxy_protocol for _, l in group),
+        real_ip_from=tuple(dict.fromkeys(net for s in servers for net in s.real_ip_from)),
+        real_ip_proxy_protocol=any(s.real_ip_proxy_protocol for s in servers),
+    )
+
+
+def _positive(stmt: _Stmt) -> int:
+    value = stmt.args[0]
+    if not (value.isdigit() and int(value) > 0):
+        raise ConfigError(stmt.source, f'invalid value "{value}" in "{stmt.name}" directive')
+    return int(value)
+
+
+_PAGE_DIRECTIVES = {"stub_status": "stub_status", "metrics": "wstunnel_metrics"}
 
 
 def _root_settings(path: str) -> _Effective:
@@ -879,6 +970,12 @@ _TABLE: dict[str, _Spec] = {
     "worker_processes": _spec({MAIN}, 1, 1, _Builder._worker_processes, once=True),
     "events": _spec({MAIN}, 0, 0, _Builder._events, block=True, once=True),
     "worker_connections": _spec({EVENTS}, 1, 1, _Builder._worker_connections, once=True),
+    "worker_rlimit_nofile": _spec({MAIN}, 1, 1, _Builder._worker_rlimit_nofile, once=True),
+    "worker_shutdown_timeout": _spec({MAIN}, 1, 1, _Builder._worker_shutdown_timeout, once=True),
+    "set_real_ip_from": _spec({HTTP, SERVER}, 1, 1, _Builder._set_real_ip_from),
+    "real_ip_header": _spec({HTTP, SERVER}, 1, 1, _Builder._real_ip_header, once=True),
+    "stub_status": _spec({LOCATION}, 0, 1, _Builder._status_page),
+    "wstunnel_metrics": _spec({LOCATION}, 0, 1, _Builder._status_page),
     "http": _spec({MAIN}, 0, 0, _Builder._http, block=True, once=True),
     "error_log": _spec(_ALL, 1, 2, _Builder._error_log),
     "map": _spec({HTTP}, 2, 2, _Builder._map, block=True),

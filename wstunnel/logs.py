@@ -137,11 +137,7 @@ class ErrorLogService(Service):
         notices: Iterable[str] = (),
         publisher: LogPublisher = globalLogPublisher,
     ) -> None:
-        levels: dict[str, LogLevel] = {}
-        for error_log in error_logs:
-            level = NGINX_LEVELS[error_log.level]
-            levels[error_log.path] = min(level, levels.get(error_log.path, level))
-        self._levels = levels
+        self._levels = _levels(error_logs)
         self._notices = tuple(notices)
         self._publisher = publisher
         self._log = Logger(observer=publisher)
@@ -162,6 +158,11 @@ class ErrorLogService(Service):
         super().startService()
         if not self._fds:
             self._fds = self._open()
+        self._attach()
+        for notice in self._notices:
+            self._log.info("{notice}", notice=notice)
+
+    def _attach(self) -> None:
         self._observers = tuple(
             FilteringLogObserver(
                 _ErrorLogWriter(self._fds[path][0]),
@@ -171,16 +172,50 @@ class ErrorLogService(Service):
         )
         for observer in self._observers:
             self._publisher.addObserver(observer)
-        for notice in self._notices:
-            self._log.info("{notice}", notice=notice)
 
-    def stopService(self) -> None:
+    def _detach(self) -> None:
         for observer in self._observers:
             self._publisher.removeObserver(observer)
         self._observers = ()
+
+    def reconfigure(self, error_logs: Iterable[ErrorLog]) -> None:
+        """A reload's ``error_log``s (see :meth:`_replace`)."""
+        self._replace(_levels(error_logs))
+
+    def reopen(self) -> None:
+        """SIGUSR1: the same files, opened again by name (logrotate renamed them)."""
+        self._replace(self._levels)
+
+    def _replace(self, levels: dict[str, LogLevel]) -> None:
+        """
+        The new files are opened before the old ones are let go, so a path
+        that cannot be opened keeps the old logs and raises ``OSError``.
+        """
+        old_levels, old_fds = self._levels, self._fds
+        self._levels = levels
+        try:
+            self._fds = self._open()
+        except OSError:
+            self._levels, self._fds = old_levels, old_fds
+            raise
+        self._detach()
+        self._attach()
+        _close(old_fds.values())
+
+    def stopService(self) -> None:
+        self._detach()
         _close(self._fds.values())
         self._fds = {}
         super().stopService()
+
+
+def _levels(error_logs: Iterable[ErrorLog]) -> dict[str, LogLevel]:
+    """One level per path: several ``error_log``s naming a file share it at the lowest level."""
+    levels: dict[str, LogLevel] = {}
+    for error_log in error_logs:
+        level = NGINX_LEVELS[error_log.level]
+        levels[error_log.path] = min(level, levels.get(error_log.path, level))
+    return levels
 
 
 def escape(value: str | bytes | None) -> str:
@@ -273,3 +308,7 @@ class AccessLogs:
         """Close every file this object opened."""
         _close(entry for entry in self._fds.values() if entry is not None)
         self._fds = {}
+
+    def reopen(self) -> None:
+        """SIGUSR1: each file is opened again, by name, at its next line."""
+        self.close()

@@ -32,6 +32,7 @@ __all__ = [
     "Timeouts",
     "Upstream",
     "VarRef",
+    "Workers",
 ]
 
 
@@ -179,6 +180,9 @@ class Location:
     timeouts: Timeouts
     access_logs: tuple[AccessLog, ...]  # empty tuple = access_log off
     source: Source
+    # "stub_status" or "metrics" (wstunnel_metrics): answered by wstunnel
+    # itself instead of being proxied.
+    status_page: str | None = None
 
 
 @frozen
@@ -189,6 +193,7 @@ class Listen:
     port: int
     default_server: bool
     source: Source
+    proxy_protocol: bool = False  # "listen ... proxy_protocol"
 
 
 @frozen
@@ -197,6 +202,10 @@ class Server:
     listens: tuple[Listen, ...]
     locations: tuple[Location, ...]  # in config order
     source: Source
+    # set_real_ip_from networks (ipaddress objects) and whether
+    # "real_ip_header proxy_protocol" is in force, inherited from http.
+    real_ip_from: tuple = ()
+    real_ip_proxy_protocol: bool = False
 
     @property
     def name(self) -> str:
@@ -215,6 +224,11 @@ class Binding:
     port: int
     default: Server
     servers: tuple[Server, ...]
+    # The PROXY header arrives before Host names a server, so these are per
+    # address: a source trusted by any server on it is trusted.
+    proxy_protocol: bool = False
+    real_ip_from: tuple = ()
+    real_ip_proxy_protocol: bool = False
 
 
 @frozen
@@ -232,6 +246,16 @@ class MapDef:
 
 
 @frozen
+class Workers:
+    """Process-level settings (main and events context)."""
+
+    processes: int = 1  # worker_processes; "auto" is resolved to the core count at load
+    connections: int = 512  # worker_connections: per worker, both legs of a tunnel count
+    rlimit_nofile: int | None = None  # worker_rlimit_nofile
+    shutdown_timeout: float = 10.0  # worker_shutdown_timeout; nginx waits forever
+
+
+@frozen
 class Config:
     """The whole loaded configuration."""
 
@@ -242,6 +266,7 @@ class Config:
     maps: Mapping[str, MapDef]
     error_logs: tuple[ErrorLog, ...]
     notices: tuple[str, ...] = field(default=())  # "file:line: ..." ignored directives
+    workers: Workers = field(factory=Workers)
 
 
 class ConfigErrors(Exception):

@@ -20,6 +20,9 @@ class ConnInfo:
     server_addr: str
     server_port: int
     scheme: str = "http"
+    # From a PROXY protocol header; empty without one.
+    proxy_protocol_addr: str = ""
+    proxy_protocol_port: str = ""
 
 
 @frozen

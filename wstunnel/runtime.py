@@ -27,13 +27,14 @@ class Runtime:
     access_logs: AccessLogs
 
     @classmethod
-    def build(cls, config: Config) -> "Runtime":
+    def build(cls, config: Config, access_logs: AccessLogs | None = None) -> "Runtime":
+        """``access_logs``: the previous runtime's files, which a reload keeps using."""
         return cls(
             config=config,
             router=Router(config),
             balancers={name: RoundRobin(up) for name, up in _all_upstreams(config).items()},
             bindings={(b.host, b.port): b for b in config.bindings},
-            access_logs=AccessLogs(),
+            access_logs=access_logs if access_logs is not None else AccessLogs(),
         )
 
     def balancer(self, upstream_name: str) -> RoundRobin:

@@ -20,6 +20,7 @@ from wstunnel.loader import load_config
 from wstunnel.logs import ErrorLogService
 from wstunnel.model import Config, ConfigErrors
 from wstunnel.service import ProxyService
+from wstunnel.workers import Supervisor
 
 __all__ = ["DEFAULT_CONFIG", "Options", "check", "load", "makeService"]
 
@@ -84,5 +85,11 @@ def makeService(options: Options) -> IService:
 
     top = MultiService()
     error_logs.setServiceParent(top)
-    ProxyService(config, reactor).setServiceParent(top)
+    if config.workers.processes > 1:
+        Supervisor(config, reactor, [error_logs]).setServiceParent(top)
+        return top
+    proxy = ProxyService(config, reactor, signals=True)
+    proxy.log_files.append(error_logs)
+    proxy.reload_hooks.append(lambda new: error_logs.reconfigure(new.error_logs))
+    proxy.setServiceParent(top)
     return top

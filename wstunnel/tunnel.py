@@ -192,6 +192,15 @@ class Tunnel:
             self._aborts["upstream"] = arm_abort(self._clock, self._upstream, self._timeouts.send)
             self._upstream.loseConnection()
 
+    def abort(self) -> None:
+        """Drop both connections now (the end of a graceful shutdown that ran out of time)."""
+        self.close(TunnelEnd.SHUTDOWN)
+        for side, transport in (("client", self._client), ("upstream", self._upstream)):
+            abort = self._aborts.pop(side, None)
+            if abort is not None and abort.active():
+                abort.cancel()
+            transport.abortConnection()  # type: ignore[attr-defined]
+
     # A registration is revoked only when its source has sent EOF or the
     # tunnel is closing, so the source is never resumed here: resuming a
     # transport that saw EOF would read the EOF a second time.

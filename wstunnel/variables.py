@@ -38,6 +38,8 @@ BUILTIN_VARIABLES = frozenset(
         "args",
         "proxy_host",
         "proxy_add_x_forwarded_for",
+        "proxy_protocol_addr",
+        "proxy_protocol_port",
     }
 )
 _HEADER_PREFIX = "http_"
@@ -190,4 +192,6 @@ _GETTERS: dict[str, Callable[[RequestVars], str]] = {
     "args": lambda rv: rv.target.args,
     "proxy_host": _proxy_host,
     "proxy_add_x_forwarded_for": _proxy_add_x_forwarded_for,
+    "proxy_protocol_addr": lambda rv: rv.conn.proxy_protocol_addr,
+    "proxy_protocol_port": lambda rv: rv.conn.proxy_protocol_port,
 }
