@@ -261,6 +261,8 @@ def request(path: str = "/", host: str = "localhost", method: str = "GET",
 def example_conf(path: Path) -> str:
     """A doc/examples file without comments, its listen address and backend port placeholders."""
     text = re.sub(r"#.*", "", path.read_text())
+    # One process under test for both proxies (wstunnel's ephemeral listen port needs it).
+    text = re.sub(r"\bworker_processes\s+[^;]+;", "worker_processes 1;", text)
     text = re.sub(r"\blisten\s+[^;]+;", "listen {listen};", text)
     return re.sub(r"(\bserver\s+(?:127\.0\.0\.1|localhost)):\d+;", r"\1:{backend};", text)
 
