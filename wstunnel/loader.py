@@ -15,6 +15,7 @@ mistake so that ``--check`` can list every one of them.
 
 from __future__ import annotations
 
+import datetime
 import glob
 import ipaddress
 import os
@@ -48,6 +49,7 @@ from wstunnel.model import (
     Upstream,
     VarRef,
 )
+from wstunnel import tlsconfig
 from wstunnel.units import parse_time
 from wstunnel.variables import compile_template, is_builtin
 
@@ -284,6 +286,7 @@ def _is_ip(host: str) -> bool:
 class _ProxyURL:
     """A ``proxy_pass`` URL checked for syntax, before upstream names are known."""
 
+    scheme: str
     authority: str
     host: str
     port: int | None
@@ -295,9 +298,8 @@ def _parse_proxy_url(url: str, source: Source) -> _ProxyURL:
     if "$" in url:
         raise ValueError('variables in "proxy_pass" are not supported by wstunnel')
     scheme, sep, rest = url.partition("://")
-    if sep and scheme.lower() == "https":
-        raise ValueError("https upstreams are not supported yet")
-    if not sep or scheme.lower() != "http":
+    scheme = scheme.lower()
+    if not sep or scheme not in ("http", "https"):
         raise ValueError(f'invalid URL prefix in "{url}"')
     cut = min([i for i in (rest.find("/"), rest.find("?")) if i >= 0], default=len(rest))
     authority, uri = rest[:cut], rest[cut:]
@@ -306,7 +308,7 @@ def _parse_proxy_url(url: str, source: Source) -> _ProxyURL:
     if "@" in authority:
         raise ValueError(f'user information in "{url}" is not supported')
     host, port = _split_host_port(authority, None)
-    return _ProxyURL(authority, host, port, uri or None, source)
+    return _ProxyURL(scheme, authority, host, port, uri or None, source)
 
 
 # -- the directive table -----------------------------------------------------------
@@ -334,6 +336,7 @@ class _Level:
     headers: list[tuple[str, str, Source]] | None = None
     access_logs: list[AccessLog] | None = None
     access_off: bool = False
+    tls: dict[str, tlsconfig.Setting] = field(factory=dict)  # ssl_* / proxy_ssl_*, inherited one by one
 
 
 @define
@@ -392,6 +395,7 @@ class _Builder:
         self.maps: dict[str, _RawMap] = {}
         self.upstreams: dict[str, _UpstreamLevel] = {}
         self.servers: list[_ServerLevel] = []
+        self.materials = tlsconfig.Materials(self.main_dir, datetime.datetime.now(datetime.timezone.utc))
 
     def build(self, statements: list[_Stmt]) -> Config:
         self.snippet = not any(s.name == "http" for s in statements)
@@ -414,6 +418,7 @@ class _Builder:
             maps=maps,
             error_logs=tuple(self.error_logs) or (ErrorLog("stderr", "error", Source(self.path, 0)),),
             notices=tuple(self.notices),
+            warnings=tuple(self.materials.warnings),
         )
 
     # walking
@@ -554,13 +559,16 @@ class _Builder:
     def _listen(self, stmt: _Stmt, level: _Level) -> None:
         assert isinstance(level, _ServerLevel)
         address, *params = stmt.args
-        default_server = False
+        default_server = ssl = False
         for param in params:
-            if param not in ("default_server", "default"):
+            if param == "ssl":
+                ssl = True
+            elif param in ("default_server", "default"):
+                default_server = True
+            else:
                 raise ConfigError(stmt.source, f'"listen" parameter "{param}" is not supported by wstunnel')
-            default_server = True
         for host, port in self._listen_addresses(address, stmt.source):
-            level.listens.append(Listen(host, port, default_server, stmt.source))
+            level.listens.append(Listen(host, port, default_server, stmt.source, ssl))
 
     def _listen_addresses(self, address: str, source: Source) -> list[tuple[str, int]]:
         if address.startswith("unix:"):
@@ -641,6 +649,9 @@ class _Builder:
             level.headers = []
         level.headers.append((name, value, stmt.source))
 
+    def _tls_setting(self, stmt: _Stmt, level: _Level) -> None:
+        level.tls[stmt.name] = tlsconfig.parse_setting(stmt.name, stmt.args, stmt.source)
+
     def _timeout(self, stmt: _Stmt, level: _Level) -> None:
         try:
             seconds = parse_time(stmt.args[0])
@@ -719,16 +730,17 @@ class _Builder:
             if url.port is not None:
                 self.errors.append(ConfigError(url.source, f'upstream "{url.host}" may not have port {url.port}'))
                 return None
-            return ProxyPass("http", named, url.uri, named.name, url.source)
-        port = 80 if url.port is None else url.port
+            return ProxyPass(url.scheme, named, url.uri, named.name, url.source)
+        default_port = 443 if url.scheme == "https" else 80
+        port = default_port if url.port is None else url.port
         upstream = implicit.get((url.host, port))
         if upstream is None:
             peers = tuple(Peer(ip, port, url.authority) for ip in self._addresses(url.host, port, url.authority, url.source))
             upstream = implicit[(url.host, port)] = Upstream(url.authority, peers, True, url.source)
         proxy_host = f"[{url.host}]" if ":" in url.host else url.host
-        if port != 80:
+        if port != default_port:
             proxy_host += f":{port}"
-        return ProxyPass("http", upstream, url.uri, proxy_host, url.source)
+        return ProxyPass(url.scheme, upstream, url.uri, proxy_host, url.source)
 
     # building: inheritance, servers, bindings
 
@@ -758,10 +770,13 @@ class _Builder:
         implicit: dict[tuple[str, int], Upstream],
     ) -> Server:
         settings = self._effective(level, http)
+        tls_settings = {**self.http.tls, **level.tls}
         locations = []
         for loc in level.locations:
             eff = self._effective(loc, settings)
             proxy_pass = None if loc.proxy_pass is None else self._proxy(loc.proxy_pass, upstreams, implicit)
+            if proxy_pass is not None and proxy_pass.scheme == "https":
+                proxy_pass = self._upstream_tls(proxy_pass, {**tls_settings, **loc.tls}, loc.proxy_pass)
             locations.append(
                 Location(
                     path=loc.path,
@@ -775,7 +790,21 @@ class _Builder:
                 )
             )
         listens = level.listens or [Listen("0.0.0.0", _default_port(), False, level.source)]
-        return Server(tuple(level.names) or ("",), tuple(listens), tuple(locations), level.source)
+        try:
+            tls = tlsconfig.server_tls(tls_settings, self.materials)
+        except ConfigError as exc:
+            self.errors.append(exc)
+            tls = None
+        return Server(tuple(level.names) or ("",), tuple(listens), tuple(locations), level.source, tls)
+
+    def _upstream_tls(self, proxy_pass: ProxyPass, settings: dict, url: _ProxyURL | None) -> ProxyPass:
+        assert url is not None
+        try:
+            tls = tlsconfig.upstream_tls(settings, url.host.lower(), self.materials)
+        except ConfigError as exc:
+            self.errors.append(exc)
+            return proxy_pass
+        return evolve(proxy_pass, tls=tls)
 
     def _bindings(self, servers: tuple[Server, ...]) -> tuple[Binding, ...]:
         """One binding per address; its default is the ``default_server``, else the first."""
@@ -794,7 +823,9 @@ class _Builder:
         bindings = []
         for (host, port), group in groups.items():
             default = next((s for s, l in group if l.default_server), group[0][0])
-            bindings.append(Binding(host, port, default, tuple(s for s, _ in group)))
+            ssl = any(l.ssl for _, l in group)
+            bindings.append(Binding(host, port, default, tuple(s for s, _ in group), ssl))
+        self.errors.extend(tlsconfig.check_bindings(tuple(bindings)))
         return tuple(bindings)
 
 
@@ -892,6 +923,10 @@ _TABLE: dict[str, _Spec] = {
     "proxy_set_header": _spec(_HTTP_LEVELS, 2, 2, _Builder._proxy_set_header),
     "access_log": _spec(_HTTP_LEVELS, 1, None, _Builder._access_log),
     **{name: _spec(_HTTP_LEVELS, 1, 1, _Builder._timeout, once=True) for name in _TIMEOUT_FIELDS},
+    **{
+        name: _spec(contexts, low, high, _Builder._tls_setting, once=True)
+        for name, (contexts, low, high, _) in tlsconfig.DIRECTIVES.items()
+    },
     # Accepted and ignored: none of these can change what is proxied.
     "pid": _spec({MAIN}, 1, 1, _Builder._ignored, once=True),
     "user": _spec({MAIN}, 1, 2, _Builder._ignored, once=True),

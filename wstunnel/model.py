@@ -9,9 +9,12 @@ and swaps one reference; connections keep the snapshot they started with.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from attrs import field, frozen
+
+if TYPE_CHECKING:
+    from wstunnel.tlsconfig import ServerTLS, UpstreamTLS
 
 __all__ = [
     "AccessLog",
@@ -140,11 +143,12 @@ class Upstream:
 class ProxyPass:
     """A parsed ``proxy_pass`` URL."""
 
-    scheme: str  # "http"; "https" arrives with the TLS issue
+    scheme: str  # "http" or "https"
     upstream: Upstream
     uri: str | None  # the URI part ("/", "/app/"), or None when absent
     proxy_host: str  # $proxy_host: host, plus ":port" when not the default
     source: Source
+    tls: UpstreamTLS | None = None  # set for https
 
 
 @frozen
@@ -189,6 +193,7 @@ class Listen:
     port: int
     default_server: bool
     source: Source
+    ssl: bool = False
 
 
 @frozen
@@ -197,6 +202,7 @@ class Server:
     listens: tuple[Listen, ...]
     locations: tuple[Location, ...]  # in config order
     source: Source
+    tls: ServerTLS | None = None  # None without ssl_certificate
 
     @property
     def name(self) -> str:
@@ -215,6 +221,7 @@ class Binding:
     port: int
     default: Server
     servers: tuple[Server, ...]
+    ssl: bool = False  # TLS on this socket (any "listen ... ssl" of it)
 
 
 @frozen
@@ -242,6 +249,7 @@ class Config:
     maps: Mapping[str, MapDef]
     error_logs: tuple[ErrorLog, ...]
     notices: tuple[str, ...] = field(default=())  # "file:line: ..." ignored directives
+    warnings: tuple[str, ...] = field(default=())  # "file:line: ..." e.g. an expired certificate
 
 
 class ConfigErrors(Exception):

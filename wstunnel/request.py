@@ -6,7 +6,12 @@ and header rewriting, so none of those needs to know about h11 or sockets.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from attrs import frozen
+
+if TYPE_CHECKING:
+    from wstunnel.tlsconfig import TLSInfo
 
 __all__ = ["ConnInfo", "RequestHead", "Target"]
 
@@ -20,6 +25,7 @@ class ConnInfo:
     server_addr: str
     server_port: int
     scheme: str = "http"
+    tls: TLSInfo | None = None  # set at the first request of a TLS connection
 
 
 @frozen

@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from .frontend import ProxyFactory
 from .model import Binding, Config
 from .runtime import Runtime
+from .tls import ContextCache, server_factory
 
 __all__ = ["ProxyService", "bind_socket"]
 
@@ -56,6 +57,9 @@ class ProxyService(MultiService):
         self._reactor = reactor
         self.runtime = Runtime.build(config)
         self.ports: list[IListeningPort] = []
+        # Every TLS context is built now, before anything is bound.
+        self._tls_contexts = ContextCache()
+        self._tls_contexts.get(config)
 
     def current(self) -> Runtime:
         return self.runtime
@@ -76,15 +80,19 @@ class ProxyService(MultiService):
             sock = bind_socket(binding.host, binding.port)
         except OSError as e:
             raise OSError(e.errno, f"bind() to {_addr(binding)} failed ({e.strerror})") from e
-        factory = ProxyFactory(
-            runtime=self.current, key=(binding.host, binding.port), reactor=self._reactor
-        )
+        key = (binding.host, binding.port)
+        factory = ProxyFactory(runtime=self.current, key=key, reactor=self._reactor)
+        if binding.ssl:
+            factory = server_factory(  # type: ignore[assignment]
+                factory, runtime=self.current, key=key, cache=self._tls_contexts, clock=self._reactor  # type: ignore[arg-type]
+            )
         reactor: IReactorSocket = self._reactor  # type: ignore[assignment]
         try:
             port = reactor.adoptStreamPort(sock.fileno(), sock.family, factory)
         finally:
             sock.close()
-        self.log.info("wstunnel listening on {address}", address=_addr(binding, port))
+        self.log.info("wstunnel listening on {address}{ssl}", address=_addr(binding, port),
+                      ssl=" ssl" if binding.ssl else "")
         return port
 
     def stopService(self):  # type: ignore[override]
