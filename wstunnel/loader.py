@@ -396,6 +396,7 @@ class _Builder:
         self.upstreams: dict[str, _UpstreamLevel] = {}
         self.servers: list[_ServerLevel] = []
         self.materials = tlsconfig.Materials(self.main_dir, datetime.datetime.now(datetime.timezone.utc))
+        self.tls_failed: set[int] = set()
 
     def build(self, statements: list[_Stmt]) -> Config:
         self.snippet = not any(s.name == "http" for s in statements)
@@ -795,7 +796,10 @@ class _Builder:
         except ConfigError as exc:
             self.errors.append(exc)
             tls = None
-        return Server(tuple(level.names) or ("",), tuple(listens), tuple(locations), level.source, tls)
+        server = Server(tuple(level.names) or ("",), tuple(listens), tuple(locations), level.source, tls)
+        if tls is None and "ssl_certificate" in tls_settings:
+            self.tls_failed.add(id(server))  # already reported; "no ssl_certificate" would mislead
+        return server
 
     def _upstream_tls(self, proxy_pass: ProxyPass, settings: dict, url: _ProxyURL | None) -> ProxyPass:
         assert url is not None
@@ -825,7 +829,7 @@ class _Builder:
             default = next((s for s, l in group if l.default_server), group[0][0])
             ssl = any(l.ssl for _, l in group)
             bindings.append(Binding(host, port, default, tuple(s for s, _ in group), ssl))
-        self.errors.extend(tlsconfig.check_bindings(tuple(bindings)))
+        self.errors.extend(tlsconfig.check_bindings(tuple(bindings), self.tls_failed))
         return tuple(bindings)
 
 

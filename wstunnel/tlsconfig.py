@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Callable, Mapping
+from typing import Callable, Collection, Mapping
 
 from attrs import define, field, frozen
 from cryptography import x509
@@ -375,11 +375,13 @@ def _value(raw: Mapping[str, Setting], name: str, default):  # type: ignore[no-u
     return default if setting is None else setting.value
 
 
-def check_bindings(bindings: tuple[Binding, ...]) -> list[ConfigError]:
+def check_bindings(bindings: tuple[Binding, ...], failed: Collection[int] = ()) -> list[ConfigError]:
     """
     Every server on a TLS socket needs a certificate, and a socket is TLS
     or not for all its servers: a wildcard listen takes the specific
     addresses of its port (one socket), so they must agree with it.
+    ``failed`` holds ``id()`` of servers whose certificate was already
+    reported as unusable.
     """
     errors = []
     for binding in bindings:
@@ -387,7 +389,7 @@ def check_bindings(bindings: tuple[Binding, ...]) -> list[ConfigError]:
             errors.extend(
                 ConfigError(_listen_source(s, binding), 'no "ssl_certificate" is defined for the "listen ... ssl" directive')
                 for s in binding.servers
-                if s.tls is None
+                if s.tls is None and id(s) not in failed
             )
     wild = {(b.port, ":" in b.host): b for b in bindings if b.host in ("0.0.0.0", "::")}
     for binding in bindings:
