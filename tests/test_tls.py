@@ -397,3 +397,177 @@ async def test_wss_to_a_wss_upstream(ca, site, proxies) -> None:
         assert got.startswith(b"HTTP/1.1 101 ") and got.endswith(b"pong")
     finally:
         await bport.stopListening()
+
+
+# -- the tunnel over TLS ----------------------------------------------------------------------
+
+import hashlib  # noqa: E402
+import socket  # noqa: E402
+
+from twisted.internet import defer  # noqa: E402
+
+from test_proxy import _Firehose, _tunnel_backend  # noqa: E402
+
+
+def _held(transport) -> int:
+    """User-space bytes a transport holds: TLS layers (aggregator, pending writes) and TCP buffers."""
+    held = 0
+    if hasattr(transport, "_aggregator"):
+        held += sum(len(b) for b in getattr(transport._aggregator, "_buffer", ()))
+        held += sum(len(b) for b in transport._appSendBuffer or ())
+        transport = transport.transport
+    return held + len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+
+def _tunnel_held(service) -> int:
+    total = 0
+    for port in service.ports:
+        factory = getattr(port.factory, "wrappedFactory", port.factory)
+        for conn in factory.connections:
+            if conn._tunnel is not None:
+                total += _held(conn._tunnel._client) + _held(conn._tunnel._upstream)
+    return total
+
+
+TLS_TUNNEL = """
+server {{
+    listen 127.0.0.1:0 ssl;
+    ssl_certificate {site[0]};
+    ssl_certificate_key {site[1]};
+    proxy_read_timeout {idle};
+    send_timeout 5s;
+    location / {{ proxy_pass {scheme}://127.0.0.1:{port}; proxy_ssl_trusted_certificate {ca}; }}
+}}
+"""
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("upstream_tls", [False, True], ids=["plain-upstream", "tls-upstream"])
+async def test_64_mib_over_wss_to_a_slow_reader_stays_bounded(ca, site, tmp_path, upstream_tls) -> None:
+    total = 64 * 1024 * 1024
+    hoses = []
+
+    def on_tunnel(b):
+        hose = _Firehose(b.transport, total)
+        hoses.append(hose)
+        b.transport.registerProducer(hose, True)
+        hose.resumeProducing()
+
+    if upstream_tls:
+        factory, bport = listen_tls_backend(_tunnel_backend(on_tunnel), ca.issue("fast", ["127.0.0.1"]))
+    else:
+        factory, bport = listen_backend(_tunnel_backend(on_tunnel))
+    service, port = start_proxy(tmp_path, TLS_TUNNEL.format(
+        site=site, idle="60s", scheme="https" if upstream_tls else "http", port=bport.getHost().port, ca=ca.path))
+    try:
+        peak = 0
+
+        async def scenario() -> str:
+            nonlocal peak
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=client_context(ca.path), server_hostname="test.enzhico.net", limit=64 * 1024)
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            writer.write(upgrade_request(host="test.enzhico.net"))
+            await read_until(reader, b"\r\n\r\n")
+            for _ in range(20):  # not reading: the proxy must stop the sender
+                await asyncio.sleep(0.02)  # sampling while stalled
+                peak = max(peak, _tunnel_held(service))
+            assert hoses[0].left > total // 2, "the sender was not held back"
+            digest, received = hashlib.sha256(), 0
+            while received < total:
+                data = await asyncio.wait_for(reader.read(1024 * 1024), 5)
+                assert data, "connection closed early"
+                received += len(data)
+                digest.update(data)
+                peak = max(peak, _tunnel_held(service))
+            writer.close()
+            return digest.hexdigest()
+
+        got = await defer.Deferred.fromFuture(asyncio.ensure_future(asyncio.wait_for(scenario(), 60)))
+        assert got == await hoses[0].done
+        assert peak <= 2 * 2 * 64 * 1024, f"proxy buffered {peak} bytes"
+        print(f"peak user-space bytes held by the TLS tunnel: {peak}")
+    finally:
+        service.stopService()
+        await bport.stopListening()
+
+
+class _SilentTLSClient:
+    """
+    A TLS client driven by hand over a raw socket (ssl.MemoryBIO), so the
+    test decides when it stops processing TLS: after that it never answers
+    the proxy's close_notify, like a peer that vanished.
+    """
+
+    def __init__(self, sock: socket.socket, context: ssl.SSLContext, name: str) -> None:
+        self.sock = sock
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=name)
+        self.loop = asyncio.get_running_loop()
+
+    async def _flush(self) -> None:
+        data = self.outgoing.read()
+        if data:
+            await self.loop.sock_sendall(self.sock, data)
+
+    async def _feed(self) -> None:
+        data = await self.loop.sock_recv(self.sock, 65536)
+        assert data, "proxy closed during the exchange"
+        self.incoming.write(data)
+
+    async def handshake(self) -> None:
+        while True:
+            try:
+                self.tls.do_handshake()
+                await self._flush()
+                return
+            except ssl.SSLWantReadError:
+                await self._flush()
+                await self._feed()
+
+    async def send(self, data: bytes) -> None:
+        self.tls.write(data)
+        await self._flush()
+
+    async def read_until(self, marker: bytes) -> bytes:
+        got = b""
+        while marker not in got:
+            try:
+                got += self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                await self._feed()
+        return got
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_tls_peer_that_vanishes_does_not_keep_the_tunnel_open(ca, site, tmp_path) -> None:
+    factory, bport = listen_backend(_tunnel_backend(lambda b: None))
+    service, port = start_proxy(tmp_path, TLS_TUNNEL.format(
+        site=site, idle="300ms", scheme="http", port=bport.getHost().port, ca=ca.path))
+    try:
+        async def scenario() -> bytes:
+            loop = asyncio.get_running_loop()
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.setblocking(False)
+            client = _SilentTLSClient(sock, client_context(ca.path), "test.enzhico.net")
+            await client.handshake()
+            await client.send(upgrade_request(host="test.enzhico.net"))
+            assert (await client.read_until(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+            # Silent from now on: the idle timeout closes the tunnel, and the
+            # proxy must close TCP without waiting for our close_notify.
+            raw = b""
+            while True:
+                data = await loop.sock_recv(sock, 65536)
+                if not data:
+                    break
+                raw += data
+            sock.close()
+            return raw
+
+        raw = await aio(scenario())
+        assert raw, "the proxy sent no close_notify"
+        await factory.connections[0].lost
+        assert not service.ports[0].factory.wrappedFactory.connections
+    finally:
+        service.stopService()
+        await bport.stopListening()
