@@ -16,6 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
 from support import aio, start_proxy
+from test_proxy import proxies  # noqa: F401  (the fixture)
 from tls_support import Authority, client_context
 
 SEED_003_TLS = """
@@ -55,20 +56,6 @@ def ca(tmp_path_factory) -> Authority:
 @pytest.fixture(scope="session")
 def site(ca) -> tuple[str, str]:
     return ca.issue("site", ["test.enzhico.net", "127.0.0.1"])
-
-
-@pytest.fixture
-def proxies(tmp_path):
-    started = []
-
-    def start(conf: str) -> int:
-        service, port = start_proxy(tmp_path, conf)
-        started.append(service)
-        return port
-
-    yield start
-    for service in started:
-        service.stopService()
 
 
 @pytest_twisted.ensureDeferred
@@ -119,6 +106,15 @@ async def _https_get(port: int, context: ssl.SSLContext, server_hostname: str | 
     answer = await asyncio.wait_for(reader.read(), 5)
     writer.close()
     return answer, x509.load_der_x509_certificate(der)
+
+
+async def _plain_exchange(port: int, request: bytes) -> bytes:
+    """Send ``request`` without TLS and read until the proxy closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    return answer
 
 
 def _cn(cert: x509.Certificate) -> str:
@@ -231,14 +227,7 @@ async def test_tls_1_0_and_1_1_are_refused(two_sites, version) -> None:
 async def test_plain_http_on_a_tls_port_is_400_and_closed(two_sites) -> None:
     port, factory = two_sites
 
-    async def scenario() -> bytes:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
-        answer = await asyncio.wait_for(reader.read(), 5)  # read() ends at the proxy's close
-        writer.close()
-        return answer
-
-    answer = await aio(scenario())
+    answer = await aio(_plain_exchange(port, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"))
     assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"\r\nConnection: close\r\n" in answer
     assert factory.heads == []
@@ -329,14 +318,7 @@ async def test_https_upstream_verification(ca, proxies, error_log, backend_names
         target = f"127.0.0.1:{bport.getHost().port}"
         port = proxies(HTTPS_UPSTREAM.format(target=target, extra=extra.format(ca=ca.path)))
 
-        async def scenario() -> bytes:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            data = await asyncio.wait_for(reader.read(), 5)
-            writer.close()
-            return data
-
-        data = await aio(scenario())
+        data = await aio(_plain_exchange(port, b"GET /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
         assert data.startswith(f"HTTP/1.1 {status} ".encode())
         if logged is None:
             assert data.endswith(b"ok")
@@ -356,14 +338,8 @@ async def test_an_upstream_that_never_finishes_the_handshake_is_504(proxies, err
         port = proxies(HTTPS_UPSTREAM.format(target=f"127.0.0.1:{bport.getHost().port}",
                                              extra="proxy_connect_timeout 200ms;"))
 
-        async def scenario() -> bytes:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            data = await asyncio.wait_for(reader.read(), 5)
-            writer.close()
-            return data
-
-        assert (await aio(scenario())).startswith(b"HTTP/1.1 504 ")
+        request = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        assert (await aio(_plain_exchange(port, request))).startswith(b"HTTP/1.1 504 ")
         assert any("SSL handshake timed out" in e for e in error_log)
     finally:
         await bport.stopListening()
