@@ -326,7 +326,7 @@ def test_comments_and_quotes(load):
         ("deny all;\n", '"deny" is not supported by wstunnel'),
         ("server {\n auth_basic on;\n}\n", '"auth_basic" is not supported by wstunnel'),
         ("gzip on;\n", '"gzip" is not supported by wstunnel'),
-        ("server {\n ssl_certificate x.pem;\n}\n", '"ssl_certificate" is not supported by wstunnel'),
+        ("server {\n ssl_stapling on;\n}\n", '"ssl_stapling" is not supported by wstunnel'),
         ("server {\n location / {\n if ($x) { return 403; }\n }\n}\n", '"if" is not supported by wstunnel'),
         ("upstream u {\n server 127.0.0.1;\n keepalive 8;\n}\n", '"keepalive" is not supported by wstunnel'),
         ("events {\n worker_aio_requests 1;\n}\n", '"worker_aio_requests" is not supported by wstunnel'),
@@ -438,10 +438,10 @@ def test_every_mistake_is_reported(errors):
         """
         deny all;
         server {
-            listen 80 ssl;
+            listen 80 http2;
             location ~ \\.php$ { }
             location / {
-                proxy_pass https://a;
+                proxy_pass ftp://a;
                 proxy_set_header X $nosuch;
             }
         }
@@ -449,9 +449,9 @@ def test_every_mistake_is_reported(errors):
         """
     ) == [
         'FILE:1: "deny" is not supported by wstunnel',
-        'FILE:3: "listen" parameter "ssl" is not supported by wstunnel',
+        'FILE:3: "listen" parameter "http2" is not supported by wstunnel',
         "FILE:4: regular expression locations are not supported by wstunnel",
-        "FILE:6: https upstreams are not supported yet",
+        'FILE:6: invalid URL prefix in "ftp://a"',
         'FILE:10: upstream server parameter "weight=2" is not supported yet',
         'FILE:7: unknown "nosuch" variable',
     ]
@@ -739,7 +739,6 @@ def test_implicit_upstream_is_shared(load):
 @pytest.mark.parametrize(
     "url, message",
     [
-        ("https://127.0.0.1", "https upstreams are not supported yet"),
         ("http://$host", 'variables in "proxy_pass" are not supported by wstunnel'),
         ("http://backend$request_uri", 'variables in "proxy_pass" are not supported by wstunnel'),
         ("ftp://a", 'invalid URL prefix in "ftp://a"'),
@@ -884,7 +883,6 @@ def test_listen_host_name_with_several_addresses(load):
 @pytest.mark.parametrize(
     "listen, message",
     [
-        ("443 ssl", '"listen" parameter "ssl" is not supported by wstunnel'),
         ("80 http2", '"listen" parameter "http2" is not supported by wstunnel'),
         ("80 reuseport", '"listen" parameter "reuseport" is not supported by wstunnel'),
         ("80 default_server fastopen=3", '"listen" parameter "fastopen=3" is not supported by wstunnel'),
@@ -1065,3 +1063,23 @@ def test_reference_documents_every_directive_and_ignored_directive():
     reference = (EXAMPLES.parent / "configuration.md").read_text()
     for name in set(loader._TABLE) | IGNORED_DIRECTIVES:
         assert re.search(rf"(`|### |, |/ ){re.escape(name)}\b", reference), name
+
+
+def test_proxy_protocol_with_ssl_is_refused_at_its_line(tmp_path) -> None:
+    from tls_support import Authority
+
+    cert, key = Authority(tmp_path).issue("server", ["localhost"])
+    conf = tmp_path / "pp.conf"
+    conf.write_text(
+        "server {\n"
+        "    listen 127.0.0.1:8443 ssl proxy_protocol;\n"
+        f"    ssl_certificate {cert};\n"
+        f"    ssl_certificate_key {key};\n"
+        "    location / { proxy_pass http://127.0.0.1:9; }\n"
+        "}\n"
+    )
+    with pytest.raises(ConfigErrors) as info:
+        load_config(str(conf))
+    assert [str(e) for e in info.value.errors] == [
+        f'{conf}:2: "proxy_protocol" on the "ssl" address 127.0.0.1:8443 is not supported by wstunnel yet'
+    ]

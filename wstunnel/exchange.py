@@ -25,6 +25,7 @@ from .balancer import RoundRobin
 from .headers import UpstreamRequest, check_switch
 from .model import Location, Peer
 from .request import RequestHead
+from .tls import UpstreamTLSError, upstream_factory
 from .upstream import UpstreamFactory, UpstreamProtocol
 
 if TYPE_CHECKING:
@@ -94,9 +95,9 @@ class Exchange:
             return
         self.tried.append(peer)
         self.phase = Phase.CONNECTING
-        self._connector = self._reactor.connectTCP(
-            peer.host, peer.port, UpstreamFactory(self), timeout=self._timeouts.connect
-        )
+        tls = self._location.proxy_pass.tls  # type: ignore[union-attr]
+        factory = UpstreamFactory(self) if tls is None else upstream_factory(self, tls, self._clock, self._timeouts.connect)
+        self._connector = self._reactor.connectTCP(peer.host, peer.port, factory, timeout=self._timeouts.connect)
 
     # Connecting.
 
@@ -121,7 +122,9 @@ class Exchange:
             return
         timed_out = reason.check(ConnectTimeout) is not None
         self.log.error(
-            "connect() to {peer} failed ({error}) while connecting to upstream, client: {client}",
+            "SSL handshake with upstream {peer} failed ({error}), client: {client}"
+            if reason.check(UpstreamTLSError)
+            else "connect() to {peer} failed ({error}) while connecting to upstream, client: {client}",
             peer=self.tried[-1].address,
             error=reason.getErrorMessage(),
             client=self._client.peer_text,
@@ -254,7 +257,8 @@ class Exchange:
         if self.upstream is not None:
             self.upstream.stop()
         elif self._connector is not None:
-            self._connector.stopConnecting()  # type: ignore[attr-defined]
+            # Still connecting, or (TLS) connected and in the handshake.
+            self._connector.disconnect()  # type: ignore[attr-defined]
 
     def _finish(self) -> None:
         self.phase = Phase.DONE

@@ -38,6 +38,7 @@ from .registry import Registry
 from .request import ConnInfo, RequestHead
 from .routing import Redirect, parse_target, redirect_url, request_host
 from .runtime import Runtime
+from .tls import check_request
 from .tunnel import Tunnel, TunnelEnd
 from .upstream import UpstreamProtocol
 from .variables import RequestVars
@@ -271,6 +272,8 @@ class ClientProtocol(Protocol):
         host = request_host(head, target)
         binding = self._factory.binding(runtime, conn.server_addr)
         server = runtime.router.select_server(binding, host)
+        if conn.scheme == "https":
+            conn = self.conn = check_request(self.transport, conn, runtime.router, binding, server)
         found = runtime.router.find_location(server, target.uri)
         vhost = host if host is not None else server.name
         if isinstance(found, Redirect):

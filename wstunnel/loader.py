@@ -15,6 +15,7 @@ mistake so that ``--check`` can list every one of them.
 
 from __future__ import annotations
 
+import datetime
 import glob
 import ipaddress
 import os
@@ -49,6 +50,7 @@ from wstunnel.model import (
     VarRef,
     Workers,
 )
+from wstunnel import tlsconfig
 from wstunnel.units import parse_time
 from wstunnel.variables import compile_template, is_builtin
 
@@ -285,6 +287,7 @@ def _is_ip(host: str) -> bool:
 class _ProxyURL:
     """A ``proxy_pass`` URL checked for syntax, before upstream names are known."""
 
+    scheme: str
     authority: str
     host: str
     port: int | None
@@ -296,9 +299,8 @@ def _parse_proxy_url(url: str, source: Source) -> _ProxyURL:
     if "$" in url:
         raise ValueError('variables in "proxy_pass" are not supported by wstunnel')
     scheme, sep, rest = url.partition("://")
-    if sep and scheme.lower() == "https":
-        raise ValueError("https upstreams are not supported yet")
-    if not sep or scheme.lower() != "http":
+    scheme = scheme.lower()
+    if not sep or scheme not in ("http", "https"):
         raise ValueError(f'invalid URL prefix in "{url}"')
     cut = min([i for i in (rest.find("/"), rest.find("?")) if i >= 0], default=len(rest))
     authority, uri = rest[:cut], rest[cut:]
@@ -307,7 +309,7 @@ def _parse_proxy_url(url: str, source: Source) -> _ProxyURL:
     if "@" in authority:
         raise ValueError(f'user information in "{url}" is not supported')
     host, port = _split_host_port(authority, None)
-    return _ProxyURL(authority, host, port, uri or None, source)
+    return _ProxyURL(scheme, authority, host, port, uri or None, source)
 
 
 # -- the directive table -----------------------------------------------------------
@@ -337,6 +339,7 @@ class _Level:
     access_off: bool = False
     real_ip_from: list | None = None
     real_ip_header: str | None = None
+    tls: dict[str, tlsconfig.Setting] = field(factory=dict)  # ssl_* / proxy_ssl_*, inherited one by one
 
 
 @define
@@ -397,6 +400,8 @@ class _Builder:
         self.maps: dict[str, _RawMap] = {}
         self.upstreams: dict[str, _UpstreamLevel] = {}
         self.servers: list[_ServerLevel] = []
+        self.materials = tlsconfig.Materials(self.main_dir, datetime.datetime.now(datetime.timezone.utc))
+        self.tls_failed: set[int] = set()
 
     def build(self, statements: list[_Stmt]) -> Config:
         self.snippet = not any(s.name == "http" for s in statements)
@@ -422,6 +427,7 @@ class _Builder:
             error_logs=tuple(self.error_logs) or (ErrorLog("stderr", "error", Source(self.path, 0)),),
             notices=tuple(self.notices),
             workers=workers,
+            warnings=tuple(self.materials.warnings),
         )
 
     # walking
@@ -580,16 +586,20 @@ class _Builder:
     def _listen(self, stmt: _Stmt, level: _Level) -> None:
         assert isinstance(level, _ServerLevel)
         address, *params = stmt.args
-        default_server = proxy_protocol = False
+        default_server = proxy_protocol = ssl = False
         for param in params:
             if param == "proxy_protocol":
                 proxy_protocol = True
+            elif param == "ssl":
+                ssl = True
             elif param in ("default_server", "default"):
                 default_server = True
             else:
                 raise ConfigError(stmt.source, f'"listen" parameter "{param}" is not supported by wstunnel')
         for host, port in self._listen_addresses(address, stmt.source):
-            level.listens.append(Listen(host, port, default_server, stmt.source, proxy_protocol))
+            level.listens.append(
+                Listen(host, port, default_server, stmt.source, proxy_protocol=proxy_protocol, ssl=ssl)
+            )
 
     def _listen_addresses(self, address: str, source: Source) -> list[tuple[str, int]]:
         if address.startswith("unix:"):
@@ -698,6 +708,9 @@ class _Builder:
             level.headers = []
         level.headers.append((name, value, stmt.source))
 
+    def _tls_setting(self, stmt: _Stmt, level: _Level) -> None:
+        level.tls[stmt.name] = tlsconfig.parse_setting(stmt.name, stmt.args, stmt.source)
+
     def _timeout(self, stmt: _Stmt, level: _Level) -> None:
         try:
             seconds = parse_time(stmt.args[0])
@@ -776,16 +789,17 @@ class _Builder:
             if url.port is not None:
                 self.errors.append(ConfigError(url.source, f'upstream "{url.host}" may not have port {url.port}'))
                 return None
-            return ProxyPass("http", named, url.uri, named.name, url.source)
-        port = 80 if url.port is None else url.port
+            return ProxyPass(url.scheme, named, url.uri, named.name, url.source)
+        default_port = 443 if url.scheme == "https" else 80
+        port = default_port if url.port is None else url.port
         upstream = implicit.get((url.host, port))
         if upstream is None:
             peers = tuple(Peer(ip, port, url.authority) for ip in self._addresses(url.host, port, url.authority, url.source))
             upstream = implicit[(url.host, port)] = Upstream(url.authority, peers, True, url.source)
         proxy_host = f"[{url.host}]" if ":" in url.host else url.host
-        if port != 80:
+        if port != default_port:
             proxy_host += f":{port}"
-        return ProxyPass("http", upstream, url.uri, proxy_host, url.source)
+        return ProxyPass(url.scheme, upstream, url.uri, proxy_host, url.source)
 
     # building: inheritance, servers, bindings
 
@@ -815,10 +829,13 @@ class _Builder:
         implicit: dict[tuple[str, int], Upstream],
     ) -> Server:
         settings = self._effective(level, http)
+        tls_settings = {**self.http.tls, **level.tls}
         locations = []
         for loc in level.locations:
             eff = self._effective(loc, settings)
             proxy_pass = None if loc.proxy_pass is None else self._proxy(loc.proxy_pass, upstreams, implicit)
+            if proxy_pass is not None and proxy_pass.scheme == "https":
+                proxy_pass = self._upstream_tls(proxy_pass, {**tls_settings, **loc.tls}, loc.proxy_pass)
             locations.append(
                 Location(
                     path=loc.path,
@@ -838,14 +855,32 @@ class _Builder:
         listens = level.listens or [Listen("0.0.0.0", _default_port(), False, level.source)]
         real_ip_from = level.real_ip_from if level.real_ip_from is not None else self.http.real_ip_from
         real_ip_header = level.real_ip_header or self.http.real_ip_header
-        return Server(
+        try:
+            tls = tlsconfig.server_tls(tls_settings, self.materials)
+        except ConfigError as exc:
+            self.errors.append(exc)
+            tls = None
+        server = Server(
             tuple(level.names) or ("",),
             tuple(listens),
             tuple(locations),
             level.source,
             real_ip_from=tuple(real_ip_from or ()),
             real_ip_proxy_protocol=real_ip_header == "proxy_protocol",
+            tls=tls,
         )
+        if tls is None and "ssl_certificate" in tls_settings:
+            self.tls_failed.add(id(server))  # already reported; "no ssl_certificate" would mislead
+        return server
+
+    def _upstream_tls(self, proxy_pass: ProxyPass, settings: dict, url: _ProxyURL | None) -> ProxyPass:
+        assert url is not None
+        try:
+            tls = tlsconfig.upstream_tls(settings, url.host.lower(), self.materials)
+        except ConfigError as exc:
+            self.errors.append(exc)
+            return proxy_pass
+        return evolve(proxy_pass, tls=tls)
 
     def _bindings(self, servers: tuple[Server, ...]) -> tuple[Binding, ...]:
         """One binding per address; its default is the ``default_server``, else the first."""
@@ -861,7 +896,16 @@ class _Builder:
                     self.errors.append(ConfigError(listen.source, f"a duplicate default server for {address}"))
                     continue
                 group.append((server, listen))
-        return tuple(_binding(host, port, group) for (host, port), group in groups.items())
+        bindings = tuple(_binding(host, port, group) for (host, port), group in groups.items())
+        self.errors.extend(tlsconfig.check_bindings(bindings, self.tls_failed))
+        self.errors.extend(
+            ConfigError(next(l.source for _, l in groups[(b.host, b.port)] if l.proxy_protocol),
+                        f'"proxy_protocol" on the "ssl" address {_format_address(b.host, b.port)} '
+                        "is not supported by wstunnel yet")
+            for b in bindings
+            if b.ssl and b.proxy_protocol
+        )
+        return bindings
 
 
 def _binding(host: str, port: int, group: list[tuple[Server, Listen]]) -> Binding:
@@ -876,6 +920,7 @@ def _binding(host: str, port: int, group: list[tuple[Server, Listen]]) -> Bindin
         proxy_protocol=any(l.proxy_protocol for _, l in group),
         real_ip_from=tuple(dict.fromkeys(net for s in servers for net in s.real_ip_from)),
         real_ip_proxy_protocol=any(s.real_ip_proxy_protocol for s in servers),
+        ssl=any(l.ssl for _, l in group),
     )
 
 
@@ -989,6 +1034,10 @@ _TABLE: dict[str, _Spec] = {
     "proxy_set_header": _spec(_HTTP_LEVELS, 2, 2, _Builder._proxy_set_header),
     "access_log": _spec(_HTTP_LEVELS, 1, None, _Builder._access_log),
     **{name: _spec(_HTTP_LEVELS, 1, 1, _Builder._timeout, once=True) for name in _TIMEOUT_FIELDS},
+    **{
+        name: _spec(contexts, low, high, _Builder._tls_setting, once=True)
+        for name, (contexts, low, high, _) in tlsconfig.DIRECTIVES.items()
+    },
     # Accepted and ignored: none of these can change what is proxied.
     "pid": _spec({MAIN}, 1, 1, _Builder._ignored, once=True),
     "user": _spec({MAIN}, 1, 2, _Builder._ignored, once=True),

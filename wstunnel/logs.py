@@ -125,8 +125,9 @@ class ErrorLogService(Service):
     stops ``makeService`` with a clear message before any port is bound
     (``OSError`` propagates).  Several ``error_log``s naming one file share
     it at the lowest of their levels, as in nginx, so no line is written
-    twice.  ``notices`` are logged once, right after the observers are
-    attached, so they reach these files too.
+    twice.  ``notices`` and ``warnings`` (an expired certificate) are
+    logged once, right after the observers are attached, so they reach
+    these files too.
     """
 
     log = Logger()
@@ -136,9 +137,11 @@ class ErrorLogService(Service):
         error_logs: Iterable[ErrorLog],
         notices: Iterable[str] = (),
         publisher: LogPublisher = globalLogPublisher,
+        warnings: Iterable[str] = (),
     ) -> None:
         self._levels = _levels(error_logs)
         self._notices = tuple(notices)
+        self._warnings = tuple(warnings)
         self._publisher = publisher
         self._log = Logger(observer=publisher)
         self._fds = self._open()
@@ -161,6 +164,8 @@ class ErrorLogService(Service):
         self._attach()
         for notice in self._notices:
             self._log.info("{notice}", notice=notice)
+        for warning in self._warnings:
+            self._log.warn("{warning}", warning=warning)
 
     def _attach(self) -> None:
         self._observers = tuple(

@@ -9,9 +9,12 @@ and swaps one reference; connections keep the snapshot they started with.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from attrs import field, frozen
+
+if TYPE_CHECKING:
+    from wstunnel.tlsconfig import ServerTLS, UpstreamTLS
 
 __all__ = [
     "AccessLog",
@@ -141,11 +144,12 @@ class Upstream:
 class ProxyPass:
     """A parsed ``proxy_pass`` URL."""
 
-    scheme: str  # "http"; "https" arrives with the TLS issue
+    scheme: str  # "http" or "https"
     upstream: Upstream
     uri: str | None  # the URI part ("/", "/app/"), or None when absent
     proxy_host: str  # $proxy_host: host, plus ":port" when not the default
     source: Source
+    tls: UpstreamTLS | None = None  # set for https
 
 
 @frozen
@@ -194,6 +198,7 @@ class Listen:
     default_server: bool
     source: Source
     proxy_protocol: bool = False  # "listen ... proxy_protocol"
+    ssl: bool = False
 
 
 @frozen
@@ -206,6 +211,7 @@ class Server:
     # "real_ip_header proxy_protocol" is in force, inherited from http.
     real_ip_from: tuple = ()
     real_ip_proxy_protocol: bool = False
+    tls: ServerTLS | None = None  # None without ssl_certificate
 
     @property
     def name(self) -> str:
@@ -229,6 +235,7 @@ class Binding:
     proxy_protocol: bool = False
     real_ip_from: tuple = ()
     real_ip_proxy_protocol: bool = False
+    ssl: bool = False  # TLS on this socket (any "listen ... ssl" of it)
 
 
 @frozen
@@ -267,6 +274,7 @@ class Config:
     error_logs: tuple[ErrorLog, ...]
     notices: tuple[str, ...] = field(default=())  # "file:line: ..." ignored directives
     workers: Workers = field(factory=Workers)
+    warnings: tuple[str, ...] = field(default=())  # "file:line: ..." e.g. an expired certificate
 
 
 class ConfigErrors(Exception):

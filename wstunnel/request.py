@@ -6,7 +6,12 @@ and header rewriting, so none of those needs to know about h11 or sockets.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from attrs import frozen
+
+if TYPE_CHECKING:
+    from wstunnel.tlsconfig import TLSInfo
 
 __all__ = ["ConnInfo", "RequestHead", "Target"]
 
@@ -23,6 +28,7 @@ class ConnInfo:
     # From a PROXY protocol header; empty without one.
     proxy_protocol_addr: str = ""
     proxy_protocol_port: str = ""
+    tls: TLSInfo | None = None  # set at the first request of a TLS connection
 
 
 @frozen

@@ -32,6 +32,7 @@ from .metrics import PUBLISH_INTERVAL, SnapshotFiles
 from .model import Binding, Config, ConfigErrors
 from .registry import Registry
 from .runtime import Runtime
+from .tls import ContextCache, server_factory
 
 __all__ = ["ProxyService", "bind_socket"]
 
@@ -102,6 +103,9 @@ class ProxyService(MultiService):
         self._signals = (
             SignalHandlers(reactor, self.signal_actions()) if signals else None  # type: ignore[arg-type]
         )
+        # Every TLS context is built now, before anything is bound.
+        self._tls_contexts = ContextCache()
+        self._tls_contexts.get(config)
 
     @property
     def ports(self) -> list[IListeningPort]:
@@ -158,18 +162,21 @@ class ProxyService(MultiService):
             sock = bind_socket(binding.host, binding.port, reuse_port=self._reuse_port)
         except OSError as e:
             raise OSError(e.errno, f"bind() to {_addr(binding)} failed ({e.strerror})") from e
+        key = (binding.host, binding.port)
         factory = ProxyFactory(
-            runtime=self.current,
-            key=(binding.host, binding.port),
-            reactor=self._reactor,
-            registry=self.registry,
+            runtime=self.current, key=key, reactor=self._reactor, registry=self.registry
         )
+        if binding.ssl:
+            factory = server_factory(  # type: ignore[assignment]
+                factory, runtime=self.current, key=key, cache=self._tls_contexts, clock=self._reactor  # type: ignore[arg-type]
+            )
         reactor: IReactorSocket = self._reactor  # type: ignore[assignment]
         try:
             port = reactor.adoptStreamPort(sock.fileno(), sock.family, factory)
         finally:
             sock.close()
-        self.log.info("wstunnel listening on {address}", address=_addr(binding, port))
+        self.log.info("wstunnel listening on {address}{ssl}", address=_addr(binding, port),
+                      ssl=" ssl" if binding.ssl else "")
         return port
 
     # Signals.
@@ -196,6 +203,7 @@ class ProxyService(MultiService):
         runtime = Runtime.build(config, access_logs=self.runtime.access_logs)
         wanted = {(b.host, b.port): b for b in runtime.sockets}
         try:
+            self._tls_contexts.get(config)
             self._set_nofile(config)
             for hook in self.reload_hooks:
                 hook(config)

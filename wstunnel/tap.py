@@ -63,6 +63,8 @@ def check(path: str) -> NoReturn:
         raise SystemExit(f"wstunnel: configuration file {path} test failed") from None
     for notice in config.notices:
         print(f"wstunnel: [notice] {notice}", file=sys.stderr)
+    for warning in config.warnings:
+        print(f"wstunnel: [warn] {warning}", file=sys.stderr)
     print(f"wstunnel: configuration file {path} test is successful", file=sys.stderr)
     raise SystemExit(0)
 
@@ -76,7 +78,7 @@ def makeService(options: Options) -> IService:
         check(options["config"])
     config = load(options["config"])
     try:
-        error_logs = ErrorLogService(config.error_logs, config.notices)
+        error_logs = ErrorLogService(config.error_logs, config.notices, warnings=config.warnings)
     except OSError as e:
         raise SystemExit(f"wstunnel: cannot open error log {e.filename}: {e.strerror}") from None
     # The global reactor is imported only now, after twistd has installed

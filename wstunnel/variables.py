@@ -14,6 +14,7 @@ from typing import Callable, Collection
 
 from wstunnel.model import Config, ConfigError, Location, MapDef, Server, Source, Template, VarRef
 from wstunnel.request import ConnInfo, RequestHead, Target
+from wstunnel.tlsconfig import TLS_VARIABLES, TLSInfo
 
 __all__ = [
     "BUILTIN_VARIABLES",
@@ -40,6 +41,7 @@ BUILTIN_VARIABLES = frozenset(
         "proxy_add_x_forwarded_for",
         "proxy_protocol_addr",
         "proxy_protocol_port",
+        *TLS_VARIABLES,
     }
 )
 _HEADER_PREFIX = "http_"
@@ -195,3 +197,11 @@ _GETTERS: dict[str, Callable[[RequestVars], str]] = {
     "proxy_protocol_addr": lambda rv: rv.conn.proxy_protocol_addr,
     "proxy_protocol_port": lambda rv: rv.conn.proxy_protocol_port,
 }
+
+
+def _tls_getter(value: Callable[[TLSInfo], str]) -> Callable[[RequestVars], str]:
+    """``$ssl_*``: empty on a plain connection, as in nginx."""
+    return lambda rv: "" if rv.conn.tls is None else value(rv.conn.tls)
+
+
+_GETTERS.update((name, _tls_getter(value)) for name, value in TLS_VARIABLES.items())
