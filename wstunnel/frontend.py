@@ -300,7 +300,7 @@ class ClientProtocol(Protocol):
             key=request_key(found.proxy_pass.upstream, rv),
             reactor=self._factory.reactor,
             clock=self._clock,
-            has_body=framing is not BodyFraming.NONE,
+            has_body=framing not in (BodyFraming.NONE, 0),
         )
         self._upstream_record = self._exchange.record
         self._early = 0
