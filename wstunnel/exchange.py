@@ -16,7 +16,7 @@ checked before a tunnel may open; any other 101 is a 502.
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import h11
 from twisted.internet.error import TimeoutError as ConnectTimeout
