@@ -12,7 +12,6 @@ from wstunnel.logs import (
     NGINX_LEVELS,
     AccessLogs,
     ErrorLogService,
-    combined_line,
     error_line,
     escape,
     format_time_local,
@@ -233,64 +232,6 @@ def test_error_log_restarts_after_stop(tmp_path: Path) -> None:
 
 
 # access_log
-
-
-def test_combined_line_matches_nginx(tz) -> None:
-    line = combined_line(
-        remote_addr="127.0.0.1",
-        time_local=WHEN,
-        request_line="GET /combined HTTP/1.0",
-        status=200,
-        body_bytes_sent=2,
-        referer=None,
-        user_agent=None,
-    )
-    assert line == '127.0.0.1 - - [21/Nov/2026:15:07:56 +0000] "GET /combined HTTP/1.0" 200 2 "-" "-"'
-
-
-def test_combined_line_with_headers(tz) -> None:
-    line = combined_line(
-        remote_addr="::1",
-        time_local=WHEN,
-        request_line="GET /chat/ HTTP/1.1",
-        status=101,
-        body_bytes_sent=0,
-        referer="http://example.com/",
-        user_agent="Mozilla/5.0 (X11)",
-    )
-    assert line == (
-        '::1 - - [21/Nov/2026:15:07:56 +0000] "GET /chat/ HTTP/1.1" 101 0 '
-        '"http://example.com/" "Mozilla/5.0 (X11)"'
-    )
-
-
-def test_combined_line_escapes_every_field(tz) -> None:
-    line = combined_line(
-        remote_addr="127.0.0.1",
-        time_local=WHEN,
-        request_line='GET /escape/"1 \x1b\x1c "?c=2 HTTP/1.1',
-        status=200,
-        body_bytes_sent=5,
-        referer='a"b',
-        user_agent="agent\\\n",
-    )
-    assert line == (
-        '127.0.0.1 - - [21/Nov/2026:15:07:56 +0000] "GET /escape/\\x221 \\x1B\\x1C \\x22?c=2 HTTP/1.1" '
-        '200 5 "a\\x22b" "agent\\x5C\\x0A"'
-    )
-
-
-def test_combined_line_empty_header_is_dash(tz) -> None:
-    line = combined_line(
-        remote_addr="127.0.0.1",
-        time_local=WHEN,
-        request_line="",
-        status=400,
-        body_bytes_sent=0,
-        referer="",
-        user_agent=b"",
-    )
-    assert line.endswith('] "-" 400 0 "-" "-"')
 
 
 @pytest.mark.parametrize(

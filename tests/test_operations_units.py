@@ -102,7 +102,7 @@ class FakeClient:
 
 def test_snapshot_counts_states_and_live_tunnel_bytes() -> None:
     clients = [FakeClient("reading"), FakeClient("waiting"), FakeClient("writing", (10, 20))]
-    stats = Stats(lambda: clients, lambda: {"backend": ["10.0.0.1:80"]})
+    stats = Stats(lambda: clients, lambda: {"backend": [("10.0.0.1:80", True), ("10.0.0.2:80", False)]})
     stats.accepted(True)
     stats.accepted(False)
     stats.tunnel_opened()
@@ -113,6 +113,8 @@ def test_snapshot_counts_states_and_live_tunnel_bytes() -> None:
     assert values[series("wstunnel_tunnel_bytes_total", direction="client_to_upstream")] == 11
     assert values[series("wstunnel_tunnel_bytes_total", direction="upstream_to_client")] == 22
     assert values["wstunnel_tunnels_open"] == 1
+    assert values[series("wstunnel_upstream_peer_up", upstream="backend", peer="10.0.0.1:80")] == 1
+    assert values[series("wstunnel_upstream_peer_up", upstream="backend", peer="10.0.0.2:80")] == 0
     assert values[series("wstunnel_tunnel_duration_seconds_bucket", le="10")] == 0
     assert values[series("wstunnel_tunnel_duration_seconds_bucket", le="60")] == 1
     assert stub_status_text(values) == (

@@ -1,13 +1,16 @@
 """
 One request's trip to an upstream and back.
 
-The exchange picks a peer, connects under ``proxy_connect_timeout``, lets
-the client side stream the request body, waits for the response head under
-``proxy_read_timeout``, and relays the answer.  It retries another peer on
-the failures nginx's default ``proxy_next_upstream error timeout`` covers,
-but only while nothing has reached the client and the request can be sent
-again (no body, idempotent method).  A 101 is checked before a tunnel may
-open; any other 101 is a 502.
+The exchange asks the upstream's balancer for a peer, connects under
+``proxy_connect_timeout``, lets the client side stream the request body,
+waits for the response head under ``proxy_read_timeout``, and relays the
+answer.  When an attempt fails it applies ``proxy_next_upstream``
+(:mod:`wstunnel.retry`): another peer while nothing has reached the client
+and the request can be sent again, else an error page.  An upgrade is
+retried like a GET until a 101 has been relayed.  Each attempt is counted
+open on its peer until its connection ends, for a tunnel when the tunnel
+ends, and is written to the request's :class:`UpstreamRecord`.  A 101 is
+checked before a tunnel may open; any other 101 is a 502.
 """
 
 from __future__ import annotations
@@ -17,14 +20,17 @@ from typing import TYPE_CHECKING
 
 import h11
 from twisted.internet.error import TimeoutError as ConnectTimeout
-from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime, IReactorUNIX
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .balancer import RoundRobin
+from .attempts import Attempt, UpstreamRecord
+from .balancer import Balancer
 from .headers import UpstreamRequest, check_switch
 from .model import Location, Peer
+from .peers import PeerState
 from .request import RequestHead
+from .retry import Retries, client_status, counts_as_failure, status_condition
 from .tls import UpstreamTLSError, upstream_factory
 from .upstream import UpstreamFactory, UpstreamProtocol
 
@@ -32,8 +38,6 @@ if TYPE_CHECKING:
     from .frontend import ClientProtocol
 
 __all__ = ["Exchange"]
-
-_NOT_IDEMPOTENT = frozenset({b"POST", b"PATCH", b"LOCK"})
 
 
 class Phase(Enum):
@@ -48,6 +52,7 @@ class Exchange:
     """
     Drives one request through ``Phase``s; the client protocol owns the
     client connection and is called back for everything the client sees.
+    ``key`` is the request's balancing key (:func:`~wstunnel.balancer.request_key`).
     """
 
     log = Logger()
@@ -59,7 +64,8 @@ class Exchange:
         head: RequestHead,
         request: UpstreamRequest,
         location: Location,
-        balancer: RoundRobin,
+        balancer: Balancer,
+        key: str,
         reactor: IReactorTCP,
         clock: IReactorTime,
         has_body: bool,
@@ -70,34 +76,55 @@ class Exchange:
         self._location = location
         self._timeouts = location.timeouts
         self._balancer = balancer
+        self._pick = balancer.start(key)
         self._reactor = reactor
         self._clock = clock
-        self._replayable = not has_body and head.method not in _NOT_IDEMPOTENT
+        self._has_body = has_body
+        self._retries = Retries(location.next_upstream, balancer.tries, head.method, clock.seconds())
+        self.record = UpstreamRecord()
         self.phase = Phase.CONNECTING
-        self.tried: list[Peer] = []
         self.upstream: UpstreamProtocol | None = None
+        self._peer: PeerState | None = None  # counted open until _end_attempt
+        self._attempt: Attempt | None = None
+        self._request_sent = False
         self._timer: IDelayedCall | None = None
         self._connector: object | None = None
-        self._last_status = 502
-
-    @property
-    def upstream_addr(self) -> str:
-        """``$upstream_addr``: every peer tried, as nginx writes it."""
-        return ", ".join(peer.address for peer in self.tried)
 
     def start(self) -> None:
         self._try_next_peer()
 
     def _try_next_peer(self) -> None:
-        peer = self._balancer.pick(self.tried)
-        if peer is None:
-            self._give_up(self._last_status)
+        now = self._clock.seconds()
+        state = self._balancer.pick(self._pick, now)
+        if state is None:
+            self.log.error(
+                'no live upstreams while connecting to upstream, client: {client}, upstream: "{name}"',
+                client=self._client.peer_text,
+                name=self._balancer.name,
+            )
+            attempt = self.record.begin(self._balancer.name, now)
+            attempt.status, attempt.ended = 502, now
+            self._give_up(502)
             return
-        self.tried.append(peer)
+        self._peer = state
+        self._attempt = self.record.begin(state.peer.address, now)
+        self._retries.attempt()
+        self._request_sent = False
         self.phase = Phase.CONNECTING
+        self._connector = self._connect(state.peer)
+
+    def _connect(self, peer: Peer) -> object:
+        timeout = self._timeouts.connect
         tls = self._location.proxy_pass.tls  # type: ignore[union-attr]
-        factory = UpstreamFactory(self) if tls is None else upstream_factory(self, tls, self._clock, self._timeouts.connect)
-        self._connector = self._reactor.connectTCP(peer.host, peer.port, factory, timeout=self._timeouts.connect)
+        factory = UpstreamFactory(self) if tls is None else upstream_factory(self, tls, self._clock, timeout)
+        if peer.unix:
+            reactor: IReactorUNIX = self._reactor  # type: ignore[assignment]
+            return reactor.connectUNIX(peer.host, factory, timeout=timeout)
+        return self._reactor.connectTCP(peer.host, peer.port, factory, timeout=timeout)
+
+    @property
+    def _peer_address(self) -> str:
+        return self._attempt.address if self._attempt is not None else "-"
 
     # Connecting.
 
@@ -107,30 +134,31 @@ class Exchange:
             return
         self.upstream = upstream
         self.phase = Phase.SENDING
+        self._attempt.connected = self._clock.seconds()  # type: ignore[union-attr]
         try:
             upstream.send_head(self.request)
         except h11.LocalProtocolError as e:
             self.log.error("cannot send request upstream: {error}", error=str(e))
+            self._end_attempt(None, failed=False)
             self._finish()
             upstream.stop()
             self._client.fail(500, "request could not be sent upstream")
             return
+        self._request_sent = True
         self._client.stream_body(upstream)
 
     def upstream_connect_failed(self, reason: Failure) -> None:
         if self.phase is Phase.DONE:
             return
-        timed_out = reason.check(ConnectTimeout) is not None
         self.log.error(
             "SSL handshake with upstream {peer} failed ({error}), client: {client}"
             if reason.check(UpstreamTLSError)
             else "connect() to {peer} failed ({error}) while connecting to upstream, client: {client}",
-            peer=self.tried[-1].address,
+            peer=self._peer_address,
             error=reason.getErrorMessage(),
             client=self._client.peer_text,
         )
-        self._last_status = 504 if timed_out else 502
-        self._try_next_peer()
+        self._next("timeout" if reason.check(ConnectTimeout) else "error")
 
     # The request body has been handed over by the client side.
 
@@ -148,6 +176,22 @@ class Exchange:
 
     def upstream_head(self, event: h11.Response) -> None:
         self._cancel_timer()
+        attempt = self._attempt
+        assert attempt is not None
+        attempt.header = self._clock.seconds()
+        attempt.status = event.status_code
+        condition = status_condition(event.status_code)
+        if condition is not None and self._may_retry(condition):
+            self.log.info(
+                "upstream {peer} answered {status}, trying the next peer, client: {client}",
+                peer=attempt.address,
+                status=event.status_code,
+                client=self._client.peer_text,
+            )
+            self._drop_upstream()
+            self._end_attempt(event.status_code, failed=counts_as_failure(condition))
+            self._try_next_peer()
+            return
         self.phase = Phase.RELAYING
         self._timer = self._clock.callLater(self._timeouts.read, self._read_timed_out)
         self._client.send_head(event, self.upstream)
@@ -157,6 +201,7 @@ class Exchange:
         self._client.send_data(data)
 
     def upstream_end(self) -> None:
+        self._end_attempt(self._attempt.status if self._attempt else None, failed=False)
         self._finish()
         self._client.end_response()
         if self.upstream is not None:
@@ -165,7 +210,8 @@ class Exchange:
 
     def upstream_switch(self, event: h11.InformationalResponse, early: bytes) -> None:
         upstream = self.upstream
-        assert upstream is not None
+        assert upstream is not None and self._attempt is not None
+        self._attempt.header = self._clock.seconds()
         headers = event.headers.raw_items()
         reason = None
         if not self.request.upgrade:
@@ -177,67 +223,106 @@ class Exchange:
         if reason is not None:
             self.log.error(
                 "invalid 101 from upstream {peer}: {reason}, client: {client}",
-                peer=self.tried[-1].address,
+                peer=self._peer_address,
                 reason=reason,
                 client=self._client.peer_text,
             )
-            self._finish()
-            upstream.stop()
-            self._client.fail(502, reason, close=True)
+            self._next("invalid_header", close=True)
             return
+        self._attempt.status = 101
         self._finish()
-        self._client.switch(upstream, event, early)
+        self._client.switch(upstream, event, early, on_end=self._tunnel_ended)
+
+    def _tunnel_ended(self) -> None:
+        """The tunnel is closed: only now is the peer's connection over."""
+        self._end_attempt(101, failed=False)
 
     def upstream_invalid(self, detail: str) -> None:
         self.log.error(
             "upstream {peer} sent an invalid response ({detail}), client: {client}",
-            peer=self.tried[-1].address,
+            peer=self._peer_address,
             detail=detail,
             client=self._client.peer_text,
         )
-        self._upstream_failed(502, retry=False, close=True)
+        self._upstream_failed("invalid_header", close=True)
 
     def upstream_lost(self, reason: Failure) -> None:
         if self.phase is Phase.DONE:
             return
         self.log.error(
             "upstream {peer} prematurely closed connection while {phase}, client: {client}",
-            peer=self.tried[-1].address,
+            peer=self._peer_address,
             phase=self.phase.value,
             client=self._client.peer_text,
         )
-        self._upstream_failed(502, retry=True)
+        self._upstream_failed("timeout" if reason.check(TimeoutError) else "error")
 
     def _read_timed_out(self) -> None:
         self._timer = None
         self.log.error(
             "upstream {peer} timed out while {phase}, client: {client}",
-            peer=self.tried[-1].address,
+            peer=self._peer_address,
             phase=self.phase.value,
             client=self._client.peer_text,
         )
-        self._upstream_failed(504, retry=True)
+        self._upstream_failed("timeout")
 
-    def _upstream_failed(self, status: int, *, retry: bool, close: bool = False) -> None:
+    def _upstream_failed(self, condition: str, *, close: bool = False) -> None:
         """
-        Before the response head, try the next peer if nginx would; after
-        it, the client has seen a partial answer and the only honest thing
-        left is to cut the connection (no final chunk).
+        Before the response head this is a failed attempt; after it, the
+        client has seen a partial answer and the only honest thing left is
+        to cut the connection (no final chunk).  As in nginx, a break-off
+        after the head does not count against the peer.
         """
-        relaying = self.phase is Phase.RELAYING
+        if self.phase is Phase.RELAYING:
+            self._drop_upstream()
+            self._end_attempt(self._attempt.status if self._attempt else None, failed=False)
+            self._finish()
+            self._client.abort_response()
+            return
+        self._next(condition, close=close)
+
+    # Retries.
+
+    def _may_retry(self, condition: str) -> bool:
+        return self._retries.allows(
+            condition,
+            self._clock.seconds(),
+            request_sent=self._request_sent,
+            body_sent=self._request_sent and self._has_body,
+        ) and self._client.may_retry()
+
+    def _next(self, condition: str, *, close: bool = False) -> None:
+        """nginx's ngx_http_upstream_next: count the failure, then retry or give up."""
+        status = client_status(condition)
+        self._drop_upstream()
+        self._end_attempt(status, failed=counts_as_failure(condition))
+        if self._may_retry(condition):
+            self._try_next_peer()
+        else:
+            self._give_up(status, close=close)
+
+    def _end_attempt(self, status: int | None, *, failed: bool) -> None:
+        """The current attempt's connection is over: record it, release the peer once."""
+        now = self._clock.seconds()
+        attempt, state = self._attempt, self._peer
+        self._peer = None
+        if attempt is not None and attempt.ended is None:
+            attempt.status = status
+            attempt.ended = now
+        if state is not None and self._balancer.release(state, now, failed=failed):
+            self.log.warn(
+                "upstream server temporarily disabled while {phase}, upstream: {peer}, client: {client}",
+                phase=self.phase.value,
+                peer=state.peer.address,
+                client=self._client.peer_text,
+            )
+
+    def _drop_upstream(self) -> None:
         self._cancel_timer()
         if self.upstream is not None:
             self.upstream.stop()
             self.upstream = None
-        if relaying:
-            self._finish()
-            self._client.abort_response()
-            return
-        self._last_status = status
-        if retry and self._replayable and self._client.may_retry():
-            self._try_next_peer()
-        else:
-            self._give_up(status, close=close)
 
     def _give_up(self, status: int, *, close: bool = False) -> None:
         """
@@ -253,6 +338,7 @@ class Exchange:
         """The client is gone: drop the upstream side (logged as 499)."""
         if self.phase is Phase.DONE:
             return
+        self._end_attempt(self._attempt.status if self._attempt else None, failed=False)
         self._finish()
         if self.upstream is not None:
             self.upstream.stop()

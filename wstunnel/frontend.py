@@ -26,11 +26,13 @@ from twisted.python.failure import Failure
 from twisted.web.http import datetimeToString
 from zope.interface import implementer
 
+from .attempts import UpstreamRecord
+from .balancer import request_key
 from .errors import RequestError, error_page, reason_phrase
 from .exchange import Exchange
 from .flow import Throttle, arm_abort
 from .headers import BodyFraming, client_response_headers, upgrade_offer, upstream_request
-from .logs import combined_line
+from .logformat import LogEntry, bare_vars, write_entry
 from .metrics import status_page
 from .model import Binding, Location
 from .proxyproto import ProxyPreamble, is_trusted
@@ -123,6 +125,9 @@ class ClientProtocol(Protocol):
         self._started = 0.0
         self._status = 0
         self._body_bytes = 0
+        self._rv: RequestVars | None = None
+        self._upstream_record: UpstreamRecord | None = None
+        self._tunnel_done: Callable[[], None] | None = None
         self.runtime: Runtime = factory.runtime()
         self.conn: ConnInfo | None = None
         self.peer_text = "-"
@@ -248,6 +253,8 @@ class ClientProtocol(Protocol):
         self._started = self._clock.seconds()
         self._status = 0
         self._body_bytes = 0
+        self._rv = None
+        self._upstream_record = None
         self._close_after = False
         self._request_complete = False
         head = RequestHead(
@@ -295,6 +302,7 @@ class ClientProtocol(Protocol):
             target=target,
             host=vhost,
         )
+        self._rv = rv
         framing = _framing(head)
         offer = upgrade_offer(head)
         request = upstream_request(found, head, rv, upgrade=offer, body=framing)
@@ -308,10 +316,12 @@ class ClientProtocol(Protocol):
             request=request,
             location=found,
             balancer=runtime.balancer(found.proxy_pass.upstream.name),
+            key=request_key(found.proxy_pass.upstream, rv),
             reactor=self._factory.reactor,
             clock=self._clock,
-            has_body=framing is not BodyFraming.NONE,
+            has_body=framing not in (BodyFraming.NONE, 0),
         )
+        self._upstream_record = self._exchange.record
         self._early = 0
         self._pause()
         self._exchange.start()
@@ -444,8 +454,14 @@ class ClientProtocol(Protocol):
         self.transport.write(data)
         self._request_done()
 
-    def switch(self, upstream: UpstreamProtocol, event: h11.InformationalResponse, early: bytes) -> None:
-        """A valid 101: send it on and join the two connections."""
+    def switch(
+        self,
+        upstream: UpstreamProtocol,
+        event: h11.InformationalResponse,
+        early: bytes,
+        on_end: Callable[[], None],
+    ) -> None:
+        """A valid 101: send it on and join the two connections; ``on_end`` runs when the tunnel ends."""
         headers = client_response_headers(
             101,
             event.headers.raw_items(),
@@ -458,6 +474,7 @@ class ClientProtocol(Protocol):
         self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n")
         self._status = 101
         self._exchange = None
+        self._tunnel_done = on_end
         self._state = State.TUNNEL
         self._paused = False
         tunnel = Tunnel(
@@ -480,8 +497,10 @@ class ClientProtocol(Protocol):
             tunnel.client_bytes,
             tunnel.upstream_bytes,
         )
+        if self._tunnel_done is not None:
+            self._tunnel_done()
         self._body_bytes = tunnel.upstream_bytes
-        self._log_request(extra=tunnel.reason.value if tunnel.reason else "")
+        self._log_request()
         self._state = State.CLOSED
 
     # After a response.
@@ -500,7 +519,7 @@ class ClientProtocol(Protocol):
         self._resume()
         self._pump()
 
-    def _log_request(self, extra: str = "") -> None:
+    def _log_request(self) -> None:
         head = self._head
         location = self._location
         if head is None:
@@ -509,17 +528,23 @@ class ClientProtocol(Protocol):
         targets = location.access_logs if location is not None else self._default_access_logs()
         if not targets:
             return
-        line = combined_line(
-            remote_addr=self.conn.remote_addr,  # type: ignore[union-attr]
-            time_local=self._clock.seconds(),
-            request_line=f"{head.method.decode('latin-1')} {head.target.decode('latin-1')} "
-            f"HTTP/{head.http_version.decode('latin-1')}",
+        runtime, conn = self.runtime, self.conn
+        assert conn is not None
+        rv = self._rv
+        if rv is None:
+            server = self._factory.binding(runtime, conn.server_addr).default
+            rv = bare_vars(runtime.config, server, conn, head)
+        entry = LogEntry(
+            conn=conn,
+            head=head,
+            vars=rv,
+            started=self._started,
+            ended=self._clock.seconds(),
             status=self._status,
             body_bytes_sent=self._body_bytes,
-            referer=_header(head, b"referer"),
-            user_agent=_header(head, b"user-agent"),
+            upstream=self._upstream_record,
         )
-        self.runtime.access_logs.write(targets, line)
+        write_entry(runtime.access_logs, runtime.config.log_formats, targets, entry)
 
     def _default_access_logs(self) -> tuple:
         """Requests that matched no location log where the server's first location would."""
@@ -654,11 +679,6 @@ def _framing(head: RequestHead) -> "BodyFraming | int":
     if lengths:
         return int(lengths[0])
     return BodyFraming.NONE
-
-
-def _header(head: RequestHead, name: bytes) -> str | None:
-    values = head.values(name)
-    return values[0].decode("latin-1") if values else None
 
 
 class ProxyFactory(Factory):

@@ -29,8 +29,10 @@ from crossplane.analyzer import DIRECTIVES as NGINX_DIRECTIVES
 from crossplane.errors import NgxParserBaseException
 from crossplane.lexer import lex
 
+from wstunnel.logformat import ESCAPES, combined_format, compile_log_format
 from wstunnel.model import (
     AccessLog,
+    Balancing,
     Binding,
     Config,
     ConfigError,
@@ -39,7 +41,9 @@ from wstunnel.model import (
     HeaderSetting,
     Listen,
     Location,
+    LogFormat,
     MapDef,
+    NextUpstream,
     Peer,
     ProxyPass,
     Server,
@@ -52,6 +56,13 @@ from wstunnel.model import (
 )
 from wstunnel import tlsconfig
 from wstunnel.units import parse_time
+from wstunnel.upstreamconf import (
+    BACKUP_METHODS,
+    parse_balancing,
+    parse_next_upstream,
+    parse_server_params,
+    parse_tries,
+)
 from wstunnel.variables import compile_template, is_builtin
 
 __all__ = ["IGNORED_DIRECTIVES", "Resolver", "load_config", "resolve_host"]
@@ -340,6 +351,7 @@ class _Level:
     real_ip_from: list | None = None
     real_ip_header: str | None = None
     tls: dict[str, tlsconfig.Setting] = field(factory=dict)  # ssl_* / proxy_ssl_*, inherited one by one
+    next_upstream: dict[str, object] = field(factory=dict)  # NextUpstream fields set here
 
 
 @define
@@ -358,9 +370,20 @@ class _ServerLevel(_Level):
 
 
 @define
+class _UpstreamServer:
+    text: str
+    host: str  # the path for unix:
+    port: int
+    params: dict[str, object]  # Peer fields
+    source: Source
+
+
+@define
 class _UpstreamLevel(_Level):
     name: str = ""
-    servers: list[tuple[str, str, int, Source]] = field(factory=list)  # text, host, port
+    servers: list[_UpstreamServer] = field(factory=list)
+    balancing: tuple[str, str | None, bool, bool] = ("round_robin", None, False, False)
+    balancing_source: Source | None = None
 
 
 @define
@@ -380,6 +403,7 @@ class _Effective:
     timeouts: Timeouts
     headers: tuple[HeaderSetting, ...]
     access_logs: tuple[AccessLog, ...]
+    next_upstream: NextUpstream
 
 
 # -- walking and building ----------------------------------------------------------
@@ -402,11 +426,13 @@ class _Builder:
         self.servers: list[_ServerLevel] = []
         self.materials = tlsconfig.Materials(self.main_dir, datetime.datetime.now(datetime.timezone.utc))
         self.tls_failed: set[int] = set()
+        self.log_formats: dict[str, tuple[str, str, Source]] = {}  # name -> escape, text
 
     def build(self, statements: list[_Stmt]) -> Config:
         self.snippet = not any(s.name == "http" for s in statements)
         self.walk(statements, MAIN, self.main)
         maps = self._compile_maps()
+        log_formats = self._compile_log_formats(maps)
         upstreams = self._resolve_upstreams()
         implicit: dict[tuple[str, int], Upstream] = {}
         http = self._effective(self.http, _root_settings(self.path))
@@ -428,6 +454,7 @@ class _Builder:
             notices=tuple(self.notices),
             workers=workers,
             warnings=tuple(self.materials.warnings),
+            log_formats=log_formats,
         )
 
     # walking
@@ -442,6 +469,8 @@ class _Builder:
     def _dispatch(self, stmt: _Stmt, ctx: str, level: _Level) -> None:
         spec = _UPSTREAM_TABLE.get(stmt.name) if ctx == UPSTREAM else None
         spec = spec or _TABLE.get(stmt.name)
+        if spec is None and stmt.name in _UPSTREAM_TABLE:
+            raise ConfigError(stmt.source, f'"{stmt.name}" directive is not allowed here')
         if spec is None:
             raise _unknown(stmt)
         if ctx not in spec.contexts:
@@ -565,16 +594,29 @@ class _Builder:
     def _upstream_server(self, stmt: _Stmt, level: _Level) -> None:
         assert isinstance(level, _UpstreamLevel)
         address, *params = stmt.args
-        if params:
-            raise ConfigError(stmt.source, f'upstream server parameter "{params[0]}" is not supported yet')
-        if address.startswith("unix:"):
-            raise ConfigError(stmt.source, "unix domain sockets are not supported by wstunnel")
         try:
-            host, port = _split_host_port(address, 80)
+            fields = parse_server_params(params)
+            if address.startswith("unix:"):
+                host, port = address[5:], 0
+                fields["unix"] = True
+                if not host:
+                    raise ValueError(f'no path in "{address}"')
+            else:
+                host, port = _split_host_port(address, 80)  # type: ignore[assignment]
         except ValueError as exc:
             raise ConfigError(stmt.source, str(exc)) from None
         assert port is not None
-        level.servers.append((address, host, port, stmt.source))
+        level.servers.append(_UpstreamServer(address, host, port, fields, stmt.source))
+
+    def _balancing(self, stmt: _Stmt, level: _Level) -> None:
+        assert isinstance(level, _UpstreamLevel)
+        if level.balancing_source is not None:
+            raise ConfigError(stmt.source, f'load balancing method redefined (first at line {level.balancing_source.line})')
+        try:
+            level.balancing = parse_balancing(stmt.name, stmt.args)
+        except ValueError as exc:
+            raise ConfigError(stmt.source, str(exc)) from None
+        level.balancing_source = stmt.source
 
     def _server(self, stmt: _Stmt, level: _Level) -> None:
         server = _ServerLevel(stmt.source)
@@ -718,6 +760,35 @@ class _Builder:
             raise ConfigError(stmt.source, f'"{stmt.name}" directive {exc}') from None
         level.timeouts[_TIMEOUT_FIELDS[stmt.name]] = seconds
 
+    def _next_upstream(self, stmt: _Stmt, level: _Level) -> None:
+        try:
+            level.next_upstream["conditions"] = parse_next_upstream(stmt.args)
+        except ValueError as exc:
+            raise ConfigError(stmt.source, str(exc)) from None
+
+    def _next_upstream_limit(self, stmt: _Stmt, level: _Level) -> None:
+        value = stmt.args[0]
+        try:
+            if stmt.name == "proxy_next_upstream_tries":
+                level.next_upstream["tries"] = parse_tries(value)
+            else:
+                level.next_upstream["timeout"] = parse_time(value)
+        except ValueError:
+            raise ConfigError(stmt.source, f'"{stmt.name}" directive invalid value') from None
+
+    def _log_format(self, stmt: _Stmt, level: _Level) -> None:
+        name, *strings = stmt.args
+        escaping = "default"
+        if strings and strings[0].startswith("escape="):
+            escaping = strings.pop(0)[len("escape="):]
+            if escaping not in ESCAPES:
+                raise ConfigError(stmt.source, f'unknown log format escaping "{escaping}"')
+        if not strings:
+            raise ConfigError(stmt.source, 'invalid number of arguments in "log_format" directive')
+        if name == "combined" or name in self.log_formats:
+            raise ConfigError(stmt.source, f'duplicate "log_format" name "{name}"')
+        self.log_formats[name] = (escaping, "".join(strings), stmt.source)
+
     def _access_log(self, stmt: _Stmt, level: _Level) -> None:
         path, *rest = stmt.args
         if path == "off":
@@ -730,7 +801,7 @@ class _Builder:
         if "$" in path:
             raise ConfigError(stmt.source, "variables in access_log paths are not supported by wstunnel")
         log_format = rest[0] if rest else "combined"
-        if log_format != "combined":
+        if log_format != "combined" and log_format not in self.log_formats:
             raise ConfigError(stmt.source, f'unknown log format "{log_format}"')
         if len(rest) > 1:
             raise ConfigError(stmt.source, f'access_log parameter "{rest[1]}" is not supported by wstunnel')
@@ -774,12 +845,35 @@ class _Builder:
         resolved: dict[str, Upstream] = {}
         for key, level in self.upstreams.items():
             peers = [
-                Peer(ip, port, text)
-                for text, host, port, source in level.servers
-                for ip in self._addresses(host, port, text, source)
+                Peer(ip, s.port, s.text, **s.params)  # type: ignore[arg-type]
+                for s in level.servers
+                for ip in ([s.host] if s.params.get("unix") else self._addresses(s.host, s.port, s.text, s.source))
             ]
-            resolved[key] = Upstream(level.name, tuple(peers), False, level.source)
+            resolved[key] = Upstream(level.name, tuple(peers), False, level.source, self._balancing_of(level))
         return resolved
+
+    def _balancing_of(self, level: _UpstreamLevel) -> Balancing:
+        method, key_text, consistent, two = level.balancing
+        if method not in BACKUP_METHODS:
+            for server in level.servers:
+                if server.params.get("backup"):
+                    self.errors.append(
+                        ConfigError(server.source, f'balancing method "{method}" does not support parameter "backup"')
+                    )
+        key = None
+        if key_text is not None:
+            assert level.balancing_source is not None
+            key = self._template(key_text, level.balancing_source)
+        return Balancing(method, key, consistent, two)
+
+    def _compile_log_formats(self, maps: dict[str, MapDef]) -> dict[str, LogFormat]:
+        formats = {"combined": combined_format(Source(self.path, 0))}
+        for name, (escaping, text, source) in self.log_formats.items():
+            try:
+                formats[name] = compile_log_format(name, escaping, text, source, maps)
+            except ConfigError as exc:
+                self.errors.append(exc)
+        return formats
 
     def _proxy(
         self, url: _ProxyURL, upstreams: dict[str, Upstream], implicit: dict[tuple[str, int], Upstream]
@@ -819,6 +913,7 @@ class _Builder:
             timeouts=evolve(parent.timeouts, **level.timeouts),
             headers=headers,
             access_logs=access_logs,
+            next_upstream=evolve(parent.next_upstream, **level.next_upstream),
         )
 
     def _build_server(
@@ -847,6 +942,7 @@ class _Builder:
                     access_logs=eff.access_logs,
                     source=loc.source,
                     status_page=loc.status_page,
+                    next_upstream=eff.next_upstream,
                 )
             )
             if loc.status_page is not None and loc.proxy_pass is not None:
@@ -945,6 +1041,7 @@ def _root_settings(path: str) -> _Effective:
         timeouts=Timeouts(),
         headers=(),
         access_logs=(AccessLog("stdout", "combined", Source(path, 0)),),
+        next_upstream=NextUpstream(),
     )
 
 
@@ -1033,6 +1130,10 @@ _TABLE: dict[str, _Spec] = {
     "proxy_http_version": _spec(_HTTP_LEVELS, 1, 1, _Builder._proxy_http_version, once=True),
     "proxy_set_header": _spec(_HTTP_LEVELS, 2, 2, _Builder._proxy_set_header),
     "access_log": _spec(_HTTP_LEVELS, 1, None, _Builder._access_log),
+    "log_format": _spec({HTTP}, 2, None, _Builder._log_format),
+    "proxy_next_upstream": _spec(_HTTP_LEVELS, 1, None, _Builder._next_upstream, once=True),
+    "proxy_next_upstream_tries": _spec(_HTTP_LEVELS, 1, 1, _Builder._next_upstream_limit, once=True),
+    "proxy_next_upstream_timeout": _spec(_HTTP_LEVELS, 1, 1, _Builder._next_upstream_limit, once=True),
     **{name: _spec(_HTTP_LEVELS, 1, 1, _Builder._timeout, once=True) for name in _TIMEOUT_FIELDS},
     **{
         name: _spec(contexts, low, high, _Builder._tls_setting, once=True)
@@ -1058,6 +1159,10 @@ _TABLE: dict[str, _Spec] = {
 }
 _UPSTREAM_TABLE: dict[str, _Spec] = {
     "server": _spec({UPSTREAM}, 1, None, _Builder._upstream_server),
+    "least_conn": _spec({UPSTREAM}, 0, 0, _Builder._balancing, once=True),
+    "ip_hash": _spec({UPSTREAM}, 0, 0, _Builder._balancing, once=True),
+    "hash": _spec({UPSTREAM}, 1, 2, _Builder._balancing, once=True),
+    "random": _spec({UPSTREAM}, 0, 2, _Builder._balancing, once=True),
 }
 
 IGNORED_DIRECTIVES = frozenset(name for name, spec in _TABLE.items() if spec.handler is _Builder._ignored) | {

@@ -42,7 +42,6 @@ __all__ = [
     "NGINX_LEVELS",
     "AccessLogs",
     "ErrorLogService",
-    "combined_line",
     "error_line",
     "escape",
     "format_time_local",
@@ -247,31 +246,6 @@ def format_time_local(when: float) -> str:
     return (
         f"{tm.tm_mday:02d}/{_MONTHS[tm.tm_mon - 1]}/{tm.tm_year}:"
         f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} {sign}{offset // 60:02d}{offset % 60:02d}"
-    )
-
-
-def combined_line(
-    *,
-    remote_addr: str,
-    time_local: float,
-    request_line: str | bytes,
-    status: int,
-    body_bytes_sent: int,
-    referer: str | bytes | None,
-    user_agent: str | bytes | None,
-) -> str:
-    """
-    One line in nginx's ``combined`` format (without the newline)::
-
-        $remote_addr - $remote_user [$time_local] "$request" $status
-        $body_bytes_sent "$http_referer" "$http_user_agent"
-
-    ``$remote_user`` is always ``-``: wstunnel has no authentication.
-    """
-    return (
-        f"{escape(remote_addr)} - - [{format_time_local(time_local)}] "
-        f'"{escape(request_line)}" {status} {body_bytes_sent} '
-        f'"{escape(referer)}" "{escape(user_agent)}"'
     )
 
 

@@ -94,7 +94,7 @@ class Stats:
     and counting those events keeps the exchange free of metrics code.
     """
 
-    def __init__(self, clients: Callable[[], Iterable[Live]], peers: Callable[[], Mapping[str, Iterable[str]]]) -> None:
+    def __init__(self, clients: Callable[[], Iterable[Live]], peers: Callable[[], Mapping[str, Iterable[tuple[str, bool]]]]) -> None:
         self._clients = clients
         self._peers = peers
         self.counters: dict[str, float] = {}
@@ -172,8 +172,8 @@ class Stats:
         values.setdefault("wstunnel_tunnel_duration_seconds_sum", 0)
         values.setdefault("wstunnel_tunnel_duration_seconds_count", 0)
         for upstream, peers in self._peers().items():
-            for peer in peers:
-                values[series("wstunnel_upstream_peer_up", upstream=upstream, peer=peer)] = 1
+            for peer, up in peers:
+                values[series("wstunnel_upstream_peer_up", upstream=upstream, peer=peer)] = int(up)
         values["wstunnel_workers"] = 1
         return values
 

@@ -23,10 +23,13 @@ __all__ = [
     "ConfigError",
     "ConfigErrors",
     "ErrorLog",
+    "Balancing",
     "HeaderSetting",
     "Listen",
     "Location",
+    "LogFormat",
     "MapDef",
+    "NextUpstream",
     "Peer",
     "ProxyPass",
     "Server",
@@ -113,31 +116,60 @@ class HeaderSetting:
 
 @frozen
 class Peer:
-    """One resolved address of an upstream ``server`` line."""
+    """
+    One resolved address of an upstream ``server`` line, with the line's
+    parameters (nginx's defaults: weight 1, max_fails 1, fail_timeout 10s,
+    no max_conns).
+    """
 
-    host: str  # an IP literal, resolved at load time (no brackets)
-    port: int
+    host: str  # an IP literal, resolved at load time (no brackets); the path for unix:
+    port: int  # 0 for a unix: socket
     name: str  # as written in the config, e.g. "localhost:8282"
+    weight: int = 1
+    max_fails: int = 1  # 0: failures are not counted
+    fail_timeout: float = 10.0
+    max_conns: int = 0  # 0: unlimited
+    backup: bool = False
+    down: bool = False
+    unix: bool = False  # host is a unix-domain socket path
 
     @property
     def address(self) -> str:
-        """``$upstream_addr`` form: ``1.2.3.4:80`` or ``[::1]:80``."""
+        """``$upstream_addr`` form: ``1.2.3.4:80``, ``[::1]:80`` or ``unix:/path``."""
+        if self.unix:
+            return f"unix:{self.host}"
         if ":" in self.host:
             return f"[{self.host}]:{self.port}"
         return f"{self.host}:{self.port}"
 
 
 @frozen
+class Balancing:
+    """
+    How an upstream chooses its peer: ``round_robin`` (smooth weighted, the
+    default), ``least_conn``, ``ip_hash``, ``hash`` (``key``, ``consistent``)
+    or ``random`` (``two``: the better of two random picks by connections).
+    """
+
+    method: str = "round_robin"
+    key: Template | None = None
+    consistent: bool = False
+    two: bool = False
+
+
+@frozen
 class Upstream:
     """
     An ``upstream`` block, or the implicit group of a ``proxy_pass host:port``
-    (every address the host resolves to is a peer, as in nginx).
+    (every address the host resolves to is a peer, as in nginx).  ``peers``
+    keeps config order, backup peers included (``Peer.backup``).
     """
 
     name: str
     peers: tuple[Peer, ...]
     implicit: bool
     source: Source
+    balancing: Balancing = field(factory=Balancing)
 
 
 @frozen
@@ -157,8 +189,32 @@ class AccessLog:
     """``access_log PATH [FORMAT]``; ``off`` is an empty tuple on the location."""
 
     path: str  # a file path or "stderr"/"stdout"
-    format: str  # format name; only "combined" exists for now
+    format: str  # a name in Config.log_formats ("combined" always exists)
     source: Source
+
+
+@frozen
+class LogFormat:
+    """``log_format NAME [escape=...] STRING``, compiled at load time."""
+
+    name: str
+    escape: str  # "default", "json" or "none"
+    template: Template
+    source: Source
+
+
+@frozen
+class NextUpstream:
+    """
+    ``proxy_next_upstream`` conditions (names as in nginx: ``error``,
+    ``timeout``, ``http_502``, ``non_idempotent`` ...; empty for ``off``),
+    ``proxy_next_upstream_tries`` and ``proxy_next_upstream_timeout``
+    (0 = unlimited for both).
+    """
+
+    conditions: frozenset[str] = frozenset({"error", "timeout"})
+    tries: int = 0
+    timeout: float = 0.0
 
 
 @frozen
@@ -187,6 +243,7 @@ class Location:
     # "stub_status" or "metrics" (wstunnel_metrics): answered by wstunnel
     # itself instead of being proxied.
     status_page: str | None = None
+    next_upstream: NextUpstream = field(factory=NextUpstream)
 
 
 @frozen
@@ -275,6 +332,7 @@ class Config:
     notices: tuple[str, ...] = field(default=())  # "file:line: ..." ignored directives
     workers: Workers = field(factory=Workers)
     warnings: tuple[str, ...] = field(default=())  # "file:line: ..." e.g. an expired certificate
+    log_formats: Mapping[str, LogFormat] = field(factory=dict)  # by name, "combined" included
 
 
 class ConfigErrors(Exception):

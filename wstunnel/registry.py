@@ -31,7 +31,7 @@ class Registry:
     a draining shutdown) is called when the last one closes.
     """
 
-    def __init__(self, clock: IReactorTime, peers: Callable[[], Mapping[str, Iterable[str]]] = dict) -> None:
+    def __init__(self, clock: IReactorTime, peers: Callable[[], Mapping[str, Iterable[tuple[str, bool]]]] = dict) -> None:
         self.clients: set = set()
         self.stats = Stats(lambda: self.clients, peers)
         self.limit = ConnectionLimit(clock)

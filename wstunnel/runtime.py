@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from .balancer import RoundRobin
+from .balancer import Balancer, make_balancer
 from .logs import AccessLogs
 from .model import Binding, Config
 from .routing import Router
@@ -22,7 +22,7 @@ __all__ = ["Runtime"]
 class Runtime:
     config: Config
     router: Router
-    balancers: dict[str, RoundRobin]
+    balancers: dict[str, Balancer]
     bindings: dict[tuple[str, int], Binding]
     access_logs: AccessLogs
 
@@ -32,12 +32,13 @@ class Runtime:
         return cls(
             config=config,
             router=Router(config),
-            balancers={name: RoundRobin(up) for name, up in _all_upstreams(config).items()},
+            balancers={name: make_balancer(up) for name, up in _all_upstreams(config).items()},
             bindings={(b.host, b.port): b for b in config.bindings},
             access_logs=access_logs if access_logs is not None else AccessLogs(),
         )
 
-    def balancer(self, upstream_name: str) -> RoundRobin:
+    def balancer(self, upstream_name: str) -> Balancer:
+        """The group's balancer, which holds its peers' live state (wstunnel.peers)."""
         return self.balancers[upstream_name]
 
     @property

@@ -30,6 +30,7 @@ from .limits import raise_nofile
 from .loader import load_config
 from .metrics import PUBLISH_INTERVAL, SnapshotFiles
 from .model import Binding, Config, ConfigErrors
+from .peers import failed_out
 from .registry import Registry
 from .runtime import Runtime
 from .tls import ContextCache, server_factory
@@ -114,8 +115,16 @@ class ProxyService(MultiService):
     def current(self) -> Runtime:
         return self.runtime
 
-    def _peers(self) -> dict[str, list[str]]:
-        return {name: [p.address for p in b.peers] for name, b in self.runtime.balancers.items()}
+    def _peers(self) -> dict[str, list[tuple[str, bool]]]:
+        """Each upstream's peers and whether each is up (not ``down``, not failed out)."""
+        now = self._reactor.seconds()  # type: ignore[attr-defined]
+        return {
+            name: [
+                (state.peer.address, not state.peer.down and (b.single or not failed_out(state, now)))
+                for state in (*b.primary, *b.backup)
+            ]
+            for name, b in self.runtime.balancers.items()
+        }
 
     def signal_actions(self) -> dict[int, Callable[[], None]]:
         return {

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Protocol as TypingProtocol
 
 import h11
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import ClientFactory, Protocol, connectionDone
 from twisted.python.failure import Failure
@@ -55,6 +56,7 @@ class UpstreamProtocol(Protocol):
         self._listener = listener
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=RESPONSE_HEAD_LIMIT)
         self._done = False
+        self._eof = False
         self._tunnel: Tunnel | None = None
         self.bytes_received = 0
 
@@ -99,7 +101,11 @@ class UpstreamProtocol(Protocol):
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as e:
                 self._done = True
-                listener.upstream_invalid(str(e))
+                if self._eof:
+                    # A head or body cut short: a connection error, not a bad answer.
+                    listener.upstream_lost(Failure(ConnectionDone(str(e))))
+                else:
+                    listener.upstream_invalid(str(e))
                 return
             kind = type(event)
             if kind is h11.Data:
@@ -120,7 +126,7 @@ class UpstreamProtocol(Protocol):
             else:
                 # ConnectionClosed before the response ended.
                 self._done = True
-                listener.upstream_invalid("upstream prematurely closed connection")
+                listener.upstream_lost(Failure(ConnectionDone("no response")))
 
     def become_tunnel(self, tunnel: Tunnel) -> None:
         """From now on every byte goes straight to the tunnel, unparsed."""
@@ -132,6 +138,7 @@ class UpstreamProtocol(Protocol):
             self._tunnel.upstream_eof()
             return
         if not self._done:
+            self._eof = True
             self._h11.receive_data(b"")
             self._pump()
         self.transport.loseConnection()
