@@ -20,6 +20,7 @@ from typing import Callable
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport, ITransport
 from twisted.logger import Logger
 
+from .fastwrite import direct_writer
 from .flow import Throttle, arm_abort
 from .model import Timeouts
 
@@ -70,8 +71,8 @@ class Tunnel:
         self._clock = clock
         self._timeouts = timeouts
         self._on_end = on_end
-        self._to_client_write = client.write
-        self._to_upstream_write = upstream.write
+        self._to_client_write = direct_writer(client)
+        self._to_upstream_write = direct_writer(upstream)
         # Producer registrations we own: the upstream feeds the client
         # transport, the client feeds the upstream transport.
         self._feeds_client: Throttle | None = None

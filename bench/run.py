@@ -1,0 +1,469 @@
+#!/usr/bin/env python3
+"""
+The benchmark: wstunnel against nginx (and HAProxy when installed) on
+loopback, one command (doc/performance.md):
+
+    .venv/bin/python bench/run.py [--repeat N] [--quick] [--profile]
+
+Each proxy is pinned to core 0 and the C backend and load client to core 1.
+Repetitions interleave the targets (the order rotates each time); every
+figure is the median of the repetitions, printed with the ratio
+wstunnel/nginx.  The direct path (client to backend, no proxy) shows what
+the tools themselves can do.  wstunnel and nginx load the same nginx-syntax
+file.  Results go to bench/results/<date>/ (ignored by git).
+
+Only processes started here are stopped, by their PID.  Not part of pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+BENCH = Path(__file__).resolve().parent
+BUILD = BENCH / "build"
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+HAPROXY = shutil.which("haproxy")
+WRK = shutil.which("wrk")
+PROXY_CORE, LOAD_CORE = "0", "1"
+IDLE_TUNNELS = 5000
+START_WAIT = 15.0  # seconds a proxy may take to listen
+
+# The shared file: a whole nginx.conf that wstunnel loads as it is.
+PROXY_CONF = """\
+worker_processes 1;
+pid {run}/nginx.pid;
+error_log {run}/error.log warn;
+events {{ worker_connections 20000; }}
+http {{
+    access_log off;
+    client_body_temp_path {run}/tmp;
+    proxy_temp_path {run}/tmp;
+    map $http_upgrade $connection_upgrade {{
+        default upgrade;
+        ''      close;
+    }}
+    upstream backend {{
+        server 127.0.0.1:{backend};
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_read_timeout 300s;
+        }}
+    }}
+}}
+"""
+
+# The same proxying in HAProxy's terms: one thread, no upstream keep-alive
+# (as nginx and wstunnel without an upstream keepalive pool), WebSocket
+# upgrades are tunnelled by HTX on their own.
+HAPROXY_CONF = """\
+global
+    nbthread 1
+    maxconn 9000
+defaults
+    mode http
+    timeout connect 60s
+    timeout client 300s
+    timeout server 300s
+    timeout tunnel 300s
+    option http-server-close
+frontend bench
+    bind 127.0.0.1:{port}
+    default_backend backend
+backend backend
+    server b1 127.0.0.1:{backend}
+"""
+
+
+def build() -> None:
+    """Compile the C tools (gcc) into bench/build/."""
+    BUILD.mkdir(exist_ok=True)
+    for name in ("echo_backend", "wsload"):
+        subprocess.run(
+            ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(BUILD / name), str(BENCH / f"{name}.c")],
+            check=True,
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + START_WAIT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process {proc.pid} exited with {proc.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {START_WAIT}s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop one process we started, by its PID; kill it if it lingers."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+class Target:
+    """One thing to measure: how to start it, where it listens, whose memory counts."""
+
+    def __init__(self, name: str, argv: list[str] | None, port: int) -> None:
+        self.name = name
+        self.argv = argv
+        self.port = port
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, log: Path) -> None:
+        if self.argv is None:
+            return
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                ["taskset", "-c", PROXY_CORE, *self.argv], stdout=out, stderr=subprocess.STDOUT
+            )
+        wait_listening(self.port, self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+
+    def memory_pids(self) -> str | None:
+        """The processes that carry the tunnels (nginx: its workers)."""
+        if self.proc is None:
+            return None
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        return ",".join(children) if self.name == "nginx" else str(self.proc.pid)
+
+
+def targets(run: Path, backend: int, only: set[str] | None) -> list[Target]:
+    twistd = Path(sys.executable).parent / "twistd"
+    found = [Target("direct", None, backend)]
+    port = free_port()
+    conf = run / "proxy.conf"
+    conf.write_text(PROXY_CONF.format(run=run, backend=backend, port=port))
+    (run / "tmp").mkdir(exist_ok=True)
+    found.append(Target("wstunnel", [str(twistd), "-n", "--pidfile=", "wstunnel", "--config", str(conf)], port))
+    if NGINX:
+        argv = [NGINX, "-p", str(run), "-c", str(conf), "-g", "daemon off; worker_rlimit_nofile 20000;"]
+        found.append(Target("nginx", argv, port))
+    if HAPROXY:
+        hconf = run / "haproxy.cfg"
+        hconf.write_text(HAPROXY_CONF.format(backend=backend, port=port))
+        found.append(Target("haproxy", [HAPROXY, "-db", "-f", str(hconf)], port))
+    return [t for t in found if only is None or t.name in only]
+
+
+def cpu_ticks() -> dict[str, tuple[int, int]]:
+    """(busy, total) jiffies of the proxy core and the load core."""
+    ticks = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name in (f"cpu{PROXY_CORE}", f"cpu{LOAD_CORE}"):
+            numbers = [int(v) for v in values[:8]]
+            idle = numbers[3] + numbers[4]
+            ticks[name] = (sum(numbers) - idle, sum(numbers))
+    return ticks
+
+
+def busy(before: dict, after: dict) -> dict[str, float]:
+    """Percent busy of each core between two cpu_ticks(): is the proxy or the load the limit?"""
+    out = {}
+    for name, label in ((f"cpu{PROXY_CORE}", "proxy_core_%"), (f"cpu{LOAD_CORE}", "load_core_%")):
+        b = after[name][0] - before[name][0]
+        t = after[name][1] - before[name][1]
+        out[label] = round(100 * b / t) if t else 0
+    return out
+
+
+def cpu_seconds(pids: str | None) -> float:
+    """User plus system CPU time of the proxy processes so far."""
+    if not pids:
+        return 0.0
+    total = 0
+    for pid in pids.split(","):
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wsload(*args: object) -> dict:
+    argv = ["taskset", "-c", LOAD_CORE, str(BUILD / "wsload"), *map(str, args)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip() or done.returncode}")
+    return json.loads(done.stdout)
+
+
+def wrk(port: int, seconds: float) -> dict:
+    argv = ["taskset", "-c", LOAD_CORE, WRK, "-t1", "-c50", f"-d{seconds}s", "--latency",
+            f"http://127.0.0.1:{port}/"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk saw errors:\n{out}")
+    units = {"us": 1.0, "ms": 1000.0, "s": 1e6}
+    result = {}
+    for line in out.splitlines():
+        words = line.split()
+        if "requests in" in line:
+            result["ops"] = int(words[0])
+        elif line.startswith("Requests/sec:"):
+            result["req/s"] = float(words[1])
+        elif words[:1] in (["50%"], ["99%"]):
+            value = words[1]
+            unit = next(u for u in ("us", "ms", "s") if value.endswith(u))
+            result[f"p{words[0][:-1]}_us"] = float(value[: -len(unit)]) * units[unit]
+    return result
+
+
+def workloads(quick: bool) -> dict[str, Callable[[Target], dict]]:
+    seconds = 1 if quick else 3
+    mib = 32 if quick else 256
+    idle = 500 if quick else IDLE_TUNNELS
+
+    def get(t: Target) -> dict:
+        return wrk(t.port, seconds) if WRK else wsload("get", t.port, 50, seconds)
+
+    def idle_tunnels(t: Target) -> dict:
+        pids = t.memory_pids()
+        return wsload("idle", t.port, idle, pids) if pids else {}
+
+    return {
+        "bulk": lambda t: wsload("bulk", t.port, mib),
+        "pingpong1": lambda t: wsload("pingpong", t.port, 1, seconds),
+        "pingpong50": lambda t: wsload("pingpong", t.port, 50, seconds),
+        "handshake": lambda t: wsload("handshake", t.port, 8, seconds),
+        "idle": idle_tunnels,
+        "get": get,
+    }
+
+
+# (label, workload, key)
+FIGURES = [
+    ("bulk MB/s", "bulk", "MB/s"),
+    ("bulk proxy CPU us per 64 KiB frame", "bulk", "proxy_cpu_us_per_op"),
+    ("ping-pong 1 tunnel msgs/s", "pingpong1", "msgs/s"),
+    ("ping-pong 1 tunnel RTT p50 us", "pingpong1", "rtt_p50_us"),
+    ("ping-pong 1 tunnel RTT p99 us", "pingpong1", "rtt_p99_us"),
+    ("ping-pong 1 tunnel proxy CPU us per msg", "pingpong1", "proxy_cpu_us_per_op"),
+    ("ping-pong 50 tunnels msgs/s", "pingpong50", "msgs/s"),
+    ("ping-pong 50 tunnels RTT p50 us", "pingpong50", "rtt_p50_us"),
+    ("ping-pong 50 tunnels RTT p99 us", "pingpong50", "rtt_p99_us"),
+    ("ping-pong 50 tunnels proxy CPU us per msg", "pingpong50", "proxy_cpu_us_per_op"),
+    ("ping-pong 50 tunnels load core busy %", "pingpong50", "load_core_%"),
+    ("handshakes/s", "handshake", "per_s"),
+    ("handshake time to 101 p50 us", "handshake", "t101_p50_us"),
+    ("handshake time to 101 p99 us", "handshake", "t101_p99_us"),
+    ("handshake proxy CPU us each", "handshake", "proxy_cpu_us_per_op"),
+    ("handshakes load core busy %", "handshake", "load_core_%"),
+    ("idle bytes per tunnel", "idle", "bytes_per_tunnel"),
+    ("idle bytes per tunnel after one echo", "idle", "bytes_per_tunnel_after_echo"),
+    ("GET req/s", "get", "req/s"),
+    ("GET p99 us", "get", "p99_us"),
+    ("GET proxy CPU us each", "get", "proxy_cpu_us_per_op"),
+    ("GET load core busy %", "get", "load_core_%"),
+]
+
+
+def table(results: dict, names: list[str]) -> str:
+    """Medians per figure and target, and wstunnel/nginx."""
+    has_ratio = "wstunnel" in names and "nginx" in names
+    head = ["figure", *names] + (["wstunnel/nginx"] if has_ratio else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, workload, key in FIGURES:
+        medians = {}
+        for name in names:
+            values = [r[key] for r in results.get(name, {}).get(workload, []) if key in r]
+            medians[name] = statistics.median(values) if values else None
+        row = [label] + [_fmt(medians[n]) for n in names]
+        if has_ratio:
+            w, n = medians["wstunnel"], medians["nginx"]
+            row.append(f"{w / n:.2f}" if w is not None and n else "-")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"
+
+
+def versions() -> str:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )
+    import twisted
+
+    parts = [
+        f"date {time.strftime('%Y-%m-%d %H:%M %Z')}",
+        f"CPU {cpu}, {os.cpu_count()} cores",
+        f"Linux {platform.release()}",
+        f"Python {platform.python_version()}",
+        f"Twisted {twisted.__version__}",
+    ]
+    for tool, flag in ((NGINX, "-v"), (HAPROXY, "-v"), (WRK, "--version")):
+        if tool:
+            out = subprocess.run([tool, flag], capture_output=True, text=True)
+            text = (out.stdout + out.stderr).splitlines()
+            parts.append(text[0] if text else tool)
+    return "; ".join(parts)
+
+
+def profile(target: Target, run: Path, load: Callable[[Target], dict], name: str) -> Path:
+    """py-spy samples of wstunnel while `load` runs; returns the collapsed stacks."""
+    out = run / f"profile-{name}.txt"
+    spy = subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(target.proc.pid),  # type: ignore[union-attr]
+         "--rate", "250", "--format", "raw", "--output", str(out), "--duration", "60"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1)  # py-spy attaches
+        load(target)
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=30)
+    return out
+
+
+def summarise(stacks: Path, top: int = 15) -> str:
+    """Self and inclusive sample shares per function from py-spy's raw output."""
+    own: Counter = Counter()
+    incl: Counter = Counter()
+    total = 0
+    for line in stacks.read_text().splitlines():
+        frames, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        names = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0] + ")" for f in frames.split(";")]
+        own[names[-1]] += n
+        for fn in set(names):
+            incl[fn] += n
+    rows = [f"{total} samples", "| self % | total % | function |", "|---|---|---|"]
+    for fn, n in own.most_common(top):
+        rows.append(f"| {100 * n / total:.1f} | {100 * incl[fn] / total:.1f} | `{fn}` |")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of every workload (default 3)")
+    parser.add_argument("--quick", action="store_true", help="short runs, small sizes: a smoke check")
+    parser.add_argument("--only", help="comma-separated targets (direct,wstunnel,nginx,haproxy)")
+    parser.add_argument("--workloads", help="comma-separated workloads (default all)")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of the comparison, py-spy wstunnel under ping-pong and handshakes")
+    args = parser.parse_args()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < 2 * IDLE_TUNNELS + 1000:
+        print(f"warning: open files limit {hard} is too low for {IDLE_TUNNELS} idle tunnels", file=sys.stderr)
+    build()
+    run = BENCH / "results" / time.strftime("%Y%m%d-%H%M%S")
+    run.mkdir(parents=True)
+    backend = subprocess.Popen(["taskset", "-c", LOAD_CORE, str(BUILD / "echo_backend"), "0"],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        backend_port = int(backend.stdout.readline())  # type: ignore[union-attr]
+        only = set(args.only.split(",")) if args.only else None
+        all_targets = targets(run, backend_port, only)
+        loads = workloads(args.quick)
+        if args.workloads:
+            loads = {k: v for k, v in loads.items() if k in args.workloads.split(",")}
+        if args.profile:
+            return run_profile(all_targets, loads, run)
+        return compare(all_targets, loads, run, args.repeat)
+    finally:
+        stop(backend)
+
+
+def compare(all_targets: list[Target], loads: dict, run: Path, repeat: int) -> int:
+    results: dict = {t.name: {w: [] for w in loads} for t in all_targets}
+    failures = []
+    for rep in range(repeat):
+        shift = rep % len(all_targets)
+        for target in all_targets[shift:] + all_targets[:shift]:
+            print(f"[{rep + 1}/{repeat}] {target.name}", flush=True)
+            try:
+                try:
+                    target.start(run / f"{target.name}.out")
+                except RuntimeError as e:
+                    failures.append(f"{target.name}: {e}")
+                    print(f"  FAILED to start: {e}", flush=True)
+                    continue
+                for workload, load in loads.items():
+                    try:
+                        ticks, pids = cpu_ticks(), target.memory_pids()
+                        cpu = cpu_seconds(pids)
+                        figures = load(target)
+                        figures.update(busy(ticks, cpu_ticks()))
+                        if pids and figures.get("ops"):
+                            figures["proxy_cpu_us_per_op"] = 1e6 * (cpu_seconds(pids) - cpu) / figures["ops"]
+                    except (RuntimeError, subprocess.SubprocessError, ValueError) as e:
+                        failures.append(f"{target.name} {workload}: {e}")
+                        print(f"  {workload}: FAILED {e}", flush=True)
+                        continue
+                    if figures:
+                        results[target.name][workload].append(figures)
+                        print(f"  {workload}: {json.dumps(figures)}", flush=True)
+            finally:
+                target.stop()
+    names = [t.name for t in all_targets]
+    report = f"{versions()}\n\n{table(results, names)}\n"
+    if failures:
+        report += "\nFAILED:\n" + "\n".join(failures) + "\n"
+    (run / "results.json").write_text(json.dumps(results, indent=1))
+    (run / "report.md").write_text(report)
+    print("\n" + report)
+    print(f"results in {run}")
+    return 1 if failures else 0
+
+
+def run_profile(all_targets: list[Target], loads: dict, run: Path) -> int:
+    target = next(t for t in all_targets if t.name == "wstunnel")
+    target.start(run / "wstunnel.out")
+    try:
+        for workload in ("pingpong1", "pingpong50", "handshake", "get"):
+            if workload in loads:
+                stacks = profile(target, run, loads[workload], workload)
+                print(f"\n### {workload}\n\n{summarise(stacks)}", flush=True)
+    finally:
+        target.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

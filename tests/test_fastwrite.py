@@ -1,0 +1,76 @@
+"""
+direct_writer: a send at once when nothing is queued, Twisted's queue
+otherwise, on real loopback TCP connections.
+"""
+
+from __future__ import annotations
+
+import pytest_twisted
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.testing import StringTransport
+
+from tests.support import WAIT
+from wstunnel.fastwrite import direct_writer
+
+
+class Collect(protocol.Protocol):
+    def __init__(self, want: int) -> None:
+        self.want = want
+        self.data = b""
+        self.done = defer.Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+        if len(self.data) >= self.want and not self.done.called:
+            self.done.callback(self.data)
+
+
+async def connected_pair(want: int):
+    """A server-side tcp transport and the client protocol that reads from it."""
+    accepted: defer.Deferred = defer.Deferred()
+    server_factory = protocol.Factory.forProtocol(protocol.Protocol)
+    server_factory.buildProtocol = lambda addr: _Accepted(accepted)  # type: ignore[method-assign]
+    port = reactor.listenTCP(0, server_factory, interface="127.0.0.1")
+    reader = Collect(want)
+    creator = protocol.ClientCreator(reactor, lambda: reader)
+    await creator.connectTCP("127.0.0.1", port.getHost().port)
+    server = await accepted.addTimeout(WAIT, reactor)
+    return port, server.transport, reader
+
+
+class _Accepted(protocol.Protocol):
+    def __init__(self, accepted: defer.Deferred) -> None:
+        self.accepted = accepted
+
+    def connectionMade(self) -> None:
+        self.accepted.callback(self)
+
+
+def test_a_non_tcp_transport_keeps_its_own_write() -> None:
+    transport = StringTransport()
+    assert direct_writer(transport) == transport.write
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_an_empty_queue_the_bytes_go_out_without_queueing() -> None:
+    port, transport, reader = await connected_pair(5)
+    try:
+        direct_writer(transport)(b"hello")
+        assert transport.dataBuffer == b"" and not transport._tempDataBuffer
+        assert await reader.done.addTimeout(WAIT, reactor) == b"hello"
+    finally:
+        transport.loseConnection()
+        await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_bytes_behind_a_queue_wait_their_turn() -> None:
+    port, transport, reader = await connected_pair(6)
+    try:
+        transport.write(b"abc")  # queued by Twisted, not yet sent
+        direct_writer(transport)(b"def")
+        assert transport._tempDataBuffer == [b"abc", b"def"]
+        assert await reader.done.addTimeout(WAIT, reactor) == b"abcdef"
+    finally:
+        transport.loseConnection()
+        await port.stopListening()
