@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 import h11
 from twisted.internet.error import TimeoutError as ConnectTimeout
 from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime, IReactorUNIX
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .attempts import Attempt, UpstreamRecord
 from .balancer import Balancer
 from .headers import UpstreamRequest, check_switch
+from .logs import ScopedLogger
 from .model import Location, Peer
 from .peers import PeerState
 from .request import RequestHead
@@ -36,6 +36,7 @@ from .upstream import UpstreamFactory, UpstreamProtocol
 
 if TYPE_CHECKING:
     from .frontend import ClientProtocol
+    from .tunnel import Tunnel
 
 __all__ = ["Exchange"]
 
@@ -55,7 +56,7 @@ class Exchange:
     ``key`` is the request's balancing key (:func:`~wstunnel.balancer.request_key`).
     """
 
-    log = Logger()
+    log = ScopedLogger()
 
     def __init__(
         self,
@@ -75,6 +76,7 @@ class Exchange:
         self.request = request
         self._location = location
         self._timeouts = location.timeouts
+        self.error_logs = location.error_logs  # where self.log writes (ScopedLogger)
         self._balancer = balancer
         self._pick = balancer.start(key)
         self._reactor = reactor
@@ -188,8 +190,8 @@ class Exchange:
                 status=event.status_code,
                 client=self._client.peer_text,
             )
-            self._drop_upstream()
             self._end_attempt(event.status_code, failed=counts_as_failure(condition))
+            self._drop_upstream()
             self._try_next_peer()
             return
         self.phase = Phase.RELAYING
@@ -231,11 +233,17 @@ class Exchange:
             return
         self._attempt.status = 101
         self._finish()
+        # The early bytes were read here and are written on by the tunnel, which counts them.
+        upstream.bytes_received -= len(early)
         self._client.switch(upstream, event, early, on_end=self._tunnel_ended)
 
-    def _tunnel_ended(self) -> None:
+    def _tunnel_ended(self, tunnel: "Tunnel") -> None:
         """The tunnel is closed: only now is the peer's connection over."""
+        attempt = self._attempt
         self._end_attempt(101, failed=False)
+        if attempt is not None:
+            attempt.bytes_sent += tunnel.client_bytes
+            attempt.bytes_received += tunnel.upstream_bytes
 
     def upstream_invalid(self, detail: str) -> None:
         self.log.error(
@@ -275,8 +283,8 @@ class Exchange:
         after the head does not count against the peer.
         """
         if self.phase is Phase.RELAYING:
-            self._drop_upstream()
             self._end_attempt(self._attempt.status if self._attempt else None, failed=False)
+            self._drop_upstream()
             self._finish()
             self._client.abort_response()
             return
@@ -295,8 +303,8 @@ class Exchange:
     def _next(self, condition: str, *, close: bool = False) -> None:
         """nginx's ngx_http_upstream_next: count the failure, then retry or give up."""
         status = client_status(condition)
-        self._drop_upstream()
         self._end_attempt(status, failed=counts_as_failure(condition))
+        self._drop_upstream()
         if self._may_retry(condition):
             self._try_next_peer()
         else:
@@ -310,6 +318,9 @@ class Exchange:
         if attempt is not None and attempt.ended is None:
             attempt.status = status
             attempt.ended = now
+            if self.upstream is not None:
+                attempt.bytes_sent = self.upstream.bytes_sent
+                attempt.bytes_received = self.upstream.bytes_received
         if state is not None and self._balancer.release(state, now, failed=failed):
             self.log.warn(
                 "upstream server temporarily disabled while {phase}, upstream: {peer}, client: {client}",

@@ -21,7 +21,6 @@ from twisted.internet.interfaces import (
     ISSLTransport,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import datetimeToString
 from zope.interface import implementer
@@ -33,8 +32,9 @@ from .exchange import Exchange
 from .flow import Throttle, arm_abort
 from .headers import BodyFraming, client_response_headers, upgrade_offer, upstream_request
 from .logformat import LogEntry, bare_vars, write_entry
+from .logs import ScopedLogger
 from .metrics import status_page
-from .model import Binding, Location
+from .model import Binding, ErrorLog, Location
 from .proxyproto import ProxyPreamble, is_trusted
 from .registry import Registry
 from .request import ConnInfo, RequestHead
@@ -101,7 +101,7 @@ class ClientProtocol(Protocol):
     the tunnel's own method and nothing here runs per chunk.
     """
 
-    log = Logger()
+    log = ScopedLogger()
 
     def __init__(self, factory: "ProxyFactory") -> None:
         self._factory = factory
@@ -127,7 +127,11 @@ class ClientProtocol(Protocol):
         self._body_bytes = 0
         self._rv: RequestVars | None = None
         self._upstream_record: UpstreamRecord | None = None
-        self._tunnel_done: Callable[[], None] | None = None
+        self._tunnel_done: Callable[[Tunnel], None] | None = None
+        self._close_reason: str | None = None  # $tunnel_close_reason
+        self._sent = 0  # $bytes_sent: every byte written to the client for this request
+        self._received = 0  # bytes read from the client on this connection
+        self._consumed = 0  # of those, the bytes h11 had parsed when the last request was logged
         self.runtime: Runtime = factory.runtime()
         self.conn: ConnInfo | None = None
         self.peer_text = "-"
@@ -157,6 +161,7 @@ class ClientProtocol(Protocol):
             self._expect_proxy_header(binding)
 
     def dataReceived(self, data: bytes) -> None:
+        self._received += len(data)
         self._h11.receive_data(data)
         if self._state is State.PROXYING and self._body_to is None:
             self._early += len(data)
@@ -253,7 +258,9 @@ class ClientProtocol(Protocol):
         self._started = self._clock.seconds()
         self._status = 0
         self._body_bytes = 0
+        self._sent = 0
         self._rv = None
+        self._location = None
         self._upstream_record = None
         self._close_after = False
         self._request_complete = False
@@ -337,7 +344,7 @@ class ClientProtocol(Protocol):
             return
         self._body_to = upstream
         if self._h11.they_are_waiting_for_100_continue:
-            self.transport.write(self._h11.send(h11.InformationalResponse(status_code=100)))
+            self._send(self._h11.send(h11.InformationalResponse(status_code=100)))
         if self._h11.their_state is h11.SEND_BODY:
             self._body_throttle = Throttle(
                 self.transport, self._clock, self._location.timeouts.send, self._body_stalled
@@ -380,7 +387,7 @@ class ClientProtocol(Protocol):
                 )
             except h11.LocalProtocolError:
                 return
-            self.transport.write(data)
+            self._send(data)
 
     def send_head(self, event: h11.Response, upstream: UpstreamProtocol | None) -> None:
         headers = client_response_headers(
@@ -392,7 +399,7 @@ class ClientProtocol(Protocol):
         if self._close_after:
             headers.append((b"Connection", b"close"))
         self._status = event.status_code
-        self.transport.write(
+        self._send(
             self._h11.send(
                 h11.Response(status_code=event.status_code, headers=headers, reason=event.reason)
             )
@@ -406,10 +413,10 @@ class ClientProtocol(Protocol):
 
     def send_data(self, data: bytes) -> None:
         self._body_bytes += len(data)
-        self.transport.write(self._h11.send(h11.Data(data=data)))
+        self._send(self._h11.send(h11.Data(data=data)))
 
     def end_response(self) -> None:
-        self.transport.write(self._h11.send(h11.EndOfMessage()))
+        self._send(self._h11.send(h11.EndOfMessage()))
         self._exchange = None
         self._request_done()
 
@@ -451,7 +458,7 @@ class ClientProtocol(Protocol):
             data += conn.send(h11.Data(data=body))
             self._body_bytes += len(body)
         data += conn.send(h11.EndOfMessage())
-        self.transport.write(data)
+        self._send(data)
         self._request_done()
 
     def switch(
@@ -471,7 +478,7 @@ class ClientProtocol(Protocol):
         reason = event.reason or b"Switching Protocols"
         lines = [b"HTTP/1.1 101 " + reason]
         lines.extend(name + b": " + value for name, value in headers)
-        self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n")
+        self._send(b"\r\n".join(lines) + b"\r\n\r\n")
         self._status = 101
         self._exchange = None
         self._tunnel_done = on_end
@@ -483,6 +490,7 @@ class ClientProtocol(Protocol):
             clock=self._clock,
             timeouts=self._location.timeouts,  # type: ignore[union-attr]
             on_end=self._tunnel_ended,
+            error_logs=self._location.error_logs,  # type: ignore[union-attr]
         )
         self._tunnel = tunnel
         self._factory.registry.stats.tunnel_opened()
@@ -491,15 +499,17 @@ class ClientProtocol(Protocol):
         tunnel.start(self._h11.trailing_data[0], early)
 
     def _tunnel_ended(self, tunnel: Tunnel) -> None:
+        self._close_reason = (tunnel.reason or TunnelEnd.CLIENT_CLOSED).name.lower()
         self._factory.registry.stats.tunnel_closed(
-            (tunnel.reason or TunnelEnd.CLIENT_CLOSED).name.lower(),
+            self._close_reason,
             self._clock.seconds() - self._started,
             tunnel.client_bytes,
             tunnel.upstream_bytes,
         )
         if self._tunnel_done is not None:
-            self._tunnel_done()
+            self._tunnel_done(tunnel)
         self._body_bytes = tunnel.upstream_bytes
+        self._sent += tunnel.upstream_bytes
         self._log_request()
         self._state = State.CLOSED
 
@@ -524,6 +534,8 @@ class ClientProtocol(Protocol):
         location = self._location
         if head is None:
             return
+        consumed = self._received - len(self._h11.trailing_data[0])
+        request_length, self._consumed = consumed - self._consumed, consumed
         self._factory.registry.stats.request_done(self._status, bool(head.values(b"upgrade")))
         targets = location.access_logs if location is not None else self._default_access_logs()
         if not targets:
@@ -543,6 +555,11 @@ class ClientProtocol(Protocol):
             status=self._status,
             body_bytes_sent=self._body_bytes,
             upstream=self._upstream_record,
+            bytes_sent=self._sent,
+            request_length=request_length,
+            connection=self.serial,
+            connection_requests=self.requests,
+            close_reason=self._close_reason,
         )
         write_entry(runtime.access_logs, runtime.config.log_formats, targets, entry)
 
@@ -553,6 +570,24 @@ class ClientProtocol(Protocol):
         return locations[0].access_logs if locations else ()
 
     # Helpers.
+
+    @property
+    def error_logs(self) -> tuple[ErrorLog, ...]:
+        """
+        Where this connection's messages go (ScopedLogger): its request's
+        location's error_logs, else those of the default server of the
+        address it arrived on, as nginx logs a connection's messages.
+        """
+        if self._location is not None:
+            return self._location.error_logs
+        if self.conn is None:
+            return self.runtime.config.error_logs
+        return self._factory.binding(self.runtime, self.conn.server_addr).default.error_logs
+
+    def _send(self, data: bytes) -> None:
+        """Every write to the client before a tunnel, counted where it is written."""
+        self._sent += len(data)
+        self.transport.write(data)
 
     def _pause(self) -> None:
         if not self._paused:

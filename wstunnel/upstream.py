@@ -59,6 +59,7 @@ class UpstreamProtocol(Protocol):
         self._eof = False
         self._tunnel: Tunnel | None = None
         self.bytes_received = 0
+        self.bytes_sent = 0  # before a tunnel; the tunnel counts its own
 
     def connectionMade(self) -> None:
         self._listener.upstream_connected(self)
@@ -68,7 +69,7 @@ class UpstreamProtocol(Protocol):
     def send_head(self, request: UpstreamRequest) -> None:
         if request.http_version == b"1.1":
             event = h11.Request(method=request.method, target=request.target, headers=request.headers)
-            self.transport.write(self._h11.send(event))
+            self._write(self._h11.send(event))
             return
         # h11 only writes HTTP/1.1 requests.  For proxy_http_version 1.0 we
         # write the head ourselves (the values were validated when they
@@ -79,13 +80,17 @@ class UpstreamProtocol(Protocol):
         self._h11.send(h11.Request(method=request.method, target=request.target, headers=headers))
         lines = [request.method + b" " + request.target + b" HTTP/1.0"]
         lines.extend(name + b": " + value for name, value in request.headers)
-        self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n")
+        self._write(b"\r\n".join(lines) + b"\r\n\r\n")
 
     def send_body(self, data: bytes) -> None:
-        self.transport.write(self._h11.send(h11.Data(data=data)))
+        self._write(self._h11.send(h11.Data(data=data)))
 
     def end_body(self) -> None:
-        self.transport.write(self._h11.send(h11.EndOfMessage()))
+        self._write(self._h11.send(h11.EndOfMessage()))
+
+    def _write(self, data: bytes) -> None:
+        self.bytes_sent += len(data)
+        self.transport.write(data)
 
     # Receiving the answer.
 
