@@ -33,13 +33,18 @@ def messages(path: Path) -> list[str]:
     return [line.split(": ", 1)[1] for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def started(main: Path, main_level: str, targets: tuple[ErrorLog, ...]) -> tuple[ErrorLogService, Logger]:
+    """A running service with a main list and one request list, and a Logger publishing to it."""
+    publisher = LogPublisher()
+    service = ErrorLogService([ErrorLog(str(main), main_level, SRC)], publisher=publisher, scoped=targets)
+    service.startService()
+    return service, Logger(observer=publisher)
+
+
 def test_events_go_to_their_targets_at_their_levels_and_the_rest_to_main(tmp_path) -> None:
     main, scoped = tmp_path / "main.log", tmp_path / "scoped.log"
     targets = (ErrorLog(str(scoped), "info", SRC),)
-    publisher = LogPublisher()
-    service = ErrorLogService([ErrorLog(str(main), "warn", SRC)], publisher=publisher, scoped=targets)
-    service.startService()
-    log = Logger(observer=publisher)
+    service, log = started(main, "warn", targets)
     log.info("request info", log_targets=targets)
     log.debug("request debug", log_targets=targets)
     log.info("startup info")
@@ -144,3 +149,16 @@ def test_requests_log_to_their_location_and_the_rest_to_main(tmp_path) -> None:
     assert not [m for m in p.log("server") if "tunnel idle" in m or "/own" in m]
     assert p.log("http") == [], "the server's list replaces http's"
     assert p.log("main") == ["no request here"]
+
+
+def test_reopen_covers_the_files_of_every_level(tmp_path) -> None:
+    main, scoped = tmp_path / "main.log", tmp_path / "site.log"
+    targets = (ErrorLog(str(scoped), "error", SRC),)
+    service, log = started(main, "error", targets)
+    log.error("before", log_targets=targets)
+    scoped.rename(tmp_path / "site.log.1")
+    service.reopen()
+    log.error("after", log_targets=targets)
+    service.stopService()
+    assert messages(tmp_path / "site.log.1") == ["before"]
+    assert messages(scoped) == ["after"]
