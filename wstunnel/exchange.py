@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from .balancer import RoundRobin
 from .headers import UpstreamRequest, check_switch
 from .model import Location, Peer
+from .pool import IdlePool
 from .request import RequestHead
 from .upstream import UpstreamFactory, UpstreamProtocol
 
@@ -62,6 +63,7 @@ class Exchange:
         reactor: IReactorTCP,
         clock: IReactorTime,
         has_body: bool,
+        pool: IdlePool | None = None,
     ) -> None:
         self._client = client
         self._head = head
@@ -78,6 +80,7 @@ class Exchange:
         self._timer: IDelayedCall | None = None
         self._connector: object | None = None
         self._last_status = 502
+        self._pool = pool
 
     @property
     def upstream_addr(self) -> str:
@@ -94,6 +97,11 @@ class Exchange:
             return
         self.tried.append(peer)
         self.phase = Phase.CONNECTING
+        idle = self._pool.take(peer) if self._pool is not None else None
+        if idle is not None:
+            idle.reuse(self)
+            self.upstream_connected(idle)
+            return
         self._connector = self._reactor.connectTCP(
             peer.host, peer.port, UpstreamFactory(self), timeout=self._timeouts.connect
         )
@@ -105,9 +113,10 @@ class Exchange:
             upstream.stop()
             return
         self.upstream = upstream
+        upstream.peer = self.tried[-1]
         self.phase = Phase.SENDING
         try:
-            upstream.send_head(self.request)
+            upstream.send_head(self.request, self._location.response.buffer_size)
         except h11.LocalProtocolError as e:
             self.log.error("cannot send request upstream: {error}", error=str(e))
             self._finish()
@@ -155,10 +164,23 @@ class Exchange:
 
     def upstream_end(self) -> None:
         self._finish()
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            self._client.release_upstream()
+            self._release(upstream)
         self._client.end_response()
-        if self.upstream is not None:
-            # No upstream keep-alive yet: we asked for "Connection: close".
-            self.upstream.transport.loseConnection()
+
+    def _release(self, upstream: UpstreamProtocol) -> None:
+        """Back to the pool when it may serve again, else closed (nginx's rules)."""
+        extra = upstream.extra_bytes()
+        if extra:
+            self.log.warn(
+                "upstream {peer} sent more data than specified in Content-Length ({extra} bytes dropped), "
+                "client: {client}",
+                peer=self.tried[-1].address, extra=extra, client=self._client.peer_text,
+            )
+        if self._pool is None or not self._pool.park(upstream, self._clock):
+            upstream.transport.loseConnection()
 
     def upstream_switch(self, event: h11.InformationalResponse, early: bytes) -> None:
         upstream = self.upstream
@@ -196,6 +218,17 @@ class Exchange:
 
     def upstream_lost(self, reason: Failure) -> None:
         if self.phase is Phase.DONE:
+            return
+        upstream = self.upstream
+        if (upstream is not None and upstream.reused and upstream.response_bytes == 0
+                and self._replayable and self._client.may_retry()):
+            # A kept-alive connection the upstream closed as we reused it:
+            # try again without counting the peer as tried (nginx does so).
+            self.log.info("kept-alive connection to {peer} was closed, retrying", peer=self.tried[-1].address)
+            self._cancel_timer()
+            self.upstream = None
+            self.tried.pop()
+            self._try_next_peer()
             return
         self.log.error(
             "upstream {peer} prematurely closed connection while {phase}, client: {client}",

@@ -29,8 +29,10 @@ from crossplane.errors import NgxParserBaseException
 from crossplane.lexer import lex
 
 from wstunnel.model import (
+    DEFAULT_HIDDEN,
     AccessLog,
     Binding,
+    ClientLimits,
     Config,
     ConfigError,
     ConfigErrors,
@@ -41,6 +43,8 @@ from wstunnel.model import (
     MapDef,
     Peer,
     ProxyPass,
+    RedirectRule,
+    ResponseRules,
     Server,
     Source,
     Template,
@@ -48,7 +52,7 @@ from wstunnel.model import (
     Upstream,
     VarRef,
 )
-from wstunnel.units import parse_time
+from wstunnel.units import parse_size, parse_time
 from wstunnel.variables import compile_template, is_builtin
 
 __all__ = ["IGNORED_DIRECTIVES", "Resolver", "load_config", "resolve_host"]
@@ -71,6 +75,8 @@ _TIMEOUT_FIELDS = {
     "proxy_send_timeout": "send",
     "send_timeout": "client_send",
 }
+_CLIENT_FIELDS = {"client_header_timeout": "header_timeout"}
+_COUNT_FIELDS = {"keepalive_requests": "keepalive_requests"}
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _VARIABLE_NAME = re.compile(r"[A-Za-z0-9_]+")
 _DEFAULT_HTTP_VERSION = "1.1"
@@ -334,6 +340,11 @@ class _Level:
     headers: list[tuple[str, str, Source]] | None = None
     access_logs: list[AccessLog] | None = None
     access_off: bool = False
+    client: dict[str, float | int] = field(factory=dict)
+    buffer_size: int | None = None
+    hide: list[bytes] | None = None
+    passed: list[bytes] | None = None
+    redirects: list[tuple[str, ...]] | None = None  # [("off",)], [("default",)], pairs
 
 
 @define
@@ -354,6 +365,7 @@ class _ServerLevel(_Level):
 class _UpstreamLevel(_Level):
     name: str = ""
     servers: list[tuple[str, str, int, Source]] = field(factory=list)  # text, host, port
+    keepalive: dict[str, float | int] = field(factory=dict)
 
 
 @define
@@ -373,6 +385,11 @@ class _Effective:
     timeouts: Timeouts
     headers: tuple[HeaderSetting, ...]
     access_logs: tuple[AccessLog, ...]
+    client: ClientLimits = ClientLimits()
+    buffer_size: int = ResponseRules().buffer_size
+    hide: tuple[bytes, ...] = ()
+    passed: tuple[bytes, ...] = ()
+    redirects: tuple[tuple[str, ...], ...] = (("default",),)
 
 
 # -- walking and building ----------------------------------------------------------
@@ -668,6 +685,76 @@ class _Builder:
             level.access_logs = []
         level.access_logs.append(AccessLog(self._log_path(path), log_format, stmt.source))
 
+    # client limits, response rules, upstream keep-alive
+
+    def _client_time(self, stmt: _Stmt, level: _Level) -> None:
+        level.client[_CLIENT_FIELDS[stmt.name]] = self._time_arg(stmt, stmt.args[0])
+
+    def _keepalive_timeout(self, stmt: _Stmt, level: _Level) -> None:
+        if len(stmt.args) > 1:
+            raise ConfigError(stmt.source, 'the "keepalive_timeout" header timeout parameter is not supported by wstunnel')
+        level.client["keepalive_timeout"] = self._time_arg(stmt, stmt.args[0])
+
+    def _client_count(self, stmt: _Stmt, level: _Level) -> None:
+        target = level.keepalive if isinstance(level, _UpstreamLevel) else level.client
+        target[_COUNT_FIELDS[stmt.name]] = _count(stmt, stmt.args[0], lowest=0)
+
+    def _header_buffers(self, stmt: _Stmt, level: _Level) -> None:
+        number, size = stmt.args
+        count = _count(stmt, number, lowest=1)
+        length = self._size_arg(stmt, size)
+        if length < 64:
+            raise ConfigError(stmt.source, f'"{stmt.name}" buffer size {size} is too small')
+        level.client["header_buffers"] = count
+        level.client["header_buffer_size"] = length
+
+    def _client_max_body_size(self, stmt: _Stmt, level: _Level) -> None:
+        level.client["max_body_size"] = self._size_arg(stmt, stmt.args[0])
+
+    def _proxy_buffer_size(self, stmt: _Stmt, level: _Level) -> None:
+        size = self._size_arg(stmt, stmt.args[0])
+        if size < 64:
+            raise ConfigError(stmt.source, f'"proxy_buffer_size" {stmt.args[0]} is too small')
+        level.buffer_size = size
+
+    def _header_list(self, stmt: _Stmt, level: _Level) -> None:
+        name = stmt.args[0]
+        if not _TOKEN.fullmatch(name):
+            raise ConfigError(stmt.source, f'invalid header name "{name}"')
+        attribute = "hide" if stmt.name == "proxy_hide_header" else "passed"
+        if getattr(level, attribute) is None:
+            setattr(level, attribute, [])
+        getattr(level, attribute).append(name.lower().encode("ascii"))
+
+    def _proxy_redirect(self, stmt: _Stmt, level: _Level) -> None:
+        args = stmt.args
+        if len(args) == 1 and args[0] not in ("default", "off"):
+            raise ConfigError(stmt.source, f'invalid parameter "{args[0]}"')
+        if len(args) == 2 and args[0].startswith("~"):
+            raise ConfigError(stmt.source, "regular expressions in proxy_redirect are not supported by wstunnel")
+        if level.redirects is None:
+            level.redirects = []
+        level.redirects.append(args)
+
+    def _upstream_keepalive(self, stmt: _Stmt, level: _Level) -> None:
+        assert isinstance(level, _UpstreamLevel)
+        if stmt.name == "keepalive_timeout":
+            level.keepalive["keepalive_timeout"] = self._time_arg(stmt, stmt.args[0])
+        else:
+            level.keepalive["keepalive"] = _count(stmt, stmt.args[0], lowest=1)
+
+    def _time_arg(self, stmt: _Stmt, text: str) -> float:
+        try:
+            return parse_time(text)
+        except ValueError as exc:
+            raise ConfigError(stmt.source, f'"{stmt.name}" directive {exc}') from None
+
+    def _size_arg(self, stmt: _Stmt, text: str) -> int:
+        try:
+            return parse_size(text)
+        except ValueError as exc:
+            raise ConfigError(stmt.source, f'"{stmt.name}" directive {exc}') from None
+
     # building: maps
 
     def _template(self, text: str, source: Source) -> Template | None:
@@ -708,7 +795,7 @@ class _Builder:
                 for text, host, port, source in level.servers
                 for ip in self._addresses(host, port, text, source)
             ]
-            resolved[key] = Upstream(level.name, tuple(peers), False, level.source)
+            resolved[key] = Upstream(level.name, tuple(peers), False, level.source, **level.keepalive)  # type: ignore[arg-type]
         return resolved
 
     def _proxy(
@@ -748,6 +835,11 @@ class _Builder:
             timeouts=evolve(parent.timeouts, **level.timeouts),
             headers=headers,
             access_logs=access_logs,
+            client=evolve(parent.client, **level.client),  # type: ignore[arg-type]
+            buffer_size=level.buffer_size or parent.buffer_size,
+            hide=parent.hide if level.hide is None else tuple(level.hide),
+            passed=parent.passed if level.passed is None else tuple(level.passed),
+            redirects=parent.redirects if level.redirects is None else tuple(level.redirects),
         )
 
     def _build_server(
@@ -772,10 +864,27 @@ class _Builder:
                     timeouts=eff.timeouts,
                     access_logs=eff.access_logs,
                     source=loc.source,
+                    client=eff.client,
+                    response=self._response_rules(eff, loc, proxy_pass),
                 )
             )
         listens = level.listens or [Listen("0.0.0.0", _default_port(), False, level.source)]
-        return Server(tuple(level.names) or ("",), tuple(listens), tuple(locations), level.source)
+        return Server(tuple(level.names) or ("",), tuple(listens), tuple(locations), level.source, settings.client)
+
+    def _response_rules(self, eff: _Effective, loc: _LocationLevel, proxy_pass: ProxyPass | None) -> ResponseRules:
+        """nginx: the hide list is the built-in one plus proxy_hide_header minus proxy_pass_header."""
+        hide = (DEFAULT_HIDDEN | frozenset(eff.hide)) - frozenset(eff.passed)
+        rules: list[RedirectRule] = []
+        for args in () if ("off",) in eff.redirects else eff.redirects:
+            if args == ("default",):
+                if proxy_pass is not None:
+                    rules.append(_default_redirect(loc, proxy_pass))
+                continue
+            pattern = self._template(args[0], loc.source)
+            replacement = self._template(args[1], loc.source)
+            if pattern is not None and replacement is not None:
+                rules.append(RedirectRule(pattern, replacement))
+        return ResponseRules(hide=hide, redirects=tuple(rules), buffer_size=eff.buffer_size)
 
     def _bindings(self, servers: tuple[Server, ...]) -> tuple[Binding, ...]:
         """One binding per address; its default is the ``default_server``, else the first."""
@@ -810,6 +919,30 @@ def _root_settings(path: str) -> _Effective:
         headers=(),
         access_logs=(AccessLog("stdout", "combined", Source(path, 0)),),
     )
+
+
+def _default_redirect(loc: _LocationLevel, proxy_pass: ProxyPass) -> RedirectRule:
+    """
+    ``proxy_redirect default``: the proxy_pass URL is replaced by the
+    location prefix, or, without a URI part, ``URL/`` by ``/``.
+    """
+    assert loc.proxy_pass is not None
+    base = f"{proxy_pass.scheme}://{loc.proxy_pass.authority}"
+    if proxy_pass.uri is None:
+        pattern, replacement = base + "/", "/"
+    else:
+        pattern, replacement = base + proxy_pass.uri, loc.path
+    return RedirectRule(_literal(pattern), _literal(replacement))
+
+
+def _literal(text: str) -> Template:
+    return Template(text, (text,))
+
+
+def _count(stmt: _Stmt, text: str, *, lowest: int) -> int:
+    if not text.isdigit() or int(text) < lowest:
+        raise ConfigError(stmt.source, f'invalid value "{text}" in "{stmt.name}" directive')
+    return int(text)
 
 
 def _default_port() -> int:
@@ -892,6 +1025,15 @@ _TABLE: dict[str, _Spec] = {
     "proxy_set_header": _spec(_HTTP_LEVELS, 2, 2, _Builder._proxy_set_header),
     "access_log": _spec(_HTTP_LEVELS, 1, None, _Builder._access_log),
     **{name: _spec(_HTTP_LEVELS, 1, 1, _Builder._timeout, once=True) for name in _TIMEOUT_FIELDS},
+    "client_header_timeout": _spec({HTTP, SERVER}, 1, 1, _Builder._client_time, once=True),
+    "keepalive_timeout": _spec(_HTTP_LEVELS, 1, 2, _Builder._keepalive_timeout, once=True),
+    "keepalive_requests": _spec(_HTTP_LEVELS, 1, 1, _Builder._client_count, once=True),
+    "large_client_header_buffers": _spec({HTTP, SERVER}, 2, 2, _Builder._header_buffers, once=True),
+    "client_max_body_size": _spec(_HTTP_LEVELS, 1, 1, _Builder._client_max_body_size, once=True),
+    "proxy_buffer_size": _spec(_HTTP_LEVELS, 1, 1, _Builder._proxy_buffer_size, once=True),
+    "proxy_hide_header": _spec(_HTTP_LEVELS, 1, 1, _Builder._header_list),
+    "proxy_pass_header": _spec(_HTTP_LEVELS, 1, 1, _Builder._header_list),
+    "proxy_redirect": _spec(_HTTP_LEVELS, 1, 2, _Builder._proxy_redirect),
     # Accepted and ignored: none of these can change what is proxied.
     "pid": _spec({MAIN}, 1, 1, _Builder._ignored, once=True),
     "user": _spec({MAIN}, 1, 2, _Builder._ignored, once=True),
@@ -912,6 +1054,9 @@ _TABLE: dict[str, _Spec] = {
 }
 _UPSTREAM_TABLE: dict[str, _Spec] = {
     "server": _spec({UPSTREAM}, 1, None, _Builder._upstream_server),
+    "keepalive": _spec({UPSTREAM}, 1, 1, _Builder._upstream_keepalive, once=True),
+    "keepalive_timeout": _spec({UPSTREAM}, 1, 1, _Builder._upstream_keepalive, once=True),
+    "keepalive_requests": _spec({UPSTREAM}, 1, 1, _Builder._client_count, once=True),
 }
 
 IGNORED_DIRECTIVES = frozenset(name for name, spec in _TABLE.items() if spec.handler is _Builder._ignored) | {

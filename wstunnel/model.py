@@ -16,7 +16,9 @@ from attrs import field, frozen
 __all__ = [
     "AccessLog",
     "Binding",
+    "ClientLimits",
     "Config",
+    "DEFAULT_HIDDEN",
     "ConfigError",
     "ConfigErrors",
     "ErrorLog",
@@ -26,6 +28,8 @@ __all__ = [
     "MapDef",
     "Peer",
     "ProxyPass",
+    "RedirectRule",
+    "ResponseRules",
     "Server",
     "Source",
     "Template",
@@ -99,6 +103,55 @@ class Timeouts:
 
 
 @frozen
+class ClientLimits:
+    """
+    What one client may cost us, with nginx's defaults.  The head limits
+    and ``header_timeout`` come from the listening address's default server
+    (the virtual server is not known before the head is read, as in nginx);
+    the others from the location that serves the request.
+    """
+
+    header_timeout: float = 60.0  # client_header_timeout: one deadline for the whole head
+    keepalive_timeout: float = 75.0  # keepalive_timeout: idle time between requests; 0 = off
+    keepalive_requests: int = 1000  # keepalive_requests: answers per connection
+    header_buffers: int = 4  # large_client_header_buffers NUMBER
+    header_buffer_size: int = 8192  # large_client_header_buffers SIZE: the longest line
+    max_body_size: int = 1024 * 1024  # client_max_body_size; 0 = unlimited
+
+
+@frozen
+class RedirectRule:
+    """One ``proxy_redirect REDIRECT REPLACEMENT`` (prefix match on Location and Refresh)."""
+
+    pattern: Template
+    replacement: Template
+
+
+# proxy_hide_header's built-in list (ngx_http_proxy_hide_headers).
+DEFAULT_HIDDEN = frozenset(
+    {
+        b"date",
+        b"server",
+        b"x-pad",
+        b"x-accel-expires",
+        b"x-accel-redirect",
+        b"x-accel-limit-rate",
+        b"x-accel-buffering",
+        b"x-accel-charset",
+    }
+)
+
+
+@frozen
+class ResponseRules:
+    """How an upstream response head is read and passed on."""
+
+    hide: frozenset[bytes] = DEFAULT_HIDDEN  # lower-case names never passed to the client
+    redirects: tuple[RedirectRule, ...] = ()  # proxy_redirect, first match wins
+    buffer_size: int = 4096  # proxy_buffer_size: the largest response head
+
+
+@frozen
 class HeaderSetting:
     """One effective ``proxy_set_header NAME VALUE``."""
 
@@ -134,6 +187,9 @@ class Upstream:
     peers: tuple[Peer, ...]
     implicit: bool
     source: Source
+    keepalive: int = 0  # idle connections kept for reuse; 0 = one connection per request
+    keepalive_timeout: float = 60.0  # how long an idle connection is kept
+    keepalive_requests: int = 1000  # requests per connection before it is retired
 
 
 @frozen
@@ -179,6 +235,8 @@ class Location:
     timeouts: Timeouts
     access_logs: tuple[AccessLog, ...]  # empty tuple = access_log off
     source: Source
+    client: ClientLimits = ClientLimits()
+    response: ResponseRules = ResponseRules()
 
 
 @frozen
@@ -197,6 +255,7 @@ class Server:
     listens: tuple[Listen, ...]
     locations: tuple[Location, ...]  # in config order
     source: Source
+    client: ClientLimits = ClientLimits()
 
     @property
     def name(self) -> str:

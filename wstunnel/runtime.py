@@ -8,11 +8,12 @@ rules under a request or tunnel that is already running.
 
 from __future__ import annotations
 
-from attrs import frozen
+from attrs import field, frozen
 
 from .balancer import RoundRobin
 from .logs import AccessLogs
 from .model import Binding, Config
+from .pool import IdlePool
 from .routing import Router
 
 __all__ = ["Runtime"]
@@ -25,15 +26,18 @@ class Runtime:
     balancers: dict[str, RoundRobin]
     bindings: dict[tuple[str, int], Binding]
     access_logs: AccessLogs
+    pools: dict[str, IdlePool] = field(factory=dict)  # upstreams with keepalive
 
     @classmethod
     def build(cls, config: Config) -> "Runtime":
+        upstreams = _all_upstreams(config)
         return cls(
             config=config,
             router=Router(config),
-            balancers={name: RoundRobin(up) for name, up in _all_upstreams(config).items()},
+            balancers={name: RoundRobin(up) for name, up in upstreams.items()},
             bindings={(b.host, b.port): b for b in config.bindings},
             access_logs=AccessLogs(),
+            pools={name: IdlePool(up) for name, up in upstreams.items() if up.keepalive > 0},
         )
 
     def balancer(self, upstream_name: str) -> RoundRobin:
