@@ -67,7 +67,7 @@ class HeadGate:
     refused without buffering them.
     """
 
-    __slots__ = ("_limits", "_request", "_status", "_buffer", "_scanned")
+    __slots__ = ("_limits", "_request", "_status", "_buffer", "_scanned", "_begun", "_line")
 
     def __init__(self, limits: HeadLimits, *, request: bool) -> None:
         self._limits = limits
@@ -75,6 +75,8 @@ class HeadGate:
         self._status = 400 if request else 502
         self._buffer = bytearray()
         self._scanned = 0
+        self._begun = not request  # a request head begins after any empty lines
+        self._line = 0  # requests: where the first line not yet checked starts
 
     @property
     def limits(self) -> HeadLimits:
@@ -88,8 +90,8 @@ class HeadGate:
     def feed(self, data: bytes) -> bytes | None:
         buffer = self._buffer
         buffer += data
-        if self._request and self._scanned == 0:
-            _skip_leading_crlf(buffer)
+        if not self._begun:
+            self._skip_empty_lines()
         end = self._find_end()
         if end < 0:
             self._check_partial()
@@ -97,8 +99,10 @@ class HeadGate:
         head = bytes(buffer[:end])
         del buffer[:end]
         self._scanned = 0
+        self._line = 0
+        self._begun = not self._request
         if end > self._limits.total:
-            raise RequestError(self._status if not self._request else 431, "head too large")
+            raise RequestError(self._status, "upstream sent too big header")
         return head
 
     def push(self, data: bytes) -> None:
@@ -111,48 +115,70 @@ class HeadGate:
         self._scanned = 0
         return rest
 
+    def _skip_empty_lines(self) -> None:
+        """RFC 9112 section 2.2: ignore CRLFs before a request line (whatever the split)."""
+        buffer = self._buffer
+        skip = 0
+        while buffer[skip : skip + 2] == b"\r\n":
+            skip += 2
+        if skip:
+            del buffer[:skip]
+            self._scanned = 0
+            self._line = 0
+        if buffer[:1] not in (b"", b"\r") or len(buffer) > 1:
+            self._begun = True
+
     def _find_end(self) -> int:
+        if self._request:
+            return self._scan_request()
         buffer = self._buffer
         start = max(0, self._scanned - 3)
         self._scanned = len(buffer)
-        if self._request:
-            lf = buffer.find(b"\n", start)
-            while lf >= 0:
-                if lf == 0 or buffer[lf - 1] != 0x0D:
-                    raise RequestError(400, "bare LF in request head")
-                lf = buffer.find(b"\n", lf + 1)
-            end = buffer.find(b"\r\n\r\n", start)
-            return -1 if end < 0 else end + 4
         ends = [i + n for i, n in ((buffer.find(b"\n\n", start), 2), (buffer.find(b"\n\r\n", start), 3)) if i >= 0]
         return min(ends, default=-1)
 
-    def _check_partial(self) -> None:
+    def _scan_request(self) -> int:
+        """
+        Check complete lines in order, each first for its length, then for
+        the head's size, then for its CR.  A partial line is held to the
+        same length and size rules, so the verdict never depends on where
+        the bytes were split.
+        """
         buffer = self._buffer
         limits = self._limits
+        pos = self._line
+        while True:
+            lf = buffer.find(b"\n", pos)
+            if lf < 0:
+                return -1
+            crlf = lf > 0 and buffer[lf - 1] == 0x0D
+            self._check_line(pos, lf - pos - crlf)
+            if lf >= limits.total:
+                raise RequestError(431, "request head too large")
+            if not crlf:
+                raise RequestError(400, "bare LF in request head")
+            if lf == pos + 1 and pos > 0:
+                return lf + 1
+            if pos == 0 and buffer[:lf - 1] == H2_PREFACE_LINE:
+                raise Http2Preface()
+            pos = self._line = lf + 1
+
+    def _check_line(self, start: int, length: int) -> None:
+        if length > self._limits.line:
+            if start == 0:
+                raise RequestError(414, "request line too long")
+            raise RequestError(431, "header line too long")
+
+    def _check_partial(self) -> None:
+        buffer = self._buffer
         if not self._request:
-            if len(buffer) > limits.total:
+            if len(buffer) > self._limits.total:
                 raise RequestError(502, "upstream sent too big header")
             return
-        first_end = buffer.find(b"\r\n")
-        if first_end < 0 and len(buffer) > limits.line:
-            raise RequestError(414, "request line too long")
-        if first_end >= 0:
-            if buffer.startswith(H2_PREFACE_LINE + b"\r\n"):
-                raise Http2Preface()
-            line_start = buffer.rfind(b"\n") + 1
-            if len(buffer) - line_start > limits.line:
-                raise RequestError(431, "header line too long")
-        if len(buffer) > limits.total:
+        start = self._line
+        self._check_line(start, len(buffer) - start - buffer.endswith(b"\r"))
+        if len(buffer) > self._limits.total:
             raise RequestError(431, "request head too large")
-
-
-def _skip_leading_crlf(buffer: bytearray) -> None:
-    """RFC 9112 section 2.2: ignore empty lines before a request line."""
-    skip = 0
-    while buffer[skip : skip + 2] == b"\r\n":
-        skip += 2
-    if skip:
-        del buffer[:skip]
 
 
 def _lines(head: bytes) -> list[bytes]:
