@@ -11,7 +11,7 @@ import asyncio
 import pytest
 import pytest_twisted
 
-from support import WAIT, aio, listen_backend, start_proxy
+from support import WAIT, aio, listen_backend, start_proxy, talk
 from wstunnel.frontend import H2_REFUSAL
 
 CONF = """
@@ -47,16 +47,6 @@ def proxy(tmp_path):
     for service, bport in started:
         service.stopService()
         bport.stopListening()
-
-
-async def _talk(port: int, data: bytes) -> bytes:
-    """Send ``data`` and read until the proxy closes (bounded by WAIT)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(data)
-    try:
-        return await asyncio.wait_for(reader.read(), WAIT)
-    finally:
-        writer.close()
 
 
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n"
@@ -105,7 +95,7 @@ HOSTILE = [
 @pytest.mark.parametrize("name, request_bytes, status", HOSTILE, ids=[c[0] for c in HOSTILE])
 async def test_hostile_request_gets_its_status_and_a_close(proxy, name, request_bytes, status) -> None:
     factory, port = proxy()
-    data = await aio(_talk(port, request_bytes))
+    data = await aio(talk(port, request_bytes))
     assert data.startswith(b"HTTP/1.1 %d " % status), data[:80]
     assert b"\r\nConnection: close\r\n" in data
     assert factory.heads == [], "nothing reached the upstream"
@@ -115,7 +105,7 @@ async def test_hostile_request_gets_its_status_and_a_close(proxy, name, request_
 async def test_chunked_body_over_limit_is_413_and_the_upstream_request_is_dropped(proxy) -> None:
     factory, port = proxy(on_head=lambda b, head, rest: None)
     body = b"40\r\n" + b"x" * 64 + b"\r\n" + b"40\r\n" + b"y" * 64 + b"\r\n0\r\n\r\n"
-    data = await aio(_talk(port, b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body))
+    data = await aio(talk(port, b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body))
     assert data.startswith(b"HTTP/1.1 413 ")
     await aio(factory.connections[0].lost.asFuture(asyncio.get_running_loop()))
 
@@ -123,7 +113,7 @@ async def test_chunked_body_over_limit_is_413_and_the_upstream_request_is_droppe
 @pytest_twisted.ensureDeferred
 async def test_http2_preface_gets_goaway_and_close(proxy) -> None:
     factory, port = proxy()
-    data = await aio(_talk(port, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+    data = await aio(talk(port, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
     assert data == H2_REFUSAL
     assert data[3] == 0x04 and data[12] == 0x07, "SETTINGS, then GOAWAY"
     assert data[22:26] == b"\x00\x00\x00\x0d", "HTTP_1_1_REQUIRED"
@@ -157,7 +147,7 @@ async def test_slowloris_cannot_extend_the_header_deadline(proxy) -> None:
 @pytest_twisted.ensureDeferred
 async def test_h2c_upgrade_is_stripped_and_proxied_as_http11(proxy) -> None:
     factory, port = proxy()
-    data = await aio(_talk(port, b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n"
+    data = await aio(talk(port, b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n"
                                  b"Connection: Upgrade, HTTP2-Settings, close\r\n\r\n"))
     assert data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"ok")
     sent = factory.heads[0].lower()
@@ -167,7 +157,7 @@ async def test_h2c_upgrade_is_stripped_and_proxied_as_http11(proxy) -> None:
 @pytest_twisted.ensureDeferred
 async def test_connection_header_cannot_strip_configured_or_identity_headers(proxy) -> None:
     factory, port = proxy()
-    await aio(_talk(port, b"GET / HTTP/1.1\r\nHost: a\r\nX-Token: t\r\nX-Forwarded-For: 1.2.3.4\r\n"
+    await aio(talk(port, b"GET / HTTP/1.1\r\nHost: a\r\nX-Token: t\r\nX-Forwarded-For: 1.2.3.4\r\n"
                           b"X-Real-IP: 5.6.7.8\r\nX-Other: o\r\n"
                           b"Connection: close, X-Token, X-Forwarded-For, X-Real-IP, Host, X-Path, X-Other\r\n\r\n"))
     sent = factory.heads[0].lower()
@@ -180,7 +170,7 @@ async def test_connection_header_cannot_strip_configured_or_identity_headers(pro
 @pytest_twisted.ensureDeferred
 async def test_absolute_form_is_routed_by_its_authority(proxy) -> None:
     factory, port = proxy()
-    data = await aio(_talk(port, b"GET http://Example.ORG/p?q HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n"))
+    data = await aio(talk(port, b"GET http://Example.ORG/p?q HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n"))
     assert data.startswith(b"HTTP/1.1 200 ")
     assert factory.heads[0].startswith(b"GET /p?q HTTP/1.1\r\n")
 
@@ -208,7 +198,7 @@ async def test_upstream_fault_is_a_502(proxy, name, answer) -> None:
         b.transport.loseConnection()
 
     factory, port = proxy(on_head=respond)
-    data = await aio(_talk(port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+    data = await aio(talk(port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
     assert data.startswith(b"HTTP/1.1 502 Bad Gateway\r\n"), data[:80]
     assert b"hello" not in data
 
@@ -224,7 +214,7 @@ async def test_truncated_body_closes_without_a_final_chunk(proxy, answer) -> Non
         b.transport.loseConnection()
 
     factory, port = proxy(on_head=respond)
-    data = await aio(_talk(port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+    data = await aio(talk(port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
     assert data.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"partial" in data
     assert not data.endswith(b"0\r\n\r\n")

@@ -618,7 +618,9 @@ class ClientProtocol(Protocol):
             except h11.RemoteProtocolError:
                 return False
             return type(event) is h11.EndOfMessage
-        return conn.their_state is h11.DONE
+        # h11 marks an HTTP/1.0 client MUST_CLOSE once its request is read;
+        # whether to keep the connection is ours to decide (ResponsePlan).
+        return conn.their_state is h11.DONE or conn.their_state is h11.MUST_CLOSE
 
     def _head_started(self) -> None:
         """The first byte of a kept-alive connection's next request: the head deadline starts."""
