@@ -29,6 +29,7 @@ from .balancer import Balancer
 from .headers import UpstreamRequest, check_switch
 from .model import Location, Peer
 from .peers import PeerState
+from .pool import IdlePool
 from .request import RequestHead
 from .retry import Retries, client_status, counts_as_failure, status_condition
 from .tls import UpstreamTLSError, upstream_factory
@@ -69,6 +70,7 @@ class Exchange:
         reactor: IReactorTCP,
         clock: IReactorTime,
         has_body: bool,
+        pool: IdlePool | None = None,
     ) -> None:
         self._client = client
         self._head = head
@@ -89,6 +91,7 @@ class Exchange:
         self._request_sent = False
         self._timer: IDelayedCall | None = None
         self._connector: object | None = None
+        self._pool = pool
 
     def start(self) -> None:
         self._try_next_peer()
@@ -111,6 +114,11 @@ class Exchange:
         self._retries.attempt()
         self._request_sent = False
         self.phase = Phase.CONNECTING
+        idle = self._pool.take(state.peer) if self._pool is not None else None
+        if idle is not None:
+            idle.reuse(self)
+            self.upstream_connected(idle)
+            return
         self._connector = self._connect(state.peer)
 
     def _connect(self, peer: Peer) -> object:
@@ -134,9 +142,10 @@ class Exchange:
             return
         self.upstream = upstream
         self.phase = Phase.SENDING
+        upstream.peer = self._peer.peer  # type: ignore[union-attr]
         self._attempt.connected = self._clock.seconds()  # type: ignore[union-attr]
         try:
-            upstream.send_head(self.request)
+            upstream.send_head(self.request, self._location.response.buffer_size)
         except h11.LocalProtocolError as e:
             self.log.error("cannot send request upstream: {error}", error=str(e))
             self._end_attempt(None, failed=False)
@@ -203,10 +212,23 @@ class Exchange:
     def upstream_end(self) -> None:
         self._end_attempt(self._attempt.status if self._attempt else None, failed=False)
         self._finish()
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            self._client.release_upstream()
+            self._release(upstream)
         self._client.end_response()
-        if self.upstream is not None:
-            # No upstream keep-alive yet: we asked for "Connection: close".
-            self.upstream.transport.loseConnection()
+
+    def _release(self, upstream: UpstreamProtocol) -> None:
+        """Back to the pool when it may serve again, else closed (nginx's rules)."""
+        extra = upstream.extra_bytes()
+        if extra:
+            self.log.warn(
+                "upstream {peer} sent more data than specified in Content-Length ({extra} bytes dropped), "
+                "client: {client}",
+                peer=self._peer_address, extra=extra, client=self._client.peer_text,
+            )
+        if self._pool is None or not self._pool.park(upstream, self._clock):
+            upstream.transport.loseConnection()
 
     def upstream_switch(self, event: h11.InformationalResponse, early: bytes) -> None:
         upstream = self.upstream
@@ -249,6 +271,8 @@ class Exchange:
     def upstream_lost(self, reason: Failure) -> None:
         if self.phase is Phase.DONE:
             return
+        if self._stale_reuse():
+            return
         self.log.error(
             "upstream {peer} prematurely closed connection while {phase}, client: {client}",
             peer=self._peer_address,
@@ -256,6 +280,27 @@ class Exchange:
             client=self._client.peer_text,
         )
         self._upstream_failed("timeout" if reason.check(TimeoutError) else "error")
+
+    def _stale_reuse(self) -> bool:
+        """
+        A kept-alive connection the upstream closed just as we reused it:
+        try again without spending a try or counting a failure (nginx's
+        ``peer.tries++`` for cached connections), if the request may be
+        sent again at all.
+        """
+        upstream, state = self.upstream, self._peer
+        if upstream is None or state is None or not upstream.reused or upstream.response_bytes:
+            return False
+        self._retries.left += 1
+        if not self._may_retry("error"):
+            self._retries.left -= 1
+            return False
+        self.log.info("kept-alive connection to {peer} was closed, retrying", peer=self._peer_address)
+        self._drop_upstream()
+        self._pick.tried.discard(state)
+        self._end_attempt(None, failed=False)
+        self._try_next_peer()
+        return True
 
     def _read_timed_out(self) -> None:
         self._timer = None
