@@ -87,3 +87,9 @@ def proxy_services(tmp_path):
     yield start
     for service in started:
         service.stopService()
+
+
+@pytest.fixture
+def proxies(proxy_services):
+    """Like ``proxy_services``, giving only the port."""
+    return lambda conf: proxy_services(conf)[1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import socket
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -156,3 +157,39 @@ async def read_until(reader: asyncio.StreamReader, marker: bytes) -> bytes:
 
 async def read_exactly(reader: asyncio.StreamReader, size: int) -> bytes:
     return await asyncio.wait_for(reader.readexactly(size), WAIT)
+
+
+async def talk(port: int, data: bytes) -> bytes:
+    """Send ``data`` on a new connection and read until the proxy closes it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    try:
+        return await asyncio.wait_for(reader.read(), WAIT)
+    finally:
+        writer.close()
+
+
+async def read_all_sampling(sock: Any, total: int, already: bytes, sample: Callable[[], None]) -> str:
+    """
+    Read a non-blocking socket until ``total`` bytes arrived (``already``
+    counts), calling ``sample`` after each read; the SHA-256 of the bytes.
+    """
+    loop = asyncio.get_running_loop()
+    digest = hashlib.sha256(already)
+    received = len(already)
+    while received < total:
+        data = await loop.sock_recv(sock, 1024 * 1024)
+        assert data, "connection closed early"
+        received += len(data)
+        digest.update(data)
+        sample()
+    return digest.hexdigest()
+
+
+async def slow_reader(port: int, request: bytes) -> Any:
+    """A non-blocking socket with a small receive buffer that has sent ``request`` and reads nothing yet."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_sendall(sock, request)
+    return sock

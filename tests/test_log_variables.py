@@ -96,6 +96,19 @@ def test_a_plain_request_counts_what_was_read_and_written(tmp_path) -> None:
     assert ut.value().endswith(b"\r\n\r\nbody") and len(ut.value()) > len(POST)
 
 
+def test_a_chunked_answer_counts_its_framing_in_bytes_sent_not_in_body_bytes_sent(tmp_path) -> None:
+    p = Proxy(tmp_path)
+    chunked = b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n"
+    p.client.dataReceived(chunked)
+    upstream, ut = p.upstream()
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n"
+    upstream.dataReceived(answer)
+    (line,) = p.lines()
+    assert p.ct.value().endswith(b"5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n")
+    assert line[:8] == ["200", str(len(chunked)), str(len(p.ct.value())), "8", "1", "1",
+                        str(len(ut.value())), str(len(answer))]
+
+
 def test_an_answer_made_by_wstunnel_counts_its_bytes_and_a_failed_attempt_counts_zero(tmp_path) -> None:
     p = Proxy(tmp_path)
     p.client.dataReceived(GET)

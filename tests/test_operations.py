@@ -18,11 +18,6 @@ from wstunnel.loader import load_config
 from wstunnel.proxyproto import V2_SIGNATURE
 
 
-@pytest.fixture
-def proxies(proxy_services):
-    return proxy_services
-
-
 def answer_200(b, head, rest) -> None:
     b.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
@@ -60,10 +55,10 @@ http {{
 
 
 @pytest_twisted.ensureDeferred
-async def test_worker_connections_counts_both_legs_of_a_tunnel(proxies) -> None:
+async def test_worker_connections_counts_both_legs_of_a_tunnel(proxy_services) -> None:
     factory, bport = listen_backend(answer_switch)
     try:
-        service, port = proxies(LIMITED.format(port=bport.getHost().port))
+        service, port = proxy_services(LIMITED.format(port=bport.getHost().port))
 
         async def scenario() -> tuple[bool, bool, bytes]:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -117,10 +112,10 @@ def v2_header(source: str, sport: int) -> bytes:
     b"PROXY TCP4 203.0.113.7 10.0.0.1 40001 443\r\n",
     v2_header("203.0.113.7", 40001),
 ])  # fmt: skip
-async def test_proxy_protocol_sets_remote_addr(proxies, header) -> None:
+async def test_proxy_protocol_sets_remote_addr(proxy_services, header) -> None:
     factory, bport = listen_backend(answer_200)
     try:
-        _, port = proxies(PROXIED.format(port=bport.getHost().port, trust=TRUSTED))
+        _, port = proxy_services(PROXIED.format(port=bport.getHost().port, trust=TRUSTED))
         # A header cut short by a request is refused.
         assert await aio(get(port, prefix=header[:5])) == b""
         reader_data = await aio(_split_send(port, header))
@@ -143,10 +138,10 @@ async def _split_send(port: int, header: bytes) -> bytes:
 
 
 @pytest_twisted.ensureDeferred
-async def test_proxy_protocol_without_trust_keeps_the_peer_address(proxies) -> None:
+async def test_proxy_protocol_without_trust_keeps_the_peer_address(proxy_services) -> None:
     factory, bport = listen_backend(answer_200)
     try:
-        _, port = proxies(PROXIED.format(port=bport.getHost().port, trust=""))
+        _, port = proxy_services(PROXIED.format(port=bport.getHost().port, trust=""))
         data = await aio(get(port, prefix=b"PROXY TCP4 203.0.113.7 10.0.0.1 40001 443\r\n"))
         assert data.startswith(b"HTTP/1.1 200 OK\r\n")
         sent = factory.heads[0].decode()
@@ -162,10 +157,10 @@ async def test_proxy_protocol_without_trust_keeps_the_peer_address(proxies) -> N
     (TRUSTED, b"PROXY TCP4 203.0.113.777 10.0.0.1 1 443\r\n"),
     (TRUSTED, b"PROXY TCP9 x\r\n"),
 ])  # fmt: skip
-async def test_untrusted_or_malformed_proxy_header_closes(proxies, trust, header) -> None:
+async def test_untrusted_or_malformed_proxy_header_closes(proxy_services, trust, header) -> None:
     factory, bport = listen_backend(answer_200)
     try:
-        _, port = proxies(PROXIED.format(port=bport.getHost().port, trust=trust))
+        _, port = proxy_services(PROXIED.format(port=bport.getHost().port, trust=trust))
         assert await aio(get(port, prefix=header)) == b""
         assert factory.heads == []
     finally:
@@ -185,10 +180,10 @@ http {{
 
 
 @pytest_twisted.ensureDeferred
-async def test_stub_status_is_nginx_text(proxies) -> None:
+async def test_stub_status_is_nginx_text(proxy_services) -> None:
     factory, bport = listen_backend(answer_200)
     try:
-        _, port = proxies(STATUS.format(port=bport.getHost().port))
+        _, port = proxy_services(STATUS.format(port=bport.getHost().port))
         assert (await aio(get(port))).startswith(b"HTTP/1.1 200 OK")
         data = await aio(get(port, "/basic_status"))
         head, body = data.split(b"\r\n\r\n", 1)
@@ -204,10 +199,10 @@ async def test_stub_status_is_nginx_text(proxies) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_prometheus_endpoint_counts_requests_and_tunnels(proxies) -> None:
+async def test_prometheus_endpoint_counts_requests_and_tunnels(proxy_services) -> None:
     factory, bport = listen_backend(answer_switch)
     try:
-        _, port = proxies(STATUS.format(port=bport.getHost().port))
+        _, port = proxy_services(STATUS.format(port=bport.getHost().port))
 
         async def tunnel_then_close() -> None:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -237,12 +232,12 @@ async def test_prometheus_endpoint_counts_requests_and_tunnels(proxies) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_apply_keeps_sockets_switches_routes_and_binds_new(proxies, tmp_path, free_port) -> None:
+async def test_apply_keeps_sockets_switches_routes_and_binds_new(proxy_services, tmp_path, free_port) -> None:
     a, aport = listen_backend(lambda b, h, r: b.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA"))
     b, bport = listen_backend(lambda b, h, r: b.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nB"))
     try:
         conf = "server {{ listen 127.0.0.1:0; {extra} location / {{ proxy_pass http://127.0.0.1:{port}; }} }}"
-        service, port = proxies(conf.format(port=aport.getHost().port, extra=""))
+        service, port = proxy_services(conf.format(port=aport.getHost().port, extra=""))
         old_socket = service.ports[0]
         assert (await aio(get(port))).endswith(b"A")
         path = tmp_path / "new.conf"

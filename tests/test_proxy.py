@@ -12,7 +12,7 @@ import socket
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, interfaces, reactor
+from twisted.internet import defer, interfaces
 from zope.interface import implementer
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
@@ -23,6 +23,8 @@ from support import (
     WAIT,
     aio,
     listen_backend,
+    read_all_sampling,
+    slow_reader,
     read_exactly,
     read_until,
     start_proxy,
@@ -104,11 +106,6 @@ server {{
 async def _echo(ws) -> None:
     async for message in ws:
         await ws.send(message)
-
-
-@pytest.fixture
-def proxies(proxy_services):
-    return lambda conf: proxy_services(conf)[1]
 
 
 @pytest_twisted.ensureDeferred
@@ -476,10 +473,7 @@ async def test_64_mib_to_a_client_that_does_not_read_stays_bounded(tmp_path) -> 
         async def scenario() -> str:
             nonlocal peak
             loop = asyncio.get_running_loop()
-            sock = socket.create_connection(("127.0.0.1", port))
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-            sock.setblocking(False)
-            await loop.sock_sendall(sock, upgrade_request())
+            sock = await slow_reader(port, upgrade_request())
             head = b""
             while b"\r\n\r\n" not in head:
                 head += await loop.sock_recv(sock, 1)
@@ -488,16 +482,13 @@ async def test_64_mib_to_a_client_that_does_not_read_stays_bounded(tmp_path) -> 
                 await asyncio.sleep(0.02)  # sampling while stalled
                 peak = max(peak, _proxy_buffered(service))
             assert firehoses[0].left > total // 2, "the sender was not held back"
-            digest = hashlib.sha256()
-            received = 0
-            while received < total:
-                data = await loop.sock_recv(sock, 1024 * 1024)
-                assert data, "connection closed early"
-                received += len(data)
-                digest.update(data)
+            def sample() -> None:
+                nonlocal peak
                 peak = max(peak, _proxy_buffered(service))
+
+            got = await read_all_sampling(sock, total, b"", sample)
             sock.close()
-            return digest.hexdigest()
+            return got
 
         got = await defer.Deferred.fromFuture(asyncio.ensure_future(asyncio.wait_for(scenario(), 60)))
         assert got == await firehoses[0].done

@@ -16,7 +16,6 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
 from support import aio, start_proxy
-from test_proxy import proxies  # noqa: F401  (the fixture)
 from tls_support import Authority, client_context
 
 SEED_003_TLS = """

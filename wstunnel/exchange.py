@@ -29,6 +29,7 @@ from .headers import UpstreamRequest, check_switch
 from .logs import ScopedLogger
 from .model import Location, Peer
 from .peers import PeerState
+from .pool import IdlePool
 from .request import RequestHead
 from .retry import Retries, client_status, counts_as_failure, status_condition
 from .tls import UpstreamTLSError, upstream_factory
@@ -70,6 +71,7 @@ class Exchange:
         reactor: IReactorTCP,
         clock: IReactorTime,
         has_body: bool,
+        pool: IdlePool | None = None,
     ) -> None:
         self._client = client
         self._head = head
@@ -89,8 +91,10 @@ class Exchange:
         self._peer: PeerState | None = None  # counted open until _end_attempt
         self._attempt: Attempt | None = None
         self._request_sent = False
+        self._early = 0  # bytes that came with the 101, relayed by the tunnel
         self._timer: IDelayedCall | None = None
         self._connector: object | None = None
+        self._pool = pool
 
     def start(self) -> None:
         self._try_next_peer()
@@ -113,6 +117,11 @@ class Exchange:
         self._retries.attempt()
         self._request_sent = False
         self.phase = Phase.CONNECTING
+        idle = self._pool.take(state.peer) if self._pool is not None else None
+        if idle is not None:
+            idle.reuse(self)
+            self.upstream_connected(idle)
+            return
         self._connector = self._connect(state.peer)
 
     def _connect(self, peer: Peer) -> object:
@@ -136,9 +145,10 @@ class Exchange:
             return
         self.upstream = upstream
         self.phase = Phase.SENDING
+        upstream.peer = self._peer.peer  # type: ignore[union-attr]
         self._attempt.connected = self._clock.seconds()  # type: ignore[union-attr]
         try:
-            upstream.send_head(self.request)
+            upstream.send_head(self.request, self._location.response.buffer_size)
         except h11.LocalProtocolError as e:
             self.log.error("cannot send request upstream: {error}", error=str(e))
             self._end_attempt(None, failed=False)
@@ -205,10 +215,23 @@ class Exchange:
     def upstream_end(self) -> None:
         self._end_attempt(self._attempt.status if self._attempt else None, failed=False)
         self._finish()
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            self._client.release_upstream()
+            self._release(upstream)
         self._client.end_response()
-        if self.upstream is not None:
-            # No upstream keep-alive yet: we asked for "Connection: close".
-            self.upstream.transport.loseConnection()
+
+    def _release(self, upstream: UpstreamProtocol) -> None:
+        """Back to the pool when it may serve again, else closed (nginx's rules)."""
+        extra = upstream.extra_bytes()
+        if extra:
+            self.log.warn(
+                "upstream {peer} sent more data than specified in Content-Length ({extra} bytes dropped), "
+                "client: {client}",
+                peer=self._peer_address, extra=extra, client=self._client.peer_text,
+            )
+        if self._pool is None or not self._pool.park(upstream, self._clock):
+            upstream.transport.loseConnection()
 
     def upstream_switch(self, event: h11.InformationalResponse, early: bytes) -> None:
         upstream = self.upstream
@@ -233,8 +256,7 @@ class Exchange:
             return
         self._attempt.status = 101
         self._finish()
-        # The early bytes were read here and are written on by the tunnel, which counts them.
-        upstream.bytes_received -= len(early)
+        self._early = len(early)
         self._client.switch(upstream, event, early, on_end=self._tunnel_ended)
 
     def _tunnel_ended(self, tunnel: "Tunnel") -> None:
@@ -242,8 +264,10 @@ class Exchange:
         attempt = self._attempt
         self._end_attempt(101, failed=False)
         if attempt is not None:
+            # The bytes after the 101 head were read by the upstream protocol
+            # and are counted again by the tunnel that wrote them on.
             attempt.bytes_sent += tunnel.client_bytes
-            attempt.bytes_received += tunnel.upstream_bytes
+            attempt.bytes_received += tunnel.upstream_bytes - self._early
 
     def upstream_invalid(self, detail: str) -> None:
         self.log.error(
@@ -257,6 +281,8 @@ class Exchange:
     def upstream_lost(self, reason: Failure) -> None:
         if self.phase is Phase.DONE:
             return
+        if self._stale_reuse():
+            return
         self.log.error(
             "upstream {peer} prematurely closed connection while {phase}, client: {client}",
             peer=self._peer_address,
@@ -264,6 +290,27 @@ class Exchange:
             client=self._client.peer_text,
         )
         self._upstream_failed("timeout" if reason.check(TimeoutError) else "error")
+
+    def _stale_reuse(self) -> bool:
+        """
+        A kept-alive connection the upstream closed just as we reused it:
+        try again without spending a try or counting a failure (nginx's
+        ``peer.tries++`` for cached connections), if the request may be
+        sent again at all.
+        """
+        upstream, state = self.upstream, self._peer
+        if upstream is None or state is None or not upstream.reused or upstream.response_bytes:
+            return False
+        self._retries.left += 1
+        if not self._may_retry("error"):
+            self._retries.left -= 1
+            return False
+        self.log.info("kept-alive connection to {peer} was closed, retrying", peer=self._peer_address)
+        self._drop_upstream()
+        self._pick.tried.discard(state)
+        self._end_attempt(None, failed=False)
+        self._try_next_peer()
+        return True
 
     def _read_timed_out(self) -> None:
         self._timer = None
@@ -319,8 +366,8 @@ class Exchange:
             attempt.status = status
             attempt.ended = now
             if self.upstream is not None:
-                attempt.bytes_sent = self.upstream.bytes_sent
-                attempt.bytes_received = self.upstream.bytes_received
+                attempt.bytes_sent = self.upstream.request_bytes
+                attempt.bytes_received = self.upstream.response_bytes
         if state is not None and self._balancer.release(state, now, failed=failed):
             self.log.warn(
                 "upstream server temporarily disabled while {phase}, upstream: {peer}, client: {client}",

@@ -1,10 +1,13 @@
 """
 The client side: one Protocol per accepted connection.
 
-It parses requests with an ``h11`` server connection, routes each through
-the core (routing, variables, header rewriting), hands it to an
-:class:`~wstunnel.exchange.Exchange`, writes what the exchange reports
-back, and after a valid 101 turns the connection into a tunnel.
+Each request head passes :mod:`wstunnel.gate` (limits, strict syntax,
+unambiguous framing) and is then parsed, with its body, by a fresh ``h11``
+server connection.  The request is routed through the core (routing,
+variables, header rewriting) and handed to an
+:class:`~wstunnel.exchange.Exchange`; what the exchange reports is written
+back framed by :mod:`wstunnel.framing`; after a valid 101 the connection
+becomes a tunnel.
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ from .balancer import request_key
 from .errors import RequestError, error_page, reason_phrase
 from .exchange import Exchange
 from .flow import Throttle, arm_abort
+from .framing import LAST_CHUNK, BodyMode, ResponsePlan, chunk, client_wants_keepalive, plan_response
+from .gate import HeadGate, HeadLimits, Http2Preface, check_request_head
 from .headers import BodyFraming, client_response_headers, upgrade_offer, upstream_request
 from .logformat import LogEntry, bare_vars, write_entry
 from .logs import ScopedLogger
 from .metrics import status_page
-from .model import Binding, ErrorLog, Location
+from .model import Binding, ClientLimits, ErrorLog, Location
 from .proxyproto import ProxyPreamble, is_trusted
 from .registry import Registry
 from .request import ConnInfo, RequestHead
@@ -45,20 +50,27 @@ from .tunnel import Tunnel, TunnelEnd
 from .upstream import UpstreamProtocol
 from .variables import RequestVars
 
-__all__ = ["ClientProtocol", "ProxyFactory", "REQUEST_HEAD_LIMIT", "EARLY_DATA_LIMIT"]
+__all__ = ["ClientProtocol", "ProxyFactory", "EARLY_DATA_LIMIT", "H2_REFUSAL"]
 
-# The largest request head we parse (nginx: large_client_header_buffers 4 8k).
-REQUEST_HEAD_LIMIT = 32 * 1024
 # Bytes a client may send after a complete request while its answer is
 # pending (pipelined requests, WebSocket frames sent before the 101).
 # Reading continues up to this bound so a client that leaves is noticed;
 # past it the connection is paused (h11 itself would buffer without limit).
 EARLY_DATA_LIMIT = 64 * 1024
-# nginx's client_header_timeout and keepalive_timeout defaults.
-HEAD_TIMEOUT = 60.0
-KEEPALIVE_TIMEOUT = 75.0
 # How long a closing client connection may take to flush before an abort.
 CLOSE_GRACE = 60.0
+
+
+# An HTTP/2 client with prior knowledge gets HTTP/2's own answer: an empty
+# SETTINGS (the server preface) and GOAWAY with HTTP_1_1_REQUIRED (0xd).
+_GOAWAY_TEXT = b"wstunnel speaks HTTP/1.1 only"
+H2_REFUSAL = (
+    b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    + len(_GOAWAY_TEXT + b"\x00" * 8).to_bytes(3, "big") + b"\x07\x00\x00\x00\x00\x00"
+    + b"\x00\x00\x00\x00\x00\x00\x00\x0d" + _GOAWAY_TEXT
+)
+# nginx closes the connection after these answers of its own.
+_CLOSING_STATUSES = frozenset({400, 408, 413, 414, 431, 500, 501, 505})
 
 
 class State(Enum):
@@ -93,12 +105,13 @@ class ClientProtocol(Protocol):
     """
     One client connection.
 
-    ``_state`` is a :class:`State`.  In ``READING`` events are pulled from
-    h11 as bytes arrive.  In ``PROXYING`` they are pulled only while the
-    request body streams upstream (``_body_to`` is set); before the
-    upstream is connected and after the body ended the transport is read
-    only up to ``EARLY_DATA_LIMIT``.  In ``TUNNEL`` ``dataReceived`` is
-    the tunnel's own method and nothing here runs per chunk.
+    ``_state`` is a :class:`State`.  In ``READING`` bytes collect in the
+    head gate until a whole head is there.  In ``PROXYING`` the request's
+    own h11 connection is pulled only while the body streams upstream
+    (``_body_to`` is set); before the upstream is connected and after the
+    body ended the transport is read only up to ``EARLY_DATA_LIMIT``.  In
+    ``TUNNEL`` ``dataReceived`` is the tunnel's own method and nothing here
+    runs per chunk.
     """
 
     log = ScopedLogger()
@@ -107,13 +120,16 @@ class ClientProtocol(Protocol):
         self._factory = factory
         self._clock = factory.clock
         self._state = State.READING
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=REQUEST_HEAD_LIMIT)
+        self._h11 = h11.Connection(h11.SERVER)
+        self._gate: HeadGate | None = None
+        self._limits = ClientLimits()
         self._exchange: Exchange | None = None
         self._body_to: UpstreamProtocol | None = None
         self._body_throttle: Throttle | None = None
         self._response_throttle: Throttle | None = None
         self._tunnel: Tunnel | None = None
         self._timer: IDelayedCall | None = None
+        self._idle_wait = False
         self._abort: IDelayedCall | None = None
         self._early = 0
         self._paused = False
@@ -121,7 +137,10 @@ class ClientProtocol(Protocol):
         self._request_complete = False
         self._head: RequestHead | None = None
         self._location: Location | None = None
+        self._plan: ResponsePlan | None = None
         self._close_after = False
+        self._continued = False
+        self._body_left: int | None = None
         self._started = 0.0
         self._status = 0
         self._body_bytes = 0
@@ -130,8 +149,7 @@ class ClientProtocol(Protocol):
         self._tunnel_done: Callable[[Tunnel], None] | None = None
         self._close_reason: str | None = None  # $tunnel_close_reason
         self._sent = 0  # $bytes_sent: every byte written to the client for this request
-        self._received = 0  # bytes read from the client on this connection
-        self._consumed = 0  # of those, the bytes h11 had parsed when the last request was logged
+        self._fed = 0  # bytes of this request given to its h11 connection (head first)
         self.runtime: Runtime = factory.runtime()
         self.conn: ConnInfo | None = None
         self.peer_text = "-"
@@ -155,15 +173,31 @@ class ClientProtocol(Protocol):
         self.serial = self._factory.registry.admit(self, self.runtime.config.workers.connections)
         if not self.serial:
             return
-        self._timer = self._clock.callLater(HEAD_TIMEOUT, self._head_timed_out)
         binding = self._factory.binding(self.runtime, local.host)
+        # Before the head is read the virtual server is unknown: the
+        # address's default server sets the head limits, as in nginx.
+        self._limits = limits = binding.default.client
+        self._gate = HeadGate(
+            HeadLimits(line=limits.header_buffer_size, total=limits.header_buffers * limits.header_buffer_size),
+            request=True,
+        )
+        self._timer = self._clock.callLater(limits.header_timeout, self._head_timed_out)
         if binding.proxy_protocol:
             self._expect_proxy_header(binding)
 
     def dataReceived(self, data: bytes) -> None:
-        self._received += len(data)
+        state = self._state
+        if state is State.READING:
+            if self._idle_wait:
+                self._head_started()
+            self._gate.push(data)  # type: ignore[union-attr]
+            self._pump()
+            return
+        if state is State.CLOSED:
+            return
         self._h11.receive_data(data)
-        if self._state is State.PROXYING and self._body_to is None:
+        self._fed += len(data)
+        if self._body_to is None:
             self._early += len(data)
             if self._early > EARLY_DATA_LIMIT and not self._paused:
                 self._pause()
@@ -206,9 +240,9 @@ class ClientProtocol(Protocol):
 
     def _pump(self) -> None:
         """
-        Pull events while the state allows.  Re-entry (a request answered
-        at once from inside the loop) only marks the loop to go on, so
-        pipelined requests never deepen the stack.
+        Pull heads and events while the state allows.  Re-entry (a request
+        answered at once from inside the loop) only lets the running loop
+        go on, so pipelined requests never deepen the stack.
         """
         if self._in_pump:
             return
@@ -219,37 +253,80 @@ class ClientProtocol(Protocol):
             self._in_pump = False
 
     def _pull_events(self) -> None:
-        conn = self._h11
-        while self._state is State.READING or self._body_to is not None:
+        while True:
+            if self._state is State.READING:
+                if not self._next_head():
+                    return
+                continue
+            if self._body_to is None:
+                return
             try:
-                event = conn.next_event()
+                event = self._h11.next_event()
             except h11.RemoteProtocolError as e:
-                self._protocol_error(e)
+                self._body_error(400, str(e))
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             kind = type(event)
-            if kind is h11.Request:
-                self._begin(event)
-            elif kind is h11.Data:
-                self._body_to.send_body(event.data)  # type: ignore[union-attr]
+            if kind is h11.Data:
+                if self._body_left is not None:
+                    self._body_left -= len(event.data)
+                    if self._body_left < 0:
+                        self._body_error(413, "request body over client_max_body_size")
+                        return
+                self._body_to.send_body(event.data)
             elif kind is h11.EndOfMessage:
                 self._body_done()
             elif kind is h11.ConnectionClosed:
                 self._close()
                 return
 
-    def _protocol_error(self, error: h11.RemoteProtocolError) -> None:
-        self.log.info(
-            "client {client} sent an invalid request: {error}", client=self.peer_text, error=str(error)
-        )
-        if self._state is State.PROXYING:
-            # The head was fine but the body framing broke mid-way.
-            self._client_gone()
+    def _next_head(self) -> bool:
+        """Take the next head from the gate; False when there is none (yet)."""
+        gate = self._gate
+        assert gate is not None
+        try:
+            head = gate.feed(b"")
+            if head is None:
+                return False
+            check_request_head(head, gate.limits)
+        except Http2Preface:
+            self.log.info("client {client} sent an HTTP/2 preface", client=self.peer_text)
+            self.transport.write(H2_REFUSAL)
             self._close()
-            return
+            return False
+        except RequestError as e:
+            self._refuse(e)
+            return self._state is State.READING
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=gate.limits.total + 1024)
+        conn.receive_data(head)
+        rest = gate.take_rest()
+        if rest:  # b"" would tell h11 the connection closed
+            conn.receive_data(rest)
+        self._h11 = conn
+        self._fed = len(head) + len(rest)
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as e:
+            self._refuse(RequestError(e.error_status_hint, str(e)))
+            return self._state is State.READING
+        self._begin(event)  # type: ignore[arg-type]
+        return True
+
+    def _refuse(self, error: RequestError) -> None:
+        self.log.info("client {client} sent an invalid request: {error}", client=self.peer_text, error=str(error))
         self._started = self._clock.seconds()
-        self.fail(error.error_status_hint, str(error), close=True)
+        self._state = State.PROXYING
+        self.fail(error.status, error.detail, close=True)
+
+    def _body_error(self, status: int, detail: str) -> None:
+        """The body broke its framing or the size limit mid-way: the exchange is off."""
+        self.log.info("client {client}: {detail}", client=self.peer_text, detail=detail)
+        if self._exchange is not None:
+            exchange, self._exchange = self._exchange, None
+            exchange.cancel()
+        self._unregister_all()
+        self.fail(status, detail, close=True)
 
     def _begin(self, event: h11.Request) -> None:
         self._cancel_timer()
@@ -260,10 +337,13 @@ class ClientProtocol(Protocol):
         self._body_bytes = 0
         self._sent = 0
         self._rv = None
-        self._location = None
         self._upstream_record = None
         self._close_after = False
         self._request_complete = False
+        self._continued = False
+        self._plan = None
+        self._location = None
+        self._body_left = None
         head = RequestHead(
             method=event.method,
             target=event.target,
@@ -276,7 +356,7 @@ class ClientProtocol(Protocol):
             self._route(head)
         except RequestError as e:
             self.log.info("request from {client} refused: {error}", client=self.peer_text, error=str(e))
-            self.fail(e.status, e.detail, close=e.status == 400)
+            self.fail(e.status, e.detail, close=e.status in _CLOSING_STATUSES)
 
     def _route(self, head: RequestHead) -> None:
         runtime = self.runtime
@@ -300,6 +380,12 @@ class ClientProtocol(Protocol):
         if found is None or found.proxy_pass is None:
             raise RequestError(404, f"no location for {target.uri!r}")
         self._location = found
+        framing = _framing(head)
+        limit = found.client.max_body_size
+        if limit:
+            if isinstance(framing, int) and framing > limit:
+                raise RequestError(413, f"Content-Length {framing} over client_max_body_size {limit}")
+            self._body_left = limit
         rv = RequestVars(
             config=runtime.config,
             server=server,
@@ -310,9 +396,10 @@ class ClientProtocol(Protocol):
             host=vhost,
         )
         self._rv = rv
-        framing = _framing(head)
         offer = upgrade_offer(head)
-        request = upstream_request(found, head, rv, upgrade=offer, body=framing)
+        upstream_name = found.proxy_pass.upstream.name
+        pool = runtime.pools.get(upstream_name)
+        request = upstream_request(found, head, rv, upgrade=offer, body=framing, keepalive=pool is not None)
         if offer:
             # An upgrade that is not accepted must not leave the client's
             # next bytes to be read as a new request: close after the answer.
@@ -322,11 +409,12 @@ class ClientProtocol(Protocol):
             head=head,
             request=request,
             location=found,
-            balancer=runtime.balancer(found.proxy_pass.upstream.name),
+            balancer=runtime.balancer(upstream_name),
             key=request_key(found.proxy_pass.upstream, rv),
             reactor=self._factory.reactor,
             clock=self._clock,
             has_body=framing not in (BodyFraming.NONE, 0),
+            pool=pool,
         )
         self._upstream_record = self._exchange.record
         self._early = 0
@@ -343,8 +431,10 @@ class ClientProtocol(Protocol):
             self._exchange.request_sent()  # type: ignore[union-attr]
             return
         self._body_to = upstream
-        if self._h11.they_are_waiting_for_100_continue:
-            self._send(self._h11.send(h11.InformationalResponse(status_code=100)))
+        if self._h11.they_are_waiting_for_100_continue and not self._continued:
+            # Answered here, never forwarded (Expect is not sent upstream).
+            self._continued = True
+            self._send(b"HTTP/1.1 100 Continue\r\n\r\n")
         if self._h11.their_state is h11.SEND_BODY:
             self._body_throttle = Throttle(
                 self.transport, self._clock, self._location.timeouts.send, self._body_stalled
@@ -375,35 +465,32 @@ class ClientProtocol(Protocol):
 
     def may_retry(self) -> bool:
         """A retry is safe only while the client has seen nothing."""
-        return self._h11.our_state is h11.SEND_RESPONSE and self._body_to is None
+        return self._plan is None and self._body_to is None
 
     def send_informational(self, event: h11.InformationalResponse) -> None:
-        if self._head is not None and self._head.http_version == b"1.1":
-            try:
-                data = self._h11.send(
-                    h11.InformationalResponse(
-                        status_code=event.status_code, headers=event.headers, reason=event.reason
-                    )
-                )
-            except h11.LocalProtocolError:
-                return
-            self._send(data)
+        """1xx other than 100 (which we answer ourselves) go on to HTTP/1.1 clients."""
+        if self._head is None or self._head.http_version != b"1.1" or event.status_code == 100:
+            return
+        headers = client_response_headers(
+            event.status_code, event.headers.raw_items(), request_method=self._head.method,
+            date=http_date(self._clock.seconds()),
+        )
+        lines = [b"HTTP/1.1 %d %s" % (event.status_code, event.reason or b"")]
+        lines += [name + b": " + value for name, value in headers]
+        self._send(b"\r\n".join(lines) + b"\r\n\r\n")
 
     def send_head(self, event: h11.Response, upstream: UpstreamProtocol | None) -> None:
+        location = self._location
         headers = client_response_headers(
             event.status_code,
             event.headers.raw_items(),
             request_method=self._head.method,  # type: ignore[union-attr]
             date=http_date(self._clock.seconds()),
+            rules=location.response if location is not None else None,
+            rv=self._rv,
         )
-        if self._close_after:
-            headers.append((b"Connection", b"close"))
         self._status = event.status_code
-        self._send(
-            self._h11.send(
-                h11.Response(status_code=event.status_code, headers=headers, reason=event.reason)
-            )
-        )
+        self._write_head(event.status_code, event.reason or reason_phrase(event.status_code).encode(), headers)
         if upstream is not None:
             self._response_throttle = Throttle(
                 upstream.transport, self._clock, self._location.timeouts.client_send,  # type: ignore[union-attr]
@@ -411,12 +498,48 @@ class ClientProtocol(Protocol):
             )
             self.transport.registerProducer(self._response_throttle, True)
 
+    def _write_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        head = self._head
+        plan = plan_response(
+            status,
+            reason,
+            headers,
+            request_method=head.method if head is not None else b"GET",
+            client_version=head.http_version if head is not None else b"1.1",
+            keep_alive=self._keepalive_allowed(),
+        )
+        self._plan = plan
+        self._send(plan.head)
+
+    def _keepalive_allowed(self) -> bool:
+        """nginx's decision: the client asks, the limits allow, nothing forces a close."""
+        head = self._head
+        if self._close_after or head is None:
+            return False
+        limits = self._location.client if self._location is not None else self._limits
+        if limits.keepalive_timeout <= 0 or self.requests >= limits.keepalive_requests:
+            return False
+        return client_wants_keepalive(head.http_version, head.values(b"connection"))
+
     def send_data(self, data: bytes) -> None:
+        mode = self._plan.mode  # type: ignore[union-attr]
+        if not data or mode is BodyMode.NONE:
+            return
         self._body_bytes += len(data)
-        self._send(self._h11.send(h11.Data(data=data)))
+        if mode is BodyMode.CHUNKED:
+            pieces = chunk(data)
+            self._sent += len(pieces[0]) + len(data) + 2
+            self.transport.writeSequence(pieces)
+        else:
+            self._send(data)
+
+    def release_upstream(self) -> None:
+        """The exchange takes its upstream connection back (to pool or close it)."""
+        self._unregister_all()
 
     def end_response(self) -> None:
-        self._send(self._h11.send(h11.EndOfMessage()))
+        if self._plan is not None and self._plan.mode is BodyMode.CHUNKED:
+            self._send(LAST_CHUNK)
         self._exchange = None
         self._request_done()
 
@@ -430,7 +553,7 @@ class ClientProtocol(Protocol):
     def fail(self, status: int, detail: str, *, close: bool = False) -> None:
         """Answer with an error page, or cut the connection if it is too late."""
         self._exchange = None
-        if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        if self._plan is not None:
             self.abort_response()
             return
         self._close_after = self._close_after or close
@@ -447,18 +570,11 @@ class ClientProtocol(Protocol):
             *headers,
             (b"Content-Length", str(len(body)).encode()),
         ]
-        if self._close_after:
-            all_headers.append((b"Connection", b"close"))
         self._status = status
-        conn = self._h11
-        data = conn.send(
-            h11.Response(status_code=status, headers=all_headers, reason=reason_phrase(status))
-        )
-        if body and self._head is not None and self._head.method != b"HEAD":
-            data += conn.send(h11.Data(data=body))
+        self._write_head(status, reason_phrase(status).encode("ascii"), all_headers)
+        if body and self._plan.mode is not BodyMode.NONE:  # type: ignore[union-attr]
+            self._send(body)
             self._body_bytes += len(body)
-        data += conn.send(h11.EndOfMessage())
-        self._send(data)
         self._request_done()
 
     def switch(
@@ -466,7 +582,7 @@ class ClientProtocol(Protocol):
         upstream: UpstreamProtocol,
         event: h11.InformationalResponse,
         early: bytes,
-        on_end: Callable[[], None],
+        on_end: Callable[[Tunnel], None],
     ) -> None:
         """A valid 101: send it on and join the two connections; ``on_end`` runs when the tunnel ends."""
         headers = client_response_headers(
@@ -474,6 +590,8 @@ class ClientProtocol(Protocol):
             event.headers.raw_items(),
             request_method=self._head.method,  # type: ignore[union-attr]
             date=http_date(self._clock.seconds()),
+            rules=self._location.response,  # type: ignore[union-attr]
+            rv=self._rv,
         )
         reason = event.reason or b"Switching Protocols"
         lines = [b"HTTP/1.1 101 " + reason]
@@ -518,24 +636,53 @@ class ClientProtocol(Protocol):
     def _request_done(self) -> None:
         self._unregister_all()
         self._log_request()
+        plan = self._plan
         conn = self._h11
-        if self._close_after or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+        if plan is None or not plan.keep_alive or not self._request_read():
             self._close()
             return
-        conn.start_next_cycle()
+        self._gate.push(conn.trailing_data[0])  # type: ignore[union-attr]
         self._state = State.READING
         self._head = None
-        self._timer = self._clock.callLater(KEEPALIVE_TIMEOUT, self._head_timed_out)
+        self._plan = None
+        limits = self._location.client if self._location is not None else self._limits
+        self._idle_wait = not self._gate.pending  # type: ignore[union-attr]
+        if self._idle_wait:
+            self._timer = self._clock.callLater(limits.keepalive_timeout, self._head_timed_out)
+        else:
+            self._timer = self._clock.callLater(self._limits.header_timeout, self._head_timed_out)
         self._resume()
         self._pump()
+
+    def _request_read(self) -> bool:
+        """
+        Whether the whole request has been read, so the next bytes are the
+        next request.  An answer of our own (an error, a redirect) leaves a
+        request without body one event short of its end; a body left
+        unread means the connection cannot go on.
+        """
+        conn = self._h11
+        if conn.their_state is h11.SEND_BODY and self._body_to is None:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError:
+                return False
+            return type(event) is h11.EndOfMessage
+        # h11 marks an HTTP/1.0 client MUST_CLOSE once its request is read;
+        # whether to keep the connection is ours to decide (ResponsePlan).
+        return conn.their_state is h11.DONE or conn.their_state is h11.MUST_CLOSE
+
+    def _head_started(self) -> None:
+        """The first byte of a kept-alive connection's next request: the head deadline starts."""
+        self._idle_wait = False
+        self._cancel_timer()
+        self._timer = self._clock.callLater(self._limits.header_timeout, self._head_timed_out)
 
     def _log_request(self) -> None:
         head = self._head
         location = self._location
         if head is None:
             return
-        consumed = self._received - len(self._h11.trailing_data[0])
-        request_length, self._consumed = consumed - self._consumed, consumed
         self._factory.registry.stats.request_done(self._status, bool(head.values(b"upgrade")))
         targets = location.access_logs if location is not None else self._default_access_logs()
         if not targets:
@@ -556,7 +703,8 @@ class ClientProtocol(Protocol):
             body_bytes_sent=self._body_bytes,
             upstream=self._upstream_record,
             bytes_sent=self._sent,
-            request_length=request_length,
+            # What h11 was given for this request and did not leave unparsed.
+            request_length=self._fed - len(self._h11.trailing_data[0]),
             connection=self.serial,
             connection_requests=self.requests,
             close_reason=self._close_reason,

@@ -27,9 +27,9 @@ from typing import Iterable, Sequence
 from attrs import frozen
 
 from wstunnel.errors import SERVER_TOKEN, RequestError
-from wstunnel.model import Config, Location, Template, VarRef
+from wstunnel.model import DEFAULT_HIDDEN, Config, Location, RedirectRule, ResponseRules, Template, VarRef
 from wstunnel.request import RequestHead
-from wstunnel.routing import upstream_target
+from wstunnel.routing import origin, upstream_target
 from wstunnel.variables import RequestVars, render
 
 __all__ = [
@@ -74,10 +74,9 @@ _RESPONSE_DROP = frozenset(
         b"te",
         b"trailer",
         b"transfer-encoding",
-        b"date",
-        b"server",
     }
 )
+_REWRITTEN = frozenset({b"location", b"refresh"})
 # h11 refuses these in a value; refusing them first turns a CR/LF smuggled
 # through a variable ($uri, $http_x) into a clean 400 instead of a crash.
 _BAD_VALUE = re.compile(r"[\x00\r\n\x0b\x0c]")
@@ -209,6 +208,7 @@ def upstream_request(
     *,
     upgrade: tuple[bytes, ...],
     body: BodyFraming | int,
+    keepalive: bool = False,
 ) -> UpstreamRequest:
     """
     The head to send upstream for ``head`` through ``location``.
@@ -221,6 +221,10 @@ def upstream_request(
     Connection, whatever the config says, so a literal
     ``Connection "upgrade"`` cannot arm an upgrade the client never asked for.
 
+    ``keepalive``: the upstream keeps idle connections, so a plain request
+    goes without ``Connection: close`` unless the config sets Connection
+    (nginx 1.22 needs ``proxy_set_header Connection ""`` for this).
+
     A chunked body with ``proxy_http_version 1.0`` is refused with 411:
     HTTP/1.0 has no chunked coding and wstunnel streams bodies rather than
     buffering them as nginx does, so the client must send a length.
@@ -228,7 +232,7 @@ def upstream_request(
     target = upstream_target(location, rv.target)
     plan = _plan(location, rv.config)
     headers = _host(plan, rv)
-    connection, protocols = _upgrade_pair(plan, rv, upgrade)
+    connection, protocols = _upgrade_pair(plan, rv, upgrade, keepalive and plan.version == b"1.1")
     for name, template in plan.others:
         value = _value(template, rv)
         if value:
@@ -272,9 +276,12 @@ def _host(plan: _Plan, rv: RequestVars) -> list[tuple[bytes, bytes]]:
 
 
 def _upgrade_pair(
-    plan: _Plan, rv: RequestVars, offer: tuple[bytes, ...]
+    plan: _Plan, rv: RequestVars, offer: tuple[bytes, ...], keepalive: bool
 ) -> tuple[bytes, bytes]:
-    """The Connection and Upgrade values to send; an empty Upgrade means no upgrade."""
+    """
+    The Connection and Upgrade values to send; an empty Upgrade means no
+    upgrade, an empty Connection none (a kept-alive plain request).
+    """
     configured = _value(plan.connection, rv) if plan.connection is not None else None
     protocols = b""
     if offer and plan.version == b"1.1":
@@ -282,7 +289,7 @@ def _upgrade_pair(
         if configured is not None and b"upgrade" not in _lower_tokens([configured]):
             protocols = b""
     if configured is None:
-        return (b"upgrade" if protocols else b"close"), protocols
+        return (b"upgrade" if protocols else b"" if keepalive else b"close"), protocols
     if protocols or not configured:
         return configured, protocols
     kept = [t for t in _tokens([configured]) if t.lower() != b"upgrade"]
@@ -375,6 +382,8 @@ def client_response_headers(
     *,
     request_method: bytes,
     date: bytes | None = None,
+    rules: ResponseRules | None = None,
+    rv: RequestVars | None = None,
 ) -> list[tuple[bytes, bytes]]:
     """
     The response head for the client: our Server and Date first, as nginx
@@ -382,9 +391,12 @@ def client_response_headers(
     Content-Length is dropped where it cannot describe the body we relay:
     1xx and 204 have none, and with Transfer-Encoding the length is the
     de-chunked one (a HEAD answer keeps it: it describes the GET).
-    ``date`` defaults to now.
+    ``date`` defaults to now.  ``rules`` (proxy_hide_header,
+    proxy_pass_header, proxy_redirect) need ``rv`` to render redirects;
+    a passed Server or Date replaces ours, as in nginx.
     """
-    drop = set(_RESPONSE_DROP)
+    hide = rules.hide if rules is not None else DEFAULT_HIDDEN
+    drop = set(_RESPONSE_DROP) | hide
     switching = status == 101
     if not switching:
         drop.add(b"upgrade")
@@ -395,11 +407,49 @@ def client_response_headers(
     if switching:
         nominated = {t for t in nominated if t != b"upgrade" and not t.startswith(b"sec-websocket-")}
     drop |= nominated
-    out = [_SERVER, (b"Date", date if date is not None else http_date(time.time()))]
+    out = []
+    if b"server" in hide:
+        out.append(_SERVER)
+    if b"date" in hide:
+        out.append((b"Date", date if date is not None else http_date(time.time())))
     if switching:
         out.append((b"Connection", b"upgrade"))
-    out += [(n, v) for n, v in headers if n.lower() not in drop]
+    redirects = rules.redirects if rules is not None and rv is not None else ()
+    for name, value in headers:
+        lower = name.lower()
+        if lower in drop:
+            continue
+        if redirects and lower in _REWRITTEN:
+            value = _redirect(value, lower == b"refresh", redirects, rv)  # type: ignore[arg-type]
+        out.append((name, value))
     return out
+
+
+def _redirect(value: bytes, refresh: bool, rules: tuple[RedirectRule, ...], rv: RequestVars) -> bytes:
+    """
+    proxy_redirect: the first rule whose pattern starts the URL replaces
+    that prefix; a rewritten URL that became relative is made absolute with
+    this server's scheme, host and port, as nginx's header filter does.
+    In Refresh only the part after ``url=`` is a URL.
+    """
+    text = value.decode("latin-1")
+    start = 0
+    if refresh:
+        start = text.lower().find("url=")
+        if start < 0:
+            return value
+        start += 4
+    url = text[start:]
+    for rule in rules:
+        pattern = render(rule.pattern, rv)
+        if pattern and url.startswith(pattern):
+            url = render(rule.replacement, rv) + url[len(pattern) :]
+            if url.startswith("/") and not refresh:
+                url = origin(rv.conn, rv.host) + url
+            if _BAD_VALUE.search(url):
+                return value  # a CR/LF from a variable is never written
+            return (text[:start] + url).encode("latin-1", "replace")
+    return value
 
 
 def _content_length_invalid(status: int, headers: _Headers, request_method: bytes) -> bool:

@@ -31,9 +31,11 @@ from crossplane.lexer import lex
 
 from wstunnel.logformat import ESCAPES, combined_format, compile_log_format
 from wstunnel.model import (
+    DEFAULT_HIDDEN,
     AccessLog,
     Balancing,
     Binding,
+    ClientLimits,
     Config,
     ConfigError,
     ConfigErrors,
@@ -46,6 +48,8 @@ from wstunnel.model import (
     NextUpstream,
     Peer,
     ProxyPass,
+    RedirectRule,
+    ResponseRules,
     Server,
     Source,
     Template,
@@ -56,7 +60,7 @@ from wstunnel.model import (
     one_per_path,
 )
 from wstunnel import tlsconfig
-from wstunnel.units import parse_time
+from wstunnel.units import parse_size, parse_time
 from wstunnel.upstreamconf import (
     BACKUP_METHODS,
     parse_balancing,
@@ -86,6 +90,8 @@ _TIMEOUT_FIELDS = {
     "proxy_send_timeout": "send",
     "send_timeout": "client_send",
 }
+_CLIENT_FIELDS = {"client_header_timeout": "header_timeout"}
+_COUNT_FIELDS = {"keepalive_requests": "keepalive_requests"}
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _VARIABLE_NAME = re.compile(r"[A-Za-z0-9_]+")
 _DEFAULT_HTTP_VERSION = "1.1"
@@ -354,6 +360,11 @@ class _Level:
     error_logs: list[ErrorLog] | None = None  # error_log directives of this level
     tls: dict[str, tlsconfig.Setting] = field(factory=dict)  # ssl_* / proxy_ssl_*, inherited one by one
     next_upstream: dict[str, object] = field(factory=dict)  # NextUpstream fields set here
+    client: dict[str, float | int] = field(factory=dict)
+    buffer_size: int | None = None
+    hide: list[bytes] | None = None
+    passed: list[bytes] | None = None
+    redirects: list[tuple[str, ...]] | None = None  # [("off",)], [("default",)], pairs
 
 
 @define
@@ -386,6 +397,8 @@ class _UpstreamLevel(_Level):
     servers: list[_UpstreamServer] = field(factory=list)
     balancing: tuple[str, str | None, bool, bool] = ("round_robin", None, False, False)
     balancing_source: Source | None = None
+    servers: list[tuple[str, str, int, Source]] = field(factory=list)  # text, host, port
+    keepalive: dict[str, float | int] = field(factory=dict)
 
 
 @define
@@ -407,6 +420,11 @@ class _Effective:
     access_logs: tuple[AccessLog, ...]
     next_upstream: NextUpstream
     error_logs: tuple[ErrorLog, ...]
+    client: ClientLimits = ClientLimits()
+    buffer_size: int = ResponseRules().buffer_size
+    hide: tuple[bytes, ...] = ()
+    passed: tuple[bytes, ...] = ()
+    redirects: tuple[tuple[str, ...], ...] = (("default",),)
 
 
 # -- walking and building ----------------------------------------------------------
@@ -814,6 +832,76 @@ class _Builder:
             level.access_logs = []
         level.access_logs.append(AccessLog(self._log_path(path), log_format, stmt.source))
 
+    # client limits, response rules, upstream keep-alive
+
+    def _client_time(self, stmt: _Stmt, level: _Level) -> None:
+        level.client[_CLIENT_FIELDS[stmt.name]] = self._time_arg(stmt, stmt.args[0])
+
+    def _keepalive_timeout(self, stmt: _Stmt, level: _Level) -> None:
+        if len(stmt.args) > 1:
+            raise ConfigError(stmt.source, 'the "keepalive_timeout" header timeout parameter is not supported by wstunnel')
+        level.client["keepalive_timeout"] = self._time_arg(stmt, stmt.args[0])
+
+    def _client_count(self, stmt: _Stmt, level: _Level) -> None:
+        target = level.keepalive if isinstance(level, _UpstreamLevel) else level.client
+        target[_COUNT_FIELDS[stmt.name]] = _count(stmt, stmt.args[0], lowest=0)
+
+    def _header_buffers(self, stmt: _Stmt, level: _Level) -> None:
+        number, size = stmt.args
+        count = _count(stmt, number, lowest=1)
+        length = self._size_arg(stmt, size)
+        if length < 64:
+            raise ConfigError(stmt.source, f'"{stmt.name}" buffer size {size} is too small')
+        level.client["header_buffers"] = count
+        level.client["header_buffer_size"] = length
+
+    def _client_max_body_size(self, stmt: _Stmt, level: _Level) -> None:
+        level.client["max_body_size"] = self._size_arg(stmt, stmt.args[0])
+
+    def _proxy_buffer_size(self, stmt: _Stmt, level: _Level) -> None:
+        size = self._size_arg(stmt, stmt.args[0])
+        if size < 64:
+            raise ConfigError(stmt.source, f'"proxy_buffer_size" {stmt.args[0]} is too small')
+        level.buffer_size = size
+
+    def _header_list(self, stmt: _Stmt, level: _Level) -> None:
+        name = stmt.args[0]
+        if not _TOKEN.fullmatch(name):
+            raise ConfigError(stmt.source, f'invalid header name "{name}"')
+        attribute = "hide" if stmt.name == "proxy_hide_header" else "passed"
+        if getattr(level, attribute) is None:
+            setattr(level, attribute, [])
+        getattr(level, attribute).append(name.lower().encode("ascii"))
+
+    def _proxy_redirect(self, stmt: _Stmt, level: _Level) -> None:
+        args = stmt.args
+        if len(args) == 1 and args[0] not in ("default", "off"):
+            raise ConfigError(stmt.source, f'invalid parameter "{args[0]}"')
+        if len(args) == 2 and args[0].startswith("~"):
+            raise ConfigError(stmt.source, "regular expressions in proxy_redirect are not supported by wstunnel")
+        if level.redirects is None:
+            level.redirects = []
+        level.redirects.append(args)
+
+    def _upstream_keepalive(self, stmt: _Stmt, level: _Level) -> None:
+        assert isinstance(level, _UpstreamLevel)
+        if stmt.name == "keepalive_timeout":
+            level.keepalive["keepalive_timeout"] = self._time_arg(stmt, stmt.args[0])
+        else:
+            level.keepalive["keepalive"] = _count(stmt, stmt.args[0], lowest=1)
+
+    def _time_arg(self, stmt: _Stmt, text: str) -> float:
+        try:
+            return parse_time(text)
+        except ValueError as exc:
+            raise ConfigError(stmt.source, f'"{stmt.name}" directive {exc}') from None
+
+    def _size_arg(self, stmt: _Stmt, text: str) -> int:
+        try:
+            return parse_size(text)
+        except ValueError as exc:
+            raise ConfigError(stmt.source, f'"{stmt.name}" directive {exc}') from None
+
     # building: maps
 
     def _template(self, text: str, source: Source) -> Template | None:
@@ -854,7 +942,9 @@ class _Builder:
                 for s in level.servers
                 for ip in ([s.host] if s.params.get("unix") else self._addresses(s.host, s.port, s.text, s.source))
             ]
-            resolved[key] = Upstream(level.name, tuple(peers), False, level.source, self._balancing_of(level))
+            resolved[key] = Upstream(
+                level.name, tuple(peers), False, level.source, self._balancing_of(level), **level.keepalive  # type: ignore[arg-type]
+            )
         return resolved
 
     def _balancing_of(self, level: _UpstreamLevel) -> Balancing:
@@ -920,6 +1010,11 @@ class _Builder:
             access_logs=access_logs,
             next_upstream=evolve(parent.next_upstream, **level.next_upstream),
             error_logs=parent.error_logs if level.error_logs is None else one_per_path(level.error_logs),
+            client=evolve(parent.client, **level.client),  # type: ignore[arg-type]
+            buffer_size=level.buffer_size or parent.buffer_size,
+            hide=parent.hide if level.hide is None else tuple(level.hide),
+            passed=parent.passed if level.passed is None else tuple(level.passed),
+            redirects=parent.redirects if level.redirects is None else tuple(level.redirects),
         )
 
     def _build_server(
@@ -950,6 +1045,8 @@ class _Builder:
                     status_page=loc.status_page,
                     next_upstream=eff.next_upstream,
                     error_logs=eff.error_logs,
+                    client=eff.client,
+                    response=self._response_rules(eff, loc, proxy_pass),
                 )
             )
             if loc.status_page is not None and loc.proxy_pass is not None:
@@ -972,6 +1069,7 @@ class _Builder:
             real_ip_proxy_protocol=real_ip_header == "proxy_protocol",
             tls=tls,
             error_logs=settings.error_logs,
+            client=settings.client,
         )
         if tls is None and "ssl_certificate" in tls_settings:
             self.tls_failed.add(id(server))  # already reported; "no ssl_certificate" would mislead
@@ -985,6 +1083,21 @@ class _Builder:
             self.errors.append(exc)
             return proxy_pass
         return evolve(proxy_pass, tls=tls)
+
+    def _response_rules(self, eff: _Effective, loc: _LocationLevel, proxy_pass: ProxyPass | None) -> ResponseRules:
+        """nginx: the hide list is the built-in one plus proxy_hide_header minus proxy_pass_header."""
+        hide = (DEFAULT_HIDDEN | frozenset(eff.hide)) - frozenset(eff.passed)
+        rules: list[RedirectRule] = []
+        for args in () if ("off",) in eff.redirects else eff.redirects:
+            if args == ("default",):
+                if proxy_pass is not None:
+                    rules.append(_default_redirect(loc, proxy_pass))
+                continue
+            pattern = self._template(args[0], loc.source)
+            replacement = self._template(args[1], loc.source)
+            if pattern is not None and replacement is not None:
+                rules.append(RedirectRule(pattern, replacement))
+        return ResponseRules(hide=hide, redirects=tuple(rules), buffer_size=eff.buffer_size)
 
     def _bindings(self, servers: tuple[Server, ...]) -> tuple[Binding, ...]:
         """One binding per address; its default is the ``default_server``, else the first."""
@@ -1053,6 +1166,30 @@ def _root_settings(path: str, error_logs: tuple[ErrorLog, ...]) -> _Effective:
         next_upstream=NextUpstream(),
         error_logs=error_logs,
     )
+
+
+def _default_redirect(loc: _LocationLevel, proxy_pass: ProxyPass) -> RedirectRule:
+    """
+    ``proxy_redirect default``: the proxy_pass URL is replaced by the
+    location prefix, or, without a URI part, ``URL/`` by ``/``.
+    """
+    assert loc.proxy_pass is not None
+    base = f"{proxy_pass.scheme}://{loc.proxy_pass.authority}"
+    if proxy_pass.uri is None:
+        pattern, replacement = base + "/", "/"
+    else:
+        pattern, replacement = base + proxy_pass.uri, loc.path
+    return RedirectRule(_literal(pattern), _literal(replacement))
+
+
+def _literal(text: str) -> Template:
+    return Template(text, (text,))
+
+
+def _count(stmt: _Stmt, text: str, *, lowest: int) -> int:
+    if not text.isdigit() or int(text) < lowest:
+        raise ConfigError(stmt.source, f'invalid value "{text}" in "{stmt.name}" directive')
+    return int(text)
 
 
 def _default_port() -> int:
@@ -1149,6 +1286,15 @@ _TABLE: dict[str, _Spec] = {
         name: _spec(contexts, low, high, _Builder._tls_setting, once=True)
         for name, (contexts, low, high, _) in tlsconfig.DIRECTIVES.items()
     },
+    "client_header_timeout": _spec({HTTP, SERVER}, 1, 1, _Builder._client_time, once=True),
+    "keepalive_timeout": _spec(_HTTP_LEVELS, 1, 2, _Builder._keepalive_timeout, once=True),
+    "keepalive_requests": _spec(_HTTP_LEVELS, 1, 1, _Builder._client_count, once=True),
+    "large_client_header_buffers": _spec({HTTP, SERVER}, 2, 2, _Builder._header_buffers, once=True),
+    "client_max_body_size": _spec(_HTTP_LEVELS, 1, 1, _Builder._client_max_body_size, once=True),
+    "proxy_buffer_size": _spec(_HTTP_LEVELS, 1, 1, _Builder._proxy_buffer_size, once=True),
+    "proxy_hide_header": _spec(_HTTP_LEVELS, 1, 1, _Builder._header_list),
+    "proxy_pass_header": _spec(_HTTP_LEVELS, 1, 1, _Builder._header_list),
+    "proxy_redirect": _spec(_HTTP_LEVELS, 1, 2, _Builder._proxy_redirect),
     # Accepted and ignored: none of these can change what is proxied.
     "pid": _spec({MAIN}, 1, 1, _Builder._ignored, once=True),
     "user": _spec({MAIN}, 1, 2, _Builder._ignored, once=True),
@@ -1173,6 +1319,9 @@ _UPSTREAM_TABLE: dict[str, _Spec] = {
     "ip_hash": _spec({UPSTREAM}, 0, 0, _Builder._balancing, once=True),
     "hash": _spec({UPSTREAM}, 1, 2, _Builder._balancing, once=True),
     "random": _spec({UPSTREAM}, 0, 2, _Builder._balancing, once=True),
+    "keepalive": _spec({UPSTREAM}, 1, 1, _Builder._upstream_keepalive, once=True),
+    "keepalive_timeout": _spec({UPSTREAM}, 1, 1, _Builder._upstream_keepalive, once=True),
+    "keepalive_requests": _spec({UPSTREAM}, 1, 1, _Builder._client_count, once=True),
 }
 
 IGNORED_DIRECTIVES = frozenset(name for name, spec in _TABLE.items() if spec.handler is _Builder._ignored) | {

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 __all__ = [
     "AccessLog",
     "Binding",
+    "ClientLimits",
     "Config",
+    "DEFAULT_HIDDEN",
     "ConfigError",
     "ConfigErrors",
     "ErrorLog",
@@ -32,6 +34,8 @@ __all__ = [
     "NextUpstream",
     "Peer",
     "ProxyPass",
+    "RedirectRule",
+    "ResponseRules",
     "Server",
     "Source",
     "Template",
@@ -107,6 +111,55 @@ class Timeouts:
 
 
 @frozen
+class ClientLimits:
+    """
+    What one client may cost us, with nginx's defaults.  The head limits
+    and ``header_timeout`` come from the listening address's default server
+    (the virtual server is not known before the head is read, as in nginx);
+    the others from the location that serves the request.
+    """
+
+    header_timeout: float = 60.0  # client_header_timeout: one deadline for the whole head
+    keepalive_timeout: float = 75.0  # keepalive_timeout: idle time between requests; 0 = off
+    keepalive_requests: int = 1000  # keepalive_requests: answers per connection
+    header_buffers: int = 4  # large_client_header_buffers NUMBER
+    header_buffer_size: int = 8192  # large_client_header_buffers SIZE: the longest line
+    max_body_size: int = 1024 * 1024  # client_max_body_size; 0 = unlimited
+
+
+@frozen
+class RedirectRule:
+    """One ``proxy_redirect REDIRECT REPLACEMENT`` (prefix match on Location and Refresh)."""
+
+    pattern: Template
+    replacement: Template
+
+
+# proxy_hide_header's built-in list (ngx_http_proxy_hide_headers).
+DEFAULT_HIDDEN = frozenset(
+    {
+        b"date",
+        b"server",
+        b"x-pad",
+        b"x-accel-expires",
+        b"x-accel-redirect",
+        b"x-accel-limit-rate",
+        b"x-accel-buffering",
+        b"x-accel-charset",
+    }
+)
+
+
+@frozen
+class ResponseRules:
+    """How an upstream response head is read and passed on."""
+
+    hide: frozenset[bytes] = DEFAULT_HIDDEN  # lower-case names never passed to the client
+    redirects: tuple[RedirectRule, ...] = ()  # proxy_redirect, first match wins
+    buffer_size: int = 4096  # proxy_buffer_size: the largest response head
+
+
+@frozen
 class HeaderSetting:
     """One effective ``proxy_set_header NAME VALUE``."""
 
@@ -171,6 +224,9 @@ class Upstream:
     implicit: bool
     source: Source
     balancing: Balancing = field(factory=Balancing)
+    keepalive: int = 0  # idle connections kept for reuse; 0 = one connection per request
+    keepalive_timeout: float = 60.0  # how long an idle connection is kept
+    keepalive_requests: int = 1000  # requests per connection before it is retired
 
 
 @frozen
@@ -265,6 +321,8 @@ class Location:
     # Where this location's requests log errors: its own error_log list, or
     # the nearest enclosing level's (server, http, main), as in nginx.
     error_logs: tuple[ErrorLog, ...] = ()
+    client: ClientLimits = ClientLimits()
+    response: ResponseRules = ResponseRules()
 
 
 @frozen
@@ -291,6 +349,7 @@ class Server:
     real_ip_proxy_protocol: bool = False
     tls: ServerTLS | None = None  # None without ssl_certificate
     error_logs: tuple[ErrorLog, ...] = ()  # for its connections' messages outside a location
+    client: ClientLimits = ClientLimits()
 
     @property
     def name(self) -> str:

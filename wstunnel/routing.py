@@ -24,6 +24,7 @@ __all__ = [
     "Redirect",
     "Router",
     "escape_path",
+    "origin",
     "parse_target",
     "redirect_url",
     "request_host",
@@ -201,10 +202,15 @@ def redirect_url(redirect: Redirect, target: Target, conn: ConnInfo, host: str) 
     connection really arrived on (nginx's ``port_in_redirect``).  The path is
     re-escaped so a decoded CR or LF can never reach a header.
     """
+    query = f"?{target.args}" if target.args else ""
+    return f"{origin(conn, host)}{escape_path(target.uri)}/{query}"
+
+
+def origin(conn: ConnInfo, host: str) -> str:
+    """``scheme://host[:port]`` of this server as the client reached it; no port when default."""
     port = conn.server_port
     authority = host if port == _DEFAULT_PORTS.get(conn.scheme) else f"{host}:{port}"
-    query = f"?{target.args}" if target.args else ""
-    return f"{conn.scheme}://{authority}{escape_path(target.uri)}/{query}"
+    return f"{conn.scheme}://{authority}"
 
 
 def upstream_target(location: Location, target: Target) -> bytes:

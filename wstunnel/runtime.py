@@ -8,11 +8,12 @@ rules under a request or tunnel that is already running.
 
 from __future__ import annotations
 
-from attrs import frozen
+from attrs import field, frozen
 
 from .balancer import Balancer, make_balancer
 from .logs import AccessLogs
 from .model import Binding, Config
+from .pool import IdlePool
 from .routing import Router
 
 __all__ = ["Runtime"]
@@ -25,16 +26,19 @@ class Runtime:
     balancers: dict[str, Balancer]
     bindings: dict[tuple[str, int], Binding]
     access_logs: AccessLogs
+    pools: dict[str, IdlePool] = field(factory=dict)  # upstreams with keepalive
 
     @classmethod
     def build(cls, config: Config, access_logs: AccessLogs | None = None) -> "Runtime":
         """``access_logs``: the previous runtime's files, which a reload keeps using."""
+        upstreams = _all_upstreams(config)
         return cls(
             config=config,
             router=Router(config),
-            balancers={name: make_balancer(up) for name, up in _all_upstreams(config).items()},
+            balancers={name: make_balancer(up) for name, up in upstreams.items()},
             bindings={(b.host, b.port): b for b in config.bindings},
             access_logs=access_logs if access_logs is not None else AccessLogs(),
+            pools={name: IdlePool(up) for name, up in upstreams.items() if up.keepalive > 0},
         )
 
     def balancer(self, upstream_name: str) -> Balancer:

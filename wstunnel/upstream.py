@@ -1,10 +1,12 @@
 """
-The upstream side: one connection to one peer for one request.
+The upstream side: one connection to one peer, one request at a time.
 
-The protocol writes the rewritten request with an ``h11`` client connection,
-parses the answer with it, and reports every event to its
-:class:`UpstreamListener` (the exchange).  After a 101 it stops parsing and
-hands its data straight to the tunnel.
+The protocol writes the rewritten request with an ``h11`` client connection
+(a fresh one per request, so a kept-alive connection starts clean), checks
+every response head with :mod:`wstunnel.gate` before h11 parses it, and
+reports every event to its :class:`UpstreamListener` (the exchange).  After
+a 101 it stops parsing and hands its data straight to the tunnel.  Between
+requests it may rest in an :class:`~wstunnel.pool.IdlePool`.
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ from twisted.internet.protocol import ClientFactory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .errors import RequestError
+from .gate import HeadGate, HeadLimits, check_response_head
 from .headers import UpstreamRequest
+from .model import Peer
 from .tunnel import Tunnel
 
-__all__ = ["UpstreamFactory", "UpstreamListener", "UpstreamProtocol", "RESPONSE_HEAD_LIMIT"]
+__all__ = ["IdleSlot", "UpstreamFactory", "UpstreamListener", "UpstreamProtocol"]
 
-# The largest response head we accept from an upstream.  nginx's
-# proxy_buffer_size default is one page (4k/8k) and it answers 502 past it;
-# 64 KiB leaves room for large cookies and CSP headers.
-RESPONSE_HEAD_LIMIT = 64 * 1024
+# h11 still bounds what it holds incomplete after the head: chunk-size lines.
+_CHUNK_LINE_LIMIT = 16 * 1024
 
 
 class UpstreamListener(TypingProtocol):
@@ -43,30 +46,78 @@ class UpstreamListener(TypingProtocol):
     def upstream_lost(self, reason: Failure) -> None: ...
 
 
+class IdleSlot(TypingProtocol):
+    """Where an idle connection rests (the pool); told when it must leave."""
+
+    def drop(self, upstream: "UpstreamProtocol") -> None: ...
+
+
 @implementer(IHalfCloseableProtocol)
 class UpstreamProtocol(Protocol):
     """
-    States, in order: connected and sending (``_parsing`` True), then either
-    the response has ended (``_done``) or the tunnel has taken over
-    (``dataReceived`` rebound to the tunnel).  ``tunnel_eof``/``tunnel_lost``
-    are set by the exchange when the tunnel starts.
+    Per request: sending, then reading a head through the gate
+    (``_gate`` set), then the body through h11, until the response has
+    ended (``_done``) or the tunnel has taken over (``dataReceived``
+    rebound to the tunnel).  While parked in a pool ``_idle`` is set and
+    any byte or close from the upstream retires the connection.
     """
 
     def __init__(self, listener: UpstreamListener) -> None:
         self._listener = listener
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=RESPONSE_HEAD_LIMIT)
+        self._h11 = h11.Connection(h11.CLIENT)
+        self._gate: HeadGate | None = None
         self._done = False
         self._eof = False
         self._tunnel: Tunnel | None = None
+        self._idle: IdleSlot | None = None
+        self.peer: Peer | None = None
         self.bytes_received = 0
-        self.bytes_sent = 0  # before a tunnel; the tunnel counts its own
+        self.response_bytes = 0  # bytes of the current request's answer
+        self.request_bytes = 0  # bytes of the current request written (before a tunnel)
+        self.requests = 0
+        self.reused = False
 
     def connectionMade(self) -> None:
         self._listener.upstream_connected(self)
 
+    # Keep-alive.
+
+    def park(self, slot: IdleSlot) -> None:
+        """Rest between requests; the transport keeps reading so a close is seen."""
+        self._idle = slot
+        self._done = True
+        self.transport.resumeProducing()
+
+    def reuse(self, listener: UpstreamListener) -> None:
+        self._idle = None
+        self._listener = listener
+        self.reused = True
+
+    def reusable(self) -> bool:
+        """The answer was complete and framed, nothing followed it, and both sides allow more."""
+        conn = self._h11
+        return (
+            self._tunnel is None
+            and conn.our_state is h11.DONE
+            and conn.their_state is h11.DONE
+            and not conn.trailing_data[0]
+            and self.transport.connected
+        )
+
+    def extra_bytes(self) -> int:
+        """Bytes the upstream sent after the end of its answer (never relayed)."""
+        return len(self._h11.trailing_data[0])
+
     # Sending the request.
 
-    def send_head(self, request: UpstreamRequest) -> None:
+    def send_head(self, request: UpstreamRequest, head_limit: int) -> None:
+        """Start a request; ``head_limit`` is proxy_buffer_size."""
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max(head_limit, _CHUNK_LINE_LIMIT))
+        self._gate = HeadGate(HeadLimits(line=head_limit, total=head_limit, count=None), request=False)
+        self._done = False
+        self.response_bytes = 0
+        self.request_bytes = 0
+        self.requests += 1
         if request.http_version == b"1.1":
             event = h11.Request(method=request.method, target=request.target, headers=request.headers)
             self._write(self._h11.send(event))
@@ -89,15 +140,55 @@ class UpstreamProtocol(Protocol):
         self._write(self._h11.send(h11.EndOfMessage()))
 
     def _write(self, data: bytes) -> None:
-        self.bytes_sent += len(data)
+        self.request_bytes += len(data)
         self.transport.write(data)
 
     # Receiving the answer.
 
     def dataReceived(self, data: bytes) -> None:
         self.bytes_received += len(data)
-        self._h11.receive_data(data)
-        self._pump()
+        self.response_bytes += len(data)
+        if self._idle is not None:
+            self._retire()
+        elif self._gate is not None:
+            self._read_head(data)
+        elif not self._done:
+            self._h11.receive_data(data)
+            self._pump()
+
+    def _read_head(self, data: bytes) -> None:
+        """Heads (1xx first, maybe) pass the gate one by one, then h11 parses each."""
+        gate = self._gate
+        assert gate is not None
+        listener = self._listener
+        while not self._done:
+            try:
+                head = gate.feed(data)
+                if head is None:
+                    return
+                check_response_head(head, gate.limits)
+                self._h11.receive_data(head)
+                event = self._h11.next_event()
+            except (RequestError, h11.RemoteProtocolError) as e:
+                self._done = True
+                listener.upstream_invalid(getattr(e, "detail", str(e)))
+                return
+            data = b""
+            kind = type(event)
+            if kind is h11.InformationalResponse and event.status_code == 101:
+                self._done = True
+                listener.upstream_switch(event, gate.take_rest())
+                return
+            if kind is h11.InformationalResponse:
+                listener.upstream_informational(event)
+                continue
+            self._gate = None
+            rest = gate.take_rest()
+            if rest:  # b"" would tell h11 the connection closed
+                self._h11.receive_data(rest)
+            listener.upstream_head(event)
+            self._pump()
+            return
 
     def _pump(self) -> None:
         listener = self._listener
@@ -114,18 +205,11 @@ class UpstreamProtocol(Protocol):
                 return
             kind = type(event)
             if kind is h11.Data:
-                listener.upstream_data(event.data)
-            elif kind is h11.Response:
-                listener.upstream_head(event)
+                # h11 slices its buffer into bytearrays; transports take bytes.
+                listener.upstream_data(bytes(event.data))
             elif kind is h11.EndOfMessage:
                 self._done = True
                 listener.upstream_end()
-            elif kind is h11.InformationalResponse:
-                if event.status_code == 101:
-                    self._done = True
-                    listener.upstream_switch(event, self._h11.trailing_data[0])
-                else:
-                    listener.upstream_informational(event)
             elif event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             else:
@@ -142,7 +226,16 @@ class UpstreamProtocol(Protocol):
         if self._tunnel is not None:
             self._tunnel.upstream_eof()
             return
-        if not self._done:
+        if self._idle is not None:
+            self._retire()
+            return
+        if not self._done and self._gate is not None:
+            # Closed before a complete head: nginx's "error" condition (retried
+            # by default), whether or not part of a head had arrived.
+            self._done = True
+            detail = "while reading response header" if self._gate.pending else "before the response head"
+            self._listener.upstream_lost(Failure(ConnectionDone(f"upstream prematurely closed connection {detail}")))
+        elif not self._done:
             self._eof = True
             self._h11.receive_data(b"")
             self._pump()
@@ -154,6 +247,9 @@ class UpstreamProtocol(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._tunnel is not None:
             self._tunnel.upstream_lost()
+        elif self._idle is not None:
+            self._idle.drop(self)
+            self._idle = None
         elif not self._done:
             self._done = True
             self._listener.upstream_lost(reason)
@@ -161,6 +257,13 @@ class UpstreamProtocol(Protocol):
     def stop(self) -> None:
         """Stop reporting: the exchange no longer wants this connection."""
         self._done = True
+        self.transport.abortConnection()
+
+    def _retire(self) -> None:
+        """An idle connection that spoke or closed is of no more use."""
+        slot, self._idle = self._idle, None
+        if slot is not None:
+            slot.drop(self)
         self.transport.abortConnection()
 
 

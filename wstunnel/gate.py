@@ -1,0 +1,264 @@
+"""
+The strict gate every message head passes before h11 parses it.
+
+h11 is lenient where a proxy must not be: it joins obs-fold lines, merges
+duplicate Content-Length values, accepts bare LF, lets Content-Length ride
+along with Transfer-Encoding and parses any ``HTTP/x.y``.  Each of those is
+a way for two parsers in a chain to disagree about where a message ends
+(request smuggling), so a head is checked here, whole, and only then handed
+to h11.  :class:`HeadGate` also enforces the size limits as bytes arrive,
+so a client can never make us hold more than the limit.
+
+Requests are held to CRLF; upstream responses may use bare LF, as nginx
+accepts from upstreams (we re-frame what we relay, so it cannot smuggle).
+"""
+
+from __future__ import annotations
+
+import re
+
+from attrs import frozen
+
+from wstunnel.errors import RequestError
+
+__all__ = [
+    "H2_PREFACE_LINE",
+    "HeadGate",
+    "HeadLimits",
+    "Http2Preface",
+    "check_request_head",
+    "check_response_head",
+]
+
+H2_PREFACE_LINE = b"PRI * HTTP/2.0"
+
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") (\S+) HTTP/([0-9])\.([0-9])\Z")
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] [0-9]{3}(?: [\t\x20-\x7e\x80-\xff]*)?\Z")
+_HEADER_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(.*?)[ \t]*\Z", re.DOTALL)
+_BAD_VALUE_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_DIGITS = re.compile(rb"[0-9]{1,18}\Z")
+_TOKEN_ONLY = re.compile(_TOKEN + rb"\Z")
+
+
+class Http2Preface(Exception):
+    """The client opened with HTTP/2's connection preface (prior knowledge)."""
+
+
+@frozen
+class HeadLimits:
+    """
+    ``line``: the request line (414) or one header line (431) may not be
+    longer; ``total``: the whole head; ``count``: header lines.  For a
+    response only ``total`` counts (nginx's proxy_buffer_size).
+    """
+
+    line: int
+    total: int
+    count: int | None = 100
+
+
+class HeadGate:
+    """
+    Collects one head from a byte stream.  :meth:`feed` returns the complete
+    head (terminator included) once it is there and keeps what follows for
+    :meth:`take_rest`; it raises :class:`RequestError` as soon as a limit is
+    passed or a bare LF is seen in a request, so slow or endless heads are
+    refused without buffering them.
+    """
+
+    __slots__ = ("_limits", "_request", "_status", "_buffer", "_scanned", "_begun", "_line")
+
+    def __init__(self, limits: HeadLimits, *, request: bool) -> None:
+        self._limits = limits
+        self._request = request
+        self._status = 400 if request else 502
+        self._buffer = bytearray()
+        self._scanned = 0
+        self._begun = not request  # a request head begins after any empty lines
+        self._line = 0  # requests: where the first line not yet checked starts
+
+    @property
+    def limits(self) -> HeadLimits:
+        return self._limits
+
+    @property
+    def pending(self) -> int:
+        """Bytes held and not yet part of a returned head."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> bytes | None:
+        buffer = self._buffer
+        buffer += data
+        if not self._begun:
+            self._skip_empty_lines()
+        end = self._find_end()
+        if end < 0:
+            self._check_partial()
+            return None
+        head = bytes(buffer[:end])
+        del buffer[:end]
+        self._scanned = 0
+        self._line = 0
+        self._begun = not self._request
+        if end > self._limits.total:
+            raise RequestError(self._status, "upstream sent too big header")
+        return head
+
+    def push(self, data: bytes) -> None:
+        """Hold bytes for the next head without scanning them yet."""
+        self._buffer += data
+
+    def take_rest(self) -> bytes:
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        self._scanned = 0
+        return rest
+
+    def _skip_empty_lines(self) -> None:
+        """RFC 9112 section 2.2: ignore CRLFs before a request line (whatever the split)."""
+        buffer = self._buffer
+        skip = 0
+        while buffer[skip : skip + 2] == b"\r\n":
+            skip += 2
+        if skip:
+            del buffer[:skip]
+            self._scanned = 0
+            self._line = 0
+        if buffer[:1] not in (b"", b"\r") or len(buffer) > 1:
+            self._begun = True
+
+    def _find_end(self) -> int:
+        if self._request:
+            return self._scan_request()
+        buffer = self._buffer
+        start = max(0, self._scanned - 3)
+        self._scanned = len(buffer)
+        ends = [i + n for i, n in ((buffer.find(b"\n\n", start), 2), (buffer.find(b"\n\r\n", start), 3)) if i >= 0]
+        return min(ends, default=-1)
+
+    def _scan_request(self) -> int:
+        """
+        Check complete lines in order, each first for its length, then for
+        the head's size, then for its CR.  A partial line is held to the
+        same length and size rules, so the verdict never depends on where
+        the bytes were split.
+        """
+        buffer = self._buffer
+        limits = self._limits
+        pos = self._line
+        while True:
+            lf = buffer.find(b"\n", pos)
+            if lf < 0:
+                return -1
+            crlf = lf > 0 and buffer[lf - 1] == 0x0D
+            self._check_line(pos, lf - pos - crlf)
+            if lf >= limits.total:
+                raise RequestError(431, "request head too large")
+            if not crlf:
+                raise RequestError(400, "bare LF in request head")
+            if lf == pos + 1 and pos > 0:
+                return lf + 1
+            if pos == 0 and buffer[:lf - 1] == H2_PREFACE_LINE:
+                raise Http2Preface()
+            pos = self._line = lf + 1
+
+    def _check_line(self, start: int, length: int) -> None:
+        if length > self._limits.line:
+            if start == 0:
+                raise RequestError(414, "request line too long")
+            raise RequestError(431, "header line too long")
+
+    def _check_partial(self) -> None:
+        buffer = self._buffer
+        if not self._request:
+            if len(buffer) > self._limits.total:
+                raise RequestError(502, "upstream sent too big header")
+            return
+        start = self._line
+        self._check_line(start, len(buffer) - start - buffer.endswith(b"\r"))
+        if len(buffer) > self._limits.total:
+            raise RequestError(431, "request head too large")
+
+
+def _lines(head: bytes) -> list[bytes]:
+    """The lines of a head without the terminating empty line; CR stripped once."""
+    lines = head.split(b"\n")
+    while lines and lines[-1] in (b"", b"\r"):
+        lines.pop()
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+
+
+def _headers(lines: list[bytes], status: int, limits: HeadLimits, request: bool) -> list[tuple[bytes, bytes]]:
+    if limits.count is not None and len(lines) > limits.count:
+        raise RequestError(431 if request else status, f"more than {limits.count} header lines")
+    headers = []
+    for line in lines:
+        if len(line) > limits.line:
+            raise RequestError(431 if request else status, "header line too long")
+        if line[:1] in (b" ", b"\t"):
+            raise RequestError(status, "obsolete line folding in header")
+        match = _HEADER_LINE.match(line)
+        if match is None:
+            raise RequestError(status, f"invalid header line {line[:64]!r}")
+        name, value = match.groups()
+        if _BAD_VALUE_BYTE.search(value):
+            raise RequestError(status, f"control character in header {name.decode('ascii')!r}")
+        headers.append((name.lower(), value))
+    return headers
+
+
+def check_request_head(head: bytes, limits: HeadLimits) -> None:
+    """
+    Refuse a complete request head that h11 would take but that a proxy
+    must not: the status says why (400, 414, 431, 501, 505), or
+    :class:`Http2Preface` for HTTP/2 with prior knowledge.
+    """
+    lines = _lines(head)
+    if not lines:
+        raise RequestError(400, "empty request")
+    request_line = lines[0]
+    if request_line == H2_PREFACE_LINE:
+        raise Http2Preface()
+    if len(request_line) > limits.line:
+        raise RequestError(414, "request line too long")
+    match = _REQUEST_LINE.match(request_line)
+    if match is None:
+        raise RequestError(400, f"invalid request line {request_line[:64]!r}")
+    version = match.group(3) + b"." + match.group(4)
+    if version not in (b"1.0", b"1.1"):
+        raise RequestError(505, f"HTTP/{version.decode('ascii')} is not supported")
+    headers = _headers(lines[1:], 400, limits, True)
+    _check_framing(headers, version, 400, request=True)
+
+
+def check_response_head(head: bytes, limits: HeadLimits) -> None:
+    """Refuse an upstream response head that is invalid or ambiguous (502)."""
+    lines = _lines(head)
+    if not lines or not _STATUS_LINE.match(lines[0]):
+        raise RequestError(502, "upstream sent no valid HTTP/1.x status line")
+    headers = _headers(lines[1:], 502, limits, False)
+    _check_framing(headers, b"1.1", 502, request=False)
+
+
+def _check_framing(headers: list[tuple[bytes, bytes]], version: bytes, status: int, *, request: bool) -> None:
+    """One unambiguous body length: RFC 9112 section 6.3, read strictly."""
+    lengths = [v for n, v in headers if n == b"content-length"]
+    codings = [v for n, v in headers if n == b"transfer-encoding"]
+    if len(lengths) > 1:
+        raise RequestError(status, "duplicate Content-Length")
+    if lengths and not _DIGITS.match(lengths[0]):
+        raise RequestError(status, f"invalid Content-Length {lengths[0][:32]!r}")
+    if not codings:
+        return
+    if len(codings) > 1:
+        raise RequestError(status, "duplicate Transfer-Encoding")
+    if lengths:
+        raise RequestError(status, "Content-Length with Transfer-Encoding")
+    if request and version == b"1.0":
+        raise RequestError(status, "Transfer-Encoding in an HTTP/1.0 request")
+    tokens = [t.strip(b" \t") for t in codings[0].split(b",")]
+    if tokens == [b""] or not all(_TOKEN_ONLY.match(t) for t in tokens):
+        raise RequestError(status, f"invalid Transfer-Encoding {codings[0][:32]!r}")
+    if [t.lower() for t in tokens] != [b"chunked"]:
+        raise RequestError(501 if request else status, f"Transfer-Encoding {codings[0][:32]!r} is not implemented")
