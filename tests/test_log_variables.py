@@ -55,10 +55,10 @@ class HalfClose(StringTransport):
 
 
 class Proxy:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, edit: Callable[[str], str] = str) -> None:
         self.log = tmp_path / "access.log"
         path = tmp_path / "t.conf"
-        path.write_text(CONF % (FIELDS, self.log))
+        path.write_text(edit(CONF % (FIELDS, self.log)))
         self.runtime = Runtime.build(load_config(str(path)))
         self.reactor = MemoryReactorClock()
         self.factory = ProxyFactory(runtime=lambda: self.runtime, key=("127.0.0.1", 8080), reactor=self.reactor)
@@ -107,6 +107,21 @@ def test_a_chunked_answer_counts_its_framing_in_bytes_sent_not_in_body_bytes_sen
     assert p.ct.value().endswith(b"5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n")
     assert line[:8] == ["200", str(len(chunked)), str(len(p.ct.value())), "8", "1", "1",
                         str(len(ut.value())), str(len(answer))]
+
+
+def test_on_a_pooled_upstream_connection_each_request_counts_its_own_bytes(tmp_path) -> None:
+    p = Proxy(tmp_path, lambda conf: conf.replace("server 127.0.0.1:9002; }", "keepalive 2; }").replace(
+        'proxy_set_header Connection "upgrade";', 'proxy_set_header Connection "";'))
+    p.client.dataReceived(GET)
+    upstream, ut = p.upstream()
+    upstream.dataReceived(ANSWER)
+    first_request = len(ut.value())
+    p.client.dataReceived(GET)
+    assert len(p.reactor.tcpClients) == 1, "the second request reuses the parked connection"
+    upstream.dataReceived(ANSWER)
+    lines = p.lines()
+    assert [line[6:8] for line in lines] == [[str(first_request), str(len(ANSWER))],
+                                             [str(len(ut.value()) - first_request), str(len(ANSWER))]]
 
 
 def test_an_answer_made_by_wstunnel_counts_its_bytes_and_a_failed_attempt_counts_zero(tmp_path) -> None:
