@@ -6,6 +6,8 @@ loopback, one command (doc/performance.md):
     .venv/bin/python bench/run.py [--repeat N] [--quick] [--profile]
 
 Each proxy is pinned to core 0 and the C backend and load client to core 1.
+``--workers`` compares wstunnel with ``worker_processes 1`` and ``2`` instead;
+for that figure the proxy is not pinned (the load tools stay on core 1).
 Repetitions interleave the targets (the order rotates each time); every
 figure is the median of the repetitions, printed with the ratio
 wstunnel/nginx.  The direct path (client to backend, no proxy) shows what
@@ -44,7 +46,7 @@ START_WAIT = 15.0  # seconds a proxy may take to listen
 
 # The shared file: a whole nginx.conf that wstunnel loads as it is.
 PROXY_CONF = """\
-worker_processes 1;
+worker_processes {workers};
 pid {run}/nginx.pid;
 error_log {run}/error.log warn;
 events {{ worker_connections 20000; }}
@@ -137,19 +139,21 @@ def stop(proc: subprocess.Popen) -> None:
 class Target:
     """One thing to measure: how to start it, where it listens, whose memory counts."""
 
-    def __init__(self, name: str, argv: list[str] | None, port: int) -> None:
+    def __init__(self, name: str, argv: list[str] | None, port: int, *, pinned: bool = True,
+                 forks: bool = False) -> None:
         self.name = name
         self.argv = argv
         self.port = port
+        self.pinned = pinned  # on PROXY_CORE; else wherever the kernel puts it
+        self.forks = forks  # the work is done by child processes (nginx, wstunnel workers)
         self.proc: subprocess.Popen | None = None
 
     def start(self, log: Path) -> None:
         if self.argv is None:
             return
         with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                ["taskset", "-c", PROXY_CORE, *self.argv], stdout=out, stderr=subprocess.STDOUT
-            )
+            pin = ["taskset", "-c", PROXY_CORE] if self.pinned else []
+            self.proc = subprocess.Popen([*pin, *self.argv], stdout=out, stderr=subprocess.STDOUT)
         wait_listening(self.port, self.proc)
 
     def stop(self) -> None:
@@ -158,29 +162,44 @@ class Target:
             self.proc = None
 
     def memory_pids(self) -> str | None:
-        """The processes that carry the tunnels (nginx: its workers)."""
+        """The processes that carry the tunnels (nginx and wstunnel's workers when it forks)."""
         if self.proc is None:
             return None
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-        return ",".join(children) if self.name == "nginx" else str(self.proc.pid)
+        return ",".join(children) if self.forks else str(self.proc.pid)
+
+
+def wstunnel_argv(conf: Path) -> list[str]:
+    return [str(Path(sys.executable).parent / "twistd"), "-n", "--pidfile=", "wstunnel", "--config", str(conf)]
 
 
 def targets(run: Path, backend: int, only: set[str] | None) -> list[Target]:
-    twistd = Path(sys.executable).parent / "twistd"
     found = [Target("direct", None, backend)]
     port = free_port()
     conf = run / "proxy.conf"
-    conf.write_text(PROXY_CONF.format(run=run, backend=backend, port=port))
+    conf.write_text(PROXY_CONF.format(run=run, backend=backend, port=port, workers=1))
     (run / "tmp").mkdir(exist_ok=True)
-    found.append(Target("wstunnel", [str(twistd), "-n", "--pidfile=", "wstunnel", "--config", str(conf)], port))
+    found.append(Target("wstunnel", wstunnel_argv(conf), port))
     if NGINX:
         argv = [NGINX, "-p", str(run), "-c", str(conf), "-g", "daemon off; worker_rlimit_nofile 20000;"]
-        found.append(Target("nginx", argv, port))
+        found.append(Target("nginx", argv, port, forks=True))
     if HAPROXY:
         hconf = run / "haproxy.cfg"
         hconf.write_text(HAPROXY_CONF.format(backend=backend, port=port))
         found.append(Target("haproxy", [HAPROXY, "-db", "-f", str(hconf)], port))
     return [t for t in found if only is None or t.name in only]
+
+
+def worker_targets(run: Path, backend: int) -> list[Target]:
+    """wstunnel with 1 and with 2 worker processes, neither pinned: can 2 use both cores?"""
+    (run / "tmp").mkdir(exist_ok=True)
+    found = []
+    for workers in (1, 2):
+        port = free_port()
+        conf = run / f"proxy-{workers}w.conf"
+        conf.write_text(PROXY_CONF.format(run=run, backend=backend, port=port, workers=workers))
+        found.append(Target(f"wstunnel-{workers}w", wstunnel_argv(conf), port, pinned=False, forks=workers > 1))
+    return found
 
 
 def cpu_ticks() -> dict[str, tuple[int, int]]:
@@ -294,10 +313,10 @@ FIGURES = [
 ]
 
 
-def table(results: dict, names: list[str]) -> str:
-    """Medians per figure and target, and wstunnel/nginx."""
-    has_ratio = "wstunnel" in names and "nginx" in names
-    head = ["figure", *names] + (["wstunnel/nginx"] if has_ratio else [])
+def table(results: dict, names: list[str], ratio: tuple[str, str] = ("wstunnel", "nginx")) -> str:
+    """Medians per figure and target, and the ratio of the two targets in ``ratio``."""
+    has_ratio = ratio[0] in names and ratio[1] in names
+    head = ["figure", *names] + (["/".join(ratio)] if has_ratio else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, workload, key in FIGURES:
         medians = {}
@@ -306,7 +325,7 @@ def table(results: dict, names: list[str]) -> str:
             medians[name] = statistics.median(values) if values else None
         row = [label] + [_fmt(medians[n]) for n in names]
         if has_ratio:
-            w, n = medians["wstunnel"], medians["nginx"]
+            w, n = medians[ratio[0]], medians[ratio[1]]
             row.append(f"{w / n:.2f}" if w is not None and n else "-")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -385,6 +404,8 @@ def main() -> int:
     parser.add_argument("--workloads", help="comma-separated workloads (default all)")
     parser.add_argument("--profile", action="store_true",
                         help="instead of the comparison, py-spy wstunnel under ping-pong and handshakes")
+    parser.add_argument("--workers", action="store_true",
+                        help="instead of the comparison, wstunnel with worker_processes 1 and 2, unpinned")
     args = parser.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -399,18 +420,19 @@ def main() -> int:
     try:
         backend_port = int(backend.stdout.readline())  # type: ignore[union-attr]
         only = set(args.only.split(",")) if args.only else None
-        all_targets = targets(run, backend_port, only)
+        all_targets = worker_targets(run, backend_port) if args.workers else targets(run, backend_port, only)
         loads = workloads(args.quick)
         if args.workloads:
             loads = {k: v for k, v in loads.items() if k in args.workloads.split(",")}
         if args.profile:
             return run_profile(all_targets, loads, run)
-        return compare(all_targets, loads, run, args.repeat)
+        ratio = ("wstunnel-2w", "wstunnel-1w") if args.workers else ("wstunnel", "nginx")
+        return compare(all_targets, loads, run, args.repeat, ratio)
     finally:
         stop(backend)
 
 
-def compare(all_targets: list[Target], loads: dict, run: Path, repeat: int) -> int:
+def compare(all_targets: list[Target], loads: dict, run: Path, repeat: int, ratio: tuple[str, str]) -> int:
     results: dict = {t.name: {w: [] for w in loads} for t in all_targets}
     failures = []
     for rep in range(repeat):
@@ -442,7 +464,7 @@ def compare(all_targets: list[Target], loads: dict, run: Path, repeat: int) -> i
             finally:
                 target.stop()
     names = [t.name for t in all_targets]
-    report = f"{versions()}\n\n{table(results, names)}\n"
+    report = f"{versions()}\n\n{table(results, names, ratio)}\n"
     if failures:
         report += "\nFAILED:\n" + "\n".join(failures) + "\n"
     (run / "results.json").write_text(json.dumps(results, indent=1))

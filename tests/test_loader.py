@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from wstunnel import loader
 from wstunnel.loader import IGNORED_DIRECTIVES, load_config, resolve_host
+from wstunnel.logs import every_error_log
 from wstunnel.model import AccessLog, Config, ConfigErrors, ErrorLog, Source, Template, Timeouts, VarRef
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "doc" / "examples"
@@ -488,12 +489,36 @@ def test_error_log_everywhere_with_levels(load):
         " error_log /abs.log notice;\n location / { error_log stderr crit; } } }\n"
     )
     base = os.path.dirname(config.path)
-    assert [(e.path, e.level, e.source.line) for e in config.error_logs] == [
-        ("stderr", "error", 1),
-        (f"{base}/logs/http.log", "debug", 3),
-        ("/abs.log", "notice", 5),
-        ("stderr", "crit", 6),
-    ]
+
+    def listed(logs):
+        return [(e.path, e.level, e.source.line) for e in logs]
+
+    (server,) = config.servers
+    assert listed(config.error_logs) == [("stderr", "error", 1)]
+    assert listed(server.error_logs) == [("/abs.log", "notice", 5)]
+    assert listed(server.locations[0].error_logs) == [("stderr", "crit", 6)]
+    assert f"{base}/logs/http.log" not in [e.path for e in every_error_log(config)], "replaced at every level below"
+
+
+def test_error_log_lists_are_inherited_whole_by_levels_without_one(load):
+    config = load(
+        "error_log stderr warn;\nhttp {\n error_log a.log info;\n error_log a.log debug;\n"
+        " server { location /x { } location /y { error_log b.log; error_log c.log crit; } }\n"
+        " server { listen 8081; error_log d.log; location / { } } }\n"
+    )
+    base = os.path.dirname(config.path)
+    one, two = config.servers
+    assert [(e.path, e.level) for e in config.error_logs] == [("stderr", "warn")]
+    assert [(e.path, e.level) for e in one.error_logs] == [(f"{base}/a.log", "debug")], "one file once, lowest level"
+    assert one.locations[0].error_logs == one.error_logs
+    assert [(e.path, e.level) for e in one.locations[1].error_logs] == [(f"{base}/b.log", "error"),
+                                                                       (f"{base}/c.log", "crit")]
+    assert [e.path for e in two.locations[0].error_logs] == [f"{base}/d.log"]
+
+
+def test_without_http_error_logs_requests_use_the_main_ones(load):
+    config = load("error_log stderr info;\n" + PROXY)
+    assert only_location(config).error_logs == config.error_logs
 
 
 def test_error_log_default_is_stderr(load):

@@ -135,12 +135,24 @@ def test_upstream_fin_is_passed_on_to_the_client() -> None:
     assert upstream.value() == b"more"
 
 
-def test_both_fins_close_both_connections() -> None:
+def test_both_fins_close_both_connections_and_the_first_fin_is_the_reason() -> None:
     tunnel, client, upstream, _, _ = make()
     tunnel.client_eof()
     tunnel.upstream_eof()
     assert client.disconnecting and upstream.disconnecting
+    assert tunnel.reason is TunnelEnd.CLIENT_CLOSED
+    tunnel, _, _, _, _ = make()
+    tunnel.upstream_eof()
+    tunnel.client_eof()
     assert tunnel.reason is TunnelEnd.UPSTREAM_CLOSED
+
+
+def test_a_side_lost_after_the_other_half_closed_keeps_the_first_reason() -> None:
+    tunnel, _, _, _, ended = make()
+    tunnel.client_eof()
+    tunnel.upstream_lost()
+    tunnel.client_lost()
+    assert ended == [tunnel] and tunnel.reason is TunnelEnd.CLIENT_CLOSED
 
 
 def test_fin_towards_a_tls_side_becomes_a_close() -> None:

@@ -8,7 +8,10 @@ log reads it when the line is written, which for a WebSocket is when the
 tunnel ends.  The values are nginx's: one entry per attempt, joined with
 ``", "``, ``-`` for a value that does not exist (no status from a peer that
 never answered, no header time before a head arrived), times in seconds
-with millisecond resolution counted from the attempt's start.
+with millisecond resolution counted from the attempt's start.  Byte counts
+are taken from the connection's own counters when the attempt ends
+(:class:`~wstunnel.upstream.UpstreamProtocol`, plus the tunnel's for a
+101), as nginx reads ``c->sent`` and its received count.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ class Attempt:
     connected: float | None = None
     header: float | None = None
     ended: float | None = None
+    bytes_sent: int = 0  # to the peer: request head, body, and a tunnel's client bytes
+    bytes_received: int = 0  # from the peer: response head, body, and a tunnel's upstream bytes
 
     def elapsed(self, when: float | None) -> str:
         return "-" if when is None else f"{max(0.0, when - self.started):.3f}"
@@ -63,3 +68,11 @@ class UpstreamRecord:
     def response_time(self) -> str:
         """``$upstream_response_time``: until the attempt ended (a tunnel: its whole life)."""
         return ", ".join(a.elapsed(a.ended) for a in self.attempts)
+
+    def bytes_sent(self) -> str:
+        """``$upstream_bytes_sent``."""
+        return ", ".join(str(a.bytes_sent) for a in self.attempts)
+
+    def bytes_received(self) -> str:
+        """``$upstream_bytes_received``."""
+        return ", ".join(str(a.bytes_received) for a in self.attempts)

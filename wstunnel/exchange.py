@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 import h11
 from twisted.internet.error import TimeoutError as ConnectTimeout
 from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime, IReactorUNIX
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .attempts import Attempt, UpstreamRecord
 from .balancer import Balancer
 from .headers import UpstreamRequest, check_switch
+from .logs import ScopedLogger
 from .model import Location, Peer
 from .peers import PeerState
 from .pool import IdlePool
@@ -37,6 +37,7 @@ from .upstream import UpstreamFactory, UpstreamProtocol
 
 if TYPE_CHECKING:
     from .frontend import ClientProtocol
+    from .tunnel import Tunnel
 
 __all__ = ["Exchange"]
 
@@ -56,7 +57,7 @@ class Exchange:
     ``key`` is the request's balancing key (:func:`~wstunnel.balancer.request_key`).
     """
 
-    log = Logger()
+    log = ScopedLogger()
 
     def __init__(
         self,
@@ -77,6 +78,7 @@ class Exchange:
         self.request = request
         self._location = location
         self._timeouts = location.timeouts
+        self.error_logs = location.error_logs  # where self.log writes (ScopedLogger)
         self._balancer = balancer
         self._pick = balancer.start(key)
         self._reactor = reactor
@@ -89,6 +91,7 @@ class Exchange:
         self._peer: PeerState | None = None  # counted open until _end_attempt
         self._attempt: Attempt | None = None
         self._request_sent = False
+        self._early = 0  # bytes that came with the 101, relayed by the tunnel
         self._timer: IDelayedCall | None = None
         self._connector: object | None = None
         self._pool = pool
@@ -197,8 +200,8 @@ class Exchange:
                 status=event.status_code,
                 client=self._client.peer_text,
             )
-            self._drop_upstream()
             self._end_attempt(event.status_code, failed=counts_as_failure(condition))
+            self._drop_upstream()
             self._try_next_peer()
             return
         self.phase = Phase.RELAYING
@@ -253,11 +256,18 @@ class Exchange:
             return
         self._attempt.status = 101
         self._finish()
+        self._early = len(early)
         self._client.switch(upstream, event, early, on_end=self._tunnel_ended)
 
-    def _tunnel_ended(self) -> None:
+    def _tunnel_ended(self, tunnel: "Tunnel") -> None:
         """The tunnel is closed: only now is the peer's connection over."""
+        attempt = self._attempt
         self._end_attempt(101, failed=False)
+        if attempt is not None:
+            # The bytes after the 101 head were read by the upstream protocol
+            # and are counted again by the tunnel that wrote them on.
+            attempt.bytes_sent += tunnel.client_bytes
+            attempt.bytes_received += tunnel.upstream_bytes - self._early
 
     def upstream_invalid(self, detail: str) -> None:
         self.log.error(
@@ -320,8 +330,8 @@ class Exchange:
         after the head does not count against the peer.
         """
         if self.phase is Phase.RELAYING:
-            self._drop_upstream()
             self._end_attempt(self._attempt.status if self._attempt else None, failed=False)
+            self._drop_upstream()
             self._finish()
             self._client.abort_response()
             return
@@ -340,8 +350,8 @@ class Exchange:
     def _next(self, condition: str, *, close: bool = False) -> None:
         """nginx's ngx_http_upstream_next: count the failure, then retry or give up."""
         status = client_status(condition)
-        self._drop_upstream()
         self._end_attempt(status, failed=counts_as_failure(condition))
+        self._drop_upstream()
         if self._may_retry(condition):
             self._try_next_peer()
         else:
@@ -355,6 +365,9 @@ class Exchange:
         if attempt is not None and attempt.ended is None:
             attempt.status = status
             attempt.ended = now
+            if self.upstream is not None:
+                attempt.bytes_sent = self.upstream.request_bytes
+                attempt.bytes_received = self.upstream.response_bytes
         if state is not None and self._balancer.release(state, now, failed=failed):
             self.log.warn(
                 "upstream server temporarily disabled while {phase}, upstream: {peer}, client: {client}",

@@ -24,7 +24,6 @@ from twisted.internet.interfaces import (
     ISSLTransport,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import datetimeToString
 from zope.interface import implementer
@@ -38,8 +37,9 @@ from .framing import LAST_CHUNK, BodyMode, ResponsePlan, chunk, client_wants_kee
 from .gate import HeadGate, HeadLimits, Http2Preface, check_request_head
 from .headers import BodyFraming, client_response_headers, upgrade_offer, upstream_request
 from .logformat import LogEntry, bare_vars, write_entry
+from .logs import ScopedLogger
 from .metrics import status_page
-from .model import Binding, ClientLimits, Location
+from .model import Binding, ClientLimits, ErrorLog, Location
 from .proxyproto import ProxyPreamble, is_trusted
 from .registry import Registry
 from .request import ConnInfo, RequestHead
@@ -114,7 +114,7 @@ class ClientProtocol(Protocol):
     runs per chunk.
     """
 
-    log = Logger()
+    log = ScopedLogger()
 
     def __init__(self, factory: "ProxyFactory") -> None:
         self._factory = factory
@@ -146,7 +146,10 @@ class ClientProtocol(Protocol):
         self._body_bytes = 0
         self._rv: RequestVars | None = None
         self._upstream_record: UpstreamRecord | None = None
-        self._tunnel_done: Callable[[], None] | None = None
+        self._tunnel_done: Callable[[Tunnel], None] | None = None
+        self._close_reason: str | None = None  # $tunnel_close_reason
+        self._sent = 0  # $bytes_sent: every byte written to the client for this request
+        self._fed = 0  # bytes of this request given to its h11 connection (head first)
         self.runtime: Runtime = factory.runtime()
         self.conn: ConnInfo | None = None
         self.peer_text = "-"
@@ -193,6 +196,7 @@ class ClientProtocol(Protocol):
         if state is State.CLOSED:
             return
         self._h11.receive_data(data)
+        self._fed += len(data)
         if self._body_to is None:
             self._early += len(data)
             if self._early > EARLY_DATA_LIMIT and not self._paused:
@@ -300,6 +304,7 @@ class ClientProtocol(Protocol):
         if rest:  # b"" would tell h11 the connection closed
             conn.receive_data(rest)
         self._h11 = conn
+        self._fed = len(head) + len(rest)
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as e:
@@ -330,6 +335,7 @@ class ClientProtocol(Protocol):
         self._started = self._clock.seconds()
         self._status = 0
         self._body_bytes = 0
+        self._sent = 0
         self._rv = None
         self._upstream_record = None
         self._close_after = False
@@ -428,7 +434,7 @@ class ClientProtocol(Protocol):
         if self._h11.they_are_waiting_for_100_continue and not self._continued:
             # Answered here, never forwarded (Expect is not sent upstream).
             self._continued = True
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self._send(b"HTTP/1.1 100 Continue\r\n\r\n")
         if self._h11.their_state is h11.SEND_BODY:
             self._body_throttle = Throttle(
                 self.transport, self._clock, self._location.timeouts.send, self._body_stalled
@@ -471,7 +477,7 @@ class ClientProtocol(Protocol):
         )
         lines = [b"HTTP/1.1 %d %s" % (event.status_code, event.reason or b"")]
         lines += [name + b": " + value for name, value in headers]
-        self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n")
+        self._send(b"\r\n".join(lines) + b"\r\n\r\n")
 
     def send_head(self, event: h11.Response, upstream: UpstreamProtocol | None) -> None:
         location = self._location
@@ -503,7 +509,7 @@ class ClientProtocol(Protocol):
             keep_alive=self._keepalive_allowed(),
         )
         self._plan = plan
-        self.transport.write(plan.head)
+        self._send(plan.head)
 
     def _keepalive_allowed(self) -> bool:
         """nginx's decision: the client asks, the limits allow, nothing forces a close."""
@@ -521,9 +527,11 @@ class ClientProtocol(Protocol):
             return
         self._body_bytes += len(data)
         if mode is BodyMode.CHUNKED:
-            self.transport.writeSequence(chunk(data))
+            pieces = chunk(data)
+            self._sent += len(pieces[0]) + len(data) + 2
+            self.transport.writeSequence(pieces)
         else:
-            self.transport.write(data)
+            self._send(data)
 
     def release_upstream(self) -> None:
         """The exchange takes its upstream connection back (to pool or close it)."""
@@ -531,7 +539,7 @@ class ClientProtocol(Protocol):
 
     def end_response(self) -> None:
         if self._plan is not None and self._plan.mode is BodyMode.CHUNKED:
-            self.transport.write(LAST_CHUNK)
+            self._send(LAST_CHUNK)
         self._exchange = None
         self._request_done()
 
@@ -565,7 +573,7 @@ class ClientProtocol(Protocol):
         self._status = status
         self._write_head(status, reason_phrase(status).encode("ascii"), all_headers)
         if body and self._plan.mode is not BodyMode.NONE:  # type: ignore[union-attr]
-            self.transport.write(body)
+            self._send(body)
             self._body_bytes += len(body)
         self._request_done()
 
@@ -574,7 +582,7 @@ class ClientProtocol(Protocol):
         upstream: UpstreamProtocol,
         event: h11.InformationalResponse,
         early: bytes,
-        on_end: Callable[[], None],
+        on_end: Callable[[Tunnel], None],
     ) -> None:
         """A valid 101: send it on and join the two connections; ``on_end`` runs when the tunnel ends."""
         headers = client_response_headers(
@@ -588,7 +596,7 @@ class ClientProtocol(Protocol):
         reason = event.reason or b"Switching Protocols"
         lines = [b"HTTP/1.1 101 " + reason]
         lines.extend(name + b": " + value for name, value in headers)
-        self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n")
+        self._send(b"\r\n".join(lines) + b"\r\n\r\n")
         self._status = 101
         self._exchange = None
         self._tunnel_done = on_end
@@ -600,6 +608,7 @@ class ClientProtocol(Protocol):
             clock=self._clock,
             timeouts=self._location.timeouts,  # type: ignore[union-attr]
             on_end=self._tunnel_ended,
+            error_logs=self._location.error_logs,  # type: ignore[union-attr]
         )
         self._tunnel = tunnel
         self._factory.registry.stats.tunnel_opened()
@@ -608,15 +617,17 @@ class ClientProtocol(Protocol):
         tunnel.start(self._h11.trailing_data[0], early)
 
     def _tunnel_ended(self, tunnel: Tunnel) -> None:
+        self._close_reason = (tunnel.reason or TunnelEnd.CLIENT_CLOSED).name.lower()
         self._factory.registry.stats.tunnel_closed(
-            (tunnel.reason or TunnelEnd.CLIENT_CLOSED).name.lower(),
+            self._close_reason,
             self._clock.seconds() - self._started,
             tunnel.client_bytes,
             tunnel.upstream_bytes,
         )
         if self._tunnel_done is not None:
-            self._tunnel_done()
+            self._tunnel_done(tunnel)
         self._body_bytes = tunnel.upstream_bytes
+        self._sent += tunnel.upstream_bytes
         self._log_request()
         self._state = State.CLOSED
 
@@ -691,6 +702,12 @@ class ClientProtocol(Protocol):
             status=self._status,
             body_bytes_sent=self._body_bytes,
             upstream=self._upstream_record,
+            bytes_sent=self._sent,
+            # What h11 was given for this request and did not leave unparsed.
+            request_length=self._fed - len(self._h11.trailing_data[0]),
+            connection=self.serial,
+            connection_requests=self.requests,
+            close_reason=self._close_reason,
         )
         write_entry(runtime.access_logs, runtime.config.log_formats, targets, entry)
 
@@ -701,6 +718,24 @@ class ClientProtocol(Protocol):
         return locations[0].access_logs if locations else ()
 
     # Helpers.
+
+    @property
+    def error_logs(self) -> tuple[ErrorLog, ...]:
+        """
+        Where this connection's messages go (ScopedLogger): its request's
+        location's error_logs, else those of the default server of the
+        address it arrived on, as nginx logs a connection's messages.
+        """
+        if self._location is not None:
+            return self._location.error_logs
+        if self.conn is None:
+            return self.runtime.config.error_logs
+        return self._factory.binding(self.runtime, self.conn.server_addr).default.error_logs
+
+    def _send(self, data: bytes) -> None:
+        """Every write to the client before a tunnel, counted where it is written."""
+        self._sent += len(data)
+        self.transport.write(data)
 
     def _pause(self) -> None:
         if not self._paused:

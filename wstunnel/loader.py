@@ -57,6 +57,7 @@ from wstunnel.model import (
     Upstream,
     VarRef,
     Workers,
+    one_per_path,
 )
 from wstunnel import tlsconfig
 from wstunnel.units import parse_size, parse_time
@@ -356,6 +357,7 @@ class _Level:
     access_off: bool = False
     real_ip_from: list | None = None
     real_ip_header: str | None = None
+    error_logs: list[ErrorLog] | None = None  # error_log directives of this level
     tls: dict[str, tlsconfig.Setting] = field(factory=dict)  # ssl_* / proxy_ssl_*, inherited one by one
     next_upstream: dict[str, object] = field(factory=dict)  # NextUpstream fields set here
     client: dict[str, float | int] = field(factory=dict)
@@ -417,6 +419,7 @@ class _Effective:
     headers: tuple[HeaderSetting, ...]
     access_logs: tuple[AccessLog, ...]
     next_upstream: NextUpstream
+    error_logs: tuple[ErrorLog, ...]
     client: ClientLimits = ClientLimits()
     buffer_size: int = ResponseRules().buffer_size
     hide: tuple[bytes, ...] = ()
@@ -437,7 +440,6 @@ class _Builder:
         self.snippet = False
         self.main = _Level(Source(path, 0))
         self.http = _Level(Source(path, 0))
-        self.error_logs: list[ErrorLog] = []
         self.workers: dict[str, object] = {}
         self.maps: dict[str, _RawMap] = {}
         self.upstreams: dict[str, _UpstreamLevel] = {}
@@ -453,7 +455,8 @@ class _Builder:
         log_formats = self._compile_log_formats(maps)
         upstreams = self._resolve_upstreams()
         implicit: dict[tuple[str, int], Upstream] = {}
-        http = self._effective(self.http, _root_settings(self.path))
+        main_logs = one_per_path(self.main.error_logs or [ErrorLog("stderr", "error", Source(self.path, 0))])
+        http = self._effective(self.http, _root_settings(self.path, main_logs))
         servers = tuple(self._build_server(s, http, upstreams, implicit) for s in self.servers)
         bindings = self._bindings(servers)
         workers = Workers(**self.workers)  # type: ignore[arg-type]
@@ -468,7 +471,7 @@ class _Builder:
             servers=servers,
             upstreams=all_upstreams,
             maps=maps,
-            error_logs=tuple(self.error_logs) or (ErrorLog("stderr", "error", Source(self.path, 0)),),
+            error_logs=main_logs,
             notices=tuple(self.notices),
             workers=workers,
             warnings=tuple(self.materials.warnings),
@@ -555,7 +558,9 @@ class _Builder:
             raise ConfigError(stmt.source, f'"{path.split(":")[0]}:" error logs are not supported by wstunnel')
         if severity not in _ERROR_LEVELS:
             raise ConfigError(stmt.source, f'invalid log level "{severity}"')
-        self.error_logs.append(ErrorLog(self._log_path(path), severity, stmt.source))
+        if level.error_logs is None:
+            level.error_logs = []
+        level.error_logs.append(ErrorLog(self._log_path(path), severity, stmt.source))
 
     def _log_path(self, path: str) -> str:
         """Log files are relative to the main config file's directory."""
@@ -1004,6 +1009,7 @@ class _Builder:
             headers=headers,
             access_logs=access_logs,
             next_upstream=evolve(parent.next_upstream, **level.next_upstream),
+            error_logs=parent.error_logs if level.error_logs is None else one_per_path(level.error_logs),
             client=evolve(parent.client, **level.client),  # type: ignore[arg-type]
             buffer_size=level.buffer_size or parent.buffer_size,
             hide=parent.hide if level.hide is None else tuple(level.hide),
@@ -1038,6 +1044,7 @@ class _Builder:
                     source=loc.source,
                     status_page=loc.status_page,
                     next_upstream=eff.next_upstream,
+                    error_logs=eff.error_logs,
                     client=eff.client,
                     response=self._response_rules(eff, loc, proxy_pass),
                 )
@@ -1061,6 +1068,7 @@ class _Builder:
             real_ip_from=tuple(real_ip_from or ()),
             real_ip_proxy_protocol=real_ip_header == "proxy_protocol",
             tls=tls,
+            error_logs=settings.error_logs,
             client=settings.client,
         )
         if tls is None and "ssl_certificate" in tls_settings:
@@ -1143,11 +1151,12 @@ def _positive(stmt: _Stmt) -> int:
 _PAGE_DIRECTIVES = {"stub_status": "stub_status", "metrics": "wstunnel_metrics"}
 
 
-def _root_settings(path: str) -> _Effective:
+def _root_settings(path: str, error_logs: tuple[ErrorLog, ...]) -> _Effective:
     """
     What applies when no level sets anything.  The access log goes to
     stdout and the error log to stderr, as in the official nginx container
-    image, since there is no nginx prefix directory to put logs/ in.
+    image, since there is no nginx prefix directory to put logs/ in;
+    ``error_logs`` are the main level's, which http inherits.
     """
     return _Effective(
         http_version=_DEFAULT_HTTP_VERSION,
@@ -1155,6 +1164,7 @@ def _root_settings(path: str) -> _Effective:
         headers=(),
         access_logs=(AccessLog("stdout", "combined", Source(path, 0)),),
         next_upstream=NextUpstream(),
+        error_logs=error_logs,
     )
 
 

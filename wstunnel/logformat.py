@@ -66,6 +66,11 @@ class LogEntry:
     status: int
     body_bytes_sent: int
     upstream: UpstreamRecord | None
+    bytes_sent: int = 0  # status line, headers and body; a tunnel's bytes to the client
+    request_length: int = 0  # request line, headers and body as read from the client
+    connection: int = 0  # the connection's serial number
+    connection_requests: int = 0  # requests on the connection so far, this one included
+    close_reason: str | None = None  # a TunnelEnd name, lower-case; None for a plain request
 
 
 def _request_line(entry: LogEntry) -> str:
@@ -91,6 +96,11 @@ def _upstream(read: Callable[[UpstreamRecord], str]) -> Callable[[LogEntry], str
 _LOG_GETTERS: dict[str, Callable[[LogEntry], str | None]] = {
     "status": lambda e: f"{e.status:03d}",
     "body_bytes_sent": lambda e: str(e.body_bytes_sent),
+    "bytes_sent": lambda e: str(e.bytes_sent),
+    "request_length": lambda e: str(e.request_length),
+    "connection": lambda e: str(e.connection),
+    "connection_requests": lambda e: str(e.connection_requests),
+    "tunnel_close_reason": lambda e: e.close_reason,
     "request": _request_line,
     "request_time": lambda e: f"{max(0.0, e.ended - e.started):.3f}",
     "time_local": lambda e: format_time_local(e.ended),
@@ -102,6 +112,8 @@ _LOG_GETTERS: dict[str, Callable[[LogEntry], str | None]] = {
     "upstream_connect_time": _upstream(UpstreamRecord.connect_time),
     "upstream_header_time": _upstream(UpstreamRecord.header_time),
     "upstream_response_time": _upstream(UpstreamRecord.response_time),
+    "upstream_bytes_sent": _upstream(UpstreamRecord.bytes_sent),
+    "upstream_bytes_received": _upstream(UpstreamRecord.bytes_received),
 }
 LOG_VARIABLES = frozenset(_LOG_GETTERS)
 

@@ -1,9 +1,14 @@
 """
 nginx-style logs on top of :mod:`twisted.logger`.
 
-``error_log`` directives become observers of the global log publisher,
-filtered at their level and writing nginx's line shape, so the tools that
-operators point at nginx's error log keep working.  ``access_log`` lines are
+``error_log`` directives become one observer of the global log publisher,
+writing nginx's line shape, so the tools that operators point at nginx's
+error log keep working.  As in nginx each level has its own list: a
+message about a request carries its location's list as the structured
+field ``log_targets`` (a :class:`ScopedLogger` adds it from the object that
+logs, so call sites do not change), and the observer writes it to those
+files at their levels; a message without one (start, reload, limits,
+Twisted's own) goes to the main level's list.  ``access_log`` lines are
 data, one per request: they are written straight to their files, never
 through level filtering or twistd's own log.
 
@@ -20,15 +25,13 @@ from __future__ import annotations
 import os
 import time
 from types import MappingProxyType
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from twisted.application.service import Service
 from twisted.logger import (
-    FilteringLogObserver,
     ILogObserver,
     LogEvent,
     LogLevel,
-    LogLevelFilterPredicate,
     LogPublisher,
     Logger,
     eventAsText,
@@ -36,13 +39,15 @@ from twisted.logger import (
 )
 from zope.interface import implementer
 
-from wstunnel.model import AccessLog, ErrorLog
+from wstunnel.model import AccessLog, Config, ErrorLog, one_per_path
 
 __all__ = [
     "NGINX_LEVELS",
     "AccessLogs",
     "ErrorLogService",
+    "ScopedLogger",
     "error_line",
+    "every_error_log",
     "escape",
     "format_time_local",
 ]
@@ -105,28 +110,77 @@ def error_line(event: LogEvent) -> str | None:
     return f"{time.strftime('%Y/%m/%d %H:%M:%S', when)} [{level}] {os.getpid()}#0: {text}\n"
 
 
+class ScopedLogger(Logger):
+    """
+    A :class:`~twisted.logger.Logger` (used as a class attribute) whose
+    events carry ``log_targets``: the ``error_logs`` attribute of the
+    object that logs (a client connection, an exchange, a tunnel), which
+    the config resolved at load time.  Per message it costs one attribute
+    read; nothing is logged on the tunnel's data path anyway.
+    """
+
+    def emit(self, level: LogLevel, format: str | None = None, **kwargs: object) -> None:
+        targets = getattr(self.source, "error_logs", None)
+        if targets.__class__ is tuple and "log_targets" not in kwargs:
+            kwargs["log_targets"] = targets
+        super().emit(level, format, **kwargs)
+
+
+def every_error_log(config: Config) -> tuple[ErrorLog, ...]:
+    """Every ``error_log`` a message can be routed to: main's and every server's and location's."""
+    found = list(config.error_logs)
+    for server in config.servers:
+        found.extend(server.error_logs)
+        for location in server.locations:
+            found.extend(location.error_logs)
+    return tuple(dict.fromkeys(found))
+
+
 @implementer(ILogObserver)
-class _ErrorLogWriter:
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
+class _ErrorLogRouter:
+    """
+    Writes each event to its ``log_targets`` (else the main list), to each
+    file whose level the event reaches, rendering the line once.  A list
+    of an older configuration naming a file the current one no longer has
+    (a tunnel opened before a reload) falls back to the main list.
+    """
+
+    def __init__(self, fds: Mapping[str, int], main: tuple[ErrorLog, ...]) -> None:
+        self._fds = fds
+        self._main = main
 
     def __call__(self, event: LogEvent) -> None:
-        line = error_line(event)
-        if line is not None:
-            os.write(self._fd, line.encode("utf-8", "backslashreplace"))
+        targets: Any = event.get("log_targets", self._main)
+        fds = self._fds
+        if any(target.path not in fds for target in targets):
+            targets = self._main
+        level = event.get("log_level", LogLevel.info)
+        data = None
+        for target in targets:
+            if level < NGINX_LEVELS[target.level]:
+                continue
+            if data is None:
+                line = error_line(event)
+                if line is None:
+                    return
+                data = line.encode("utf-8", "backslashreplace")
+            os.write(fds[target.path], data)
 
 
 class ErrorLogService(Service):
     """
     The configured ``error_log``s, attached to ``publisher`` while running.
 
-    Files are opened when the service is built, so that an unwritable path
-    stops ``makeService`` with a clear message before any port is bound
-    (``OSError`` propagates).  Several ``error_log``s naming one file share
-    it at the lowest of their levels, as in nginx, so no line is written
-    twice.  ``notices`` and ``warnings`` (an expired certificate) are
-    logged once, right after the observers are attached, so they reach
-    these files too.
+    ``error_logs`` is the main level's list, for messages without a
+    request; ``scoped`` names every other level's files (see
+    :func:`every_error_log`), which are opened too, since requests' messages
+    name them.  Files are opened when the service is built, so that an
+    unwritable path stops ``makeService`` with a clear message before any
+    port is bound (``OSError`` propagates).  Several ``error_log``s of one
+    level naming one file share it at the lowest of their levels, as in
+    nginx, so no line is written twice.  ``notices`` and ``warnings`` (an
+    expired certificate) are logged once, right after the observer is
+    attached, so they reach these files too.
     """
 
     log = Logger()
@@ -137,19 +191,21 @@ class ErrorLogService(Service):
         notices: Iterable[str] = (),
         publisher: LogPublisher = globalLogPublisher,
         warnings: Iterable[str] = (),
+        scoped: Iterable[ErrorLog] = (),
     ) -> None:
-        self._levels = _levels(error_logs)
+        self._main = one_per_path(tuple(error_logs))
+        self._paths = _paths(self._main, scoped)
         self._notices = tuple(notices)
         self._warnings = tuple(warnings)
         self._publisher = publisher
         self._log = Logger(observer=publisher)
         self._fds = self._open()
-        self._observers: tuple[FilteringLogObserver, ...] = ()
+        self._observer: _ErrorLogRouter | None = None
 
     def _open(self) -> dict[str, tuple[int, bool]]:
         fds: dict[str, tuple[int, bool]] = {}
         try:
-            for path in self._levels:
+            for path in self._paths:
                 fds[path] = _open_fd(path)
         except OSError:
             _close(fds.values())
@@ -167,44 +223,38 @@ class ErrorLogService(Service):
             self._log.warn("{warning}", warning=warning)
 
     def _attach(self) -> None:
-        self._observers = tuple(
-            FilteringLogObserver(
-                _ErrorLogWriter(self._fds[path][0]),
-                [LogLevelFilterPredicate(defaultLogLevel=level)],
-            )
-            for path, level in self._levels.items()
-        )
-        for observer in self._observers:
-            self._publisher.addObserver(observer)
+        self._observer = _ErrorLogRouter({path: fd for path, (fd, _) in self._fds.items()}, self._main)
+        self._publisher.addObserver(self._observer)
 
     def _detach(self) -> None:
-        for observer in self._observers:
-            self._publisher.removeObserver(observer)
-        self._observers = ()
+        if self._observer is not None:
+            self._publisher.removeObserver(self._observer)
+            self._observer = None
 
-    def reconfigure(self, error_logs: Iterable[ErrorLog]) -> None:
+    def reconfigure(self, error_logs: Iterable[ErrorLog], scoped: Iterable[ErrorLog] = ()) -> None:
         """A reload's ``error_log``s (see :meth:`_replace`)."""
-        self._replace(_levels(error_logs))
+        main = one_per_path(tuple(error_logs))
+        self._replace(main, _paths(main, scoped))
 
     def reopen(self) -> None:
         """SIGUSR1: the same files, opened again by name (logrotate renamed them)."""
-        self._replace(self._levels)
+        self._replace(self._main, self._paths)
 
-    def _replace(self, levels: dict[str, LogLevel]) -> None:
+    def _replace(self, main: tuple[ErrorLog, ...], paths: tuple[str, ...]) -> None:
         """
         The new files are opened before the old ones are let go, so a path
         that cannot be opened keeps the old logs and raises ``OSError``.
         """
-        old_levels, old_fds = self._levels, self._fds
-        self._levels = levels
+        old = self._main, self._paths, self._fds
+        self._main, self._paths = main, paths
         try:
             self._fds = self._open()
         except OSError:
-            self._levels, self._fds = old_levels, old_fds
+            self._main, self._paths, self._fds = old
             raise
         self._detach()
         self._attach()
-        _close(old_fds.values())
+        _close(old[2].values())
 
     def stopService(self) -> None:
         self._detach()
@@ -213,13 +263,9 @@ class ErrorLogService(Service):
         super().stopService()
 
 
-def _levels(error_logs: Iterable[ErrorLog]) -> dict[str, LogLevel]:
-    """One level per path: several ``error_log``s naming a file share it at the lowest level."""
-    levels: dict[str, LogLevel] = {}
-    for error_log in error_logs:
-        level = NGINX_LEVELS[error_log.level]
-        levels[error_log.path] = min(level, levels.get(error_log.path, level))
-    return levels
+def _paths(main: Iterable[ErrorLog], scoped: Iterable[ErrorLog]) -> tuple[str, ...]:
+    """Every file to open, once."""
+    return tuple(dict.fromkeys(e.path for e in (*main, *scoped)))
 
 
 def escape(value: str | bytes | None) -> str:

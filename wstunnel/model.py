@@ -43,6 +43,7 @@ __all__ = [
     "Upstream",
     "VarRef",
     "Workers",
+    "one_per_path",
 ]
 
 
@@ -280,6 +281,23 @@ class ErrorLog:
     source: Source
 
 
+_SEVERITY = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
+
+
+def one_per_path(error_logs: "tuple[ErrorLog, ...] | list[ErrorLog]") -> tuple[ErrorLog, ...]:
+    """
+    One level's ``error_log`` list as it is written to: a file named twice
+    is written once, at the lower of its levels (nginx's error_log.t: a
+    duplicate with a lower level widens the output).
+    """
+    chosen: dict[str, ErrorLog] = {}
+    for error_log in error_logs:
+        known = chosen.get(error_log.path)
+        if known is None or _SEVERITY.index(error_log.level) < _SEVERITY.index(known.level):
+            chosen[error_log.path] = error_log
+    return tuple(chosen.values())
+
+
 @frozen
 class Location:
     """
@@ -300,6 +318,9 @@ class Location:
     # itself instead of being proxied.
     status_page: str | None = None
     next_upstream: NextUpstream = field(factory=NextUpstream)
+    # Where this location's requests log errors: its own error_log list, or
+    # the nearest enclosing level's (server, http, main), as in nginx.
+    error_logs: tuple[ErrorLog, ...] = ()
     client: ClientLimits = ClientLimits()
     response: ResponseRules = ResponseRules()
 
@@ -327,6 +348,7 @@ class Server:
     real_ip_from: tuple = ()
     real_ip_proxy_protocol: bool = False
     tls: ServerTLS | None = None  # None without ssl_certificate
+    error_logs: tuple[ErrorLog, ...] = ()  # for its connections' messages outside a location
     client: ClientLimits = ClientLimits()
 
     @property
@@ -387,7 +409,7 @@ class Config:
     servers: tuple[Server, ...]
     upstreams: Mapping[str, Upstream]
     maps: Mapping[str, MapDef]
-    error_logs: tuple[ErrorLog, ...]
+    error_logs: tuple[ErrorLog, ...]  # main level: messages with no request (start, reload, limits)
     notices: tuple[str, ...] = field(default=())  # "file:line: ..." ignored directives
     workers: Workers = field(factory=Workers)
     warnings: tuple[str, ...] = field(default=())  # "file:line: ..." e.g. an expired certificate

@@ -17,7 +17,7 @@ from twisted.application.service import IService, MultiService
 from twisted.python import usage
 
 from wstunnel.loader import load_config
-from wstunnel.logs import ErrorLogService
+from wstunnel.logs import ErrorLogService, every_error_log
 from wstunnel.model import Config, ConfigErrors
 from wstunnel.service import ProxyService
 from wstunnel.workers import Supervisor
@@ -78,7 +78,9 @@ def makeService(options: Options) -> IService:
         check(options["config"])
     config = load(options["config"])
     try:
-        error_logs = ErrorLogService(config.error_logs, config.notices, warnings=config.warnings)
+        error_logs = ErrorLogService(
+            config.error_logs, config.notices, warnings=config.warnings, scoped=every_error_log(config)
+        )
     except OSError as e:
         raise SystemExit(f"wstunnel: cannot open error log {e.filename}: {e.strerror}") from None
     # The global reactor is imported only now, after twistd has installed
@@ -92,6 +94,6 @@ def makeService(options: Options) -> IService:
         return top
     proxy = ProxyService(config, reactor, signals=True)
     proxy.log_files.append(error_logs)
-    proxy.reload_hooks.append(lambda new: error_logs.reconfigure(new.error_logs))
+    proxy.reload_hooks.append(lambda new: error_logs.reconfigure(new.error_logs, every_error_log(new)))
     proxy.setServiceParent(top)
     return top

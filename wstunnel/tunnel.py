@@ -18,11 +18,11 @@ from enum import Enum
 from typing import Callable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport, ITransport
-from twisted.logger import Logger
 
 from .fastwrite import direct_writer
 from .flow import Throttle, arm_abort
-from .model import Timeouts
+from .logs import ScopedLogger
+from .model import ErrorLog, Timeouts
 
 __all__ = ["MAX_BUFFERED_PER_DIRECTION", "Tunnel", "TunnelEnd"]
 
@@ -33,7 +33,12 @@ MAX_BUFFERED_PER_DIRECTION = 2 * 64 * 1024
 
 
 class TunnelEnd(Enum):
-    """Why a tunnel ended, for the access log and metrics."""
+    """
+    Why a tunnel ended, for the access log and metrics.  When the
+    connections end by themselves the reason is the side that closed (or
+    half-closed) first, so a client's FIN that the upstream answers with
+    its own is still ``CLIENT_CLOSED``.
+    """
 
     CLIENT_CLOSED = "client closed"
     UPSTREAM_CLOSED = "upstream closed"
@@ -55,7 +60,7 @@ class Tunnel:
     :ivar upstream_bytes: bytes read from the upstream and written to the client.
     """
 
-    log = Logger()
+    log = ScopedLogger()
 
     def __init__(
         self,
@@ -65,12 +70,14 @@ class Tunnel:
         clock: IReactorTime,
         timeouts: Timeouts,
         on_end: Callable[["Tunnel"], None],
+        error_logs: tuple[ErrorLog, ...] = (),
     ) -> None:
         self._client = client
         self._upstream = upstream
         self._clock = clock
         self._timeouts = timeouts
         self._on_end = on_end
+        self.error_logs = error_logs  # its location's, where self.log writes (ScopedLogger)
         self._to_client_write = direct_writer(client)
         self._to_upstream_write = direct_writer(upstream)
         # Producer registrations we own: the upstream feeds the client
@@ -83,6 +90,7 @@ class Tunnel:
         self._upstream_eof = False
         self._client_gone = False
         self._upstream_gone = False
+        self._first_eof: TunnelEnd | None = None
         self.closing = False
         self.reason: TunnelEnd | None = None
         self.client_bytes = 0
@@ -143,8 +151,9 @@ class Tunnel:
     def _pass_eof(self, peer: ITransport, reason: TunnelEnd) -> None:
         if self.closing:
             return
+        self._first_eof = self._first_eof or reason
         if self._client_eof and self._upstream_eof:
-            self.close(reason)
+            self.close(self._first_eof)
         elif ISSLTransport.providedBy(peer):
             # TLS cannot half-close (twisted#5341): flush and close instead.
             self.close(reason)
@@ -166,7 +175,7 @@ class Tunnel:
         if abort is not None and abort.active():
             abort.cancel()
         if not self.closing:
-            self.close(reason)
+            self.close(self._first_eof or reason)
         if self._client_gone and self._upstream_gone:
             self._on_end(self)
 

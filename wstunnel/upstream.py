@@ -73,6 +73,7 @@ class UpstreamProtocol(Protocol):
         self.peer: Peer | None = None
         self.bytes_received = 0
         self.response_bytes = 0  # bytes of the current request's answer
+        self.request_bytes = 0  # bytes of the current request written (before a tunnel)
         self.requests = 0
         self.reused = False
 
@@ -115,10 +116,11 @@ class UpstreamProtocol(Protocol):
         self._gate = HeadGate(HeadLimits(line=head_limit, total=head_limit, count=None), request=False)
         self._done = False
         self.response_bytes = 0
+        self.request_bytes = 0
         self.requests += 1
         if request.http_version == b"1.1":
             event = h11.Request(method=request.method, target=request.target, headers=request.headers)
-            self.transport.write(self._h11.send(event))
+            self._write(self._h11.send(event))
             return
         # h11 only writes HTTP/1.1 requests.  For proxy_http_version 1.0 we
         # write the head ourselves (the values were validated when they
@@ -129,13 +131,17 @@ class UpstreamProtocol(Protocol):
         self._h11.send(h11.Request(method=request.method, target=request.target, headers=headers))
         lines = [request.method + b" " + request.target + b" HTTP/1.0"]
         lines.extend(name + b": " + value for name, value in request.headers)
-        self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n")
+        self._write(b"\r\n".join(lines) + b"\r\n\r\n")
 
     def send_body(self, data: bytes) -> None:
-        self.transport.write(self._h11.send(h11.Data(data=data)))
+        self._write(self._h11.send(h11.Data(data=data)))
 
     def end_body(self) -> None:
-        self.transport.write(self._h11.send(h11.EndOfMessage()))
+        self._write(self._h11.send(h11.EndOfMessage()))
+
+    def _write(self, data: bytes) -> None:
+        self.request_bytes += len(data)
+        self.transport.write(data)
 
     # Receiving the answer.
 

@@ -201,7 +201,7 @@ def main(argv: list[str]) -> int:
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
-    from .logs import ErrorLogService
+    from .logs import ErrorLogService, every_error_log
     from .metrics import SnapshotFiles
     from .service import ProxyService
     from .tap import load
@@ -217,12 +217,12 @@ def main(argv: list[str]) -> int:
     config = load(path)
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
     top = MultiService()
-    error_logs = ErrorLogService(config.error_logs)
+    error_logs = ErrorLogService(config.error_logs, scoped=every_error_log(config))
     error_logs.setServiceParent(top)
     proxy = ProxyService(config, reactor, reuse_port=True, signals=True,
                          files=SnapshotFiles(directory, int(index)))
     proxy.log_files.append(error_logs)
-    proxy.reload_hooks.append(lambda new: error_logs.reconfigure(new.error_logs))
+    proxy.reload_hooks.append(lambda new: error_logs.reconfigure(new.error_logs, every_error_log(new)))
     proxy.setServiceParent(top)
     try:
         top.privilegedStartService()

@@ -1,0 +1,235 @@
+"""
+The byte, connection and tunnel log variables: exact values for a plain
+request and a tunnel, driven deterministically (StringTransports and a
+MemoryReactorClock), then once over loopback.
+
+Every expected count is the length of what the transports saw, so the
+tests check that counting happens where bytes are written and read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Callable
+
+import pytest_twisted
+from twisted.internet import defer, reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+
+from support import WAIT, aio, listen_backend, read_exactly, read_until, start_proxy, switch_answer, upgrade_request
+from wstunnel.frontend import ProxyFactory
+from wstunnel.loader import load_config
+from wstunnel.runtime import Runtime
+
+FIELDS = (
+    "$status|$request_length|$bytes_sent|$body_bytes_sent|$connection|$connection_requests|"
+    "$upstream_bytes_sent|$upstream_bytes_received|$tunnel_close_reason|$request_time"
+)
+
+CONF = """
+log_format vars '%s';
+upstream backend { server 127.0.0.1:9001; server 127.0.0.1:9002; }
+server {
+    listen 127.0.0.1:8080;
+    access_log %s vars;
+    location / {
+        proxy_pass http://backend;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection "upgrade";
+    }
+}
+"""
+
+GET = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+POST = b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody"
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+
+
+class HalfClose(StringTransport):
+    def loseWriteConnection(self) -> None:
+        self.write_closed = True
+
+
+class Proxy:
+    def __init__(self, tmp_path: Path, edit: Callable[[str], str] = str) -> None:
+        self.log = tmp_path / "access.log"
+        path = tmp_path / "t.conf"
+        path.write_text(edit(CONF % (FIELDS, self.log)))
+        self.runtime = Runtime.build(load_config(str(path)))
+        self.reactor = MemoryReactorClock()
+        self.factory = ProxyFactory(runtime=lambda: self.runtime, key=("127.0.0.1", 8080), reactor=self.reactor)
+        self.client = self.factory.buildProtocol(None)
+        self.ct = HalfClose(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 8080), peerAddress=IPv4Address("TCP", "127.0.0.1", 40000)
+        )
+        self.client.makeConnection(self.ct)
+
+    def upstream(self, index: int = -1):
+        protocol = self.reactor.tcpClients[index][2].buildProtocol(None)
+        transport = HalfClose()
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def lines(self) -> list[list[str]]:
+        return [line.split("|") for line in self.log.read_text().splitlines()]
+
+
+def test_a_plain_request_counts_what_was_read_and_written(tmp_path) -> None:
+    p = Proxy(tmp_path)
+    # Two pipelined requests in one read: each is counted on its own.
+    p.client.dataReceived(POST + GET)
+    upstream, ut = p.upstream()
+    upstream.dataReceived(ANSWER)
+    first_sent = len(p.ct.value())
+    upstream2, ut2 = p.upstream()
+    p.reactor.advance(0.25)
+    upstream2.dataReceived(ANSWER)
+    line1, line2 = p.lines()
+    assert line1 == ["200", str(len(POST)), str(first_sent), "5", "1", "1",
+                     str(len(ut.value())), str(len(ANSWER)), "-", "0.000"]
+    assert line2 == ["200", str(len(GET)), str(len(p.ct.value()) - first_sent), "5", "1", "2",
+                     str(len(ut2.value())), str(len(ANSWER)), "-", "0.250"]
+    assert ut.value().endswith(b"\r\n\r\nbody") and len(ut.value()) > len(POST)
+
+
+def test_a_chunked_answer_counts_its_framing_in_bytes_sent_not_in_body_bytes_sent(tmp_path) -> None:
+    p = Proxy(tmp_path)
+    chunked = b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n"
+    p.client.dataReceived(chunked)
+    upstream, ut = p.upstream()
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n"
+    upstream.dataReceived(answer)
+    (line,) = p.lines()
+    assert p.ct.value().endswith(b"5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n")
+    assert line[:8] == ["200", str(len(chunked)), str(len(p.ct.value())), "8", "1", "1",
+                        str(len(ut.value())), str(len(answer))]
+
+
+def test_on_a_pooled_upstream_connection_each_request_counts_its_own_bytes(tmp_path) -> None:
+    p = Proxy(tmp_path, lambda conf: conf.replace("server 127.0.0.1:9002; }", "keepalive 2; }").replace(
+        'proxy_set_header Connection "upgrade";', 'proxy_set_header Connection "";'))
+    p.client.dataReceived(GET)
+    upstream, ut = p.upstream()
+    upstream.dataReceived(ANSWER)
+    first_request = len(ut.value())
+    p.client.dataReceived(GET)
+    assert len(p.reactor.tcpClients) == 1, "the second request reuses the parked connection"
+    upstream.dataReceived(ANSWER)
+    lines = p.lines()
+    assert [line[6:8] for line in lines] == [[str(first_request), str(len(ANSWER))],
+                                             [str(len(ut.value()) - first_request), str(len(ANSWER))]]
+
+
+def test_an_answer_made_by_wstunnel_counts_its_bytes_and_a_failed_attempt_counts_zero(tmp_path) -> None:
+    p = Proxy(tmp_path)
+    p.client.dataReceived(GET)
+    p.reactor.tcpClients[0][2].clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+    p.reactor.tcpClients[1][2].clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+    (line,) = p.lines()
+    body = p.ct.value().split(b"\r\n\r\n", 1)[1]
+    assert line == ["502", str(len(GET)), str(len(p.ct.value())), str(len(body)), "1", "1",
+                    "0, 0", "0, 0", "-", "0.000"]
+
+
+def test_a_tunnel_line_is_written_at_its_end_with_both_directions_counted(tmp_path) -> None:
+    p = Proxy(tmp_path)
+    request = upgrade_request("/ws")
+    p.client.dataReceived(request + b"early-client")
+    upstream, ut = p.upstream()
+    answer = switch_answer(ut.value(), b"early-upstream")
+    upstream.dataReceived(answer)
+    p.client.dataReceived(b"ping")
+    upstream.dataReceived(b"pong!")
+    p.reactor.advance(42)
+    assert not p.log.exists() or p.log.read_text() == "", "no line while the tunnel is open"
+    p.client.readConnectionLost()
+    upstream.readConnectionLost()
+    upstream.connectionLost()
+    p.client.connectionLost()
+    (line,) = p.lines()
+    head_sent = p.ct.value().index(b"\r\n\r\n") + 4
+    assert len(p.ct.value()) == head_sent + len(b"early-upstreampong!")
+    assert line == ["101", str(len(request)), str(len(p.ct.value())), str(len(b"early-upstreampong!")), "1", "1",
+                    str(len(ut.value())), str(len(answer) + len(b"pong!")), "client_closed", "42.000"]
+    assert ut.value().endswith(b"\r\n\r\nearly-clientping")
+
+
+def test_each_tunnel_end_has_its_reason(tmp_path) -> None:
+    p = Proxy(tmp_path)
+    p.client.dataReceived(upgrade_request("/ws"))
+    upstream, ut = p.upstream()
+    upstream.dataReceived(switch_answer(ut.value()))
+    p.reactor.advance(60)  # proxy_read_timeout: the idle timeout
+    upstream.connectionLost()
+    p.client.connectionLost()
+    assert p.lines()[0][8] == "idle_timeout"
+
+
+def answer(backend, head: bytes, rest: bytes) -> None:
+    if b"upgrade: websocket" in head.lower():
+        backend.transport.write(switch_answer(head, b"hi"))
+    else:
+        backend.transport.write(ANSWER)
+
+
+def capture_lines(service) -> tuple[list[str], Callable[[], defer.Deferred]]:
+    """Every access-log line as written, and ``next_line()``: a Deferred of the next one."""
+    lines: list[str] = []
+    waiting: list[defer.Deferred] = []
+
+    def next_line() -> defer.Deferred:
+        d = defer.Deferred()
+        waiting.append(d)
+        return d.addTimeout(WAIT, reactor)
+
+    def write(targets, line) -> None:
+        lines.append(line)
+        while waiting:
+            waiting.pop(0).callback(line)
+
+    service.runtime.access_logs.write = write
+    return lines, next_line
+
+
+async def exchange(port: int, data: bytes, until: bytes):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    return await read_until(reader, until), writer, reader
+
+
+@pytest_twisted.ensureDeferred
+async def test_loopback_values_match_the_bytes_on_the_wire(tmp_path) -> None:
+    backend, bport = listen_backend(answer)
+    service, port = start_proxy(tmp_path, (CONF % (FIELDS, "stdout")).replace(
+        "127.0.0.1:9001; server 127.0.0.1:9002;", f"127.0.0.1:{bport.getHost().port};").replace(
+        "127.0.0.1:8080", "127.0.0.1:0"))
+    lines, next_line = capture_lines(service)
+    try:
+        plain = b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        line = next_line()
+        got, writer, reader = await aio(exchange(port, plain, b"hello"))
+        writer.close()
+        plain_line = await line
+        line = next_line()
+        request = upgrade_request("/ws")
+        head, writer, reader = await aio(exchange(port, request, b"\r\n\r\n"))
+        assert await aio(read_exactly(reader, 2)) == b"hi"
+        writer.write(b"ping")
+        tunnel_backend = backend.connections[1]
+        await tunnel_backend.wait_data(4)
+        writer.close()
+        tunnel_line = await line
+    finally:
+        await service.stopService()
+        await bport.stopListening()
+    plain_up = len(backend.heads[0]) + 4
+    assert lines == [plain_line, tunnel_line]
+    assert plain_line.split("|")[:9] == ["200", str(len(plain)), str(len(got)), "5", "1", "1",
+                                       str(plain_up), str(len(ANSWER)), "-"]
+    switch = switch_answer(backend.heads[1], b"hi")
+    assert tunnel_line.split("|")[:9] == ["101", str(len(request)), str(len(head) + 2), "2", "2", "1",
+                                          str(len(backend.heads[1]) + 4 + 4), str(len(switch)), "client_closed"]
