@@ -2,22 +2,33 @@
 Headless Chromium (Debian's ``chromium``) driven over the DevTools protocol
 with ``websockets``: just enough CDP to open a page, wait for its load and
 evaluate a promise in it.  No driver binaries, nothing downloaded.
+
+wss cells need Chromium to accept the proxy's certificate, issued by the
+run's throwaway CA.  A browser trusts only its own root store, so the test
+launches it with ``trust_flag``: ``--ignore-certificate-errors-spki-list``,
+which accepts a certificate whose public key has the given SHA-256 pin.
+That switch is for tests only; it must never reach a real browser profile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import itertools
 import json
 import re
 import shutil
 import subprocess
 import tempfile
+from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from websockets.asyncio.client import ClientConnection, connect
 
-__all__ = ["Browser", "Page", "launch"]
+__all__ = ["Browser", "Page", "launch", "trust_flag"]
 
 FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -123,9 +134,17 @@ def _devtools_url(process: subprocess.Popen) -> str:
     raise CdpError(f"chromium exited ({process.wait()}) without a DevTools socket")
 
 
-async def launch(executable: str = "chromium") -> Browser:
+def trust_flag(certificate_path: str) -> str:
+    """The test-only switch that makes Chromium accept the leaf certificate in ``certificate_path``."""
+    certificate = x509.load_pem_x509_certificate(Path(certificate_path).read_bytes())
+    spki = certificate.public_key().public_bytes(serialization.Encoding.DER,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+    return f"--ignore-certificate-errors-spki-list={base64.b64encode(hashlib.sha256(spki).digest()).decode()}"
+
+
+async def launch(*extra_flags: str, executable: str = "chromium") -> Browser:
     profile = tempfile.mkdtemp(prefix="wstunnel-chromium-")
-    process = subprocess.Popen([executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+    process = subprocess.Popen([executable, *FLAGS, *extra_flags, f"--user-data-dir={profile}", "about:blank"],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         url = await asyncio.wait_for(asyncio.to_thread(_devtools_url, process), STARTUP)

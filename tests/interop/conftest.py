@@ -15,9 +15,9 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer
 
-from cdp import Browser, launch
+from cdp import Browser, launch, trust_flag
 from scripted import start_autobahn, start_deflate, start_websockets
-from stack import PROXY_CONF, Stack, start_node_server, start_socketio_server
+from stack import PROXY_CONF, SOCKETIO_BACKENDS, Stack, free_port, start_node_server, start_socketio_server
 from wsclients import NODE_ENV
 
 CELL = "interop-cell"
@@ -41,37 +41,51 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, tuple[str, str]]:
+    """The run's test CA (its PEM path) and the proxy's certificate for 127.0.0.1 (chain and key paths)."""
+    from tls_support import Authority  # imports the reactor: only once pytest-twisted installed it
+
+    authority = Authority(tmp_path_factory.mktemp("interop-pki"))
+    return authority.path, authority.issue("proxy", ["127.0.0.1"])
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, certificate: tuple[str, tuple[str, str]]) -> Iterator[Stack]:
     from support import start_proxy  # imports the reactor: only once pytest-twisted installed it
 
     websockets_server = block(start_websockets())
     deflate_server = block(start_deflate())
     autobahn_port = start_autobahn()
     node, node_port = start_node_server(NODE_ENV)
-    socketio, socketio_port = start_socketio_server("backend-1")
+    socketio = {name: start_socketio_server(name) for name in SOCKETIO_BACKENDS}
     ports = {
         "websockets": websockets_server.sockets[0].getsockname()[1],
         "deflate": deflate_server.sockets[0].getsockname()[1],
         "autobahn": autobahn_port.getHost().port,
         "node-ws": node_port,
-        "socketio": socketio_port,
+        **{name: port for name, (_, port) in socketio.items()},
     }
-    proxy, proxy_port = start_proxy(tmp_path_factory.mktemp("interop"), PROXY_CONF.format(**ports))
+    ca_path, (chain, key) = certificate
+    tls_port = free_port()
+    conf = PROXY_CONF.format(**ports, tls=tls_port, certificate=chain, key=key)
+    proxy, _ = start_proxy(tmp_path_factory.mktemp("interop"), conf)
+    (proxy_port,) = {p.getHost().port for p in proxy.ports} - {tls_port}
     try:
-        yield Stack(ports, proxy_port)
+        yield Stack(ports, proxy_port, tls_port, ca_path)
     finally:
         pytest_twisted.blockon(defer.maybeDeferred(proxy.stopService))
         for server in (websockets_server, deflate_server):
             server.close()
             block(server.wait_closed())
         pytest_twisted.blockon(defer.maybeDeferred(autobahn_port.stopListening))
-        _stop(node)
-        _stop(socketio)
+        for process in (node, *(process for process, _ in socketio.values())):
+            _stop(process)
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    chromium = block(launch())
+def browser(certificate: tuple[str, tuple[str, str]]) -> Iterator[Browser]:
+    _, (chain, _) = certificate
+    chromium = block(launch(trust_flag(chain)))
     try:
         yield chromium
     finally:

@@ -5,9 +5,13 @@ client can reach a server by.
 
 ``direct`` (client to server, no proxy) is the baseline column: a cell that
 fails there too is the peers' own bug, not wstunnel's.  A transport is a
-scheme and whether it goes through the proxy, so wss is one more
-``Transport`` with a TLS listener in ``PROXY_CONF`` and the test CA handed
-to the clients.
+scheme and whether it goes through the proxy: ``ws`` reaches wstunnel's
+plain listener, ``wss`` its TLS listener, whose certificate is issued by a
+CA made for the run (tests/tls_support.py) that every client is told to
+trust.  The servers speak plain WebSocket only, so wss has no direct column.
+
+Three socket.io backends sit behind one ``upstream socketio`` with
+``ip_hash``; the direct column reaches the first one.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Transport", "TRANSPORTS", "Stack", "PROXY_CONF", "start_node_server", "start_socketio_server"]
+__all__ = [
+    "Transport", "TRANSPORTS", "SOCKETIO_BACKENDS", "Stack", "PROXY_CONF", "free_port", "start_node_server",
+    "start_socketio_server",
+]
 
 PEERS = Path(__file__).parent / "peers"
 
@@ -30,19 +37,30 @@ PEERS = Path(__file__).parent / "peers"
 @attrs.frozen
 class Transport:
     name: str
-    scheme: str  # "ws"; the page is loaded over the matching http scheme
+    scheme: str  # "ws" or "wss"; the page and socket.io use the matching http scheme
     via_proxy: bool
 
+    @property
+    def http_scheme(self) -> str:
+        return "https" if self.scheme == "wss" else "http"
 
-TRANSPORTS = (Transport("direct", "ws", False), Transport("ws", "ws", True))
+
+TRANSPORTS = (Transport("direct", "ws", False), Transport("ws", "ws", True), Transport("wss", "wss", True))
+SOCKETIO_BACKENDS = ("socketio", "socketio-2", "socketio-3")
 
 # Every server behind one wstunnel, one location each, as a user would.
 PROXY_CONF = """\
 upstream socketio {{
+    ip_hash;
     server 127.0.0.1:{socketio};
+    server 127.0.0.1:{socketio-2};
+    server 127.0.0.1:{socketio-3};
 }}
 server {{
     listen 127.0.0.1:0;
+    listen 127.0.0.1:{tls} ssl;
+    ssl_certificate {certificate};
+    ssl_certificate_key {key};
     location /websockets/ {{ proxy_pass http://127.0.0.1:{websockets}; }}
     location /autobahn/ {{ proxy_pass http://127.0.0.1:{autobahn}; }}
     location /node-ws/ {{ proxy_pass http://127.0.0.1:{node-ws}; }}
@@ -56,20 +74,30 @@ server {{
 class Stack:
     ports: dict[str, int]  # server name -> its own port
     proxy_port: int
+    tls_port: int
+    ca_path: str  # the PEM of the CA that issued the TLS listener's certificate
 
     def port(self, transport: Transport, server: str) -> int:
-        return self.proxy_port if transport.via_proxy else self.ports[server]
+        if not transport.via_proxy:
+            return self.ports[server]
+        return self.tls_port if transport.scheme == "wss" else self.proxy_port
 
     def ws_url(self, transport: Transport, server: str, cid: str) -> str:
         return f"{transport.scheme}://127.0.0.1:{self.port(transport, server)}/{server}/?id={cid}"
 
     def http_url(self, transport: Transport, server: str, path: str) -> str:
-        scheme = "https" if transport.scheme == "wss" else "http"
-        return f"{scheme}://127.0.0.1:{self.port(transport, server)}/{server}/{path}"
+        return f"{transport.http_scheme}://127.0.0.1:{self.port(transport, server)}/{server}/{path}"
 
     def report_url(self, server: str) -> str:
         """Reports are read straight from the server, whatever the cell's transport."""
         return f"ws://127.0.0.1:{self.ports[server]}/{server}/?id=report"
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago, for the TLS ``listen`` (port 0 is taken by the plain one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _first_line(process: subprocess.Popen, what: str) -> Any:

@@ -174,7 +174,8 @@ def cell(request: pytest.FixtureRequest, stack: Stack) -> Cell:
         browser: Browser = request.getfixturevalue("browser")
         client: Client = ChromiumClient(browser, stack.http_url(transport, "websockets", "page.html"))
     else:
-        client = {"websockets": WebsocketsClient, "autobahn": AutobahnClient, "node-ws": NodeClient}[name]()
+        client = {"websockets": WebsocketsClient, "autobahn": AutobahnClient, "node-ws": NodeClient}[name](
+            stack.ca_path)
     return Cell(client, server, transport, stack)
 
 

@@ -4,6 +4,12 @@ each scenario is written once: ``websockets`` and autobahn in-process, Node's
 ``ws`` and headless Chromium driven remotely (``peers/node_client.js``,
 ``peers/page.html``) with base64 for binary payloads.
 
+Each client is given the run's test CA (``ca_path``) and trusts it for wss
+URLs the way its own API does: an ``ssl.SSLContext`` for ``websockets``,
+``optionsForClientTLS`` with the CA as trust root for autobahn, Node's
+``ca`` option; Chromium is launched with a test-only trust switch instead
+(``cdp.trust_flag``).
+
 A client lists what its API can do in ``can``: a browser cannot ping, send
 fragments or reset its TCP connection, so those scenarios are not in its row.
 """
@@ -15,6 +21,7 @@ import base64
 import json
 import os
 import socket
+import ssl
 import struct
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +33,8 @@ from autobahn.websocket.compress import (
     PerMessageDeflateResponseAccept,
 )
 from twisted.internet import defer
+from twisted.internet.ssl import Certificate, optionsForClientTLS
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from websockets.asyncio.client import ClientConnection, connect
 
 from cdp import Browser
@@ -103,17 +112,34 @@ class _WebsocketsConn:
         self.ws.transport.abort()
 
 
+def _secure(url: str) -> bool:
+    return url.startswith("wss:")
+
+
 class WebsocketsClient:
     name = "websockets"
     can = frozenset({"fragment", "ping", "abort"})
 
+    def __init__(self, ca_path: str) -> None:
+        self.ca_path = ca_path
+
     async def open(self, url: str, protocols: list[str]) -> Conn:
-        ws = await connect(url, subprotocols=protocols, max_size=MAX_MESSAGE, proxy=None)
+        context = ssl.create_default_context(cafile=self.ca_path) if _secure(url) else None
+        ws = await connect(url, subprotocols=protocols, max_size=MAX_MESSAGE, proxy=None, ssl=context)
         return _WebsocketsConn(ws)
 
 
 def _wait(d: defer.Deferred) -> asyncio.Future:
     return d.asFuture(asyncio.get_running_loop())
+
+
+def _tcp(transport: Any) -> Any:
+    """The TCP connection under a Twisted transport: under the TLS layer for wss.
+
+    Aborting that one is a reset whatever state TLS is in; aborting the TLS
+    layer of a connection already lost raises.
+    """
+    return transport.transport if isinstance(transport, TLSMemoryBIOProtocol) else transport
 
 
 class _AutobahnConn(WebSocketClientProtocol):
@@ -161,11 +187,11 @@ class _AutobahnConn(WebSocketClientProtocol):
         return self.remoteCloseCode, self.remoteCloseReason or ""
 
     async def abort(self) -> None:
-        _reset_on_close(self.transport.getHandle())
-        self.transport.abortConnection()
+        _reset_on_close(_tcp(self.transport).getHandle())
+        _tcp(self.transport).abortConnection()
 
     async def release(self) -> None:
-        self.transport.abortConnection()
+        _tcp(self.transport).abortConnection()
 
 
 def _accept_deflate(response: Any) -> PerMessageDeflateResponseAccept | None:
@@ -176,6 +202,16 @@ class AutobahnClient:
     name = "autobahn"
     can = frozenset({"fragment", "ping", "abort"})
 
+    def __init__(self, ca_path: str) -> None:
+        self.ca_path = ca_path
+
+    def _tls(self, factory: WebSocketClientFactory) -> Any:
+        """Without a context factory autobahn's wss checks nothing; this one verifies against the CA."""
+        if not factory.isSecure:
+            return None
+        with open(self.ca_path, "rb") as pem:
+            return optionsForClientTLS(factory.host, trustRoot=Certificate.loadPEM(pem.read()))
+
     async def open(self, url: str, protocols: list[str]) -> Conn:
         factory = WebSocketClientFactory(url, protocols=protocols)
         factory.protocol = _AutobahnConn
@@ -183,7 +219,7 @@ class AutobahnClient:
                                    perMessageCompressionAccept=_accept_deflate,
                                    maxMessagePayloadSize=MAX_MESSAGE, echoCloseCodeReason=True)
         factory.opened = defer.Deferred()
-        connector = connectWS(factory)
+        connector = connectWS(factory, contextFactory=self._tls(factory))
         try:
             return await _wait(factory.opened)
         except BaseException:
@@ -237,6 +273,9 @@ class NodeClient:
     name = "node-ws"
     can = frozenset({"fragment", "ping", "abort"})
 
+    def __init__(self, ca_path: str) -> None:
+        self.ca_path = ca_path
+
     async def open(self, url: str, protocols: list[str]) -> Conn:
         process = await asyncio.create_subprocess_exec(
             "node", str(PEERS / "node_client.js"), env=NODE_ENV, limit=4 * MAX_MESSAGE,
@@ -255,7 +294,8 @@ class NodeClient:
             await process.wait()
 
         try:
-            return _RemoteConn(call, await call("open", url=url, protocols=protocols), release)
+            opened = await call("open", url=url, protocols=protocols, ca=self.ca_path if _secure(url) else None)
+            return _RemoteConn(call, opened, release)
         except BaseException:
             await release()
             raise

@@ -2,10 +2,13 @@
 // on stdin, one JSON answer per line on stdout ({"ok": ...} or {"error": ...}).
 // Binary payloads travel base64-encoded.
 'use strict';
+const fs = require('fs');
+const net = require('net');
 const readline = require('readline');
 const { WebSocket } = require('ws');
 
 let ws = null;
+let tcp = null;  // the TCP socket under TLS for wss (ws's own socket is then a TLSSocket)
 let inbox = [];
 let waiting = null;
 let closed = null;
@@ -14,8 +17,16 @@ function deliver(item) {
   if (waiting) { const w = waiting; waiting = null; w(item); } else inbox.push(item);
 }
 
-function open({ url, protocols }) {
-  ws = new WebSocket(url, protocols, { perMessageDeflate: true, maxPayload: 16 * 1024 * 1024 });
+// `ca`: the path of the test CA's PEM, trusted for a wss:// url.  The TLS
+// connection runs over a TCP socket made here, so that abort can reset it.
+function open({ url, protocols, ca }) {
+  const options = { perMessageDeflate: true, maxPayload: 16 * 1024 * 1024 };
+  if (ca) {
+    const { hostname, port } = new URL(url);
+    tcp = net.connect({ host: hostname, port: Number(port) });
+    Object.assign(options, { ca: fs.readFileSync(ca), socket: tcp });
+  }
+  ws = new WebSocket(url, protocols, options);
   closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
   ws.on('message', (data, isBinary) => deliver({ binary: isBinary, data: isBinary ? data.toString('base64') : data.toString() }));
   let extensions = null;
@@ -59,7 +70,7 @@ function close({ code, reason }) {
 }
 
 function abort() {
-  ws._socket.resetAndDestroy();
+  (tcp || ws._socket).resetAndDestroy();
   return null;
 }
 

@@ -1,7 +1,7 @@
 """
 The socket.io server of the interop suite: python-socketio on its ASGI
 driver (engine.io's aiohttp driver mishandles long-polling bodies that
-arrive in pieces), run by uvicorn.  ``whoami`` tells a client which backend
+arrive in pieces), run by uvicorn, once per backend (named by ``SIO_BACKEND``).  ``whoami`` tells a client which backend
 and session it reached and which transports the server saw that session
 use; ``push`` emits events the client must receive in order.
 """
