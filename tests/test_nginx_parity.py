@@ -23,7 +23,15 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
 import nginx_support
-from nginx_support import Nginx, find_nginx, reserve_ports, start_nginx
+from nginx_support import (
+    AccessLines,
+    Nginx,
+    capture_access_log,
+    find_nginx,
+    listen_syslog,
+    reserve_ports,
+    start_nginx,
+)
 from support import (
     WAIT,
     BackendFactory,
@@ -55,6 +63,7 @@ class Side:
     port: int
     backend: BackendFactory
     backend_port: int
+    log: AccessLines  # the lines its ``access_log {log}`` wrote, if the config says so
 
     def head(self, index: int) -> tuple[bytes, Headers]:
         """A request head the backend received, its own port (in $proxy_host) made neutral."""
@@ -74,13 +83,16 @@ class Twins:
     nginxes: list[Nginx] = field(factory=list)
     backend_ports: list = field(factory=list)
     factories: list[BackendFactory] = field(factory=list)
+    syslogs: list = field(factory=list)
 
     def start(self, conf: str, answer: Answer | None = None,
               backend_port: int | None = None) -> list[Side]:
         """
         ``conf`` says ``{listen}`` for the listen address and ``{backend}``
         for the backend's port; without ``backend_port`` each proxy gets its
-        own scripted backend running ``answer``.
+        own scripted backend running ``answer``.  ``{log}`` names an access
+        log target whose lines each side's ``log`` collects (nginx's through
+        syslog, wstunnel's file as written).
         """
         sides = []
         nginx_port, = reserve_ports(1)
@@ -90,13 +102,18 @@ class Twins:
             self.backend_ports.append(bport)
             upstream = backend_port or bport.getHost().port
             text = conf.replace("{listen}", listen).replace("{backend}", str(upstream))
+            log = AccessLines()
             if name == "wstunnel":
+                text = text.replace("{log}", str(self.tmp_path / "access.log"))
                 service, port = start_proxy(self.tmp_path, text)
                 self.services.append(service)
+                capture_access_log(service, log)
             else:
-                self.nginxes.append(start_nginx(self.tmp_path, http_body(text)))
+                syslog, target = listen_syslog(log)
+                self.syslogs.append(syslog)
+                self.nginxes.append(start_nginx(self.tmp_path, http_body(text.replace("{log}", target))))
                 port = nginx_port
-            sides.append(Side(name, port, factory, upstream))
+            sides.append(Side(name, port, factory, upstream, log))
         return sides
 
     async def stop(self) -> None:
@@ -112,7 +129,7 @@ class Twins:
         for factory in self.factories:
             for conn in factory.connections:
                 conn.transport.abortConnection()
-        for bport in self.backend_ports:
+        for bport in self.backend_ports + self.syslogs:
             await bport.stopListening()
 
 
