@@ -288,27 +288,34 @@ def example_prefix(conf: str) -> str:
     return re.search(r"\blocation\s+(\S+)\s*\{", conf).group(1)
 
 
+async def echo_through_both(twins: Twins, conf: str, url: Callable[[Side], str], **options) -> list[str]:
+    """
+    A websockets session (``connect(url(side), **options)``) through each
+    proxy to an echo backend; the sides that echoed every message.
+    """
+    talked = []
+
+    async def echo(ws) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async with serve(echo, "127.0.0.1", 0) as server:
+        for side in twins.start(conf, backend_port=server.sockets[0].getsockname()[1]):
+            async with connect(url(side), **options) as ws:
+                for message in ["hello", b"\x00\x01binary", "x" * 70_000]:
+                    await ws.send(message)
+                    assert await ws.recv() == message, side.name
+            talked.append(side.name)
+    return talked
+
+
 @pytest_twisted.ensureDeferred
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 async def test_websocket_echo_through_doc_examples(twins, example) -> None:
     """The websockets client checks Sec-WebSocket-Accept: a session means the backend's arrived."""
     conf = example_conf(example)
-    talked = []
-
-    async def scenario() -> None:
-        async def echo(ws) -> None:
-            async for message in ws:
-                await ws.send(message)
-
-        async with serve(echo, "127.0.0.1", 0) as server:
-            for side in twins.start(conf, backend_port=server.sockets[0].getsockname()[1]):
-                async with connect(f"ws://127.0.0.1:{side.port}{example_prefix(conf)}room") as ws:
-                    for message in ["hello", b"\x00\x01binary", "x" * 70_000]:
-                        await ws.send(message)
-                        assert await ws.recv() == message, side.name
-                talked.append(side.name)
-
-    await aio(scenario())
+    talked = await aio(echo_through_both(twins, conf, lambda side: f"ws://127.0.0.1:{side.port}"
+                                                                   f"{example_prefix(conf)}room"))
     assert talked == ["wstunnel", "nginx"]
 
 

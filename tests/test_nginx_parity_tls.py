@@ -14,41 +14,25 @@ import ssl
 import pytest
 import pytest_twisted
 from cryptography import x509
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import serve
 
-from support import WAIT, aio, listen_backend
-from test_nginx_parity import Response, Side, ask, read_response, request, scripted_answer, twins  # noqa: F401
+from support import WAIT, aio
+from test_nginx_parity import (  # noqa: F401 (twins is a fixture)
+    Response,
+    ask,
+    echo_through_both,
+    read_response,
+    request,
+    scripted_answer,
+    twins,
+)
+from test_tls import SEED_003_TLS
 from tls_support import Authority, client_context, listen_tls_backend
 
-LOG = "log_format tls '$request $status';\naccess_log {log} tls;\n"
+LOG = "log_format tls '$request $status';\naccess_log {{log}} tls;\n"
 
-SEED_003 = LOG + """
-map $http_upgrade $connection_upgrade {
-    default upgrade;
-    '' close;
-}
-upstream websocket {
-    server localhost:{backend};
-}
-server {
-    server_name test.enzhico.net;
-    listen {listen} ssl;
-    location / {
-        proxy_pass http://websocket;
-        proxy_read_timeout 300s;
-        proxy_send_timeout 300s;
-        proxy_set_header Host $host;
-        proxy_set_header X-Real-IP $remote_addr;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_http_version 1.1;
-        proxy_set_header Upgrade $http_upgrade;
-        proxy_set_header Connection $connection_upgrade;
-    }
-    ssl_certificate {cert};
-    ssl_certificate_key {key};
-}
-"""
+# tests/test_tls.py's copy of the seed's conf.d file, on the twins' addresses.
+SEED_003 = LOG + SEED_003_TLS.replace("listen 127.0.0.1:0 ssl", "listen {{listen}} ssl")
+
 
 TWO_SITES = """
 ssl_protocols TLSv1.2 TLSv1.3;
@@ -79,7 +63,7 @@ def ca(tmp_path_factory) -> Authority:
 @pytest.fixture(scope="module")
 def seed_003(ca) -> str:
     cert, key = ca.issue("site", ["test.enzhico.net", "127.0.0.1"])
-    return SEED_003.replace("{cert}", cert).replace("{key}", key)
+    return SEED_003.format(port="{backend}", cert=cert, key=key)
 
 
 @pytest.fixture(scope="module")
@@ -124,23 +108,8 @@ async def ask_tls(port: int, context: ssl.SSLContext, sni: str | None, host: str
 @pytest_twisted.ensureDeferred
 async def test_wss_echo_through_the_seed_003_config(twins, ca, seed_003) -> None:
     """The websockets client verifies the proxy's certificate against the test CA."""
-    talked = []
-
-    async def scenario() -> None:
-        async def echo(ws) -> None:
-            async for message in ws:
-                await ws.send(message)
-
-        async with serve(echo, "127.0.0.1", 0) as server:
-            for side in twins.start(seed_003, backend_port=server.sockets[0].getsockname()[1]):
-                async with connect(f"wss://127.0.0.1:{side.port}/", ssl=client_context(ca.path),
-                                   server_hostname="test.enzhico.net") as ws:
-                    for message in ["hello", b"\x00\x01binary", "x" * 70_000]:
-                        await ws.send(message)
-                        assert await ws.recv() == message
-                talked.append(side.name)
-
-    await aio(scenario())
+    talked = await aio(echo_through_both(twins, seed_003, lambda side: f"wss://127.0.0.1:{side.port}/",
+                                         ssl=client_context(ca.path), server_hostname="test.enzhico.net"))
     assert talked == ["wstunnel", "nginx"]
 
 
