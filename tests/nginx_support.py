@@ -24,8 +24,20 @@ from pathlib import Path
 
 import pytest
 from attrs import frozen
+from twisted.internet import defer, protocol, reactor
 
-__all__ = ["Nginx", "NGINX_PACKAGE", "find_nginx", "reserve_ports", "start_nginx"]
+from support import WAIT
+
+__all__ = [
+    "AccessLines",
+    "Nginx",
+    "NGINX_PACKAGE",
+    "capture_access_log",
+    "find_nginx",
+    "listen_syslog",
+    "reserve_ports",
+    "start_nginx",
+]
 
 NGINX_PACKAGE = "nginx-light"
 STARTUP = 5.0  # seconds nginx may take to bind its listeners
@@ -132,3 +144,69 @@ def _read_until_eof(process: subprocess.Popen, timeout: float) -> str:
             pytest.fail(f"nginx did not start within {timeout} s: {b''.join(chunks)!r}")
     process.stderr.close()
     return b"".join(chunks).decode(errors="replace")
+
+
+# ---------------------------------------------------------------- access-log lines, awaited
+
+SYSLOG_TAG = "parity"
+
+
+class AccessLines:
+    """
+    The access-log lines one proxy wrote, in order.  A proxy writes a line
+    after the response's last byte may already have reached the client (and
+    a tunnel's when it ends), so tests await a count instead of reading a
+    file at some moment.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._waiting: list[tuple[int, defer.Deferred]] = []
+
+    def append(self, line: str) -> None:
+        self.lines.append(line)
+        self._wake()
+
+    def wait_for(self, count: int) -> defer.Deferred:
+        """Fires with the lines once there are at least ``count``; fails after ``WAIT``."""
+        d = defer.Deferred()
+        self._waiting.append((count, d))
+        self._wake()
+        return d.addTimeout(WAIT, reactor)
+
+    def _wake(self) -> None:
+        ready = [(n, d) for n, d in self._waiting if n <= len(self.lines)]
+        self._waiting = [(n, d) for n, d in self._waiting if n > len(self.lines)]
+        for _, d in ready:
+            d.callback(self.lines[:])
+
+
+class _Syslog(protocol.DatagramProtocol):
+    """nginx's ``access_log syslog:``: one datagram a line, ``<PRI>TIMESTAMP TAG: LINE``."""
+
+    noisy = False
+
+    def __init__(self, lines: AccessLines) -> None:
+        self.lines = lines
+
+    def datagramReceived(self, datagram: bytes, addr: object) -> None:
+        self.lines.append(datagram.decode().split(f" {SYSLOG_TAG}: ", 1)[1])
+
+
+def listen_syslog(lines: AccessLines) -> tuple[object, str]:
+    """A loopback syslog receiver for ``lines``: its port, and the ``access_log`` target naming it."""
+    port = reactor.listenUDP(0, _Syslog(lines), interface="127.0.0.1")
+    target = f"syslog:server=127.0.0.1:{port.getHost().port},tag={SYSLOG_TAG},nohostname"
+    return port, target
+
+
+def capture_access_log(service: object, lines: AccessLines) -> None:
+    """wstunnel's lines go to their files as usual and to ``lines`` as they are written."""
+    logs = service.runtime.access_logs  # type: ignore[attr-defined]
+    write = logs.write
+
+    def both(targets: tuple, line: str) -> None:
+        write(targets, line)
+        lines.append(line)
+
+    logs.write = both

@@ -23,7 +23,15 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
 import nginx_support
-from nginx_support import Nginx, find_nginx, reserve_ports, start_nginx
+from nginx_support import (
+    AccessLines,
+    Nginx,
+    capture_access_log,
+    find_nginx,
+    listen_syslog,
+    reserve_ports,
+    start_nginx,
+)
 from support import (
     WAIT,
     BackendFactory,
@@ -55,6 +63,7 @@ class Side:
     port: int
     backend: BackendFactory
     backend_port: int
+    log: AccessLines  # the lines its ``access_log {log}`` wrote, if the config says so
 
     def head(self, index: int) -> tuple[bytes, Headers]:
         """A request head the backend received, its own port (in $proxy_host) made neutral."""
@@ -74,13 +83,16 @@ class Twins:
     nginxes: list[Nginx] = field(factory=list)
     backend_ports: list = field(factory=list)
     factories: list[BackendFactory] = field(factory=list)
+    syslogs: list = field(factory=list)
 
     def start(self, conf: str, answer: Answer | None = None,
               backend_port: int | None = None) -> list[Side]:
         """
         ``conf`` says ``{listen}`` for the listen address and ``{backend}``
         for the backend's port; without ``backend_port`` each proxy gets its
-        own scripted backend running ``answer``.
+        own scripted backend running ``answer``.  ``{log}`` names an access
+        log target whose lines each side's ``log`` collects (nginx's through
+        syslog, wstunnel's file as written).
         """
         sides = []
         nginx_port, = reserve_ports(1)
@@ -90,13 +102,18 @@ class Twins:
             self.backend_ports.append(bport)
             upstream = backend_port or bport.getHost().port
             text = conf.replace("{listen}", listen).replace("{backend}", str(upstream))
+            log = AccessLines()
             if name == "wstunnel":
+                text = text.replace("{log}", str(self.tmp_path / "access.log"))
                 service, port = start_proxy(self.tmp_path, text)
                 self.services.append(service)
+                capture_access_log(service, log)
             else:
-                self.nginxes.append(start_nginx(self.tmp_path, http_body(text)))
+                syslog, target = listen_syslog(log)
+                self.syslogs.append(syslog)
+                self.nginxes.append(start_nginx(self.tmp_path, http_body(text.replace("{log}", target))))
                 port = nginx_port
-            sides.append(Side(name, port, factory, upstream))
+            sides.append(Side(name, port, factory, upstream, log))
         return sides
 
     async def stop(self) -> None:
@@ -112,7 +129,7 @@ class Twins:
         for factory in self.factories:
             for conn in factory.connections:
                 conn.transport.abortConnection()
-        for bport in self.backend_ports:
+        for bport in self.backend_ports + self.syslogs:
             await bport.stopListening()
 
 
@@ -271,27 +288,34 @@ def example_prefix(conf: str) -> str:
     return re.search(r"\blocation\s+(\S+)\s*\{", conf).group(1)
 
 
+async def echo_through_both(twins: Twins, conf: str, url: Callable[[Side], str], **options) -> list[str]:
+    """
+    A websockets session (``connect(url(side), **options)``) through each
+    proxy to an echo backend; the sides that echoed every message.
+    """
+    talked = []
+
+    async def echo(ws) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async with serve(echo, "127.0.0.1", 0) as server:
+        for side in twins.start(conf, backend_port=server.sockets[0].getsockname()[1]):
+            async with connect(url(side), **options) as ws:
+                for message in ["hello", b"\x00\x01binary", "x" * 70_000]:
+                    await ws.send(message)
+                    assert await ws.recv() == message, side.name
+            talked.append(side.name)
+    return talked
+
+
 @pytest_twisted.ensureDeferred
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 async def test_websocket_echo_through_doc_examples(twins, example) -> None:
     """The websockets client checks Sec-WebSocket-Accept: a session means the backend's arrived."""
     conf = example_conf(example)
-    talked = []
-
-    async def scenario() -> None:
-        async def echo(ws) -> None:
-            async for message in ws:
-                await ws.send(message)
-
-        async with serve(echo, "127.0.0.1", 0) as server:
-            for side in twins.start(conf, backend_port=server.sockets[0].getsockname()[1]):
-                async with connect(f"ws://127.0.0.1:{side.port}{example_prefix(conf)}room") as ws:
-                    for message in ["hello", b"\x00\x01binary", "x" * 70_000]:
-                        await ws.send(message)
-                        assert await ws.recv() == message, side.name
-                talked.append(side.name)
-
-    await aio(scenario())
+    talked = await aio(echo_through_both(twins, conf, lambda side: f"ws://127.0.0.1:{side.port}"
+                                                                   f"{example_prefix(conf)}room"))
     assert talked == ["wstunnel", "nginx"]
 
 

@@ -50,7 +50,7 @@ def make_location(proxy_host="backend"):
     )
 
 
-def make_vars(headers=(), maps=(), location=None, host="example.com"):
+def make_vars(headers=(), maps=(), location=None, host="example.com", args="x=1"):
     config = Config(
         path="test.conf",
         bindings=(),
@@ -66,7 +66,7 @@ def make_vars(headers=(), maps=(), location=None, host="example.com"):
         location=location,
         conn=ConnInfo("192.0.2.1", 54321, "127.0.0.1", 8080, "http"),
         head=RequestHead(b"GET", b"/a%20b/?x=1", b"1.1", tuple(headers)),
-        target=Target(path="/a%20b/", args="x=1", uri="/a b/", request_uri="/a%20b/?x=1"),
+        target=Target(path="/a%20b/", args=args, uri="/a b/", request_uri=f"/a%20b/?{args}"),
         host=host,
     )
 
@@ -193,6 +193,22 @@ def test_cookies_are_joined_with_semicolon():
 
 def test_header_bytes_survive_as_latin1():
     assert make_vars([(b"X-Bin", b"caf\xe9")]).get("http_x_bin") == "caf\xe9"
+
+
+@pytest.mark.parametrize(
+    "args, name, value",
+    [
+        ("k=v", "k", "v"),
+        ("a=1&K=%41b&k=2", "k", "%41b"),  # the first, name case-insensitive, value as sent
+        ("kk=1&xk=2&k", "k", ""),  # a longer name, a name inside another, no "="
+        ("k=&k=2", "k", ""),
+        ("a=b=c", "a", "b=c"),
+        ("", "k", ""),
+    ],
+)
+def test_arg_variable(args, name, value):
+    assert tpl(f"$arg_{name}").parts == (VarRef(f"arg_{name}"),)
+    assert make_vars(args=args).get(f"arg_{name}") == value
 
 
 def test_proxy_add_x_forwarded_for_appends_remote_addr():

@@ -32,10 +32,11 @@ _REASONS.update(
 class RequestError(Exception):
     """A request that cannot be served, with the status that says why."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, note: str | None = None) -> None:
         super().__init__(status, detail)
         self.status = status
         self.detail = detail
+        self.note = note  # nginx's sentence on the page, for its pages that have one
 
     def __str__(self) -> str:
         return f"{self.status} {reason_phrase(self.status)}: {self.detail}"
@@ -45,11 +46,17 @@ def reason_phrase(status: int) -> str:
     return _REASONS.get(status, "Unknown")
 
 
-def error_page(status: int) -> bytes:
-    """The HTML body of an error answer, in nginx's shape."""
-    title = f"{status} {reason_phrase(status)}"
+def error_page(status: int, note: str | None = None) -> bytes:
+    """
+    The HTML body of an error answer, in nginx's shape.  nginx's pages for
+    its internal codes sent as 400 (497: plain HTTP to an HTTPS port) put a
+    ``note`` in the title and under the heading.
+    """
+    heading = f"{status} {reason_phrase(status)}"
+    title = heading if note is None else f"{status} {note}"
+    explained = "" if note is None else f"<center>{note}</center>\r\n"
     return (
         f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
-        f"<center><h1>{title}</h1></center>\r\n"
+        f"<center><h1>{heading}</h1></center>\r\n{explained}"
         f"<hr><center>{SERVER_TOKEN}</center>\r\n</body>\r\n</html>\r\n"
     ).encode("ascii")

@@ -356,7 +356,7 @@ class ClientProtocol(Protocol):
             self._route(head)
         except RequestError as e:
             self.log.info("request from {client} refused: {error}", client=self.peer_text, error=str(e))
-            self.fail(e.status, e.detail, close=e.status in _CLOSING_STATUSES)
+            self.fail(e.status, e.detail, close=e.status in _CLOSING_STATUSES, note=e.note)
 
     def _route(self, head: RequestHead) -> None:
         runtime = self.runtime
@@ -550,14 +550,14 @@ class ClientProtocol(Protocol):
         self._log_request()
         self._close()
 
-    def fail(self, status: int, detail: str, *, close: bool = False) -> None:
+    def fail(self, status: int, detail: str, *, close: bool = False, note: str | None = None) -> None:
         """Answer with an error page, or cut the connection if it is too late."""
         self._exchange = None
         if self._plan is not None:
             self.abort_response()
             return
         self._close_after = self._close_after or close
-        self._respond(status, [(b"Content-Type", b"text/html")], error_page(status))
+        self._respond(status, [(b"Content-Type", b"text/html")], error_page(status, note))
 
     def _respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
         """A response wstunnel makes itself (errors, redirects)."""

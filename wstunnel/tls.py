@@ -6,8 +6,9 @@ Client side: one OpenSSL context per ``server`` block with a certificate.  A
 connection starts on its socket's default server's context; the SNI
 callback then picks the server by name among those listening on the
 address the connection arrived on, as routing does for Host, and sets its
-certificate and client-certificate rules.  Bytes that are not a TLS record
-get nginx's 400 for plain HTTP sent to an HTTPS port.
+certificate and client-certificate rules.  A connection that does not start
+with a TLS record is plain HTTP sent to an HTTPS port: its bytes pass through
+to the HTTP protocol, which reads the request and answers nginx's 400.
 
 Upstream side: ``proxy_pass https://`` connects through TLS; the request is
 released to the upstream only after the handshake and the name check
@@ -39,13 +40,12 @@ from twisted.internet.interfaces import (
     IReactorTime,
 )
 from twisted.internet.ssl import AcceptableCiphers, CertificateOptions, TLSVersion
-from twisted.logger import Logger
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from attrs import evolve
 from zope.interface import implementer
 
-from .errors import error_page, reason_phrase
+from .errors import RequestError
 from .model import Binding, Config, Server
 from .request import ConnInfo
 from .routing import Router
@@ -66,6 +66,7 @@ __all__ = [
 _ALPN = [b"http/1.1"]
 _TLS_HANDSHAKE = 0x16  # the first byte of every TLS connection (a handshake record)
 _CHAIN_TOO_LONG = 22  # X509_V_ERR_CERT_CHAIN_TOO_LONG
+PLAIN_HTTP_NOTE = "The plain HTTP request was sent to HTTPS port"  # nginx's 497 page
 
 # X509_V_ERR_* codes as OpenSSL words them (X509_verify_cert_error_string),
 # for $ssl_client_verify and the upstream error log.
@@ -106,33 +107,47 @@ class _TLSProtocol(BufferingTLSTransport):
 
 
 class _ServerTLSProtocol(_TLSProtocol):
-    """Answers plain HTTP sent to a TLS port as nginx does: 400, then close."""
+    """
+    A connection to a TLS socket.  One whose first byte is not a TLS
+    handshake record is ``plain``: from then on bytes pass through
+    untouched both ways, so the HTTP protocol reads the request, and
+    :func:`check_request` refuses it as nginx does (a 400 with its page,
+    logged like any request, then the close).
+    """
 
-    log = Logger()
-    _plain = False
+    plain = False
     _sniffed = False
 
     def dataReceived(self, data: bytes) -> None:
         if not self._sniffed:
             self._sniffed = True
-            self._plain = data[0] != _TLS_HANDSHAKE
-            if self._plain:
-                self._answer_plain_http()
-        if self._plain:
+            if data[0] != _TLS_HANDSHAKE:
+                self.plain = True
+                self.write = self.transport.write  # type: ignore[method-assign]
+                self.writeSequence = self.transport.writeSequence  # type: ignore[method-assign]
+        if self.plain:
+            self.wrappedProtocol.dataReceived(data)
             return
         super().dataReceived(data)
 
-    def _answer_plain_http(self) -> None:
-        peer = self.transport.getPeer()
-        self.log.info("client {client} sent a plain HTTP request to an HTTPS port",
-                      client=f"{peer.host}:{peer.port}")
-        body = error_page(400)
-        self.transport.write(
-            b"HTTP/1.1 400 " + reason_phrase(400).encode() + b"\r\nServer: wstunnel\r\n"
-            b"Content-Type: text/html\r\nContent-Length: " + str(len(body)).encode()
-            + b"\r\nConnection: close\r\n\r\n" + body
-        )
-        self.transport.loseConnection()
+    def loseConnection(self) -> None:
+        if self.plain:
+            self.disconnecting = True
+            self.transport.loseConnection()
+            return
+        super().loseConnection()
+
+    def abortConnection(self) -> None:
+        if self.plain:
+            self.disconnecting = True
+            self.transport.abortConnection()
+            return
+        super().abortConnection()
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self.plain:
+            self._lostTLSConnection = True  # no TLS state to finish
+        super().connectionLost(reason)
 
 
 class _ServerTLSFactory(TLSMemoryBIOFactory):
@@ -294,18 +309,21 @@ def session_info(transport: _TLSProtocol) -> TLSInfo:
     return TLSInfo(
         protocol=conn.get_protocol_version_name(),
         cipher=conn.get_cipher_name() or "",
-        server_name=raw.decode("ascii", "replace").lower() if raw else "",
+        server_name=raw.decode("ascii", "replace") if raw else "",
         client_s_dn=subject,
         client_verify=verify,
     )
 
 
-def check_request(transport: _TLSProtocol, conn: ConnInfo, router: Router, binding: Binding, server: Server) -> ConnInfo:
+def check_request(transport: _ServerTLSProtocol, conn: ConnInfo, router: Router, binding: Binding, server: Server) -> ConnInfo:
     """
     The connection's values with its TLS session added, or the
     :class:`~wstunnel.errors.RequestError` (421, or 400 for a missing client
-    certificate) that the request gets instead.
+    certificate, or for plain HTTP sent to the TLS port) that the request
+    gets instead.
     """
+    if transport.plain:
+        raise RequestError(400, "client sent plain HTTP request to HTTPS port", PLAIN_HTTP_NOTE)
     if conn.tls is None:
         conn = evolve(conn, tls=session_info(transport))
     assert conn.tls is not None

@@ -45,6 +45,7 @@ BUILTIN_VARIABLES = frozenset(
     }
 )
 _HEADER_PREFIX = "http_"
+_ARG_PREFIX = "arg_"
 
 # "$" then either "{name}" (closing brace optional so we can report it) or a bare name.
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z0-9_]*)(\}?)|([A-Za-z0-9_]*))")
@@ -52,7 +53,7 @@ _VARIABLE = re.compile(r"\$(?:\{([A-Za-z0-9_]*)(\}?)|([A-Za-z0-9_]*))")
 
 def is_builtin(name: str) -> bool:
     """Whether ``name`` (lower-case, no ``$``) is provided by wstunnel itself."""
-    return name in BUILTIN_VARIABLES or name.startswith(_HEADER_PREFIX)
+    return name in BUILTIN_VARIABLES or name.startswith((_HEADER_PREFIX, _ARG_PREFIX))
 
 
 def compile_template(text: str, source: Source, maps: Collection[str]) -> Template:
@@ -140,6 +141,8 @@ class RequestVars:
             return getter(self)
         if name.startswith(_HEADER_PREFIX):
             return self.header(name[len(_HEADER_PREFIX) :])
+        if name.startswith(_ARG_PREFIX):
+            return self.arg(name[len(_ARG_PREFIX) :])
         return self._map(name)
 
     def header(self, key: str) -> str:
@@ -156,6 +159,18 @@ class RequestVars:
         if not values:
             return ""
         return ("; " if wanted == b"cookie" else ", ").join(values)
+
+    def arg(self, key: str) -> str:
+        """
+        ``$arg_KEY``: the value of the first ``KEY=`` argument of the query
+        string, as sent (not decoded); the name compares case-insensitively,
+        as nginx's ngx_http_arg does, so ``hash $arg_room`` can key on it.
+        """
+        for pair in self.target.args.split("&"):
+            name, equals, value = pair.partition("=")
+            if equals and name.lower() == key:
+                return value
+        return ""
 
     def _map(self, name: str) -> str:
         cache = self._maps
