@@ -10,6 +10,7 @@ from importlib.metadata import distributions
 from pathlib import Path
 
 import pytest
+import pytest_twisted
 from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,3 +94,22 @@ def proxy_services(tmp_path):
 def proxies(proxy_services):
     """Like ``proxy_services``, giving only the port."""
     return lambda conf: proxy_services(conf)[1]
+
+
+@pytest.fixture
+def refused_port():
+    """A port bound but never listening: connecting is refused, and nothing else can take it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+
+@pytest_twisted.async_yield_fixture
+async def twins(tmp_path):
+    """One config under wstunnel and under a real nginx (tests/nginx_support.py)."""
+    from nginx_support import Twins
+
+    pair = Twins(tmp_path)
+    yield pair
+    await pair.stop()

@@ -85,6 +85,7 @@ HOSTILE = [
     ("host-userinfo", b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 400),
     ("http-2.0", b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
     ("http-1.2", b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
+    ("http-3", b"GET / HTTP/3\r\nHost: a\r\n\r\n", 505),
     ("http-0.9", b"GET /\r\n\r\n", 400),
     ("crlf-via-uri", b"GET /a%0d%0aX-Injected:%201 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     ("body-over-limit", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n", 413),

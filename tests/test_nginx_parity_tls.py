@@ -16,15 +16,8 @@ import pytest_twisted
 from cryptography import x509
 
 from support import WAIT, aio
-from test_nginx_parity import (  # noqa: F401 (twins is a fixture)
-    Response,
-    ask,
-    echo_through_both,
-    read_response,
-    request,
-    scripted_answer,
-    twins,
-)
+from nginx_support import Response, ask, read_response, request, scripted_answer
+from test_nginx_parity import echo_through_both
 from test_tls import SEED_003_TLS
 from tls_support import Authority, client_context, listen_tls_backend
 

@@ -15,7 +15,7 @@ import pytest_twisted
 
 from support import WAIT, aio, listen_backend, read_until, switch_answer, upgrade_request
 from test_balancer import NGINX_HASH
-from test_nginx_parity import Side, refused_port, twins  # noqa: F401 (fixtures)
+from nginx_support import Side
 
 LOG = "log_format up '$remote_addr $request_uri|$upstream_addr|$upstream_status';\n"
 HOWTO = """

@@ -30,11 +30,12 @@ from zope.interface import implementer
 
 from .attempts import UpstreamRecord
 from .balancer import request_key
+from .bodytimer import BodyTimeout
 from .errors import RequestError, error_page, reason_phrase
 from .exchange import Exchange
 from .flow import Throttle, arm_abort
 from .framing import LAST_CHUNK, BodyMode, ResponsePlan, chunk, client_wants_keepalive, plan_response
-from .gate import HeadGate, HeadLimits, Http2Preface, check_request_head
+from .gate import HeadGate, HeadLimits, HeadSoFar, Http2Preface, check_request_head, head_so_far
 from .headers import BodyFraming, client_response_headers, upgrade_offer, upstream_request
 from .logformat import LogEntry, bare_vars, write_entry
 from .logs import ScopedLogger
@@ -126,6 +127,7 @@ class ClientProtocol(Protocol):
         self._exchange: Exchange | None = None
         self._body_to: UpstreamProtocol | None = None
         self._body_throttle: Throttle | None = None
+        self._body_timer: BodyTimeout | None = None  # client_body_timeout, while the body streams
         self._response_throttle: Throttle | None = None
         self._tunnel: Tunnel | None = None
         self._timer: IDelayedCall | None = None
@@ -136,6 +138,7 @@ class ClientProtocol(Protocol):
         self._in_pump = False
         self._request_complete = False
         self._head: RequestHead | None = None
+        self._head_so_far: HeadSoFar | None = None  # a refused or unfinished head, for the log
         self._location: Location | None = None
         self._plan: ResponsePlan | None = None
         self._close_after = False
@@ -177,10 +180,7 @@ class ClientProtocol(Protocol):
         # Before the head is read the virtual server is unknown: the
         # address's default server sets the head limits, as in nginx.
         self._limits = limits = binding.default.client
-        self._gate = HeadGate(
-            HeadLimits(line=limits.header_buffer_size, total=limits.header_buffers * limits.header_buffer_size),
-            request=True,
-        )
+        self._gate = HeadGate(HeadLimits.for_buffers(limits.header_buffers, limits.header_buffer_size), request=True)
         self._timer = self._clock.callLater(limits.header_timeout, self._head_timed_out)
         if binding.proxy_protocol:
             self._expect_proxy_header(binding)
@@ -202,12 +202,15 @@ class ClientProtocol(Protocol):
             if self._early > EARLY_DATA_LIMIT and not self._paused:
                 self._pause()
             return
+        if self._body_timer is not None:
+            self._body_timer.read()
         self._pump()
 
     def readConnectionLost(self) -> None:
         if self._tunnel is not None:
             self._tunnel.client_eof()
             return
+        self._log_unfinished_head(400)
         # Before a tunnel a FIN ends the client's part, as nginx treats it.
         self._client_gone()
         self._close()
@@ -222,6 +225,7 @@ class ClientProtocol(Protocol):
         if self._tunnel is not None:
             self._tunnel.client_lost()
             return
+        self._log_unfinished_head(400)
         self._client_gone()
         self._state = State.CLOSED
         self._cancel_timer()
@@ -285,6 +289,7 @@ class ClientProtocol(Protocol):
         """Take the next head from the gate; False when there is none (yet)."""
         gate = self._gate
         assert gate is not None
+        head = None
         try:
             head = gate.feed(b"")
             if head is None:
@@ -296,7 +301,7 @@ class ClientProtocol(Protocol):
             self._close()
             return False
         except RequestError as e:
-            self._refuse(e)
+            self._refuse(e, gate.held if head is None else head)
             return self._state is State.READING
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=gate.limits.total + 1024)
         conn.receive_data(head)
@@ -308,28 +313,46 @@ class ClientProtocol(Protocol):
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as e:
-            self._refuse(RequestError(e.error_status_hint, str(e)))
+            self._refuse(RequestError(e.error_status_hint, str(e)), head)
             return self._state is State.READING
         self._begin(event)  # type: ignore[arg-type]
         return True
 
-    def _refuse(self, error: RequestError) -> None:
+    def _refuse(self, error: RequestError, received: bytes) -> None:
+        """A head refused before routing: answered, logged as far as it was read, closed."""
         self.log.info("client {client} sent an invalid request: {error}", client=self.peer_text, error=str(error))
-        self._started = self._clock.seconds()
+        self._new_request()
+        self._head_so_far = head_so_far(
+            received, buffer_size=self._limits.header_buffer_size, too_long=error.status == 414
+        )
         self._state = State.PROXYING
         self.fail(error.status, error.detail, close=True)
 
     def _body_error(self, status: int, detail: str) -> None:
         """The body broke its framing or the size limit mid-way: the exchange is off."""
         self.log.info("client {client}: {detail}", client=self.peer_text, detail=detail)
-        if self._exchange is not None:
-            exchange, self._exchange = self._exchange, None
-            exchange.cancel()
-        self._unregister_all()
+        self._drop_exchange()
         self.fail(status, detail, close=True)
 
     def _begin(self, event: h11.Request) -> None:
         self._cancel_timer()
+        self._new_request()
+        head = RequestHead(
+            method=event.method,
+            target=event.target,
+            http_version=event.http_version,
+            headers=tuple(event.headers.raw_items()),
+        )
+        self._head = head
+        self._state = State.PROXYING
+        try:
+            self._route(head)
+        except RequestError as e:
+            self.log.info("request from {client} refused: {error}", client=self.peer_text, error=str(e))
+            self.fail(e.status, e.detail, close=e.status in _CLOSING_STATUSES, note=e.note)
+
+    def _new_request(self) -> None:
+        """A request starts: counted, timed, and nothing of the previous one kept."""
         self.requests += 1
         self._factory.registry.stats.request_started()
         self._started = self._clock.seconds()
@@ -344,19 +367,7 @@ class ClientProtocol(Protocol):
         self._plan = None
         self._location = None
         self._body_left = None
-        head = RequestHead(
-            method=event.method,
-            target=event.target,
-            http_version=event.http_version,
-            headers=tuple(event.headers.raw_items()),
-        )
-        self._head = head
-        self._state = State.PROXYING
-        try:
-            self._route(head)
-        except RequestError as e:
-            self.log.info("request from {client} refused: {error}", client=self.peer_text, error=str(e))
-            self.fail(e.status, e.detail, close=e.status in _CLOSING_STATUSES, note=e.note)
+        self._head_so_far = None
 
     def _route(self, head: RequestHead) -> None:
         runtime = self.runtime
@@ -436,8 +447,12 @@ class ClientProtocol(Protocol):
             self._continued = True
             self._send(b"HTTP/1.1 100 Continue\r\n\r\n")
         if self._h11.their_state is h11.SEND_BODY:
+            location = self._location
+            self._body_timer = BodyTimeout(
+                self.transport, self._clock, location.client.body_timeout, self._body_timed_out  # type: ignore[union-attr]
+            )
             self._body_throttle = Throttle(
-                self.transport, self._clock, self._location.timeouts.send, self._body_stalled
+                self._body_timer, self._clock, location.timeouts.send, self._body_stalled  # type: ignore[union-attr]
             )
             upstream.transport.registerProducer(self._body_throttle, True)
         self._resume()
@@ -449,6 +464,7 @@ class ClientProtocol(Protocol):
         self._body_to = None
         self._request_complete = True
         self._early = 0
+        self._stop_body_timer()
         if self._body_throttle is not None:
             self._body_throttle.revoke()
             self._body_throttle = None
@@ -456,6 +472,21 @@ class ClientProtocol(Protocol):
         upstream.end_body()
         if self._exchange is not None:
             self._exchange.request_sent()
+
+    def _body_timed_out(self) -> None:
+        """client_body_timeout: as in nginx, no answer and a close; 408 in the log if nothing was sent."""
+        self._body_timer = None
+        self.log.info("client {client} timed out sending the request body", client=self.peer_text)
+        self._drop_exchange()
+        if self._plan is None:
+            self._status = 408
+        self._log_request()
+        self._close()
+
+    def _stop_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.stop()
+            self._body_timer = None
 
     def _body_stalled(self) -> None:
         self.log.info("upstream did not read the request body in time, client: {client}",
@@ -681,8 +712,11 @@ class ClientProtocol(Protocol):
     def _log_request(self) -> None:
         head = self._head
         location = self._location
+        so_far = self._head_so_far
         if head is None:
-            return
+            if so_far is None:
+                return
+            head = so_far.head
         self._factory.registry.stats.request_done(self._status, bool(head.values(b"upgrade")))
         targets = location.access_logs if location is not None else self._default_access_logs()
         if not targets:
@@ -704,18 +738,17 @@ class ClientProtocol(Protocol):
             upstream=self._upstream_record,
             bytes_sent=self._sent,
             # What h11 was given for this request and did not leave unparsed.
-            request_length=self._fed - len(self._h11.trailing_data[0]),
+            request_length=self._fed - len(self._h11.trailing_data[0]) if so_far is None else so_far.length,
             connection=self.serial,
             connection_requests=self.requests,
             close_reason=self._close_reason,
+            request_line=None if so_far is None else so_far.line.decode("latin-1"),
         )
         write_entry(runtime.access_logs, runtime.config.log_formats, targets, entry)
 
     def _default_access_logs(self) -> tuple:
-        """Requests that matched no location log where the server's first location would."""
-        binding = self._factory.binding(self.runtime, self.conn.server_addr)  # type: ignore[union-attr]
-        locations = binding.default.locations
-        return locations[0].access_logs if locations else ()
+        """Requests refused or unmatched before a location log where the address's default server says."""
+        return self._factory.binding(self.runtime, self.conn.server_addr).default.access_logs  # type: ignore[union-attr]
 
     # Helpers.
 
@@ -747,8 +780,16 @@ class ClientProtocol(Protocol):
             self._paused = False
             self.transport.resumeProducing()
 
+    def _drop_exchange(self) -> None:
+        """The request ends here: its exchange (if still running) is cancelled, the producers unregistered."""
+        if self._exchange is not None:
+            exchange, self._exchange = self._exchange, None
+            exchange.cancel()
+        self._unregister_all()
+
     def _unregister_all(self) -> None:
-        """Drop the producer registrations this protocol made (it owns them)."""
+        """Drop the producer registrations this protocol made (it owns them) and the body's timer."""
+        self._stop_body_timer()
         if self._response_throttle is not None:
             self._response_throttle.revoke()
             self._response_throttle = None
@@ -761,10 +802,7 @@ class ClientProtocol(Protocol):
 
     def _client_stalled(self) -> None:
         self.log.info("client {client} did not read the response in time", client=self.peer_text)
-        if self._exchange is not None:
-            exchange, self._exchange = self._exchange, None
-            exchange.cancel()
-        self._unregister_all()
+        self._drop_exchange()
         self._log_request()
         self._state = State.CLOSED
         self.transport.abortConnection()
@@ -772,7 +810,26 @@ class ClientProtocol(Protocol):
     def _head_timed_out(self) -> None:
         self._timer = None
         self.log.info("client {client} timed out waiting for a request", client=self.peer_text)
+        self._log_unfinished_head(408, since=self._clock.seconds() - self._limits.header_timeout)
         self._close()
+
+    def _log_unfinished_head(self, status: int, since: float | None = None) -> None:
+        """
+        A head the client never finished is logged as nginx logs it, with
+        nothing sent: 408 at the header deadline, 400 when the client
+        leaves; an idle connection (nothing received) is not a request.
+        """
+        if self._state is not State.READING or self._gate is None:
+            return
+        so_far = head_so_far(self._gate.held, buffer_size=self._limits.header_buffer_size)
+        if so_far is None:
+            return
+        self._new_request()
+        self._head_so_far = so_far
+        if since is not None:
+            self._started = since
+        self._status = status
+        self._log_request()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

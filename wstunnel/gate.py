@@ -20,25 +20,32 @@ import re
 from attrs import frozen
 
 from wstunnel.errors import RequestError
+from wstunnel.request import RequestHead
 
 __all__ = [
     "H2_PREFACE_LINE",
     "HeadGate",
     "HeadLimits",
+    "HeadSoFar",
     "Http2Preface",
     "check_request_head",
     "check_response_head",
+    "head_so_far",
 ]
 
 H2_PREFACE_LINE = b"PRI * HTTP/2.0"
 
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") (\S+) HTTP/([0-9])\.([0-9])\Z")
+# nginx 1.22 answers 505 as soon as the major version is over 1, whatever follows ("HTTP/3").
+_NEWER_MAJOR = re.compile(rb"(" + _TOKEN + rb") (\S+) HTTP/[2-9]")
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] [0-9]{3}(?: [\t\x20-\x7e\x80-\xff]*)?\Z")
 _HEADER_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(.*?)[ \t]*\Z", re.DOTALL)
 _BAD_VALUE_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _DIGITS = re.compile(rb"[0-9]{1,18}\Z")
 _TOKEN_ONLY = re.compile(_TOKEN + rb"\Z")
+_LINE_END = re.compile(rb"[\r\n]")
+_NOTHING_PARSED = RequestHead(method=b"", target=b"", http_version=b"", headers=())
 
 
 class Http2Preface(Exception):
@@ -56,6 +63,15 @@ class HeadLimits:
     line: int
     total: int
     count: int | None = 100
+
+    @classmethod
+    def for_buffers(cls, number: int, size: int) -> "HeadLimits":
+        """
+        ``large_client_header_buffers NUMBER SIZE`` as nginx applies it: a
+        line and its CRLF must fit in one buffer, so the longest line is
+        SIZE - 2 bytes (nginx 1.22 answers a request line of SIZE - 1 with 414).
+        """
+        return cls(line=size - 2, total=number * size)
 
 
 class HeadGate:
@@ -86,6 +102,11 @@ class HeadGate:
     def pending(self) -> int:
         """Bytes held and not yet part of a returned head."""
         return len(self._buffer)
+
+    @property
+    def held(self) -> bytes:
+        """The bytes held (after a refusal: the head as far as it was read)."""
+        return bytes(self._buffer)
 
     def feed(self, data: bytes) -> bytes | None:
         buffer = self._buffer
@@ -224,6 +245,8 @@ def check_request_head(head: bytes, limits: HeadLimits) -> None:
         raise RequestError(414, "request line too long")
     match = _REQUEST_LINE.match(request_line)
     if match is None:
+        if _NEWER_MAJOR.match(request_line):
+            raise RequestError(505, f"HTTP version in {request_line[-16:]!r} is not supported")
         raise RequestError(400, f"invalid request line {request_line[:64]!r}")
     version = match.group(3) + b"." + match.group(4)
     if version not in (b"1.0", b"1.1"):
@@ -262,3 +285,57 @@ def _check_framing(headers: list[tuple[bytes, bytes]], version: bytes, status: i
         raise RequestError(status, f"invalid Transfer-Encoding {codings[0][:32]!r}")
     if [t.lower() for t in tokens] != [b"chunked"]:
         raise RequestError(501 if request else status, f"Transfer-Encoding {codings[0][:32]!r} is not implemented")
+
+
+@frozen
+class HeadSoFar:
+    """
+    What the access log says about a request head that was refused or never
+    finished, read as nginx 1.22 reads it.  ``line`` is ``$request``: the
+    request line, or the bytes before the first CR or LF when it did not
+    parse, or its first SIZE bytes when it was too long.  ``head`` has the
+    request line's parts and the header lines before the first bad or
+    unfinished one (all empty when the request line did not parse);
+    ``length`` (``$request_length``) counts the bytes of those lines.
+    """
+
+    line: bytes
+    head: RequestHead
+    length: int
+
+
+def head_so_far(data: bytes, *, buffer_size: int, too_long: bool = False) -> HeadSoFar | None:
+    """
+    ``data`` is what the client sent of one head; None when it sent nothing
+    but empty lines (nginx logs no request then).  ``too_long``: the
+    request line was refused for its length (414).
+    """
+    data = data.lstrip(b"\r\n")
+    if not data:
+        return None
+    if too_long:
+        return HeadSoFar(data[:buffer_size], _NOTHING_PARSED, 0)
+    found = _LINE_END.search(data)
+    end = found.start() if found is not None else len(data)
+    line = data[:end]
+    match = _REQUEST_LINE.match(line)
+    if match is None or not data.startswith(b"\r\n", end) or match.group(3, 4) not in ((b"1", b"0"), (b"1", b"1")):
+        return HeadSoFar(line, _NOTHING_PARSED, 0)
+    headers, length = _header_lines_so_far(data, end + 2, buffer_size - 2)
+    version = match.group(3) + b"." + match.group(4)
+    return HeadSoFar(line, RequestHead(match.group(1), match.group(2), version, headers), length)
+
+
+def _header_lines_so_far(data: bytes, pos: int, longest: int) -> tuple[tuple[tuple[bytes, bytes], ...], int]:
+    """The valid, complete header lines from ``pos`` on, and where they (or the head) end."""
+    headers = []
+    while (crlf := data.find(b"\r\n", pos)) >= 0:
+        if crlf == pos:
+            return tuple(headers), pos + 2
+        line = data[pos:crlf]
+        match = _HEADER_LINE.match(line)
+        if len(line) > longest or match is None or _BAD_VALUE_BYTE.search(match.group(2)):
+            break
+        headers.append((match.group(1), match.group(2)))
+        pos = crlf + 2
+    return tuple(headers), pos

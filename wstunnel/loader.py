@@ -90,7 +90,7 @@ _TIMEOUT_FIELDS = {
     "proxy_send_timeout": "send",
     "send_timeout": "client_send",
 }
-_CLIENT_FIELDS = {"client_header_timeout": "header_timeout"}
+_CLIENT_FIELDS = {"client_header_timeout": "header_timeout", "client_body_timeout": "body_timeout"}
 _COUNT_FIELDS = {"keepalive_requests": "keepalive_requests"}
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _VARIABLE_NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -1070,6 +1070,7 @@ class _Builder:
             tls=tls,
             error_logs=settings.error_logs,
             client=settings.client,
+            access_logs=settings.access_logs,
         )
         if tls is None and "ssl_certificate" in tls_settings:
             self.tls_failed.add(id(server))  # already reported; "no ssl_certificate" would mislead
@@ -1287,6 +1288,7 @@ _TABLE: dict[str, _Spec] = {
         for name, (contexts, low, high, _) in tlsconfig.DIRECTIVES.items()
     },
     "client_header_timeout": _spec({HTTP, SERVER}, 1, 1, _Builder._client_time, once=True),
+    "client_body_timeout": _spec(_HTTP_LEVELS, 1, 1, _Builder._client_time, once=True),
     "keepalive_timeout": _spec(_HTTP_LEVELS, 1, 2, _Builder._keepalive_timeout, once=True),
     "keepalive_requests": _spec(_HTTP_LEVELS, 1, 1, _Builder._client_count, once=True),
     "large_client_header_buffers": _spec({HTTP, SERVER}, 2, 2, _Builder._header_buffers, once=True),

@@ -71,9 +71,12 @@ class LogEntry:
     connection: int = 0  # the connection's serial number
     connection_requests: int = 0  # requests on the connection so far, this one included
     close_reason: str | None = None  # a TunnelEnd name, lower-case; None for a plain request
+    request_line: str | None = None  # $request of a head refused or not finished (gate.HeadSoFar)
 
 
 def _request_line(entry: LogEntry) -> str:
+    if entry.request_line is not None:
+        return entry.request_line
     head = entry.head
     return f"{head.method.decode('latin-1')} {head.target.decode('latin-1')} HTTP/{head.http_version.decode('latin-1')}"
 

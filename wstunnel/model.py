@@ -120,6 +120,7 @@ class ClientLimits:
     """
 
     header_timeout: float = 60.0  # client_header_timeout: one deadline for the whole head
+    body_timeout: float = 60.0  # client_body_timeout: the longest wait between two reads of a body
     keepalive_timeout: float = 75.0  # keepalive_timeout: idle time between requests; 0 = off
     keepalive_requests: int = 1000  # keepalive_requests: answers per connection
     header_buffers: int = 4  # large_client_header_buffers NUMBER
@@ -350,6 +351,7 @@ class Server:
     tls: ServerTLS | None = None  # None without ssl_certificate
     error_logs: tuple[ErrorLog, ...] = ()  # for its connections' messages outside a location
     client: ClientLimits = ClientLimits()
+    access_logs: tuple[AccessLog, ...] = ()  # for requests refused or unrouted before a location
 
     @property
     def name(self) -> str:
