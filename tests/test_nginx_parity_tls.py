@@ -249,3 +249,47 @@ async def test_verified_https_upstream(twins, ca, name, status) -> None:
         assert len(factory.heads) == (2 if status == b"200" else 0)
     finally:
         await port.stopListening()
+
+
+MTLS = LOG + """
+ssl_protocols TLSv1.2 TLSv1.3;
+server {{
+    listen {{listen}} ssl;
+    server_name mtls.test;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    ssl_client_certificate {ca};
+    ssl_verify_client on;
+    location / {{ proxy_pass http://127.0.0.1:{{backend}}; }}
+}}
+"""
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize(
+    "who, status, title",
+    [
+        ("trusted", b"HTTP/1.1 200 OK", None),
+        (None, b"HTTP/1.1 400 Bad Request", b"400 No required SSL certificate was sent"),
+        ("stranger", b"HTTP/1.1 400 Bad Request", b"400 The SSL certificate error"),
+    ],
+)
+async def test_client_certificates_required(twins, ca, tmp_path, who, status, title) -> None:
+    """``ssl_verify_client on``: nginx's 496/495 pages (sent as 400), logged as 400."""
+    cert, key = ca.issue("mtls", ["mtls.test"])
+    sides = twins.start(MTLS.format(cert=cert, key=key, ca=ca.path), scripted_answer(OK))
+    client = None
+    if who == "trusted":
+        client = ca.issue("alice", ["alice"], client=True)
+    elif who == "stranger":
+        client = Authority(tmp_path, "stranger CA").issue("mallory", ["mallory"], client=True)
+    answers = {side.name: await aio(ask_tls(side.port, client_context(ca.path, client), "mtls.test", "mtls.test"))
+               for side in sides}
+    assert answers["wstunnel"].status == answers["nginx"].status == status
+    if title is not None:
+        assert b"<title>" + title + b"</title>" in answers["nginx"].body
+        pages = comparable_pages(answers)
+        assert pages["wstunnel"] == pages["nginx"]
+        assert all(side.backend.heads == [] for side in sides)
+    logged = {side.name: await side.log.wait_for(1) for side in sides}
+    assert logged["wstunnel"] == logged["nginx"] == [f"GET / HTTP/1.1 {status.split()[1].decode()}"]

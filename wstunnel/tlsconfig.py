@@ -45,6 +45,10 @@ __all__ = [
     "upstream_tls",
 ]
 
+# nginx's own pages for its internal 496 and 495 (both sent as 400).
+NO_CERTIFICATE_NOTE = "No required SSL certificate was sent"
+CERTIFICATE_ERROR_NOTE = "The SSL certificate error"
+
 _HTTP, _SERVER, _LOCATION = "http", "server", "location"
 _SERVER_LEVELS = frozenset({_HTTP, _SERVER})
 _ALL_LEVELS = frozenset({_HTTP, _SERVER, _LOCATION})
@@ -452,7 +456,7 @@ def refusal(handshake: Server, server: Server, info: TLSInfo) -> RequestError | 
     tls = server.tls
     if tls is not None and tls.verify_client == "on":
         if info.client_verify == "NONE":
-            return RequestError(400, "no required SSL certificate was sent")
+            return RequestError(400, "no required SSL certificate was sent", NO_CERTIFICATE_NOTE)
         if info.client_verify != "SUCCESS":
-            return RequestError(400, f"the SSL certificate error: {info.client_verify}")
+            return RequestError(400, f"the SSL certificate error: {info.client_verify}", CERTIFICATE_ERROR_NOTE)
     return None
