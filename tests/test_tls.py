@@ -550,3 +550,21 @@ async def test_a_tls_peer_that_vanishes_does_not_keep_the_tunnel_open(ca, site, 
     finally:
         service.stopService()
         await bport.stopListening()
+
+
+async def _alpn(port: int, offer: list[str]) -> str | None:
+    context = _any_cert_context()
+    context.set_alpn_protocols(offer)
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="a.test")
+    try:
+        return writer.get_extra_info("ssl_object").selected_alpn_protocol()
+    finally:
+        writer.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_alpn_offers_http_1_1_only(two_sites) -> None:
+    """A browser offering h2 and http/1.1 is told http/1.1; a client offering none needs none."""
+    port, _ = two_sites
+    assert await aio(_alpn(port, ["h2", "http/1.1"])) == "http/1.1"
+    assert await aio(_alpn(port, [])) is None
