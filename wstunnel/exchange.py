@@ -184,7 +184,6 @@ class Exchange:
         self._client.send_informational(event)
 
     def upstream_head(self, event: h11.Response) -> None:
-        self._cancel_timer()
         attempt = self._attempt
         assert attempt is not None
         attempt.header = self._clock.seconds()
@@ -202,8 +201,16 @@ class Exchange:
             self._try_next_peer()
             return
         self.phase = Phase.RELAYING
-        self._timer = self._clock.callLater(self._timeouts.read, self._read_timed_out)
+        self._rearm_read_timer()
         self._client.send_head(event, self.upstream)
+
+    def _rearm_read_timer(self) -> None:
+        """The body's read timeout starts: the head's timer moves rather than a new one per request."""
+        timer = self._timer
+        if timer is not None and timer.active():
+            timer.reset(self._timeouts.read)
+        else:
+            self._timer = self._clock.callLater(self._timeouts.read, self._read_timed_out)
 
     def upstream_data(self, data: bytes) -> None:
         self._timer.reset(self._timeouts.read)  # type: ignore[union-attr]
