@@ -145,7 +145,7 @@ class Exchange:
         upstream.peer = self._peer.peer  # type: ignore[union-attr]
         self._attempt.connected = self._clock.seconds()  # type: ignore[union-attr]
         try:
-            upstream.send_head(self.request, self._location.response.buffer_size)
+            upstream.send_head(self.request, self._location.response.buffer_size, at_once=not self._has_body)
         except h11.LocalProtocolError as e:
             self.log.error("cannot send request upstream: {error}", error=str(e))
             self._end_attempt(None, failed=False)

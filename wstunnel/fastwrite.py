@@ -34,6 +34,8 @@ def direct_writer(transport: ITransport) -> Callable[[bytes], None]:
     queued = conn.write
 
     def write(data: bytes) -> None:
+        if not data:
+            return  # as Twisted's write: no empty send (an empty end of a request body)
         # Anything queued, or a close under way: Twisted's path keeps the order.
         if (
             conn._tempDataBuffer

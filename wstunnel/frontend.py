@@ -33,6 +33,7 @@ from .attempts import UpstreamRecord
 from .balancer import request_key
 from .errors import RequestError, error_page, reason_phrase
 from .exchange import Exchange
+from .fastwrite import direct_writer
 from .flow import Throttle, arm_abort
 from .framing import LAST_CHUNK, BodyMode, ResponsePlan, chunk, client_wants_keepalive, plan_response
 from .gate import HeadGate, HeadLimits, Http2Preface, check_request_head
@@ -167,6 +168,7 @@ class ClientProtocol(Protocol):
             scheme=scheme,
         )
         self.peer_text = f"{peer.host}:{peer.port}"
+        self._write = direct_writer(self.transport)
         self.serial = self._factory.registry.admit(self, self.runtime.config.workers.connections)
         if not self.serial:
             return
@@ -503,7 +505,7 @@ class ClientProtocol(Protocol):
             keep_alive=self._keepalive_allowed(),
         )
         self._plan = plan
-        self.transport.write(plan.head)
+        self._write(plan.head)
 
     def _keepalive_allowed(self) -> bool:
         """nginx's decision: the client asks, the limits allow, nothing forces a close."""
@@ -523,7 +525,7 @@ class ClientProtocol(Protocol):
         if mode is BodyMode.CHUNKED:
             self.transport.writeSequence(chunk(data))
         else:
-            self.transport.write(data)
+            self._write(data)
 
     def release_upstream(self) -> None:
         """The exchange takes its upstream connection back (to pool or close it)."""
@@ -531,7 +533,7 @@ class ClientProtocol(Protocol):
 
     def end_response(self) -> None:
         if self._plan is not None and self._plan.mode is BodyMode.CHUNKED:
-            self.transport.write(LAST_CHUNK)
+            self._write(LAST_CHUNK)
         self._exchange = None
         self._request_done()
 
@@ -565,7 +567,7 @@ class ClientProtocol(Protocol):
         self._status = status
         self._write_head(status, reason_phrase(status).encode("ascii"), all_headers)
         if body and self._plan.mode is not BodyMode.NONE:  # type: ignore[union-attr]
-            self.transport.write(body)
+            self._write(body)
             self._body_bytes += len(body)
         self._request_done()
 

@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .errors import RequestError
+from .fastwrite import direct_writer
 from .gate import HeadGate, HeadLimits, check_response_head
 from .headers import UpstreamRequest
 from .model import Peer
@@ -77,6 +78,13 @@ class UpstreamProtocol(Protocol):
         self.reused = False
 
     def connectionMade(self) -> None:
+        # Request heads and bodies go out at once (fastwrite), so Nagle must
+        # not hold a body behind its head; set once per connection, which
+        # a tunnel then keeps.
+        set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_nodelay is not None:
+            set_nodelay(True)
+        self._write = direct_writer(self.transport)
         self._listener.upstream_connected(self)
 
     # Keep-alive.
@@ -109,8 +117,14 @@ class UpstreamProtocol(Protocol):
 
     # Sending the request.
 
-    def send_head(self, request: UpstreamRequest, head_limit: int) -> None:
-        """Start a request; ``head_limit`` is proxy_buffer_size."""
+    def send_head(self, request: UpstreamRequest, head_limit: int, *, at_once: bool = False) -> None:
+        """
+        Start a request; ``head_limit`` is proxy_buffer_size.  ``at_once``
+        (a request without body) sends the head now; a head whose body
+        follows waits for the reactor's write, so a body refused as it is
+        read (a bad chunk) is refused before the upstream saw anything.
+        """
+        write = self._write if at_once else self.transport.write
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max(head_limit, _CHUNK_LINE_LIMIT))
         self._gate = HeadGate(HeadLimits(line=head_limit, total=head_limit, count=None), request=False)
         self._done = False
@@ -118,7 +132,7 @@ class UpstreamProtocol(Protocol):
         self.requests += 1
         if request.http_version == b"1.1":
             event = h11.Request(method=request.method, target=request.target, headers=request.headers)
-            self.transport.write(self._h11.send(event))
+            write(self._h11.send(event))
             return
         # h11 only writes HTTP/1.1 requests.  For proxy_http_version 1.0 we
         # write the head ourselves (the values were validated when they
@@ -129,13 +143,13 @@ class UpstreamProtocol(Protocol):
         self._h11.send(h11.Request(method=request.method, target=request.target, headers=headers))
         lines = [request.method + b" " + request.target + b" HTTP/1.0"]
         lines.extend(name + b": " + value for name, value in request.headers)
-        self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n")
+        write(b"\r\n".join(lines) + b"\r\n\r\n")
 
     def send_body(self, data: bytes) -> None:
-        self.transport.write(self._h11.send(h11.Data(data=data)))
+        self._write(self._h11.send(h11.Data(data=data)))
 
     def end_body(self) -> None:
-        self.transport.write(self._h11.send(h11.EndOfMessage()))
+        self._write(self._h11.send(h11.EndOfMessage()))
 
     # Receiving the answer.
 
