@@ -32,7 +32,7 @@ from zope.interface import implementer
 from .attempts import UpstreamRecord
 from .balancer import request_key
 from .errors import RequestError, error_page, reason_phrase
-from .exchange import Exchange
+from .exchange import Exchange, Phase
 from .fastwrite import direct_writer
 from .flow import Throttle, arm_abort
 from .framing import LAST_CHUNK, BodyMode, ResponsePlan, chunk, client_wants_keepalive, plan_response
@@ -414,8 +414,12 @@ class ClientProtocol(Protocol):
         )
         self._upstream_record = self._exchange.record
         self._early = 0
-        self._pause()
-        self._exchange.start()
+        exchange = self._exchange
+        exchange.start()
+        if exchange.phase is Phase.CONNECTING:
+            # Nothing is read until there is somewhere to send it.  A pooled
+            # connection has taken the request already: no pause and resume.
+            self._pause()
 
     # Called by the exchange.
 
