@@ -260,6 +260,9 @@ class Exchange:
             return
         self._attempt.status = 101
         self._finish()
+        # The exchange lives as long as the tunnel, for its end: nothing it
+        # needed for connecting or retrying is kept that long.
+        self.request = self._pick = self._connector = self.upstream = None  # type: ignore[assignment]
         self._client.switch(upstream, event, early, on_end=self._tunnel_ended)
 
     def _tunnel_ended(self) -> None:

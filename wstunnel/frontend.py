@@ -116,7 +116,6 @@ class ClientProtocol(Protocol):
     """
 
     log = Logger()
-
     def __init__(self, factory: "ProxyFactory") -> None:
         self._factory = factory
         self._clock = factory.clock
@@ -611,7 +610,10 @@ class ClientProtocol(Protocol):
         self._factory.registry.stats.tunnel_opened()
         self.dataReceived = tunnel.from_client  # type: ignore[method-assign]
         upstream.become_tunnel(tunnel)
-        tunnel.start(self._h11.trailing_data[0], early)
+        client_early = self._h11.trailing_data[0]
+        # Nothing is parsed any more: a long-lived tunnel keeps no parser state.
+        self._h11 = self._gate = None  # type: ignore[assignment]
+        tunnel.start(client_early, early)
 
     def _tunnel_ended(self, tunnel: Tunnel) -> None:
         self._factory.registry.stats.tunnel_closed(

@@ -229,6 +229,7 @@ class UpstreamProtocol(Protocol):
         """From now on every byte goes straight to the tunnel, unparsed."""
         self._tunnel = tunnel
         self.dataReceived = tunnel.from_upstream  # type: ignore[method-assign]
+        self._h11 = self._gate = None  # type: ignore[assignment]  # no parser state kept per tunnel
 
     def readConnectionLost(self) -> None:
         if self._tunnel is not None:
