@@ -116,6 +116,17 @@ class ClientProtocol(Protocol):
     """
 
     log = Logger()
+    # A connection's own state, in slots: as ~36 dict entries it cost 1.5 KB
+    # per connection (an instance dict shares its keys only up to 30) and
+    # was the largest single object of an idle tunnel (doc/performance.md).
+    __slots__ = (
+        "_abort", "_body_bytes", "_body_left", "_body_throttle", "_body_to", "_clock", "_close_after",
+        "_continued", "_early", "_exchange", "_factory", "_gate", "_h11", "_head", "_idle_wait", "_in_pump",
+        "_limits", "_location", "_paused", "_plan", "_request_complete", "_response_throttle", "_rv",
+        "_started", "_state", "_status", "_timer", "_tunnel", "_tunnel_done", "_upstream_record", "_write",
+        "conn", "peer_text", "requests", "runtime", "serial",
+    )
+
     def __init__(self, factory: "ProxyFactory") -> None:
         self._factory = factory
         self._clock = factory.clock
