@@ -56,10 +56,10 @@ http {{
     proxy_temp_path {run}/tmp;
     map $http_upgrade $connection_upgrade {{
         default upgrade;
-        ''      close;
+        ''      {plain_connection};
     }}
     upstream backend {{
-        server 127.0.0.1:{backend};
+        server 127.0.0.1:{backend};{keepalive}
     }}
     server {{
         listen 127.0.0.1:{port};
@@ -74,9 +74,8 @@ http {{
 }}
 """
 
-# The same proxying in HAProxy's terms: one thread, no upstream keep-alive
-# (as nginx and wstunnel without an upstream keepalive pool), WebSocket
-# upgrades are tunnelled by HTX on their own.
+# The same proxying in HAProxy's terms: one thread, upstream connections kept
+# alive or not as in the shared file, WebSocket upgrades tunnelled by HTX.
 HAPROXY_CONF = """\
 global
     nbthread 1
@@ -87,7 +86,7 @@ defaults
     timeout client 300s
     timeout server 300s
     timeout tunnel 300s
-    option http-server-close
+    option {keepalive_option}
 frontend bench
     bind 127.0.0.1:{port}
     default_backend backend
@@ -173,11 +172,24 @@ def wstunnel_argv(conf: Path) -> list[str]:
     return [str(Path(sys.executable).parent / "twistd"), "-n", "--pidfile=", "wstunnel", "--config", str(conf)]
 
 
-def targets(run: Path, backend: int, only: set[str] | None) -> list[Target]:
+def proxy_conf(run: Path, backend: int, port: int, keepalive: int, workers: int = 1) -> str:
+    """
+    The shared file.  With ``keepalive`` the upstream keeps idle
+    connections and a plain request goes with an empty Connection header
+    (nginx 1.22 needs that to reuse them; wstunnel then sends none).
+    """
+    return PROXY_CONF.format(
+        run=run, backend=backend, port=port, workers=workers,
+        keepalive=f"\n        keepalive {keepalive};" if keepalive else "",
+        plain_connection="''" if keepalive else "close",
+    )
+
+
+def targets(run: Path, backend: int, only: set[str] | None, keepalive: int) -> list[Target]:
     found = [Target("direct", None, backend)]
     port = free_port()
     conf = run / "proxy.conf"
-    conf.write_text(PROXY_CONF.format(run=run, backend=backend, port=port, workers=1))
+    conf.write_text(proxy_conf(run, backend, port, keepalive))
     (run / "tmp").mkdir(exist_ok=True)
     found.append(Target("wstunnel", wstunnel_argv(conf), port))
     if NGINX:
@@ -185,19 +197,20 @@ def targets(run: Path, backend: int, only: set[str] | None) -> list[Target]:
         found.append(Target("nginx", argv, port, forks=True))
     if HAPROXY:
         hconf = run / "haproxy.cfg"
-        hconf.write_text(HAPROXY_CONF.format(backend=backend, port=port))
+        option = "http-keep-alive" if keepalive else "http-server-close"
+        hconf.write_text(HAPROXY_CONF.format(backend=backend, port=port, keepalive_option=option))
         found.append(Target("haproxy", [HAPROXY, "-db", "-f", str(hconf)], port))
     return [t for t in found if only is None or t.name in only]
 
 
-def worker_targets(run: Path, backend: int) -> list[Target]:
+def worker_targets(run: Path, backend: int, keepalive: int) -> list[Target]:
     """wstunnel with 1 and with 2 worker processes, neither pinned: can 2 use both cores?"""
     (run / "tmp").mkdir(exist_ok=True)
     found = []
     for workers in (1, 2):
         port = free_port()
         conf = run / f"proxy-{workers}w.conf"
-        conf.write_text(PROXY_CONF.format(run=run, backend=backend, port=port, workers=workers))
+        conf.write_text(proxy_conf(run, backend, port, keepalive, workers))
         found.append(Target(f"wstunnel-{workers}w", wstunnel_argv(conf), port, pinned=False, forks=workers > 1))
     return found
 
@@ -377,6 +390,12 @@ def profile(target: Target, run: Path, load: Callable[[Target], dict], name: str
     return out
 
 
+def _frame(text: str) -> str:
+    """``function (file:line)`` without the line; py-spy's bare frames (native code) as they are."""
+    function, _, where = text.partition(" (")
+    return f"{function} ({where.split(':')[0]})" if where else function
+
+
 def summarise(stacks: Path, top: int = 15) -> str:
     """Self and inclusive sample shares per function from py-spy's raw output."""
     own: Counter = Counter()
@@ -386,7 +405,7 @@ def summarise(stacks: Path, top: int = 15) -> str:
         frames, _, count = line.rpartition(" ")
         n = int(count)
         total += n
-        names = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0] + ")" for f in frames.split(";")]
+        names = [_frame(f) for f in frames.split(";")]
         own[names[-1]] += n
         for fn in set(names):
             incl[fn] += n
@@ -402,6 +421,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short runs, small sizes: a smoke check")
     parser.add_argument("--only", help="comma-separated targets (direct,wstunnel,nginx,haproxy)")
     parser.add_argument("--workloads", help="comma-separated workloads (default all)")
+    parser.add_argument("--keepalive", type=int, default=32,
+                        help="idle upstream connections kept (keepalive N; 0: a connection per request)")
     parser.add_argument("--profile", action="store_true",
                         help="instead of the comparison, py-spy wstunnel under ping-pong and handshakes")
     parser.add_argument("--workers", action="store_true",
@@ -420,7 +441,11 @@ def main() -> int:
     try:
         backend_port = int(backend.stdout.readline())  # type: ignore[union-attr]
         only = set(args.only.split(",")) if args.only else None
-        all_targets = worker_targets(run, backend_port) if args.workers else targets(run, backend_port, only)
+        all_targets = (
+            worker_targets(run, backend_port, args.keepalive)
+            if args.workers
+            else targets(run, backend_port, only, args.keepalive)
+        )
         loads = workloads(args.quick)
         if args.workloads:
             loads = {k: v for k, v in loads.items() if k in args.workloads.split(",")}

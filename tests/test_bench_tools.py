@@ -11,6 +11,7 @@ import contextlib
 import json
 import socket
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -125,3 +126,15 @@ def test_the_load_client_fails_on_a_corrupted_echo(tools: Path) -> None:
         thread.join(WAIT)
     assert done.returncode == 1
     assert "differ" in done.stderr
+
+
+@pytest.mark.parametrize("keepalive", [0, 32])
+def test_pathcost_drives_the_request_path_and_checks_each_answer(tmp_path: Path, keepalive: int) -> None:
+    """bench/pathcost.py's loops run the real protocols on memory transports and see every answer."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "pathcost.py"), "-n", "30", "--rounds", "1", "--keepalive", str(keepalive),
+         "--access-log"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [line.split(":")[0] for line in done.stdout.splitlines()] == ["get", "handshake"]

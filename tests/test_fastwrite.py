@@ -46,9 +46,15 @@ class _Accepted(protocol.Protocol):
         self.accepted.callback(self)
 
 
-def test_a_non_tcp_transport_keeps_its_own_write() -> None:
+def test_a_non_tcp_transport_keeps_its_own_write_even_when_it_is_rebound() -> None:
+    """TLS transports rebind ``write`` (Twisted's aggregator, plain HTTP on a TLS port)."""
     transport = StringTransport()
-    assert direct_writer(transport) == transport.write
+    write = direct_writer(transport)
+    write(b"a")
+    other = StringTransport()
+    transport.write = other.write  # type: ignore[method-assign]
+    write(b"b")
+    assert (transport.value(), other.value()) == (b"a", b"b")
 
 
 @pytest_twisted.ensureDeferred

@@ -148,7 +148,7 @@ class Exchange:
         upstream.peer = self._peer.peer  # type: ignore[union-attr]
         self._attempt.connected = self._clock.seconds()  # type: ignore[union-attr]
         try:
-            upstream.send_head(self.request, self._location.response.buffer_size)
+            upstream.send_head(self.request, self._location.response.buffer_size, at_once=not self._has_body)
         except h11.LocalProtocolError as e:
             self.log.error("cannot send request upstream: {error}", error=str(e))
             self._end_attempt(None, failed=False)
@@ -187,7 +187,6 @@ class Exchange:
         self._client.send_informational(event)
 
     def upstream_head(self, event: h11.Response) -> None:
-        self._cancel_timer()
         attempt = self._attempt
         assert attempt is not None
         attempt.header = self._clock.seconds()
@@ -205,8 +204,16 @@ class Exchange:
             self._try_next_peer()
             return
         self.phase = Phase.RELAYING
-        self._timer = self._clock.callLater(self._timeouts.read, self._read_timed_out)
+        self._rearm_read_timer()
         self._client.send_head(event, self.upstream)
+
+    def _rearm_read_timer(self) -> None:
+        """The body's read timeout starts: the head's timer moves rather than a new one per request."""
+        timer = self._timer
+        if timer is not None and timer.active():
+            timer.reset(self._timeouts.read)
+        else:
+            self._timer = self._clock.callLater(self._timeouts.read, self._read_timed_out)
 
     def upstream_data(self, data: bytes) -> None:
         self._timer.reset(self._timeouts.read)  # type: ignore[union-attr]
@@ -256,7 +263,14 @@ class Exchange:
             return
         self._attempt.status = 101
         self._finish()
+        # The head-phase byte counts are taken now: the exchange lives as
+        # long as the tunnel, for its end, but keeps nothing it needed for
+        # connecting or retrying.  The bytes that came with the 101 are
+        # counted again by the tunnel that writes them on.
         self._early = len(early)
+        self._attempt.bytes_sent = upstream.request_bytes
+        self._attempt.bytes_received = upstream.response_bytes
+        self.request = self._pick = self._connector = self.upstream = None  # type: ignore[assignment]
         self._client.switch(upstream, event, early, on_end=self._tunnel_ended)
 
     def _tunnel_ended(self, tunnel: "Tunnel") -> None:

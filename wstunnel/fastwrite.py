@@ -28,12 +28,16 @@ __all__ = ["direct_writer"]
 def direct_writer(transport: ITransport) -> Callable[[bytes], None]:
     """The fastest correct ``write`` for ``transport``: its own, or a direct send first."""
     if not isinstance(transport, tcp.Connection) or ISSLTransport.providedBy(transport):
-        return transport.write
+        # Looked up per call: a TLS transport rebinds its write (Twisted's
+        # small-write aggregator, and wstunnel.tls for plain HTTP on a TLS port).
+        return lambda data: transport.write(data)
     conn = transport
     send = conn.socket.send
     queued = conn.write
 
     def write(data: bytes) -> None:
+        if not data:
+            return  # as Twisted's write: no empty send (an empty end of a request body)
         # Anything queued, or a close under way: Twisted's path keeps the order.
         if (
             conn._tempDataBuffer

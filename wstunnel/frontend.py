@@ -32,7 +32,8 @@ from .attempts import UpstreamRecord
 from .balancer import request_key
 from .bodytimer import BodyTimeout
 from .errors import RequestError, error_page, reason_phrase
-from .exchange import Exchange
+from .exchange import Exchange, Phase
+from .fastwrite import direct_writer
 from .flow import Throttle, arm_abort
 from .framing import LAST_CHUNK, BodyMode, ResponsePlan, chunk, client_wants_keepalive, plan_response
 from .gate import HeadGate, HeadLimits, HeadSoFar, Http2Preface, check_request_head, head_so_far
@@ -116,6 +117,19 @@ class ClientProtocol(Protocol):
     """
 
     log = ScopedLogger()
+    # A connection's own state, in slots: as ~40 dict entries it cost 1.5 KB
+    # per connection (an instance dict shares its keys only up to 30) and
+    # was the largest single object of an idle tunnel (doc/performance.md).
+    # ``dataReceived`` is rebound per instance (PROXY header, tunnel) and
+    # lives in the instance dict Protocol still has.
+    __slots__ = (
+        "_abort", "_body_bytes", "_body_left", "_body_throttle", "_body_timer", "_body_to", "_clock",
+        "_close_after", "_close_reason", "_continued", "_early", "_exchange", "_factory", "_fed", "_gate",
+        "_h11", "_head", "_head_so_far", "_idle_wait", "_in_pump", "_limits", "_location", "_paused",
+        "_plan", "_request_complete", "_response_throttle", "_rv", "_sent", "_started", "_state",
+        "_status", "_timer", "_tunnel", "_tunnel_done", "_upstream_record", "_write", "conn", "peer_text",
+        "requests", "runtime", "serial",
+    )
 
     def __init__(self, factory: "ProxyFactory") -> None:
         self._factory = factory
@@ -173,6 +187,7 @@ class ClientProtocol(Protocol):
             scheme=scheme,
         )
         self.peer_text = f"{peer.host}:{peer.port}"
+        self._write = direct_writer(self.transport)
         self.serial = self._factory.registry.admit(self, self.runtime.config.workers.connections)
         if not self.serial:
             return
@@ -429,8 +444,12 @@ class ClientProtocol(Protocol):
         )
         self._upstream_record = self._exchange.record
         self._early = 0
-        self._pause()
-        self._exchange.start()
+        exchange = self._exchange
+        exchange.start()
+        if exchange.phase is Phase.CONNECTING:
+            # Nothing is read until there is somewhere to send it.  A pooled
+            # connection has taken the request already: no pause and resume.
+            self._pause()
 
     # Called by the exchange.
 
@@ -645,7 +664,12 @@ class ClientProtocol(Protocol):
         self._factory.registry.stats.tunnel_opened()
         self.dataReceived = tunnel.from_client  # type: ignore[method-assign]
         upstream.become_tunnel(tunnel)
-        tunnel.start(self._h11.trailing_data[0], early)
+        client_early = self._h11.trailing_data[0]
+        # Nothing is parsed any more: a long-lived tunnel keeps no parser
+        # state, only the request's length for its log line.
+        self._fed -= len(client_early)
+        self._h11 = self._gate = None  # type: ignore[assignment]
+        tunnel.start(client_early, early)
 
     def _tunnel_ended(self, tunnel: Tunnel) -> None:
         self._close_reason = (tunnel.reason or TunnelEnd.CLIENT_CLOSED).name.lower()
@@ -737,14 +761,19 @@ class ClientProtocol(Protocol):
             body_bytes_sent=self._body_bytes,
             upstream=self._upstream_record,
             bytes_sent=self._sent,
-            # What h11 was given for this request and did not leave unparsed.
-            request_length=self._fed - len(self._h11.trailing_data[0]) if so_far is None else so_far.length,
+            request_length=self._request_length() if so_far is None else so_far.length,
             connection=self.serial,
             connection_requests=self.requests,
             close_reason=self._close_reason,
             request_line=None if so_far is None else so_far.line.decode("latin-1"),
         )
         write_entry(runtime.access_logs, runtime.config.log_formats, targets, entry)
+
+    def _request_length(self) -> int:
+        """What h11 was given for this request and did not leave unparsed (after a tunnel: as it was)."""
+        if self._h11 is None:
+            return self._fed
+        return self._fed - len(self._h11.trailing_data[0])
 
     def _default_access_logs(self) -> tuple:
         """Requests refused or unmatched before a location log where the address's default server says."""
@@ -768,7 +797,7 @@ class ClientProtocol(Protocol):
     def _send(self, data: bytes) -> None:
         """Every write to the client before a tunnel, counted where it is written."""
         self._sent += len(data)
-        self.transport.write(data)
+        self._write(data)
 
     def _pause(self) -> None:
         if not self._paused:

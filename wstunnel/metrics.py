@@ -18,7 +18,9 @@ counters from zero, which Prometheus reads as a counter reset.
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 from typing import Callable, Iterable, Mapping, Protocol
 
@@ -116,23 +118,22 @@ class Stats:
         self.add("wstunnel_requests_total")
 
     def request_done(self, status: int, upgrade_asked: bool) -> None:
-        self.add(series("wstunnel_responses_total", **{"class": f"{status // 100}xx"}))
+        self.add(_RESPONSES[status // 100])
         if upgrade_asked and status != 101:
-            self.add(series("wstunnel_upgrades_total", outcome="refused"))
+            self.add(_UPGRADES_REFUSED)
 
     def tunnel_opened(self) -> None:
         self.tunnels_open += 1
-        self.add(series("wstunnel_upgrades_total", outcome="tunnel"))
+        self.add(_UPGRADES_TUNNEL)
 
     def tunnel_closed(self, reason: str, seconds: float, to_upstream: int, to_client: int) -> None:
         self.tunnels_open -= 1
         self._tunnel_bytes[0] += to_upstream
         self._tunnel_bytes[1] += to_client
-        self.add(series("wstunnel_tunnels_closed_total", reason=reason))
-        for bound in DURATION_BUCKETS:
+        self.add(_closed_series(reason))
+        for bound, key in _DURATION_SERIES:
             if seconds <= bound:
-                self.add(series("wstunnel_tunnel_duration_seconds_bucket", le=_number(bound)))
-        self.add(series("wstunnel_tunnel_duration_seconds_bucket", le="+Inf"))
+                self.add(key)
         self.add("wstunnel_tunnel_duration_seconds_sum", seconds)
         self.add("wstunnel_tunnel_duration_seconds_count")
 
@@ -199,6 +200,24 @@ def merge(snapshots: Iterable[Mapping[str, float]]) -> dict[str, float]:
 
 def _number(value: float) -> str:
     return str(int(value)) if value == int(value) else repr(value)
+
+
+# The series a request or tunnel counts, named once: building a series name
+# per request was a measurable share of a plain GET (doc/performance.md).
+# A status of 600 or more (h11 allows up to 999) is counted as such.
+_RESPONSES = tuple(series("wstunnel_responses_total", **{"class": f"{n}xx"}) for n in range(10))
+_UPGRADES_REFUSED = series("wstunnel_upgrades_total", outcome="refused")
+_UPGRADES_TUNNEL = series("wstunnel_upgrades_total", outcome="tunnel")
+_DURATION_SERIES = tuple(
+    (bound, series("wstunnel_tunnel_duration_seconds_bucket", le=label))
+    for bound, label in (*((b, _number(b)) for b in DURATION_BUCKETS), (math.inf, "+Inf"))
+)
+
+
+@functools.lru_cache(maxsize=None)
+def _closed_series(reason: str) -> str:
+    """One per TunnelEnd reason."""
+    return series("wstunnel_tunnels_closed_total", reason=reason)
 
 
 def _family(key: str) -> str:

@@ -53,6 +53,10 @@ def bind_socket(host: str, port: int, backlog: int = BACKLOG, reuse_port: bool =
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit it (Linux): responses are written at once
+        # (wstunnel.fastwrite), as nginx's tcp_nodelay does, with no
+        # setsockopt per connection.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:

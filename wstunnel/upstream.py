@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .errors import RequestError
+from .fastwrite import direct_writer
 from .gate import HeadGate, HeadLimits, check_response_head
 from .headers import UpstreamRequest
 from .model import Peer
@@ -78,6 +79,13 @@ class UpstreamProtocol(Protocol):
         self.reused = False
 
     def connectionMade(self) -> None:
+        # Request heads and bodies go out at once (fastwrite), so Nagle must
+        # not hold a body behind its head; set once per connection, which
+        # a tunnel then keeps.
+        set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_nodelay is not None:
+            set_nodelay(True)
+        self._direct = direct_writer(self.transport)
         self._listener.upstream_connected(self)
 
     # Keep-alive.
@@ -110,8 +118,13 @@ class UpstreamProtocol(Protocol):
 
     # Sending the request.
 
-    def send_head(self, request: UpstreamRequest, head_limit: int) -> None:
-        """Start a request; ``head_limit`` is proxy_buffer_size."""
+    def send_head(self, request: UpstreamRequest, head_limit: int, *, at_once: bool = False) -> None:
+        """
+        Start a request; ``head_limit`` is proxy_buffer_size.  ``at_once``
+        (a request without body) sends the head now; a head whose body
+        follows waits for the reactor's write, so a body refused as it is
+        read (a bad chunk) is refused before the upstream saw anything.
+        """
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max(head_limit, _CHUNK_LINE_LIMIT))
         self._gate = HeadGate(HeadLimits(line=head_limit, total=head_limit, count=None), request=False)
         self._done = False
@@ -120,7 +133,7 @@ class UpstreamProtocol(Protocol):
         self.requests += 1
         if request.http_version == b"1.1":
             event = h11.Request(method=request.method, target=request.target, headers=request.headers)
-            self._write(self._h11.send(event))
+            self._write(self._h11.send(event), at_once)
             return
         # h11 only writes HTTP/1.1 requests.  For proxy_http_version 1.0 we
         # write the head ourselves (the values were validated when they
@@ -131,7 +144,7 @@ class UpstreamProtocol(Protocol):
         self._h11.send(h11.Request(method=request.method, target=request.target, headers=headers))
         lines = [request.method + b" " + request.target + b" HTTP/1.0"]
         lines.extend(name + b": " + value for name, value in request.headers)
-        self._write(b"\r\n".join(lines) + b"\r\n\r\n")
+        self._write(b"\r\n".join(lines) + b"\r\n\r\n", at_once)
 
     def send_body(self, data: bytes) -> None:
         self._write(self._h11.send(h11.Data(data=data)))
@@ -139,9 +152,13 @@ class UpstreamProtocol(Protocol):
     def end_body(self) -> None:
         self._write(self._h11.send(h11.EndOfMessage()))
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, at_once: bool = True) -> None:
+        """Counted for ``$upstream_bytes_sent``; ``at_once`` goes to the socket now if it can."""
         self.request_bytes += len(data)
-        self.transport.write(data)
+        if at_once:
+            self._direct(data)
+        else:
+            self.transport.write(data)
 
     # Receiving the answer.
 
@@ -221,6 +238,7 @@ class UpstreamProtocol(Protocol):
         """From now on every byte goes straight to the tunnel, unparsed."""
         self._tunnel = tunnel
         self.dataReceived = tunnel.from_upstream  # type: ignore[method-assign]
+        self._h11 = self._gate = None  # type: ignore[assignment]  # no parser state kept per tunnel
 
     def readConnectionLost(self) -> None:
         if self._tunnel is not None:
