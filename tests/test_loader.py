@@ -1086,23 +1086,3 @@ def test_reference_documents_every_directive_and_ignored_directive():
     reference = (EXAMPLES.parent / "configuration.md").read_text()
     for name in set(loader._TABLE) | set(loader._UPSTREAM_TABLE) | IGNORED_DIRECTIVES:
         assert re.search(rf"(`|### |, |/ ){re.escape(name)}\b", reference), name
-
-
-def test_proxy_protocol_with_ssl_is_refused_at_its_line(tmp_path) -> None:
-    from tls_support import Authority
-
-    cert, key = Authority(tmp_path).issue("server", ["localhost"])
-    conf = tmp_path / "pp.conf"
-    conf.write_text(
-        "server {\n"
-        "    listen 127.0.0.1:8443 ssl proxy_protocol;\n"
-        f"    ssl_certificate {cert};\n"
-        f"    ssl_certificate_key {key};\n"
-        "    location / { proxy_pass http://127.0.0.1:9; }\n"
-        "}\n"
-    )
-    with pytest.raises(ConfigErrors) as info:
-        load_config(str(conf))
-    assert [str(e) for e in info.value.errors] == [
-        f'{conf}:2: "proxy_protocol" on the "ssl" address 127.0.0.1:8443 is not supported by wstunnel yet'
-    ]

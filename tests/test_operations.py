@@ -14,6 +14,7 @@ import pytest
 import pytest_twisted
 
 from support import WAIT, aio, listen_backend, read_until, switch_answer, upgrade_request
+from tls_support import Authority, client_context
 from wstunnel.loader import load_config
 from wstunnel.proxyproto import V2_SIGNATURE
 
@@ -249,4 +250,100 @@ async def test_apply_keeps_sockets_switches_routes_and_binds_new(proxy_services,
         assert service.registry.stats.counters['wstunnel_config_reloads_total{result="ok"}'] == 1
     finally:
         await aport.stopListening()
+        await bport.stopListening()
+
+
+PROXIED_TLS = """
+http {{
+    {trust}
+    server {{
+        listen 127.0.0.1:0 ssl proxy_protocol;
+        server_name test.enzhico.net;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location / {{
+            proxy_pass http://127.0.0.1:{port};
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-PP "$proxy_protocol_addr:$proxy_protocol_port";
+            proxy_set_header X-Scheme $scheme;
+        }}
+    }}
+}}
+"""
+
+
+async def _tls_after_header(port: int, header: bytes, context, request: bytes) -> bytes:
+    """The PROXY header in clear, then TLS on the same connection (as an L4 balancer does)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(header)
+    await writer.drain()
+    await writer.start_tls(context, server_hostname="test.enzhico.net")
+    writer.write(request)
+    data = await asyncio.wait_for(reader.read(), WAIT)
+    writer.close()
+    return data
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("header", [
+    b"PROXY TCP4 203.0.113.7 10.0.0.1 40001 443\r\n",
+    v2_header("203.0.113.7", 40001),
+])  # fmt: skip
+async def test_proxy_protocol_before_tls(proxy_services, tmp_path, header) -> None:
+    """``listen ... ssl proxy_protocol``: the header comes before the TLS handshake."""
+    ca = Authority(tmp_path)
+    cert, key = ca.issue("site", ["test.enzhico.net"])
+    factory, bport = listen_backend(answer_200)
+    try:
+        _, port = proxy_services(PROXIED_TLS.format(port=bport.getHost().port, trust=TRUSTED, cert=cert, key=key))
+        request = b"GET / HTTP/1.1\r\nHost: test.enzhico.net\r\nConnection: close\r\n\r\n"
+        data = await aio(_tls_after_header(port, header, client_context(ca.path), request))
+        assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+        sent = factory.heads[0].decode()
+        assert "\r\nX-Real-IP: 203.0.113.7\r\n" in sent
+        assert "\r\nX-PP: 203.0.113.7:40001\r\n" in sent
+        assert "\r\nX-Scheme: https\r\n" in sent
+    finally:
+        await bport.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_proxy_protocol_before_tls_carries_a_wss_tunnel(proxy_services, tmp_path) -> None:
+    ca = Authority(tmp_path)
+    cert, key = ca.issue("site", ["test.enzhico.net"])
+    factory, bport = listen_backend(answer_switch)
+    try:
+        _, port = proxy_services(PROXIED_TLS.format(port=bport.getHost().port, trust=TRUSTED, cert=cert, key=key))
+
+        async def scenario() -> bytes:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"PROXY TCP4 203.0.113.7 10.0.0.1 40001 443\r\n")
+            await writer.drain()
+            await writer.start_tls(client_context(ca.path), server_hostname="test.enzhico.net")
+            writer.write(upgrade_request(host="test.enzhico.net"))
+            head = await read_until(reader, b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 101 ")
+            writer.write(b"through the tunnel")
+            await writer.drain()
+            got = await factory.connections[0].wait_data(18).asFuture(asyncio.get_running_loop())
+            writer.close()
+            return got
+
+        assert await aio(scenario()) == b"through the tunnel"
+        assert "\r\nX-Real-IP: 203.0.113.7\r\n" in factory.heads[0].decode()
+    finally:
+        await bport.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_proxy_protocol_before_tls_from_an_untrusted_peer_closes(proxy_services, tmp_path) -> None:
+    ca = Authority(tmp_path)
+    cert, key = ca.issue("site", ["test.enzhico.net"])
+    factory, bport = listen_backend(answer_200)
+    try:
+        trust = "set_real_ip_from 10.0.0.0/8; real_ip_header proxy_protocol;"
+        _, port = proxy_services(PROXIED_TLS.format(port=bport.getHost().port, trust=trust, cert=cert, key=key))
+        assert await aio(get(port, prefix=b"PROXY TCP4 203.0.113.7 10.0.0.1 1 443\r\n")) == b""
+        assert factory.heads == []
+    finally:
         await bport.stopListening()

@@ -197,7 +197,8 @@ class ClientProtocol(Protocol):
         self._limits = limits = binding.default.client
         self._gate = HeadGate(HeadLimits.for_buffers(limits.header_buffers, limits.header_buffer_size), request=True)
         self._timer = self._clock.callLater(limits.header_timeout, self._head_timed_out)
-        if binding.proxy_protocol:
+        if binding.proxy_protocol and not binding.ssl:
+            # On a TLS socket the header precedes TLS: wstunnel.proxyfirst reads it.
             self._expect_proxy_header(binding)
 
     def dataReceived(self, data: bytes) -> None:
@@ -896,9 +897,13 @@ class ClientProtocol(Protocol):
 
     def proxy_header_received(self, conn: ConnInfo, rest: bytes) -> None:
         del self.dataReceived
-        self.conn = conn
+        self.proxy_header_known(conn)
         if rest:
             self.dataReceived(rest)
+
+    def proxy_header_known(self, conn: ConnInfo) -> None:
+        """The PROXY header's addresses, read here or, on a TLS socket, before TLS."""
+        self.conn = conn
 
     def proxy_header_failed(self) -> None:
         self._state = State.CLOSED

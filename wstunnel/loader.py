@@ -1116,13 +1116,6 @@ class _Builder:
                 group.append((server, listen))
         bindings = tuple(_binding(host, port, group) for (host, port), group in groups.items())
         self.errors.extend(tlsconfig.check_bindings(bindings, self.tls_failed))
-        self.errors.extend(
-            ConfigError(next(l.source for _, l in groups[(b.host, b.port)] if l.proxy_protocol),
-                        f'"proxy_protocol" on the "ssl" address {_format_address(b.host, b.port)} '
-                        "is not supported by wstunnel yet")
-            for b in bindings
-            if b.ssl and b.proxy_protocol
-        )
         return bindings
 
 

@@ -31,6 +31,7 @@ from .loader import load_config
 from .metrics import PUBLISH_INTERVAL, SnapshotFiles
 from .model import Binding, Config, ConfigErrors
 from .peers import failed_out
+from .proxyfirst import header_first_factory
 from .registry import Registry
 from .runtime import Runtime
 from .tls import ContextCache, server_factory
@@ -183,6 +184,8 @@ class ProxyService(MultiService):
             factory = server_factory(  # type: ignore[assignment]
                 factory, runtime=self.current, key=key, cache=self._tls_contexts, clock=self._reactor  # type: ignore[arg-type]
             )
+            if binding.proxy_protocol:
+                factory = header_first_factory(factory, runtime=self.current, key=key)  # type: ignore[assignment]
         reactor: IReactorSocket = self._reactor  # type: ignore[assignment]
         try:
             port = reactor.adoptStreamPort(sock.fileno(), sock.family, factory)
