@@ -70,6 +70,8 @@ class KeepAliveBackend(protocol.Protocol):
 
     def connectionLost(self, reason=None) -> None:
         self.factory.closed += 1
+        if not self.factory.first_close.called:
+            self.factory.first_close.callback(None)
 
 
 def _default_answer(method: bytes, path: bytes, head: bytes, body: bytes) -> bytes:
@@ -84,6 +86,7 @@ def setup(tmp_path):
     def start(answer=_default_answer, keepalive="keepalive 4;", extra=""):
         factory = protocol.Factory.forProtocol(KeepAliveBackend)
         factory.connections, factory.requests, factory.closed, factory.answer = [], [], 0, answer
+        factory.first_close = defer.Deferred()
         bport = reactor.listenTCP(0, factory, interface="127.0.0.1")
         log = tmp_path / "access.log"
         conf = CONF.format(port=bport.getHost().port, keepalive=keepalive, extra=extra, log=log)
@@ -256,8 +259,7 @@ async def test_a_client_that_leaves_aborts_the_upstream_request_and_logs_499(set
         writer.write(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
         await arrived.asFuture(asyncio.get_running_loop())
         writer.close()
-        while factory.closed == 0:
-            await asyncio.sleep(0.01)  # polling for the close, bounded by aio's WAIT
+        await factory.first_close.asFuture(asyncio.get_running_loop())
 
     await aio(scenario())
     assert '"GET /slow HTTP/1.1" 499 ' in log.read_text()
