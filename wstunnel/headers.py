@@ -45,37 +45,19 @@ __all__ = [
 
 _Headers = Sequence[tuple[bytes, bytes]]
 
-# Never forwarded from the client: the connection's own business, or
-# framing we regenerate.  Host is always replaced (configured or $proxy_host).
-_REQUEST_DROP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"content-length",
-        b"expect",
-        b"http2-settings",
-        b"host",
-    }
+# Hop-by-hop headers (RFC 9110 section 7.6.1, plus the legacy Keep-Alive and
+# Proxy-Connection): the business of one connection, never passed on either way.
+_HOP_BY_HOP = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding"}
 )
+# Never forwarded from the client: the hop-by-hop ones, framing we regenerate,
+# and Host, which is always replaced (configured or $proxy_host).
+_REQUEST_DROP = _HOP_BY_HOP | {b"upgrade", b"content-length", b"expect", b"http2-settings", b"host"}
 # Names a client's Connection header may not remove: identity and framing.
 _PROTECTED = frozenset(
     {b"host", b"content-length", b"transfer-encoding", b"forwarded", b"x-real-ip"}
 )
-_RESPONSE_DROP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-    }
-)
+_RESPONSE_DROP = _HOP_BY_HOP
 _REWRITTEN = frozenset({b"location", b"refresh"})
 # h11 refuses these in a value; refusing them first turns a CR/LF smuggled
 # through a variable ($uri, $http_x) into a clean 400 instead of a crash.
