@@ -17,9 +17,7 @@ from typing import Sequence
 
 from attrs import frozen
 
-__all__ = ["BodyMode", "ResponsePlan", "chunk", "client_wants_keepalive", "plan_response", "LAST_CHUNK"]
-
-LAST_CHUNK = b"0\r\n\r\n"
+__all__ = ["BodyMode", "ResponsePlan", "client_wants_keepalive", "plan_response"]
 
 
 class BodyMode(enum.Enum):
@@ -80,7 +78,3 @@ def plan_response(
     lines += [name + b": " + value for name, value in (*headers, *extra)]
     return ResponsePlan(b"\r\n".join(lines) + b"\r\n\r\n", mode, keep_alive)
 
-
-def chunk(data: bytes) -> list[bytes]:
-    """One chunk as pieces for ``writeSequence`` (the data is not copied)."""
-    return [b"%x\r\n" % len(data), data, b"\r\n"]

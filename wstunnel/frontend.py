@@ -30,12 +30,13 @@ from zope.interface import implementer
 
 from .attempts import UpstreamRecord
 from .balancer import request_key
+from .body import LAST_CHUNK, chunk
 from .bodytimer import BodyTimeout
 from .errors import RequestError, error_page, reason_phrase
 from .exchange import Exchange, Phase
 from .fastwrite import direct_writer
 from .flow import Throttle, arm_abort
-from .framing import LAST_CHUNK, BodyMode, ResponsePlan, chunk, client_wants_keepalive, plan_response
+from .framing import BodyMode, ResponsePlan, client_wants_keepalive, plan_response
 from .gate import HeadGate, HeadLimits, HeadSoFar, Http2Preface, check_request_head, head_so_far
 from .headers import BodyFraming, client_response_headers, upgrade_offer, upstream_request
 from .logformat import LogEntry, bare_vars, write_entry
