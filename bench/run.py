@@ -11,7 +11,9 @@ for that figure the proxy is not pinned (the load tools stay on core 1).
 Repetitions interleave the targets (the order rotates each time); every
 figure is the median of the repetitions, printed with the ratio
 wstunnel/nginx.  The direct path (client to backend, no proxy) shows what
-the tools themselves can do.  wstunnel and nginx load the same nginx-syntax
+the tools themselves can do; the ``twisted`` target (bench/portforward.py,
+Twisted's own port-forwarder, no HTTP) shows what Twisted's transports and
+event loop cost, the floor under any Twisted proxy, with its ratio to nginx.  wstunnel and nginx load the same nginx-syntax
 file.  Results go to bench/results/<date>/ (ignored by git).
 
 Only processes started here are stopped, by their PID.  Not part of pytest.
@@ -200,6 +202,7 @@ def targets(run: Path, backend: int, only: set[str] | None, keepalive: int) -> l
         option = "http-keep-alive" if keepalive else "http-server-close"
         hconf.write_text(HAPROXY_CONF.format(backend=backend, port=port, keepalive_option=option))
         found.append(Target("haproxy", [HAPROXY, "-db", "-f", str(hconf)], port))
+    found.append(Target("twisted", [sys.executable, str(BENCH / "portforward.py"), str(port), str(backend)], port))
     return [t for t in found if only is None or t.name in only]
 
 
@@ -326,10 +329,10 @@ FIGURES = [
 ]
 
 
-def table(results: dict, names: list[str], ratio: tuple[str, str] = ("wstunnel", "nginx")) -> str:
-    """Medians per figure and target, and the ratio of the two targets in ``ratio``."""
-    has_ratio = ratio[0] in names and ratio[1] in names
-    head = ["figure", *names] + (["/".join(ratio)] if has_ratio else [])
+def table(results: dict, names: list[str], ratios: list[tuple[str, str]]) -> str:
+    """Medians per figure and target, and the ratio of each pair of targets in ``ratios``."""
+    ratios = [r for r in ratios if r[0] in names and r[1] in names]
+    head = ["figure", *names] + ["/".join(r) for r in ratios]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, workload, key in FIGURES:
         medians = {}
@@ -337,8 +340,8 @@ def table(results: dict, names: list[str], ratio: tuple[str, str] = ("wstunnel",
             values = [r[key] for r in results.get(name, {}).get(workload, []) if key in r]
             medians[name] = statistics.median(values) if values else None
         row = [label] + [_fmt(medians[n]) for n in names]
-        if has_ratio:
-            w, n = medians[ratio[0]], medians[ratio[1]]
+        for a, b in ratios:
+            w, n = medians[a], medians[b]
             row.append(f"{w / n:.2f}" if w is not None and n else "-")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -419,7 +422,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of every workload (default 3)")
     parser.add_argument("--quick", action="store_true", help="short runs, small sizes: a smoke check")
-    parser.add_argument("--only", help="comma-separated targets (direct,wstunnel,nginx,haproxy)")
+    parser.add_argument("--only", help="comma-separated targets (direct,wstunnel,nginx,haproxy,twisted)")
     parser.add_argument("--workloads", help="comma-separated workloads (default all)")
     parser.add_argument("--keepalive", type=int, default=32,
                         help="idle upstream connections kept (keepalive N; 0: a connection per request)")
@@ -451,13 +454,13 @@ def main() -> int:
             loads = {k: v for k, v in loads.items() if k in args.workloads.split(",")}
         if args.profile:
             return run_profile(all_targets, loads, run)
-        ratio = ("wstunnel-2w", "wstunnel-1w") if args.workers else ("wstunnel", "nginx")
-        return compare(all_targets, loads, run, args.repeat, ratio)
+        ratios = [("wstunnel-2w", "wstunnel-1w")] if args.workers else [("wstunnel", "nginx"), ("twisted", "nginx")]
+        return compare(all_targets, loads, run, args.repeat, ratios)
     finally:
         stop(backend)
 
 
-def compare(all_targets: list[Target], loads: dict, run: Path, repeat: int, ratio: tuple[str, str]) -> int:
+def compare(all_targets: list[Target], loads: dict, run: Path, repeat: int, ratios: list[tuple[str, str]]) -> int:
     results: dict = {t.name: {w: [] for w in loads} for t in all_targets}
     failures = []
     for rep in range(repeat):
@@ -489,7 +492,7 @@ def compare(all_targets: list[Target], loads: dict, run: Path, repeat: int, rati
             finally:
                 target.stop()
     names = [t.name for t in all_targets]
-    report = f"{versions()}\n\n{table(results, names, ratio)}\n"
+    report = f"{versions()}\n\n{table(results, names, ratios)}\n"
     if failures:
         report += "\nFAILED:\n" + "\n".join(failures) + "\n"
     (run / "results.json").write_text(json.dumps(results, indent=1))
