@@ -114,10 +114,16 @@ def test_rfc_9112_section_6_3(method: bytes, head: ResponseHead, reader: type | 
 
 # The upstream protocol against h11.
 
+# The requests the answers are read for.  h11 writes only HTTP/1.1: for
+# proxy_http_version 1.0 the upstream side gave it the same head as a 1.1
+# request, so that is the oracle (its keep-alive rule reads the request's
+# Connection header only).
 REQUESTS = {
-    "keep-alive": ((b"Host", b"a"),),
-    "close": ((b"Host", b"a"), (b"Connection", b"close")),
-    "upgrade": ((b"Host", b"a"), (b"Connection", b"upgrade"), (b"Upgrade", b"websocket")),
+    "keep-alive": (b"1.1", ((b"Host", b"a"),)),
+    "close": (b"1.1", ((b"Host", b"a"), (b"Connection", b"close"))),
+    "upgrade": (b"1.1", ((b"Host", b"a"), (b"Connection", b"upgrade"), (b"Upgrade", b"websocket"))),
+    "1.0": (b"1.0", ((b"Host", b"a"),)),
+    "1.0-close": (b"1.0", ((b"Host", b"a"), (b"Connection", b"close"))),
 }
 
 # What the refusal for each strictness rule says (part of its detail).
@@ -274,7 +280,8 @@ def ours(method: bytes, request: str, parts: list[bytes]) -> _Recorder:
     recorder = _Recorder()
     upstream = UpstreamProtocol(recorder)
     upstream.makeConnection(StringTransport())
-    upstream.send_head(_request(*REQUESTS[request], method=method), LIMIT, at_once=True)
+    version, headers = REQUESTS[request]
+    upstream.send_head(_request(*headers, method=method, version=version), LIMIT, at_once=True)
     upstream.end_body()
     for i, part in enumerate(parts):
         upstream.dataReceived(part)
@@ -295,7 +302,7 @@ def theirs(method: bytes, request: str, parts: list[bytes]) -> _Recorder:
     """h11 reading the same bytes, as a client connection that sent the same request."""
     seen = _Recorder()
     conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=H11_LIMIT)
-    conn.send(h11.Request(method=method, target=b"/p?q", headers=list(REQUESTS[request])))
+    conn.send(h11.Request(method=method, target=b"/p?q", headers=list(REQUESTS[request][1])))
     conn.send(h11.EndOfMessage())
     try:
         for i, part in enumerate([*parts, b""]):  # b"": the upstream closed
@@ -346,7 +353,7 @@ def _split(data: bytes, cuts: list[int]) -> list[bytes]:
 @given(
     case=responses(),
     method=st.sampled_from([b"GET", b"GET", b"HEAD"]),
-    request=st.sampled_from(sorted(REQUESTS)),
+    request=st.sampled_from(list(REQUESTS)),
     cuts=st.lists(st.integers(0, 10_000), max_size=6),
 )
 def test_the_upstream_side_reads_what_h11_reads(case: tuple[bytes, set[str]], method: bytes, request: str, cuts: list[int]) -> None:
@@ -382,3 +389,29 @@ def test_the_upstream_side_reads_what_h11_reads(case: tuple[bytes, set[str]], me
     rules = [rule for rule, text in RULES.items() if text in detail]
     assert rules, f"refused for a reason no strictness rule gives: {detail!r}"
     assert JUNK in tags or tags & set(rules), f"{detail!r} but the input broke only {tags}: {wire!r}"
+
+
+@pytest.mark.parametrize(
+    ("request_kind", "answer", "ending"),
+    [
+        ("keep-alive", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", ("end", 0, True)),
+        ("keep-alive", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxNEXT", ("end", 4, False)),
+        ("keep-alive", b"HTTP/1.1 200 OK\r\n\r\nuntil close", ("end", 0, False)),
+        ("close", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", ("end", 0, False)),
+        # proxy_http_version 1.0: only the request's Connection counts, as in h11.
+        ("1.0", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", ("end", 0, True)),
+        ("1.0", b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx", ("end", 0, False)),
+        ("1.0-close", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", ("end", 0, False)),
+    ],
+)
+def test_when_a_connection_may_be_pooled(request_kind: str, answer: bytes, ending: tuple) -> None:
+    assert ours(b"GET", request_kind, [answer]).ending == ending
+
+
+def test_a_chunked_answer_and_a_cut_one() -> None:
+    whole = ours(b"GET", "keep-alive", [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"])
+    assert (whole.body, whole.ending) == (b"abc", ("end", 0, True))
+    cut = ours(b"GET", "keep-alive", [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab"])
+    assert (cut.body, cut.ending[0]) == (b"ab", "lost") and "chunked body cut short" in cut.ending[1]
+    bad = ours(b"GET", "keep-alive", [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n"])
+    assert (bad.body, bad.ending) == (b"abc", ("invalid", "chunk data longer than its size"))
