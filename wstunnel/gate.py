@@ -11,6 +11,8 @@ so a client can never make us hold more than the limit.
 
 Requests are held to CRLF; upstream responses may use bare LF, as nginx
 accepts from upstreams (we re-frame what we relay, so it cannot smuggle).
+A response head is parsed here too, from the lines just checked:
+:func:`check_response_head` returns it as a :class:`ResponseHead`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from attrs import frozen
 
 from wstunnel.errors import RequestError
 from wstunnel.request import RequestHead
+from wstunnel.response import ResponseHead
 
 __all__ = [
     "H2_PREFACE_LINE",
@@ -39,7 +42,8 @@ _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") (\S+) HTTP/([0-9])\.([0-9])\Z")
 # nginx 1.22 answers 505 as soon as the major version is over 1, whatever follows ("HTTP/3").
 _NEWER_MAJOR = re.compile(rb"(" + _TOKEN + rb") (\S+) HTTP/[2-9]")
-_STATUS_LINE = re.compile(rb"HTTP/1\.[01] [0-9]{3}(?: [\t\x20-\x7e\x80-\xff]*)?\Z")
+# A status of 000-099 is none: nginx and h11 both refuse it.
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] [1-9][0-9]{2}(?: [\t\x20-\x7e\x80-\xff]*)?\Z")
 _HEADER_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(.*?)[ \t]*\Z", re.DOTALL)
 _BAD_VALUE_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _DIGITS = re.compile(rb"[0-9]{1,18}\Z")
@@ -225,7 +229,7 @@ def _headers(lines: list[bytes], status: int, limits: HeadLimits, request: bool)
         name, value = match.groups()
         if _BAD_VALUE_BYTE.search(value):
             raise RequestError(status, f"control character in header {name.decode('ascii')!r}")
-        headers.append((name.lower(), value))
+        headers.append((name, value))
     return headers
 
 
@@ -255,19 +259,30 @@ def check_request_head(head: bytes, limits: HeadLimits) -> None:
     _check_framing(headers, version, 400, request=True)
 
 
-def check_response_head(head: bytes, limits: HeadLimits) -> None:
-    """Refuse an upstream response head that is invalid or ambiguous (502)."""
+def check_response_head(head: bytes, limits: HeadLimits) -> ResponseHead:
+    """
+    The upstream response head, parsed; refused (502) when it is invalid
+    or its body length is ambiguous.
+    """
     lines = _lines(head)
     if not lines or not _STATUS_LINE.match(lines[0]):
         raise RequestError(502, "upstream sent no valid HTTP/1.x status line")
     headers = _headers(lines[1:], 502, limits, False)
     _check_framing(headers, b"1.1", 502, request=False)
+    status_line = lines[0]
+    return ResponseHead(int(status_line[9:12]), status_line[13:], status_line[5:8], tuple(headers))
 
 
 def _check_framing(headers: list[tuple[bytes, bytes]], version: bytes, status: int, *, request: bool) -> None:
     """One unambiguous body length: RFC 9112 section 6.3, read strictly."""
-    lengths = [v for n, v in headers if n == b"content-length"]
-    codings = [v for n, v in headers if n == b"transfer-encoding"]
+    lengths = []
+    codings = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"content-length":
+            lengths.append(value)
+        elif lower == b"transfer-encoding":
+            codings.append(value)
     if len(lengths) > 1:
         raise RequestError(status, "duplicate Content-Length")
     if lengths and not _DIGITS.match(lengths[0]):
