@@ -8,7 +8,7 @@ from email.utils import parsedate_to_datetime
 
 import h11
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from wstunnel import headers as headers_module
