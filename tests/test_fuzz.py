@@ -1,6 +1,6 @@
 """
 Hypothesis against both parsers as the proxy runs them: the client side
-(gate, then h11, inside :class:`ClientProtocol`) and the upstream side
+(the gate and the body reader inside :class:`ClientProtocol`) and the upstream side
 (:class:`UpstreamProtocol`).  Any bytes, split anywhere, must end in a
 parse, a 4xx/5xx or a close: never an exception, never a wait past the
 header deadline, never an outcome that depends on the split.
