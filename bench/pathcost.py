@@ -54,7 +54,7 @@ class _Transport(StringTransport):
         """Tunnels half-close; nothing to do here."""
 
     def setTcpNoDelay(self, enabled: bool) -> None:
-        """Tunnels set it on both legs; counted as a call, like the real one."""
+        """The upstream protocol sets it on connecting; counted as a call, like the real one."""
 
 
 class Proxy:

@@ -5,12 +5,15 @@ otherwise, on real loopback TCP connections.
 
 from __future__ import annotations
 
+import socket
+
 import pytest_twisted
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.testing import StringTransport
 
 from tests.support import WAIT
 from wstunnel.fastwrite import direct_writer
+from wstunnel.service import bind_socket
 
 
 class Collect(protocol.Protocol):
@@ -80,3 +83,18 @@ async def test_bytes_behind_a_queue_wait_their_turn() -> None:
     finally:
         transport.loseConnection()
         await port.stopListening()
+
+
+def test_accepted_sockets_inherit_tcp_nodelay_from_the_listener() -> None:
+    """Direct writes rely on it and no connection sets it again (service.bind_socket)."""
+    listener = bind_socket("127.0.0.1", 0)
+    client = socket.create_connection(listener.getsockname(), timeout=WAIT)
+    try:
+        listener.setblocking(True)
+        listener.settimeout(WAIT)
+        accepted, _ = listener.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        client.close()
+        listener.close()

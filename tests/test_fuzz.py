@@ -117,14 +117,14 @@ class _Recorder:
     def upstream_connect_failed(self, reason) -> None:
         self._add("connect-failed")
 
-    def upstream_informational(self, event) -> None:
-        self._add("1xx", event.status_code)
+    def upstream_informational(self, head) -> None:
+        self._add("1xx", head.status)
 
-    def upstream_switch(self, event, early) -> None:
+    def upstream_switch(self, head, early) -> None:
         self._add("switch", bytes(early))
 
-    def upstream_head(self, event) -> None:
-        self._add("head", event.status_code, tuple(event.headers.raw_items()))
+    def upstream_head(self, head) -> None:
+        self._add("head", head.status, head.headers)
 
     def upstream_data(self, data) -> None:
         assert data.__class__ is bytes

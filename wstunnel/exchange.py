@@ -18,7 +18,6 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING
 
-import h11
 from twisted.internet.error import TimeoutError as ConnectTimeout
 from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime, IReactorUNIX
 from twisted.python.failure import Failure
@@ -31,6 +30,7 @@ from .model import Location, Peer
 from .peers import PeerState
 from .pool import IdlePool
 from .request import RequestHead
+from .response import ResponseHead
 from .retry import Retries, client_status, counts_as_failure, status_condition
 from .tls import UpstreamTLSError, upstream_factory
 from .upstream import UpstreamFactory, UpstreamProtocol
@@ -147,15 +147,7 @@ class Exchange:
         self.phase = Phase.SENDING
         upstream.peer = self._peer.peer  # type: ignore[union-attr]
         self._attempt.connected = self._clock.seconds()  # type: ignore[union-attr]
-        try:
-            upstream.send_head(self.request, self._location.response.buffer_size, at_once=not self._has_body)
-        except h11.LocalProtocolError as e:
-            self.log.error("cannot send request upstream: {error}", error=str(e))
-            self._end_attempt(None, failed=False)
-            self._finish()
-            upstream.stop()
-            self._client.fail(500, "request could not be sent upstream")
-            return
+        upstream.send_head(self.request, self._location.response.buffer_size, at_once=not self._has_body)
         self._request_sent = True
         self._client.stream_body(upstream)
 
@@ -183,29 +175,29 @@ class Exchange:
 
     # The answer.
 
-    def upstream_informational(self, event: h11.InformationalResponse) -> None:
-        self._client.send_informational(event)
+    def upstream_informational(self, response: ResponseHead) -> None:
+        self._client.send_informational(response)
 
-    def upstream_head(self, event: h11.Response) -> None:
+    def upstream_head(self, response: ResponseHead) -> None:
         attempt = self._attempt
         assert attempt is not None
         attempt.header = self._clock.seconds()
-        attempt.status = event.status_code
-        condition = status_condition(event.status_code)
+        status = attempt.status = response.status
+        condition = status_condition(status)
         if condition is not None and self._may_retry(condition):
             self.log.info(
                 "upstream {peer} answered {status}, trying the next peer, client: {client}",
                 peer=attempt.address,
-                status=event.status_code,
+                status=status,
                 client=self._client.peer_text,
             )
-            self._end_attempt(event.status_code, failed=counts_as_failure(condition))
+            self._end_attempt(status, failed=counts_as_failure(condition))
             self._drop_upstream()
             self._try_next_peer()
             return
         self.phase = Phase.RELAYING
         self._rearm_read_timer()
-        self._client.send_head(event, self.upstream)
+        self._client.send_head(response, self.upstream)
 
     def _rearm_read_timer(self) -> None:
         """The body's read timeout starts: the head's timer moves rather than a new one per request."""
@@ -240,18 +232,17 @@ class Exchange:
         if self._pool is None or not self._pool.park(upstream, self._clock):
             upstream.transport.loseConnection()
 
-    def upstream_switch(self, event: h11.InformationalResponse, early: bytes) -> None:
+    def upstream_switch(self, response: ResponseHead, early: bytes) -> None:
         upstream = self.upstream
         assert upstream is not None and self._attempt is not None
         self._attempt.header = self._clock.seconds()
-        headers = event.headers.raw_items()
         reason = None
         if not self.request.upgrade:
             reason = "upstream switched protocols on a request that did not ask to upgrade"
         elif self.phase is not Phase.AWAITING_HEAD:
             reason = "upstream switched protocols before the request body was sent"
         else:
-            reason = check_switch(self._head, event.status_code, headers)
+            reason = check_switch(self._head, response)
         if reason is not None:
             self.log.error(
                 "invalid 101 from upstream {peer}: {reason}, client: {client}",
@@ -271,7 +262,7 @@ class Exchange:
         self._attempt.bytes_sent = upstream.request_bytes
         self._attempt.bytes_received = upstream.response_bytes
         self.request = self._pick = self._connector = self.upstream = None  # type: ignore[assignment]
-        self._client.switch(upstream, event, early, on_end=self._tunnel_ended)
+        self._client.switch(upstream, response, early, on_end=self._tunnel_ended)
 
     def _tunnel_ended(self, tunnel: "Tunnel") -> None:
         """The tunnel is closed: only now is the peer's connection over."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 from enum import Enum
 from typing import Callable
 
-import h11
 from twisted.internet.interfaces import (
     IDelayedCall,
     IHalfCloseableProtocol,
@@ -46,6 +45,7 @@ from .model import Binding, ClientLimits, ErrorLog, Location
 from .proxyproto import ProxyPreamble, is_trusted
 from .registry import Registry
 from .request import ConnInfo, RequestHead
+from .response import ResponseHead
 from .routing import Redirect, parse_target, redirect_url, request_host
 from .runtime import Runtime
 from .tls import check_request
@@ -512,30 +512,28 @@ class ClientProtocol(Protocol):
         """A retry is safe only while the client has seen nothing."""
         return self._plan is None and self._body_to is None
 
-    def send_informational(self, event: h11.InformationalResponse) -> None:
+    def send_informational(self, response: ResponseHead) -> None:
         """1xx other than 100 (which we answer ourselves) go on to HTTP/1.1 clients."""
-        if self._head is None or self._head.http_version != b"1.1" or event.status_code == 100:
+        if self._head is None or self._head.http_version != b"1.1" or response.status == 100:
             return
         headers = client_response_headers(
-            event.status_code, event.headers.raw_items(), request_method=self._head.method,
-            date=http_date(self._clock.seconds()),
+            response, request_method=self._head.method, date=http_date(self._clock.seconds()),
         )
-        lines = [b"HTTP/1.1 %d %s" % (event.status_code, event.reason or b"")]
+        lines = [b"HTTP/1.1 %d %s" % (response.status, response.reason)]
         lines += [name + b": " + value for name, value in headers]
         self._send(b"\r\n".join(lines) + b"\r\n\r\n")
 
-    def send_head(self, event: h11.Response, upstream: UpstreamProtocol | None) -> None:
+    def send_head(self, response: ResponseHead, upstream: UpstreamProtocol | None) -> None:
         location = self._location
         headers = client_response_headers(
-            event.status_code,
-            event.headers.raw_items(),
+            response,
             request_method=self._head.method,  # type: ignore[union-attr]
             date=http_date(self._clock.seconds()),
             rules=location.response if location is not None else None,
             rv=self._rv,
         )
-        self._status = event.status_code
-        self._write_head(event.status_code, event.reason or reason_phrase(event.status_code).encode(), headers)
+        status = self._status = response.status
+        self._write_head(status, response.reason or reason_phrase(status).encode(), headers)
         if upstream is not None:
             self._response_throttle = Throttle(
                 upstream.transport, self._clock, self._location.timeouts.client_send,  # type: ignore[union-attr]
@@ -625,20 +623,19 @@ class ClientProtocol(Protocol):
     def switch(
         self,
         upstream: UpstreamProtocol,
-        event: h11.InformationalResponse,
+        response: ResponseHead,
         early: bytes,
         on_end: Callable[[Tunnel], None],
     ) -> None:
         """A valid 101: send it on and join the two connections; ``on_end`` runs when the tunnel ends."""
         headers = client_response_headers(
-            101,
-            event.headers.raw_items(),
+            response,
             request_method=self._head.method,  # type: ignore[union-attr]
             date=http_date(self._clock.seconds()),
             rules=self._location.response,  # type: ignore[union-attr]
             rv=self._rv,
         )
-        reason = event.reason or b"Switching Protocols"
+        reason = response.reason or b"Switching Protocols"
         lines = [b"HTTP/1.1 101 " + reason]
         lines.extend(name + b": " + value for name, value in headers)
         self._send(b"\r\n".join(lines) + b"\r\n\r\n")

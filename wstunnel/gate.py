@@ -1,6 +1,5 @@
 """
-The strict gate every message head passes: request heads are parsed here,
-response heads checked before h11 parses them.
+The strict gate every message head passes, and the parse of each head.
 
 General parsers such as h11 are lenient where a proxy must not be: they
 join obs-fold lines, merge duplicate Content-Length values, accept bare LF,
@@ -9,12 +8,14 @@ let Content-Length ride along with Transfer-Encoding and parse any
 about where a message ends (request smuggling), so a head is checked here,
 whole.  A request head is refused for everything h11 refused (the Host
 and request-target rules with h11's 400), and for each of those
-leniencies (tests/test_wire.py).  :class:`HeadGate` also enforces
+leniencies (tests/test_wire_client.py).  :class:`HeadGate` also enforces
 the size limits as bytes arrive, so a client can never make us hold more
 than the limit.
 
 Requests are held to CRLF; upstream responses may use bare LF, as nginx
 accepts from upstreams (we re-frame what we relay, so it cannot smuggle).
+A response head is parsed here too, from the lines just checked:
+:func:`check_response_head` returns it as a :class:`ResponseHead`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from attrs import frozen
 
 from wstunnel.errors import RequestError
 from wstunnel.request import RequestHead
+from wstunnel.response import ResponseHead
 
 __all__ = [
     "H2_PREFACE_LINE",
@@ -43,7 +45,8 @@ _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") (\S+) HTTP/([0-9])\.([0-9])\Z")
 # nginx 1.22 answers 505 as soon as the major version is over 1, whatever follows ("HTTP/3").
 _NEWER_MAJOR = re.compile(rb"(" + _TOKEN + rb") (\S+) HTTP/[2-9]")
-_STATUS_LINE = re.compile(rb"HTTP/1\.[01] [0-9]{3}(?: [\t\x20-\x7e\x80-\xff]*)?\Z")
+# A status of 000-099 is none: nginx and h11 both refuse it.
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] [1-9][0-9]{2}(?: [\t\x20-\x7e\x80-\xff]*)?\Z")
 # A header line: a token, a colon, and a value of visible bytes, spaces,
 # tabs and obs-text (no other control byte), stripped of spaces and tabs
 # after the match.  One possessive run to the end: linear on any line (a
@@ -245,10 +248,6 @@ def _header_error(line: bytes, status: int) -> RequestError:
     return RequestError(status, f"control character in header {name.group(1).decode('ascii')!r}")
 
 
-def _values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
-    return [v for n, v in headers if n.lower() == name]
-
-
 def check_request_head(head: bytes, limits: HeadLimits) -> RequestHead:
     """
     Parse a complete request head, header names as the client spelled them;
@@ -293,14 +292,31 @@ def _check_host(request: RequestHead) -> None:
         raise RequestError(400, "HTTP/1.1 request without Host header")
 
 
-def check_response_head(head: bytes, limits: HeadLimits) -> None:
-    """Refuse an upstream response head that is invalid or ambiguous (502)."""
+def check_response_head(head: bytes, limits: HeadLimits) -> ResponseHead:
+    """
+    The upstream response head, parsed; refused (502) when it is invalid
+    or its body length is ambiguous.
+    """
     lines = _lines(head)
     if not lines or not _STATUS_LINE.match(lines[0]):
         raise RequestError(502, "upstream sent no valid HTTP/1.x status line")
     headers = _headers(lines[1:], 502, limits, False)
-    _check_framing(_values(headers, b"content-length"), _values(headers, b"transfer-encoding"), b"1.1", 502,
-                   request=False)
+    _check_framing(*_framing_values(headers), b"1.1", 502, request=False)
+    status_line = lines[0]
+    return ResponseHead(int(status_line[9:12]), status_line[13:], status_line[5:8], tuple(headers))
+
+
+def _framing_values(headers: list[tuple[bytes, bytes]]) -> tuple[list[bytes], list[bytes]]:
+    """The Content-Length and the Transfer-Encoding values, in one pass."""
+    lengths = []
+    codings = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"content-length":
+            lengths.append(value)
+        elif lower == b"transfer-encoding":
+            codings.append(value)
+    return lengths, codings
 
 
 def _check_framing(lengths: list[bytes], codings: list[bytes], version: bytes, status: int, *, request: bool) -> None:

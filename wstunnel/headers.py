@@ -29,6 +29,7 @@ from attrs import frozen
 from wstunnel.errors import SERVER_TOKEN, RequestError
 from wstunnel.model import DEFAULT_HIDDEN, Config, Location, RedirectRule, ResponseRules, Template, VarRef
 from wstunnel.request import RequestHead
+from wstunnel.response import ResponseHead
 from wstunnel.routing import origin, upstream_target
 from wstunnel.variables import RequestVars, render
 
@@ -59,8 +60,9 @@ _PROTECTED = frozenset(
 )
 _RESPONSE_DROP = _HOP_BY_HOP
 _REWRITTEN = frozenset({b"location", b"refresh"})
-# h11 refuses these in a value; refusing them first turns a CR/LF smuggled
-# through a variable ($uri, $http_x) into a clean 400 instead of a crash.
+# Never in a value we write: a CR or LF smuggled through a variable ($uri,
+# $http_x) would start a header line of its own, and strict parsers (h11
+# among them) refuse NUL, VT and FF.  A clean 400 instead.
 _BAD_VALUE = re.compile(r"[\x00\r\n\x0b\x0c]")
 _WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _SERVER = (b"Server", SERVER_TOKEN.encode("ascii"))
@@ -75,7 +77,7 @@ class BodyFraming(enum.Enum):
 
 @frozen
 class UpstreamRequest:
-    """The request head for the upstream, ready for ``h11.Request``."""
+    """The request head for the upstream, as :class:`~wstunnel.upstreamwire.RequestWriter` writes it."""
 
     method: bytes
     target: bytes
@@ -319,36 +321,35 @@ def accept_key(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + _WEBSOCKET_GUID).digest())
 
 
-def check_switch(head: RequestHead, status: int, headers: _Headers) -> str | None:
+def check_switch(head: RequestHead, response: ResponseHead) -> str | None:
     """
     Why a 101 must not open a tunnel, or None when it may.  nginx checks
     only the status, which lets a backend that never upgraded leave a raw
     pipe open (0ang3el's WebSocket smuggling).  The caller must also refuse
     any 101 to an upstream request that did not ask to upgrade.
     """
-    if status != 101:
-        return f"status {status} is not 101"
+    if response.status != 101:
+        return f"status {response.status} is not 101"
     offer = upgrade_offer(head)
     if not offer:
         return "the client did not ask to upgrade"
-    chosen = _tokens(v for n, v in headers if n.lower() == b"upgrade")
+    chosen = _tokens(response.values(b"upgrade"))
     if len(chosen) != 1:
         return f"the 101 names {len(chosen)} Upgrade protocols, not one"
     if chosen[0].lower() not in {t.lower() for t in offer}:
         return f"the 101 upgrades to {chosen[0]!r}, which the client did not offer"
-    if b"upgrade" not in _lower_tokens(v for n, v in headers if n.lower() == b"connection"):
+    if b"upgrade" not in _lower_tokens(response.values(b"connection")):
         return "the 101 has no upgrade token in Connection"
     if _protocol(chosen[0]) == b"websocket":
-        return _check_accept(head, headers)
+        return _check_accept(head, response)
     return None
 
 
-def _check_accept(head: RequestHead, headers: _Headers) -> str | None:
+def _check_accept(head: RequestHead, response: ResponseHead) -> str | None:
     keys = head.values(b"sec-websocket-key")
     if len(keys) != 1:
         return f"the client sent {len(keys)} Sec-WebSocket-Key headers"
-    accepts = [v for n, v in headers if n.lower() == b"sec-websocket-accept"]
-    if accepts != [accept_key(keys[0])]:
+    if response.values(b"sec-websocket-accept") != [accept_key(keys[0])]:
         return "Sec-WebSocket-Accept does not match the client's key"
     return None
 
@@ -359,8 +360,7 @@ def http_date(seconds: float) -> bytes:
 
 
 def client_response_headers(
-    status: int,
-    headers: _Headers,
+    response: ResponseHead,
     *,
     request_method: bytes,
     date: bytes | None = None,
@@ -377,6 +377,7 @@ def client_response_headers(
     proxy_pass_header, proxy_redirect) need ``rv`` to render redirects;
     a passed Server or Date replaces ours, as in nginx.
     """
+    status, headers = response.status, response.headers
     hide = rules.hide if rules is not None else DEFAULT_HIDDEN
     drop = set(_RESPONSE_DROP) | hide
     switching = status == 101

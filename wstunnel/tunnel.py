@@ -115,10 +115,8 @@ class Tunnel:
         )
         self._client.registerProducer(self._feeds_client, True)
         self._upstream.registerProducer(self._feeds_upstream, True)
-        for transport in (self._client, self._upstream):
-            set_nodelay = getattr(transport, "setTcpNoDelay", None)
-            if set_nodelay is not None:
-                set_nodelay(True)
+        # Both legs already have TCP_NODELAY: the client's from the listening
+        # socket (service.bind_socket), the upstream's from its connectionMade.
         self._idle = self._clock.callLater(self._timeouts.read, self._idle_expired)
         self._client.resumeProducing()
         self._upstream.resumeProducing()

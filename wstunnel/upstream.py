@@ -1,35 +1,40 @@
 """
 The upstream side: one connection to one peer, one request at a time.
 
-The protocol writes the rewritten request with an ``h11`` client connection
-(a fresh one per request, so a kept-alive connection starts clean), checks
-every response head with :mod:`wstunnel.gate` before h11 parses it, and
-reports every event to its :class:`UpstreamListener` (the exchange).  After
-a 101 it stops parsing and hands its data straight to the tunnel.  Between
-requests it may rest in an :class:`~wstunnel.pool.IdlePool`.
+The protocol writes the rewritten request framed by
+:class:`~wstunnel.upstreamwire.RequestWriter` (a fresh one per request, so
+a kept-alive connection starts clean), has :mod:`wstunnel.gate` check and
+parse every response head, reads the body with the reader of
+:mod:`wstunnel.body` its head calls for, and reports all of it to its
+:class:`UpstreamListener` (the exchange).  After a 101 it stops parsing
+and hands its data straight to the tunnel.  Between requests it may rest
+in an :class:`~wstunnel.pool.IdlePool`.
 """
 
 from __future__ import annotations
 
 from typing import Protocol as TypingProtocol
 
-import h11
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import ClientFactory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .body import BodyError
 from .errors import RequestError
 from .fastwrite import direct_writer
 from .gate import HeadGate, HeadLimits, check_response_head
 from .headers import UpstreamRequest
 from .model import Peer
+from .response import ResponseHead
 from .tunnel import Tunnel
+from .upstreamwire import BodyReader, RequestWriter, keeps_alive, response_body
 
 __all__ = ["IdleSlot", "UpstreamFactory", "UpstreamListener", "UpstreamProtocol"]
 
-# h11 still bounds what it holds incomplete after the head: chunk-size lines.
+# A chunk-size line, or a chunked body's trailer section, may be as long as
+# proxy_buffer_size or this, whichever is larger (h11's bound before).
 _CHUNK_LINE_LIMIT = 16 * 1024
 
 
@@ -38,9 +43,9 @@ class UpstreamListener(TypingProtocol):
 
     def upstream_connected(self, upstream: "UpstreamProtocol") -> None: ...
     def upstream_connect_failed(self, reason: Failure) -> None: ...
-    def upstream_informational(self, event: h11.InformationalResponse) -> None: ...
-    def upstream_switch(self, event: h11.InformationalResponse, early: bytes) -> None: ...
-    def upstream_head(self, event: h11.Response) -> None: ...
+    def upstream_informational(self, head: ResponseHead) -> None: ...
+    def upstream_switch(self, head: ResponseHead, early: bytes) -> None: ...
+    def upstream_head(self, head: ResponseHead) -> None: ...
     def upstream_data(self, data: bytes) -> None: ...
     def upstream_end(self) -> None: ...
     def upstream_invalid(self, detail: str) -> None: ...
@@ -56,19 +61,22 @@ class IdleSlot(TypingProtocol):
 @implementer(IHalfCloseableProtocol)
 class UpstreamProtocol(Protocol):
     """
-    Per request: sending, then reading a head through the gate
-    (``_gate`` set), then the body through h11, until the response has
-    ended (``_done``) or the tunnel has taken over (``dataReceived``
+    Per request: sending (``_request``), then reading heads through the
+    gate (``_gate`` set), then the body (``_body`` set), until the response
+    has ended (``_done``) or the tunnel has taken over (``dataReceived``
     rebound to the tunnel).  While parked in a pool ``_idle`` is set and
     any byte or close from the upstream retires the connection.
     """
 
     def __init__(self, listener: UpstreamListener) -> None:
         self._listener = listener
-        self._h11 = h11.Connection(h11.CLIENT)
+        self._request: RequestWriter | None = None
         self._gate: HeadGate | None = None
+        self._body: BodyReader | None = None
         self._done = False
-        self._eof = False
+        self._answered = False  # the final answer ended by its framing
+        self._keep_alive = False  # and its head lets the connection live on
+        self._extra = 0  # bytes that followed the answer
         self._tunnel: Tunnel | None = None
         self._idle: IdleSlot | None = None
         self.peer: Peer | None = None
@@ -103,18 +111,21 @@ class UpstreamProtocol(Protocol):
 
     def reusable(self) -> bool:
         """The answer was complete and framed, nothing followed it, and both sides allow more."""
-        conn = self._h11
+        request = self._request
         return (
             self._tunnel is None
-            and conn.our_state is h11.DONE
-            and conn.their_state is h11.DONE
-            and not conn.trailing_data[0]
+            and request is not None
+            and request.ended
+            and request.keep_alive
+            and self._answered
+            and self._keep_alive
+            and not self._extra
             and self.transport.connected
         )
 
     def extra_bytes(self) -> int:
         """Bytes the upstream sent after the end of its answer (never relayed)."""
-        return len(self._h11.trailing_data[0])
+        return self._extra
 
     # Sending the request.
 
@@ -125,32 +136,23 @@ class UpstreamProtocol(Protocol):
         follows waits for the reactor's write, so a body refused as it is
         read (a bad chunk) is refused before the upstream saw anything.
         """
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max(head_limit, _CHUNK_LINE_LIMIT))
+        writer = self._request = RequestWriter(request)
         self._gate = HeadGate(HeadLimits(line=head_limit, total=head_limit, count=None), request=False)
-        self._done = False
+        self._body = None
+        self._done = self._answered = self._keep_alive = False
+        self._extra = 0
         self.response_bytes = 0
         self.request_bytes = 0
         self.requests += 1
-        if request.http_version == b"1.1":
-            event = h11.Request(method=request.method, target=request.target, headers=request.headers)
-            self._write(self._h11.send(event), at_once)
-            return
-        # h11 only writes HTTP/1.1 requests.  For proxy_http_version 1.0 we
-        # write the head ourselves (the values were validated when they
-        # were rendered) and still pass an equivalent event through h11 so
-        # its state machine parses the answer to this request.
-        has_host = any(name.lower() == b"host" for name, _ in request.headers)
-        headers = request.headers if has_host else (*request.headers, (b"Host", b"-"))
-        self._h11.send(h11.Request(method=request.method, target=request.target, headers=headers))
-        lines = [request.method + b" " + request.target + b" HTTP/1.0"]
-        lines.extend(name + b": " + value for name, value in request.headers)
-        self._write(b"\r\n".join(lines) + b"\r\n\r\n", at_once)
+        self._write(writer.head, at_once)
 
     def send_body(self, data: bytes) -> None:
-        self._write(self._h11.send(h11.Data(data=data)))
+        # bytes() copies nothing given bytes; the client side's h11 hands out
+        # bytearrays, which a transport's write refuses.
+        self._write(self._request.body(bytes(data)))  # type: ignore[union-attr]
 
     def end_body(self) -> None:
-        self._write(self._h11.send(h11.EndOfMessage()))
+        self._write(self._request.end())  # type: ignore[union-attr]
 
     def _write(self, data: bytes, at_once: bool = True) -> None:
         """Counted for ``$upstream_bytes_sent``; ``at_once`` goes to the socket now if it can."""
@@ -167,78 +169,82 @@ class UpstreamProtocol(Protocol):
         self.response_bytes += len(data)
         if self._idle is not None:
             self._retire()
+        elif self._done:
+            return
         elif self._gate is not None:
             self._read_head(data)
-        elif not self._done:
-            self._h11.receive_data(data)
-            self._pump()
+        elif self._body is not None:
+            self._read_body(data)
 
     def _read_head(self, data: bytes) -> None:
-        """Heads (1xx first, maybe) pass the gate one by one, then h11 parses each."""
+        """Heads (1xx first, maybe) pass the gate, which parses them, one by one."""
         gate = self._gate
         assert gate is not None
         listener = self._listener
         while not self._done:
             try:
-                head = gate.feed(data)
-                if head is None:
+                raw = gate.feed(data)
+                if raw is None:
                     return
-                check_response_head(head, gate.limits)
-                self._h11.receive_data(head)
-                event = self._h11.next_event()
-            except (RequestError, h11.RemoteProtocolError) as e:
+                head = check_response_head(raw, gate.limits)
+            except RequestError as e:
                 self._done = True
-                listener.upstream_invalid(getattr(e, "detail", str(e)))
+                listener.upstream_invalid(e.detail)
                 return
             data = b""
-            kind = type(event)
-            if kind is h11.InformationalResponse and event.status_code == 101:
+            status = head.status
+            if status == 101:
                 self._done = True
-                listener.upstream_switch(event, gate.take_rest())
+                listener.upstream_switch(head, gate.take_rest())
                 return
-            if kind is h11.InformationalResponse:
-                listener.upstream_informational(event)
+            if status < 200:
+                listener.upstream_informational(head)
                 continue
             self._gate = None
-            rest = gate.take_rest()
-            if rest:  # b"" would tell h11 the connection closed
-                self._h11.receive_data(rest)
-            listener.upstream_head(event)
-            self._pump()
+            self._start_body(head, gate.take_rest(), max(gate.limits.total, _CHUNK_LINE_LIMIT))
             return
 
-    def _pump(self) -> None:
-        listener = self._listener
-        while not self._done:
-            try:
-                event = self._h11.next_event()
-            except h11.RemoteProtocolError as e:
-                self._done = True
-                if self._eof:
-                    # A head or body cut short: a connection error, not a bad answer.
-                    listener.upstream_lost(Failure(ConnectionDone(str(e))))
-                else:
-                    listener.upstream_invalid(str(e))
-                return
-            kind = type(event)
-            if kind is h11.Data:
-                # h11 slices its buffer into bytearrays; transports take bytes.
-                listener.upstream_data(bytes(event.data))
-            elif kind is h11.EndOfMessage:
-                self._done = True
-                listener.upstream_end()
-            elif event is h11.NEED_DATA or event is h11.PAUSED:
-                return
-            else:
-                # ConnectionClosed before the response ended.
-                self._done = True
-                listener.upstream_lost(Failure(ConnectionDone("no response")))
+    def _start_body(self, head: ResponseHead, rest: bytes, line_limit: int) -> None:
+        """The final head: reported, then its body (if any) read from what came with it."""
+        method = self._request.method  # type: ignore[union-attr]
+        body = response_body(method, head, line_limit)
+        self._keep_alive = keeps_alive(method, head, body)
+        self._listener.upstream_head(head)
+        if self._done:  # the exchange moved on (a retry on this status)
+            return
+        if body is None:
+            self._end(rest)
+            return
+        self._body = body
+        self._read_body(rest)
+
+    def _read_body(self, data: bytes) -> None:
+        try:
+            rest = self._body.feed(data, self._deliver)  # type: ignore[union-attr]
+        except BodyError as e:
+            self._done = True
+            self._listener.upstream_invalid(str(e))
+            return
+        if rest is not None and not self._done:
+            self._end(rest)
+
+    def _deliver(self, data: bytes) -> None:
+        """The body reader's sink: decoded bytes go on while the exchange still wants them."""
+        if not self._done:
+            self._listener.upstream_data(data)
+
+    def _end(self, rest: bytes) -> None:
+        """The answer ended by its framing; ``rest`` followed it."""
+        self._done = self._answered = True
+        self._body = None
+        self._extra = len(rest)
+        self._listener.upstream_end()
 
     def become_tunnel(self, tunnel: Tunnel) -> None:
         """From now on every byte goes straight to the tunnel, unparsed."""
         self._tunnel = tunnel
         self.dataReceived = tunnel.from_upstream  # type: ignore[method-assign]
-        self._h11 = self._gate = None  # type: ignore[assignment]  # no parser state kept per tunnel
+        self._request = self._gate = None  # no parser state kept per tunnel
 
     def readConnectionLost(self) -> None:
         if self._tunnel is not None:
@@ -253,11 +259,19 @@ class UpstreamProtocol(Protocol):
             self._done = True
             detail = "while reading response header" if self._gate.pending else "before the response head"
             self._listener.upstream_lost(Failure(ConnectionDone(f"upstream prematurely closed connection {detail}")))
-        elif not self._done:
-            self._eof = True
-            self._h11.receive_data(b"")
-            self._pump()
+        elif not self._done and self._body is not None:
+            self._body_closed(self._body)
         self.transport.loseConnection()
+
+    def _body_closed(self, body: BodyReader) -> None:
+        """The upstream closed mid-body: the end of a body read until the close, else a body cut short."""
+        try:
+            body.eof()
+        except BodyError as e:
+            self._done = True
+            self._listener.upstream_lost(Failure(ConnectionDone(str(e))))
+            return
+        self._end(b"")
 
     def writeConnectionLost(self) -> None:
         """Our write shutdown completed; nothing to do before the tunnel."""
