@@ -2,7 +2,8 @@
 Loopback helpers for the integration tests: a proxy started from nginx
 config text, scripted raw backends, and bridges between the asyncio world
 of the ``websockets`` library and Twisted (the suite runs Twisted on the
-asyncio reactor, so both share one event loop).
+asyncio reactor, so both share one event loop).  Also one client connection
+on a memory transport, for deterministic protocol tests.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from twisted.internet import defer, protocol, reactor
+from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from zope.interface import implementer
 
+from wstunnel.frontend import ProxyFactory
 from wstunnel.loader import load_config
+from wstunnel.runtime import Runtime
 from wstunnel.service import ProxyService
 
 WAIT = 5.0  # the longest any single step of a loopback test may take
@@ -39,6 +44,41 @@ def start_proxy(tmp_path: Path, conf: str) -> tuple[ProxyService, int]:
     service.privilegedStartService()
     service.startService()
     return service, service.ports[0].getHost().port
+
+
+class MemoryClient:
+    """
+    One client connection of the config at ``conf`` (listening on
+    127.0.0.1:8080) on a StringTransport; the reactor is a
+    MemoryReactorClock that records where wstunnel dials.
+    """
+
+    def __init__(self, conf: Path) -> None:
+        self.runtime = Runtime.build(load_config(str(conf)))
+        self.reactor = MemoryReactorClock()
+        self.factory = ProxyFactory(runtime=lambda: self.runtime, key=("127.0.0.1", 8080), reactor=self.reactor)
+        self.client = self.factory.buildProtocol(None)
+        self.ct = StringTransport(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 8080), peerAddress=IPv4Address("TCP", "127.0.0.1", 40000)
+        )
+        self.client.makeConnection(self.ct)
+
+    def upstream(self) -> tuple[protocol.Protocol, StringTransport]:
+        """Complete the last connection attempt with a StringTransport."""
+        upstream = self.reactor.tcpClients[-1][2].buildProtocol(None)
+        transport = StringTransport()
+        upstream.makeConnection(transport)
+        return upstream, transport
+
+
+def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    """``data`` in non-empty pieces, cut where ``cuts`` (modulo its length + 1) say."""
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    pieces, last = [], 0
+    for point in points + [len(data)]:
+        pieces.append(data[last:point])
+        last = point
+    return [p for p in pieces if p]
 
 
 def accept_for(key: bytes) -> bytes:

@@ -1,6 +1,6 @@
 """
 Hypothesis against both parsers as the proxy runs them: the client side
-(gate, then h11, inside :class:`ClientProtocol`) and the upstream side
+(the gate and the body reader inside :class:`ClientProtocol`) and the upstream side
 (:class:`UpstreamProtocol`).  Any bytes, split anywhere, must end in a
 parse, a 4xx/5xx or a close: never an exception, never a wait past the
 header deadline, never an outcome that depends on the split.
@@ -16,6 +16,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.internet.error import ConnectionDone
 
+from support import split_at
 from wstunnel.frontend import H2_REFUSAL, ProxyFactory
 from wstunnel.headers import UpstreamRequest
 from wstunnel.loader import load_config
@@ -45,15 +46,6 @@ def _runtime(tmp: Path) -> Runtime:
     path = tmp / "fuzz.conf"
     path.write_text(CONF)
     return Runtime.build(load_config(str(path)))
-
-
-def _split(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(data) + 1) for c in cuts})
-    pieces, last = [], 0
-    for point in points + [len(data)]:
-        pieces.append(data[last:point])
-        last = point
-    return [p for p in pieces if p]
 
 
 def _drive_client(runtime: Runtime, chunks: list[bytes]) -> tuple[bytes, bool, int]:
@@ -91,10 +83,10 @@ _client_settings = settings(max_examples=300, deadline=None, suppress_health_che
 @_client_settings
 @given(data=st.one_of(st.binary(max_size=600), st.lists(st.sampled_from(PIECES + VALID), max_size=12).map(b"".join)),
        cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=8))
-def test_client_parser_on_any_bytes_any_split(tmp_path, data, cuts) -> None:
+def test_client_parser_on_any_bytes_anysplit_at(tmp_path, data, cuts) -> None:
     runtime = _runtime(tmp_path)
     whole = _drive_client(runtime, [data] if data else [])
-    split = _drive_client(runtime, _split(data, cuts))
+    split = _drive_client(runtime, split_at(data, cuts))
     _outcome_ok(*whole)
     assert split == whole
 
@@ -102,9 +94,9 @@ def test_client_parser_on_any_bytes_any_split(tmp_path, data, cuts) -> None:
 @_client_settings
 @given(index=st.integers(min_value=0, max_value=len(VALID) - 1),
        cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=8))
-def test_valid_requests_reach_the_upstream_whatever_the_split(tmp_path, index, cuts) -> None:
+def test_valid_requests_reach_the_upstream_whatever_thesplit_at(tmp_path, index, cuts) -> None:
     runtime = _runtime(tmp_path)
-    assert _drive_client(runtime, _split(VALID[index], cuts)) == (b"", False, 1)
+    assert _drive_client(runtime, split_at(VALID[index], cuts)) == (b"", False, 1)
 
 
 class _Recorder:
@@ -175,8 +167,8 @@ def _drive_upstream(chunks: list[bytes]) -> list[tuple]:
                       st.lists(st.sampled_from(RESPONSES + [b"\r\n", b"0\r\n", b"Content-Length: 1", b"\x00"]),
                                max_size=6).map(b"".join)),
        cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=8))
-def test_upstream_parser_on_any_bytes_any_split(data, cuts) -> None:
+def test_upstream_parser_on_any_bytes_anysplit_at(data, cuts) -> None:
     whole = _drive_upstream([data] if data else [])
     assert whole and whole[-1][0] in ("end", "invalid", "lost", "switch")
     assert [e for e in whole if e[0] in ("end", "invalid", "lost", "switch")] == [whole[-1]], "one ending"
-    assert _drive_upstream(_split(data, cuts)) == whole
+    assert _drive_upstream(split_at(data, cuts)) == whole

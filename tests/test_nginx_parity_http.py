@@ -84,6 +84,13 @@ REFUSED = [
     pytest.param(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", b"501", b"501", id="te-gzip"),
     pytest.param(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", b"505", b"505", id="http-2.0"),
     pytest.param(b"GET / HTTP/3\r\nHost: a\r\n\r\n", b"505", b"505", id="http-3"),
+    pytest.param(b"GET / HTTP/1.1\r\n\r\n", b"400", b"400", id="no-host"),
+    pytest.param(b"GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n", b"400", b"400", id="two-hosts"),
+    pytest.param(b"GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n", b"400", b"400", id="control-in-target"),
+    pytest.param(b"GET /a\x7fb HTTP/1.1\r\nHost: a\r\n\r\n", b"400", b"400", id="del-in-target"),
+    # doc/proxying.md "(differs: nginx passes it)": a request-target is visible ASCII (RFC 9112 section 3.2).
+    pytest.param(b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", b"200", b"400",
+                 id="utf8-in-target"),
 ]
 
 
@@ -143,6 +150,34 @@ async def test_expect_100_continue(twins) -> None:
     for side in sides:
         assert b"expect" not in side.backend.heads[0].lower()
         assert side.backend.connections[0].received == b"body"
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize(
+    "data, interim",
+    [
+        (b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nConnection: close\r\n\r\n", True),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n", True),
+        (b"POST / HTTP/1.0\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\nbody", False),
+    ],
+    ids=["no-body", "empty-body", "http-1.0"],
+)
+async def test_expect_100_continue_without_a_body_or_over_http_1_0(twins, data, interim) -> None:
+    """nginx answers an HTTP/1.1 expectation as it starts on the body, even an absent one; never HTTP/1.0's."""
+    sides = twins.start(CONF, after_body(len(data.partition(b"\r\n\r\n")[2]), OK))
+
+    async def scenario(side: Side) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", side.port)
+        try:
+            writer.write(data)
+            return await asyncio.wait_for(reader.read(), WAIT)
+        finally:
+            writer.close()
+
+    got = {side.name: await aio(scenario(side)) for side in reversed(sides)}
+    for answer in got.values():
+        assert answer.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n") is interim
+        assert answer.endswith(b"\r\n\r\nok")
 
 
 @pytest_twisted.ensureDeferred
@@ -224,6 +259,21 @@ async def test_pipelined_requests_are_answered_in_order(twins) -> None:
     got = await both(sides, data + b"GET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", count=4)
     for name, (answers, rest) in got.items():
         assert [a.body.split(b" ")[1] for a in answers] == [b"/1", b"/2", b"/3", b"/last"], name
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_request_proposing_a_switch_it_does_not_get_closes_after_its_answer(twins) -> None:
+    """
+    doc/proxying.md "(differs: nginx reads on)": h2c is never offered upstream, and the bytes after
+    a refused switch are not read as a request (RFC 9931), so the second request is not answered.
+    """
+    sides = twins.start(CONF, request_line_answer)
+    data = (b"GET /1 HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            b"HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    got = {side.name: await aio(exchange(side, data, count=2 if side.name == "nginx" else 1)) for side in reversed(sides)}
+    assert [a.body.split(b" ")[1] for a in got["nginx"][0]] == [b"/1", b"/2"]
+    ((answer,), rest) = got["wstunnel"]
+    assert answer.body.split(b" ")[1] == b"/1" and closing(answer) and rest == b""
 
 
 # ---------------------------------------------------------------- response headers

@@ -14,13 +14,8 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from twisted.internet.address import IPv4Address
-from twisted.internet.testing import MemoryReactorClock, StringTransport
 
-from support import WAIT, aio, listen_backend, start_proxy
-from wstunnel.frontend import ProxyFactory
-from wstunnel.loader import load_config
-from wstunnel.runtime import Runtime
+from support import WAIT, MemoryClient, aio, listen_backend, start_proxy
 
 FIELDS = "[$request]|$status|$body_bytes_sent|$bytes_sent|$request_length|$request_uri|$uri|$http_x_a|$request_time"
 
@@ -44,27 +39,14 @@ server {
 """
 
 
-class Proxy:
+class Proxy(MemoryClient):
     """One client connection on a StringTransport; the access log in a file."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.log = tmp_path / "access.log"
         path = tmp_path / "t.conf"
         path.write_text(CONF % (FIELDS, self.log))
-        self.runtime = Runtime.build(load_config(str(path)))
-        self.reactor = MemoryReactorClock()
-        self.factory = ProxyFactory(runtime=lambda: self.runtime, key=("127.0.0.1", 8080), reactor=self.reactor)
-        self.client = self.factory.buildProtocol(None)
-        self.ct = StringTransport(
-            hostAddress=IPv4Address("TCP", "127.0.0.1", 8080), peerAddress=IPv4Address("TCP", "127.0.0.1", 40000)
-        )
-        self.client.makeConnection(self.ct)
-
-    def upstream(self):
-        protocol = self.reactor.tcpClients[-1][2].buildProtocol(None)
-        transport = StringTransport()
-        protocol.makeConnection(transport)
-        return protocol, transport
+        super().__init__(path)
 
     def lines(self) -> list[list[str]]:
         if not self.log.exists():

@@ -1,9 +1,9 @@
 """
 The client side: one Protocol per accepted connection.
 
-Each request head passes :mod:`wstunnel.gate` (limits, strict syntax,
-unambiguous framing) and is then parsed, with its body, by a fresh ``h11``
-server connection.  The request is routed through the core (routing,
+Each request head is checked and parsed by :mod:`wstunnel.gate` (limits,
+strict syntax, unambiguous framing) and its body read by a reader of
+:mod:`wstunnel.body`.  The request is routed through the core (routing,
 variables, header rewriting) and handed to an
 :class:`~wstunnel.exchange.Exchange`; what the exchange reports is written
 back framed by :mod:`wstunnel.framing`; after a valid 101 the connection
@@ -15,7 +15,6 @@ from __future__ import annotations
 from enum import Enum
 from typing import Callable
 
-import h11
 from twisted.internet.interfaces import (
     IDelayedCall,
     IHalfCloseableProtocol,
@@ -30,7 +29,7 @@ from zope.interface import implementer
 
 from .attempts import UpstreamRecord
 from .balancer import request_key
-from .body import LAST_CHUNK, chunk
+from .body import LAST_CHUNK, BodyError, ChunkedBody, LengthBody, chunk
 from .bodytimer import BodyTimeout
 from .errors import RequestError, error_page, reason_phrase
 from .exchange import Exchange, Phase
@@ -59,7 +58,7 @@ __all__ = ["ClientProtocol", "ProxyFactory", "EARLY_DATA_LIMIT", "H2_REFUSAL"]
 # Bytes a client may send after a complete request while its answer is
 # pending (pipelined requests, WebSocket frames sent before the 101).
 # Reading continues up to this bound so a client that leaves is noticed;
-# past it the connection is paused (h11 itself would buffer without limit).
+# past it the connection is paused.
 EARLY_DATA_LIMIT = 64 * 1024
 # How long a closing client connection may take to flush before an abort.
 CLOSE_GRACE = 60.0
@@ -110,10 +109,12 @@ class ClientProtocol(Protocol):
     One client connection.
 
     ``_state`` is a :class:`State`.  In ``READING`` bytes collect in the
-    head gate until a whole head is there.  In ``PROXYING`` the request's
-    own h11 connection is pulled only while the body streams upstream
-    (``_body_to`` is set); before the upstream is connected and after the
-    body ended the transport is read only up to ``EARLY_DATA_LIMIT``.  In
+    head gate until a whole head is there.  In ``PROXYING`` bytes collect
+    in the gate too and go to the request's body reader only while the body
+    streams upstream (``_body_to`` is set); what follows the body stays in
+    the gate for the next head or the tunnel.  Before the upstream is
+    connected and after the body ended the transport is read only up to
+    ``EARLY_DATA_LIMIT``.  In
     ``TUNNEL`` ``dataReceived`` is the tunnel's own method and nothing here
     runs per chunk.
     """
@@ -125,9 +126,9 @@ class ClientProtocol(Protocol):
     # ``dataReceived`` is rebound per instance (PROXY header, tunnel) and
     # lives in the instance dict Protocol still has.
     __slots__ = (
-        "_abort", "_body_bytes", "_body_left", "_body_throttle", "_body_timer", "_body_to", "_clock",
+        "_abort", "_body", "_body_bytes", "_body_left", "_body_throttle", "_body_timer", "_body_to", "_clock",
         "_close_after", "_close_reason", "_continued", "_early", "_exchange", "_factory", "_fed", "_gate",
-        "_h11", "_head", "_head_so_far", "_idle_wait", "_in_pump", "_limits", "_location", "_paused",
+        "_head", "_head_so_far", "_idle_wait", "_in_pump", "_limits", "_location", "_paused",
         "_plan", "_request_complete", "_response_throttle", "_rv", "_sent", "_started", "_state",
         "_status", "_timer", "_tunnel", "_tunnel_done", "_upstream_record", "_write", "conn", "peer_text",
         "requests", "runtime", "serial",
@@ -137,7 +138,7 @@ class ClientProtocol(Protocol):
         self._factory = factory
         self._clock = factory.clock
         self._state = State.READING
-        self._h11 = h11.Connection(h11.SERVER)
+        self._body: LengthBody | ChunkedBody | None = None  # the request body's reader
         self._gate: HeadGate | None = None
         self._limits = ClientLimits()
         self._exchange: Exchange | None = None
@@ -168,7 +169,7 @@ class ClientProtocol(Protocol):
         self._tunnel_done: Callable[[Tunnel], None] | None = None
         self._close_reason: str | None = None  # $tunnel_close_reason
         self._sent = 0  # $bytes_sent: every byte written to the client for this request
-        self._fed = 0  # bytes of this request given to its h11 connection (head first)
+        self._fed = 0  # $request_length: this request's head and the body bytes read so far
         self.runtime: Runtime = factory.runtime()
         self.conn: ConnInfo | None = None
         self.peer_text = "-"
@@ -213,8 +214,7 @@ class ClientProtocol(Protocol):
             return
         if state is State.CLOSED:
             return
-        self._h11.receive_data(data)
-        self._fed += len(data)
+        self._gate.push(data)  # type: ignore[union-attr]
         if self._body_to is None:
             self._early += len(data)
             if self._early > EARLY_DATA_LIMIT and not self._paused:
@@ -280,60 +280,56 @@ class ClientProtocol(Protocol):
                 if not self._next_head():
                     return
                 continue
-            if self._body_to is None:
+            if self._body_to is None or not self._read_body():
                 return
-            try:
-                event = self._h11.next_event()
-            except h11.RemoteProtocolError as e:
-                self._body_error(400, str(e))
-                return
-            if event is h11.NEED_DATA or event is h11.PAUSED:
-                return
-            kind = type(event)
-            if kind is h11.Data:
-                if self._body_left is not None:
-                    self._body_left -= len(event.data)
-                    if self._body_left < 0:
-                        self._body_error(413, "request body over client_max_body_size")
-                        return
-                self._body_to.send_body(event.data)
-            elif kind is h11.EndOfMessage:
-                self._body_done()
-            elif kind is h11.ConnectionClosed:
-                self._close()
-                return
+
+    def _read_body(self) -> bool:
+        """The held bytes to the body reader; True once the body has ended (what follows stays held)."""
+        gate = self._gate
+        data = gate.take_rest()  # type: ignore[union-attr]
+        try:
+            rest = self._body.feed(data, self._body_data)  # type: ignore[union-attr]
+        except BodyError as e:
+            self._body_error(400, str(e))
+            return False
+        except RequestError as e:
+            self._body_error(e.status, e.detail)
+            return False
+        if rest is None:
+            self._fed += len(data)
+            return False
+        self._fed += len(data) - len(rest)
+        gate.push(rest)  # type: ignore[union-attr]
+        self._body_done()
+        return True
+
+    def _body_data(self, data: bytes) -> None:
+        if self._body_left is not None:
+            self._body_left -= len(data)
+            if self._body_left < 0:
+                raise RequestError(413, "request body over client_max_body_size")
+        self._body_to.send_body(data)  # type: ignore[union-attr]
 
     def _next_head(self) -> bool:
         """Take the next head from the gate; False when there is none (yet)."""
         gate = self._gate
         assert gate is not None
-        head = None
+        raw = None
         try:
-            head = gate.feed(b"")
-            if head is None:
+            raw = gate.feed(b"")
+            if raw is None:
                 return False
-            check_request_head(head, gate.limits)
+            head = check_request_head(raw, gate.limits)
         except Http2Preface:
             self.log.info("client {client} sent an HTTP/2 preface", client=self.peer_text)
             self.transport.write(H2_REFUSAL)
             self._close()
             return False
         except RequestError as e:
-            self._refuse(e, gate.held if head is None else head)
+            self._refuse(e, gate.held if raw is None else raw)
             return self._state is State.READING
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=gate.limits.total + 1024)
-        conn.receive_data(head)
-        rest = gate.take_rest()
-        if rest:  # b"" would tell h11 the connection closed
-            conn.receive_data(rest)
-        self._h11 = conn
-        self._fed = len(head) + len(rest)
-        try:
-            event = conn.next_event()
-        except h11.RemoteProtocolError as e:
-            self._refuse(RequestError(e.error_status_hint, str(e)), head)
-            return self._state is State.READING
-        self._begin(event)  # type: ignore[arg-type]
+        self._fed = len(raw)
+        self._begin(head, _body_reader(head, gate.limits))
         return True
 
     def _refuse(self, error: RequestError, received: bytes) -> None:
@@ -352,16 +348,11 @@ class ClientProtocol(Protocol):
         self._drop_exchange()
         self.fail(status, detail, close=True)
 
-    def _begin(self, event: h11.Request) -> None:
+    def _begin(self, head: RequestHead, body: LengthBody | ChunkedBody) -> None:
         self._cancel_timer()
         self._new_request()
-        head = RequestHead(
-            method=event.method,
-            target=event.target,
-            http_version=event.http_version,
-            headers=tuple(event.headers.raw_items()),
-        )
         self._head = head
+        self._body = body
         self._state = State.PROXYING
         try:
             self._route(head)
@@ -429,9 +420,10 @@ class ClientProtocol(Protocol):
         upstream_name = found.proxy_pass.upstream.name
         pool = runtime.pools.get(upstream_name)
         request = upstream_request(found, head, rv, upgrade=offer, body=framing, keepalive=pool is not None)
-        if offer:
-            # An upgrade that is not accepted must not leave the client's
-            # next bytes to be read as a new request: close after the answer.
+        if offer or any(head.values(b"upgrade")) or head.method == b"CONNECT":
+            # A protocol switch that is not accepted (or not offered on, as
+            # h2c) must not leave the client's next bytes to be read as a
+            # new request (RFC 9931): close after the answer.
             self._close_after = True
         self._exchange = Exchange(
             client=self,
@@ -464,11 +456,11 @@ class ClientProtocol(Protocol):
             self._exchange.request_sent()  # type: ignore[union-attr]
             return
         self._body_to = upstream
-        if self._h11.they_are_waiting_for_100_continue and not self._continued:
+        if not self._continued and _expects_continue(self._head):  # type: ignore[arg-type]
             # Answered here, never forwarded (Expect is not sent upstream).
             self._continued = True
             self._send(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if self._h11.their_state is h11.SEND_BODY:
+        if not self._body.done:  # type: ignore[union-attr]
             location = self._location
             self._body_timer = BodyTimeout(
                 self.transport, self._clock, location.client.body_timeout, self._body_timed_out  # type: ignore[union-attr]
@@ -664,11 +656,10 @@ class ClientProtocol(Protocol):
         self._factory.registry.stats.tunnel_opened()
         self.dataReceived = tunnel.from_client  # type: ignore[method-assign]
         upstream.become_tunnel(tunnel)
-        client_early = self._h11.trailing_data[0]
+        client_early = self._gate.take_rest()  # type: ignore[union-attr]
         # Nothing is parsed any more: a long-lived tunnel keeps no parser
         # state, only the request's length for its log line.
-        self._fed -= len(client_early)
-        self._h11 = self._gate = None  # type: ignore[assignment]
+        self._body = self._gate = None  # type: ignore[assignment]
         tunnel.start(client_early, early)
 
     def _tunnel_ended(self, tunnel: Tunnel) -> None:
@@ -692,11 +683,9 @@ class ClientProtocol(Protocol):
         self._unregister_all()
         self._log_request()
         plan = self._plan
-        conn = self._h11
         if plan is None or not plan.keep_alive or not self._request_read():
             self._close()
             return
-        self._gate.push(conn.trailing_data[0])  # type: ignore[union-attr]
         self._state = State.READING
         self._head = None
         self._plan = None
@@ -712,20 +701,23 @@ class ClientProtocol(Protocol):
     def _request_read(self) -> bool:
         """
         Whether the whole request has been read, so the next bytes are the
-        next request.  An answer of our own (an error, a redirect) leaves a
-        request without body one event short of its end; a body left
-        unread means the connection cannot go on.
+        next request.  An answer of our own (an error, a redirect) may come
+        before the body was read: the request is read if what is held ends
+        it without a byte of body (an empty or zero-length body); a body
+        left unread means the connection cannot go on.
         """
-        conn = self._h11
-        if conn.their_state is h11.SEND_BODY and self._body_to is None:
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError:
-                return False
-            return type(event) is h11.EndOfMessage
-        # h11 marks an HTTP/1.0 client MUST_CLOSE once its request is read;
-        # whether to keep the connection is ours to decide (ResponsePlan).
-        return conn.their_state is h11.DONE or conn.their_state is h11.MUST_CLOSE
+        body = self._body
+        if body is None or body.done:
+            return True
+        gate = self._gate
+        try:
+            rest = body.feed(gate.take_rest(), _unread)  # type: ignore[union-attr]
+        except BodyError:
+            return False
+        if rest is None:
+            return False
+        gate.push(rest)  # type: ignore[union-attr]
+        return True
 
     def _head_started(self) -> None:
         """The first byte of a kept-alive connection's next request: the head deadline starts."""
@@ -761,19 +753,13 @@ class ClientProtocol(Protocol):
             body_bytes_sent=self._body_bytes,
             upstream=self._upstream_record,
             bytes_sent=self._sent,
-            request_length=self._request_length() if so_far is None else so_far.length,
+            request_length=self._fed if so_far is None else so_far.length,
             connection=self.serial,
             connection_requests=self.requests,
             close_reason=self._close_reason,
             request_line=None if so_far is None else so_far.line.decode("latin-1"),
         )
         write_entry(runtime.access_logs, runtime.config.log_formats, targets, entry)
-
-    def _request_length(self) -> int:
-        """What h11 was given for this request and did not leave unparsed (after a tunnel: as it was)."""
-        if self._h11 is None:
-            return self._fed
-        return self._fed - len(self._h11.trailing_data[0])
 
     def _default_access_logs(self) -> tuple:
         """Requests refused or unmatched before a location log where the address's default server says."""
@@ -913,7 +899,7 @@ class ClientProtocol(Protocol):
     def activity(self) -> str:
         """stub_status's view: reading a request head, writing (busy), or waiting (idle)."""
         if self._state is State.READING:
-            return "reading" if self._h11.trailing_data[0] else "waiting"
+            return "reading" if self._gate.pending else "waiting"  # type: ignore[union-attr]
         return "writing"
 
     @property
@@ -924,9 +910,12 @@ class ClientProtocol(Protocol):
         return tunnel.client_bytes, tunnel.upstream_bytes
 
     def drain(self) -> None:
-        """Graceful shutdown begins: an idle connection closes now, a busy one after its response."""
+        """
+        Graceful shutdown begins: a connection between requests (idle, or
+        with a head not yet complete) closes now, a busy one after its response.
+        """
         self._close_after = True
-        if self._state is State.READING and not self._h11.trailing_data[0]:
+        if self._state is State.READING:
             self._close()
 
     def shut_down(self) -> None:
@@ -945,13 +934,33 @@ class ClientProtocol(Protocol):
 
 
 def _framing(head: RequestHead) -> "BodyFraming | int":
-    """How the client framed its body (h11 has already validated it)."""
+    """How the client framed its body (the gate has already validated it)."""
     if head.values(b"transfer-encoding"):
         return BodyFraming.CHUNKED
     lengths = head.values(b"content-length")
     if lengths:
         return int(lengths[0])
     return BodyFraming.NONE
+
+
+def _body_reader(head: RequestHead, limits: HeadLimits) -> LengthBody | ChunkedBody:
+    """The request body's reader; a chunk-size line or the trailers may be as long as a whole head and 1 KiB."""
+    framing = _framing(head)
+    if framing is BodyFraming.CHUNKED:
+        return ChunkedBody(limits.total + 1024)
+    return LengthBody(0 if framing is BodyFraming.NONE else framing)  # type: ignore[arg-type]
+
+
+def _expects_continue(head: RequestHead) -> bool:
+    """An HTTP/1.1 client waiting for ``100 Continue`` (HTTP/1.0 expectations are ignored, RFC 9110 10.1.1)."""
+    if head.http_version != b"1.1":
+        return False
+    return any(t.strip().lower() == b"100-continue" for v in head.values(b"expect") for t in v.split(b","))
+
+
+def _unread(data: bytes) -> None:
+    """The sink of a body nobody asked for: a byte of it means the request was not read."""
+    raise BodyError("request body left unread")
 
 
 class ProxyFactory(Factory):

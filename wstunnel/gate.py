@@ -1,13 +1,16 @@
 """
-The strict gate every message head passes before h11 parses it.
+The strict gate every message head passes, and the parse of each head.
 
-h11 is lenient where a proxy must not be: it joins obs-fold lines, merges
-duplicate Content-Length values, accepts bare LF, lets Content-Length ride
-along with Transfer-Encoding and parses any ``HTTP/x.y``.  Each of those is
-a way for two parsers in a chain to disagree about where a message ends
-(request smuggling), so a head is checked here, whole, and only then handed
-to h11.  :class:`HeadGate` also enforces the size limits as bytes arrive,
-so a client can never make us hold more than the limit.
+General parsers such as h11 are lenient where a proxy must not be: they
+join obs-fold lines, merge duplicate Content-Length values, accept bare LF,
+let Content-Length ride along with Transfer-Encoding and parse any
+``HTTP/x.y``.  Each of those is a way for two parsers in a chain to disagree
+about where a message ends (request smuggling), so a head is checked here,
+whole.  A request head is refused for everything h11 refused (the Host
+and request-target rules with h11's 400), and for each of those
+leniencies (tests/test_wire_client.py).  :class:`HeadGate` also enforces
+the size limits as bytes arrive, so a client can never make us hold more
+than the limit.
 
 Requests are held to CRLF; upstream responses may use bare LF, as nginx
 accepts from upstreams (we re-frame what we relay, so it cannot smuggle).
@@ -44,10 +47,17 @@ _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") (\S+) HTTP/([0-9])\.([0-9])\Z")
 _NEWER_MAJOR = re.compile(rb"(" + _TOKEN + rb") (\S+) HTTP/[2-9]")
 # A status of 000-099 is none: nginx and h11 both refuse it.
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] [1-9][0-9]{2}(?: [\t\x20-\x7e\x80-\xff]*)?\Z")
-_HEADER_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(.*?)[ \t]*\Z", re.DOTALL)
-_BAD_VALUE_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# A header line: a token, a colon, and a value of visible bytes, spaces,
+# tabs and obs-text (no other control byte), stripped of spaces and tabs
+# after the match.  One possessive run to the end: linear on any line (a
+# value pattern that also trims can backtrack quadratically on blanks).
+_HEADER_LINE = re.compile(rb"(" + _TOKEN + rb"):([\t\x20-\x7e\x80-\xff]*+)\Z")
+_HEADER_NAME = re.compile(rb"(" + _TOKEN + rb"):")
 _DIGITS = re.compile(rb"[0-9]{1,18}\Z")
 _TOKEN_ONLY = re.compile(_TOKEN + rb"\Z")
+# A request-target is visible ASCII (RFC 9112 section 3.2, h11's rule): raw
+# spaces, controls and obs-text could be read differently by the upstream.
+_TARGET = re.compile(rb"[\x21-\x7e]+\Z")
 _LINE_END = re.compile(rb"[\r\n]")
 _NOTHING_PARSED = RequestHead(method=b"", target=b"", http_version=b"", headers=())
 
@@ -221,25 +231,35 @@ def _headers(lines: list[bytes], status: int, limits: HeadLimits, request: bool)
     for line in lines:
         if len(line) > limits.line:
             raise RequestError(431 if request else status, "header line too long")
-        if line[:1] in (b" ", b"\t"):
-            raise RequestError(status, "obsolete line folding in header")
         match = _HEADER_LINE.match(line)
         if match is None:
-            raise RequestError(status, f"invalid header line {line[:64]!r}")
-        name, value = match.groups()
-        if _BAD_VALUE_BYTE.search(value):
-            raise RequestError(status, f"control character in header {name.decode('ascii')!r}")
-        headers.append((name, value))
+            raise _header_error(line, status)
+        headers.append((match.group(1), match.group(2).strip(b" \t")))
     return headers
 
 
-def check_request_head(head: bytes, limits: HeadLimits) -> None:
+def _header_error(line: bytes, status: int) -> RequestError:
+    """Why ``_HEADER_LINE`` refused a line: after a name and a colon, only a control byte can."""
+    if line[:1] in (b" ", b"\t"):
+        return RequestError(status, "obsolete line folding in header")
+    name = _HEADER_NAME.match(line)
+    if name is None:
+        return RequestError(status, f"invalid header line {line[:64]!r}")
+    return RequestError(status, f"control character in header {name.group(1).decode('ascii')!r}")
+
+
+def check_request_head(head: bytes, limits: HeadLimits) -> RequestHead:
     """
-    Refuse a complete request head that h11 would take but that a proxy
-    must not: the status says why (400, 414, 431, 501, 505), or
-    :class:`Http2Preface` for HTTP/2 with prior knowledge.
+    Parse a complete request head, header names as the client spelled them;
+    refuse it with the status that says why (400, 414, 431, 501, 505), or
+    :class:`Http2Preface` for HTTP/2 with prior knowledge.  The checks run
+    in the order the old gate-then-h11 pair ran them, so a head breaking two
+    rules gets the same status as before.  Lines end in CRLF (the gate
+    refuses a bare LF in a request, and a LF left inside a line breaks it).
     """
-    lines = _lines(head)
+    lines = head.split(b"\r\n")
+    while lines and not lines[-1]:
+        lines.pop()
     if not lines:
         raise RequestError(400, "empty request")
     request_line = lines[0]
@@ -255,8 +275,21 @@ def check_request_head(head: bytes, limits: HeadLimits) -> None:
     version = match.group(3) + b"." + match.group(4)
     if version not in (b"1.0", b"1.1"):
         raise RequestError(505, f"HTTP/{version.decode('ascii')} is not supported")
-    headers = _headers(lines[1:], 400, limits, True)
-    _check_framing(headers, version, 400, request=True)
+    request = RequestHead(match.group(1), match.group(2), version, tuple(_headers(lines[1:], 400, limits, True)))
+    _check_framing(request.values(b"content-length"), request.values(b"transfer-encoding"), version, 400, request=True)
+    _check_host(request)
+    if not _TARGET.match(request.target):
+        raise RequestError(400, f"invalid character in request target {request.target[:64]!r}")
+    return request
+
+
+def _check_host(request: RequestHead) -> None:
+    """RFC 9112 section 3.2: one Host, and no HTTP/1.1 request without it."""
+    hosts = request.values(b"host")
+    if len(hosts) > 1:
+        raise RequestError(400, "duplicate Host header")
+    if not hosts and request.http_version == b"1.1":
+        raise RequestError(400, "HTTP/1.1 request without Host header")
 
 
 def check_response_head(head: bytes, limits: HeadLimits) -> ResponseHead:
@@ -268,13 +301,13 @@ def check_response_head(head: bytes, limits: HeadLimits) -> ResponseHead:
     if not lines or not _STATUS_LINE.match(lines[0]):
         raise RequestError(502, "upstream sent no valid HTTP/1.x status line")
     headers = _headers(lines[1:], 502, limits, False)
-    _check_framing(headers, b"1.1", 502, request=False)
+    _check_framing(*_framing_values(headers), b"1.1", 502, request=False)
     status_line = lines[0]
     return ResponseHead(int(status_line[9:12]), status_line[13:], status_line[5:8], tuple(headers))
 
 
-def _check_framing(headers: list[tuple[bytes, bytes]], version: bytes, status: int, *, request: bool) -> None:
-    """One unambiguous body length: RFC 9112 section 6.3, read strictly."""
+def _framing_values(headers: list[tuple[bytes, bytes]]) -> tuple[list[bytes], list[bytes]]:
+    """The Content-Length and the Transfer-Encoding values, in one pass."""
     lengths = []
     codings = []
     for name, value in headers:
@@ -283,6 +316,11 @@ def _check_framing(headers: list[tuple[bytes, bytes]], version: bytes, status: i
             lengths.append(value)
         elif lower == b"transfer-encoding":
             codings.append(value)
+    return lengths, codings
+
+
+def _check_framing(lengths: list[bytes], codings: list[bytes], version: bytes, status: int, *, request: bool) -> None:
+    """One unambiguous body length (the Content-Length and Transfer-Encoding values): RFC 9112 section 6.3, strictly."""
     if len(lengths) > 1:
         raise RequestError(status, "duplicate Content-Length")
     if lengths and not _DIGITS.match(lengths[0]):
@@ -349,8 +387,8 @@ def _header_lines_so_far(data: bytes, pos: int, longest: int) -> tuple[tuple[tup
             return tuple(headers), pos + 2
         line = data[pos:crlf]
         match = _HEADER_LINE.match(line)
-        if len(line) > longest or match is None or _BAD_VALUE_BYTE.search(match.group(2)):
+        if len(line) > longest or match is None:
             break
-        headers.append((match.group(1), match.group(2)))
+        headers.append((match.group(1), match.group(2).strip(b" \t")))
         pos = crlf + 2
     return tuple(headers), pos

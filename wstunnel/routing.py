@@ -31,8 +31,9 @@ __all__ = [
     "upstream_target",
 ]
 
-# h11 accepts only visible ASCII in a request-target; holding ourselves to the
-# same set means a target we accept is one we can always send on.
+# A request-target is visible ASCII (the gate refuses any other byte in one,
+# as h11 did); holding parse_target to the same set means a target it
+# accepts, from wherever it comes, is one we can always send on.
 _VISIBLE = re.compile(r"[\x21-\x7e]+\Z")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")

@@ -147,9 +147,7 @@ class UpstreamProtocol(Protocol):
         self._write(writer.head, at_once)
 
     def send_body(self, data: bytes) -> None:
-        # bytes() copies nothing given bytes; the client side's h11 hands out
-        # bytearrays, which a transport's write refuses.
-        self._write(self._request.body(bytes(data)))  # type: ignore[union-attr]
+        self._write(self._request.body(data))  # type: ignore[union-attr]
 
     def end_body(self) -> None:
         self._write(self._request.end())  # type: ignore[union-attr]
