@@ -100,7 +100,15 @@ def upgrade_offer(head: RequestHead) -> tuple[bytes, ...]:
 
 
 def _tokens(values: Iterable[bytes]) -> list[bytes]:
-    return [t for v in values for t in (p.strip(b" \t") for p in v.split(b",")) if t]
+    # Plain loops: a nested generator costs a frame per value, and this
+    # runs ten times per WebSocket handshake.
+    out = []
+    for value in values:
+        for part in value.split(b","):
+            token = part.strip(b" \t")
+            if token:
+                out.append(token)
+    return out
 
 
 def _lower_tokens(values: Iterable[bytes]) -> set[bytes]:
