@@ -682,3 +682,16 @@ def test_upstream_head_round_trips_through_h11(case: tuple[Location, RequestHead
     assert isinstance(event, h11.Request)
     assert (event.method, event.target, event.http_version) == (request.method, request.target, request.http_version)
     assert list(event.headers.raw_items()) == list(request.headers)
+
+
+_NAMES = st.sampled_from([b"Host", b"host", b"HOST", b"Upgrade", b"X-A", b"x-a", b"Connection"])
+
+
+@given(st.lists(st.tuples(_NAMES, st.binary(max_size=4)), max_size=8), _NAMES)
+def test_request_head_values_are_the_same_without_the_index(headers, name) -> None:
+    """A tunnel drops the look-up index of its head; every look-up answers as before."""
+    head = RequestHead(b"GET", b"/", b"1.1", tuple(headers))
+    wanted = [v for n, v in headers if n.lower() == name.lower()]
+    assert head.values(name.lower()) == wanted
+    head.drop_index()
+    assert head.values(name.lower()) == wanted

@@ -10,6 +10,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from zope.interface import directlyProvides
 
+from wstunnel.fastwrite import direct_writer
 from wstunnel.model import Timeouts
 from wstunnel.tunnel import Tunnel, TunnelEnd
 
@@ -31,7 +32,8 @@ def make(client_early: bytes = b"", upstream_early: bytes = b""):
     upstream = HalfCloseTransport()
     ended: list[Tunnel] = []
     tunnel = Tunnel(
-        client=client, upstream=upstream, clock=clock, timeouts=TIMEOUTS, on_end=ended.append
+        client=client, upstream=upstream, to_client=direct_writer(client), to_upstream=direct_writer(upstream),
+        clock=clock, timeouts=TIMEOUTS, on_end=ended.append,
     )
     tunnel.start(client_early, upstream_early)
     return tunnel, client, upstream, clock, ended
@@ -160,8 +162,8 @@ def test_fin_towards_a_tls_side_becomes_a_close() -> None:
     client = HalfCloseTransport()
     upstream = HalfCloseTransport()
     directlyProvides(upstream, ISSLTransport)
-    tunnel = Tunnel(client=client, upstream=upstream, clock=clock, timeouts=TIMEOUTS,
-                    on_end=lambda t: None)
+    tunnel = Tunnel(client=client, upstream=upstream, to_client=direct_writer(client),
+                    to_upstream=direct_writer(upstream), clock=clock, timeouts=TIMEOUTS, on_end=lambda t: None)
     tunnel.start(b"", b"")
     tunnel.client_eof()
     assert not upstream.write_closed

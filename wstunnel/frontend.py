@@ -647,6 +647,8 @@ class ClientProtocol(Protocol):
         tunnel = Tunnel(
             client=self.transport,
             upstream=upstream.transport,
+            to_client=self._write,
+            to_upstream=upstream.direct_write,
             clock=self._clock,
             timeouts=self._location.timeouts,  # type: ignore[union-attr]
             on_end=self._tunnel_ended,
@@ -660,6 +662,7 @@ class ClientProtocol(Protocol):
         # Nothing is parsed any more: a long-lived tunnel keeps no parser
         # state, only the request's length for its log line.
         self._body = self._gate = None  # type: ignore[assignment]
+        self._head.drop_index()  # type: ignore[union-attr]
         tunnel.start(client_early, early)
 
     def _tunnel_ended(self, tunnel: Tunnel) -> None:

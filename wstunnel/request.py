@@ -44,7 +44,7 @@ class RequestHead:
     target: bytes
     http_version: bytes  # b"1.1" or b"1.0"
     headers: tuple[tuple[bytes, bytes], ...]
-    _index: dict[bytes, list[bytes]] = field(init=False, eq=False, repr=False)
+    _index: dict[bytes, list[bytes]] | None = field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         index: dict[bytes, list[bytes]] = {}
@@ -59,8 +59,18 @@ class RequestHead:
 
     def values(self, name: bytes) -> list[bytes]:
         """Every value of header ``name`` (lower-case), in order."""
-        found = self._index.get(name)
+        index = self._index
+        if index is None:
+            return [v for n, v in self.headers if n.lower() == name]
+        found = index.get(name)
         return [] if found is None else found.copy()
+
+    def drop_index(self) -> None:
+        """
+        Forget the look-up index, a cache of ~700 bytes: a tunnel keeps its
+        head for hours only to write one log line, where a scan will do.
+        """
+        object.__setattr__(self, "_index", None)
 
 
 @frozen

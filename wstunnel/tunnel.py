@@ -19,7 +19,6 @@ from typing import Callable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport, ITransport
 
-from .fastwrite import direct_writer
 from .flow import Throttle, arm_abort
 from .logs import ScopedLogger
 from .model import ErrorLog, Timeouts
@@ -67,6 +66,8 @@ class Tunnel:
         *,
         client: ITransport,
         upstream: ITransport,
+        to_client: Callable[[bytes], None],
+        to_upstream: Callable[[bytes], None],
         clock: IReactorTime,
         timeouts: Timeouts,
         on_end: Callable[["Tunnel"], None],
@@ -78,8 +79,10 @@ class Tunnel:
         self._timeouts = timeouts
         self._on_end = on_end
         self.error_logs = error_logs  # its location's, where self.log writes (ScopedLogger)
-        self._to_client_write = direct_writer(client)
-        self._to_upstream_write = direct_writer(upstream)
+        # The protocols' own direct writers (wstunnel.fastwrite): a closure
+        # per transport, not two more per tunnel.
+        self._to_client_write = to_client
+        self._to_upstream_write = to_upstream
         # Producer registrations we own: the upstream feeds the client
         # transport, the client feeds the upstream transport.
         self._feeds_client: Throttle | None = None

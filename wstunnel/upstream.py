@@ -93,7 +93,7 @@ class UpstreamProtocol(Protocol):
         set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
         if set_nodelay is not None:
             set_nodelay(True)
-        self._direct = direct_writer(self.transport)
+        self.direct_write = direct_writer(self.transport)  # the tunnel writes with it too
         self._listener.upstream_connected(self)
 
     # Keep-alive.
@@ -156,7 +156,7 @@ class UpstreamProtocol(Protocol):
         """Counted for ``$upstream_bytes_sent``; ``at_once`` goes to the socket now if it can."""
         self.request_bytes += len(data)
         if at_once:
-            self._direct(data)
+            self.direct_write(data)
         else:
             self.transport.write(data)
 
