@@ -89,6 +89,10 @@ HOSTILE = [
     ("http-0.9", b"GET /\r\n\r\n", 400),
     ("crlf-via-uri", b"GET /a%0d%0aX-Injected:%201 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     ("body-over-limit", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n", 413),
+    ("connect-authority-form", b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 400),
+    ("asterisk-form", b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("connect", b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n", 405),
+    ("trace", b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n", 405),
 ]
 
 
@@ -100,6 +104,25 @@ async def test_hostile_request_gets_its_status_and_a_close(proxy, name, request_
     assert data.startswith(b"HTTP/1.1 %d " % status), data[:80]
     assert b"\r\nConnection: close\r\n" in data
     assert factory.heads == [], "nothing reached the upstream"
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("request_bytes", [
+    b"CONNECT / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody",
+    b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\nContent-Length: 4\r\n\r\nbody",
+    b"TRACE / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n",
+], ids=["connect", "connect-authority-form", "trace"])
+async def test_connect_and_trace_never_reach_the_upstream(proxy, request_bytes) -> None:
+    """
+    Refused, closed, nothing read after the head; a barrier request on a new connection is the
+    first and only one the upstream ever sees, so no connection for the refused one is in flight.
+    """
+    factory, port = proxy()
+    data = await aio(talk(port, request_bytes + GET + b"\r\n"))
+    assert data.startswith((b"HTTP/1.1 405 ", b"HTTP/1.1 400 ")) and data.count(b"HTTP/1.1 ") == 1
+    await aio(talk(port, b"GET /barrier HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"))
+    assert [head.split(b"\r\n", 1)[0] for head in factory.heads] == [b"GET /barrier HTTP/1.1"]
+    assert len(factory.connections) == 1 and factory.connections[0].received == b""
 
 
 @pytest_twisted.ensureDeferred

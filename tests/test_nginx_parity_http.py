@@ -13,7 +13,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import protocol, reactor
 
-from nginx_support import Response, Side, read_response, scripted_answer
+from nginx_support import Response, Side, aio_deferred, read_response, scripted_answer
 from support import WAIT, ScriptedBackend, aio, read_until
 
 CONF = """
@@ -343,3 +343,67 @@ async def test_upstream_keepalive_reuses_one_connection(twins) -> None:
         assert seen["nginx"] == seen["wstunnel"] == [(1, b"GET /pool/a HTTP/1.1")] * 2
     finally:
         await port.stopListening()
+
+
+# ---------------------------------------------------------------- CONNECT and TRACE
+
+METHODS_CONF = """
+log_format methods '[$request]|$status|$request_length|$request_uri|$uri|$args|$host|$http_x_a';
+server {
+    listen {listen};
+    access_log {log} methods;
+    location / { proxy_pass http://127.0.0.1:{backend}; proxy_http_version 1.1; }
+}
+"""
+BARRIER = b"GET /barrier HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+
+# nginx 1.22 refuses a target in authority form as a bad request line (400, nothing parsed), and CONNECT
+# or TRACE with a path or URL once the head is read (405); neither reads the body or keeps the connection.
+NOT_ALLOWED = [
+    pytest.param(b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nX-A: 1\r\n\r\n", b"400",
+                 "[CONNECT h:443 HTTP/1.1]|400|0|-|-|-||-", id="connect-authority"),
+    pytest.param(b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nContent-Length: 4\r\n\r\nbody", b"400",
+                 "[CONNECT h:443 HTTP/1.1]|400|0|-|-|-||-", id="connect-authority-body"),
+    pytest.param(b"CONNECT h:443 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", b"400",
+                 "[CONNECT h:443 HTTP/1.1]|400|0|-|-|-||-", id="connect-authority-before-te"),
+    pytest.param(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", b"400",
+                 "[OPTIONS * HTTP/1.1]|400|0|-|-|-||-", id="options-asterisk"),
+    pytest.param(b"CONNECT / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\r\n", b"405",
+                 "[CONNECT / HTTP/1.1]|405|39|/|/|-|a|1", id="connect-path"),
+    pytest.param(b"CONNECT /x?y=1 HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nContent-Length: 4\r\n\r\nbody", b"405",
+                 "[CONNECT /x?y=1 HTTP/1.1]|405|63|/x?y=1|/x|y=1|a|1", id="connect-path-body"),
+    pytest.param(b"CONNECT / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n", b"405",
+                 "[CONNECT / HTTP/1.1]|405|55|/|/|-|a|-", id="connect-keep-alive"),
+    pytest.param(b"CONNECT http://b:443/z HTTP/1.1\r\nHost: a\r\n\r\n", b"405",
+                 "[CONNECT http://b:443/z HTTP/1.1]|405|44|/z|/z|-|b|-", id="connect-url"),
+    pytest.param(b"TRACE /t?q HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\r\n", b"405",
+                 "[TRACE /t?q HTTP/1.1]|405|40|/t?q|/t|q|a|1", id="trace"),
+    pytest.param(b"TRACE / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody", b"405",
+                 "[TRACE / HTTP/1.1]|405|48|/|/|-|a|-", id="trace-body"),
+    pytest.param(b"TRACE / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n", b"405",
+                 "[TRACE / HTTP/1.1]|405|57|/|/|-|a|-", id="trace-chunked"),
+    pytest.param(b"TRACE / HTTP/1.0\r\n\r\n", b"405", "[TRACE / HTTP/1.0]|405|20|/|/|-||-", id="trace-1.0"),
+    pytest.param(b"TRACE / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", b"501",
+                 "[TRACE / HTTP/1.1]|501|54|/|/|-|a|-", id="trace-te-gzip-first"),
+]
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("data, status, logged", NOT_ALLOWED)
+async def test_connect_and_trace_are_refused_without_the_upstream(twins, data, status, logged) -> None:
+    """
+    Same status, Connection: close and close, same access-log line, and nothing upstream: the
+    barrier request on a second connection is the first and only one each backend sees.
+    """
+    sides = twins.start(METHODS_CONF, scripted_answer(OK))
+    got = await both(sides, data + b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n")
+    lines = {}
+    for side in sides:
+        (answer,), rest = got[side.name]
+        assert (code(answer), closing(answer), rest) == (status, True, b""), side.name
+        (barrier,), _ = await aio(exchange(side, BARRIER))
+        assert code(barrier) == b"200", side.name
+        assert [line for line, _ in side.heads()] == [b"GET /barrier HTTP/1.1"], side.name
+        lines[side.name] = (await aio_deferred(side.log.wait_for(2)))[0]
+    # doc/configuration.md, log_format: an empty value ($host without Host or server_name) is "-" in ours.
+    assert lines == {"nginx": logged, "wstunnel": logged.replace("||", "|-|")}

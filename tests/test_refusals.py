@@ -70,6 +70,12 @@ REFUSED = [
     pytest.param(b"GET /nh HTTP/1.1\r\n\r\n", "400", "GET /nh HTTP/1.1", "20", "/nh", "/nh", "-", id="h11-no-host-400"),
     pytest.param(b"GET /n HTTP/1.1\r\nX-A: 1\r\nX-B: a\x00b\r\n\r\n",
                  "400", "GET /n HTTP/1.1", "25", "/n", "/n", "1", id="nul-400"),
+    pytest.param(b"CONNECT /x?y=1 HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nContent-Length: 4\r\n\r\nbody",
+                 "405", "CONNECT /x?y=1 HTTP/1.1", "63", "/x?y=1", "/x", "1", id="connect-405"),
+    pytest.param(b"TRACE /t?q HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\r\n",
+                 "405", "TRACE /t?q HTTP/1.1", "40", "/t?q", "/t", "1", id="trace-405"),
+    pytest.param(b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nX-A: 1\r\n\r\n",
+                 "400", "CONNECT h:443 HTTP/1.1", "0", "-", "-", "-", id="connect-authority-400"),
 ]
 
 
@@ -82,6 +88,7 @@ def test_a_refused_head_is_logged_as_nginx_logs_it(tmp_path, data, status, line,
     assert sent.startswith(b"HTTP/1.1 " + status.encode())
     body = len(sent.split(b"\r\n\r\n", 1)[1])
     assert p.lines() == [[f"[{line}]", status, str(body), str(len(sent)), length, request_uri, uri, x_a, "0.000"]]
+    assert p.ct.disconnecting and p.reactor.tcpClients == [], "closed, and no upstream dialled"
 
 
 def test_a_refusal_after_a_kept_alive_request_counts_only_its_own_bytes(tmp_path) -> None:

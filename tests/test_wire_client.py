@@ -42,6 +42,8 @@ STRICTER = {
     "CRLF in a chunked body": r"bare LF in chunked body\Z",
     "chunk size of 1-16 hex digits, extension of visible bytes": r"invalid chunk size line ",
     "trailer lines are header lines": r"invalid trailer line ",
+    "origin-form or absolute-form target, as nginx": r"request target .* is neither a path nor an absolute URL\Z",
+    "CONNECT and TRACE are not allowed, as nginx": r"(CONNECT|TRACE) method is not allowed\Z",
 }
 _STRICTER = re.compile("|".join(f"(?:{rule})" for rule in STRICTER.values()))
 
@@ -144,8 +146,9 @@ def _mostly(good: list, odd: list, odds: int = 10) -> st.SearchStrategy:
     return st.sampled_from(good * ((odds - 1) * len(odd) // len(good) + 1) + odd)
 
 
-METHODS = _mostly([b"GET", b"POST", b"PUT"], [b"G:T", b"", b"GET "])
-TARGETS = _mostly([b"/", b"/a?b=c", b"http://h/x", b"*", b"/a%20b", b"/~!$&'()*+,;="], [b"/\x80", b"/\x7f", b"/\x01", b"/ a"])
+METHODS = _mostly([b"GET", b"POST", b"PUT"], [b"G:T", b"", b"GET ", b"CONNECT", b"TRACE"])
+TARGETS = _mostly([b"/", b"/a?b=c", b"http://h/x", b"/a%20b", b"/~!$&'()*+,;="],
+                  [b"/\x80", b"/\x7f", b"/\x01", b"/ a", b"*", b"h:443"])
 VERSIONS = _mostly([b"HTTP/1.1", b"HTTP/1.0"], [b"HTTP/1.2", b"HTTP/2.0", b"HTTP/0.9", b"http/1.1", b"HTTP/1.1 "])
 EOLS = _mostly([b"\r\n"], [b"\n", b"\r", b"\r\r\n"])
 HEADERS = st.builds(
@@ -233,11 +236,15 @@ def test_chunked_bodies_h11_reads_alike(body: bytes, after: bytes, cuts: list[in
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + b"0" * 17 + b"3\r\nabc\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;\x01\r\nabc\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: a\r\n b\r\n\r\n",
+        b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n",
     ],
     ids=[
         "bare-lf", "obs-fold", "control-byte", "cl-list", "cl-twice", "cl-19-digits", "cl-and-te", "te-in-1.0",
         "http-1.2", "h2-preface", "line-limit", "trailer-bare-lf", "chunk-17-digits", "chunk-ext-control",
-        "trailer-fold",
+        "trailer-fold", "authority-form", "asterisk-form", "connect", "trace",
     ],
 )
 def test_each_stricter_rule_refuses_something_h11_takes(data: bytes) -> None:

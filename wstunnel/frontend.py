@@ -420,7 +420,7 @@ class ClientProtocol(Protocol):
         upstream_name = found.proxy_pass.upstream.name
         pool = runtime.pools.get(upstream_name)
         request = upstream_request(found, head, rv, upgrade=offer, body=framing, keepalive=pool is not None)
-        if offer or any(head.values(b"upgrade")) or head.method == b"CONNECT":
+        if offer or any(head.values(b"upgrade")):
             # A protocol switch that is not accepted (or not offered on, as
             # h2c) must not leave the client's next bytes to be read as a
             # new request (RFC 9931): close after the answer.

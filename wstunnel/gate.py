@@ -7,8 +7,10 @@ let Content-Length ride along with Transfer-Encoding and parse any
 ``HTTP/x.y``.  Each of those is a way for two parsers in a chain to disagree
 about where a message ends (request smuggling), so a head is checked here,
 whole.  A request head is refused for everything h11 refused (the Host
-and request-target rules with h11's 400), and for each of those
-leniencies (tests/test_wire_client.py).  :class:`HeadGate` also enforces
+and request-target rules with h11's 400), for each of those leniencies
+(tests/test_wire_client.py), and for what nginx 1.22 refuses and h11
+takes: a target in authority or asterisk form (400), CONNECT and TRACE
+(405).  :class:`HeadGate` also enforces
 the size limits as bytes arrive, so a client can never make us hold more
 than the limit.
 
@@ -42,9 +44,18 @@ __all__ = [
 H2_PREFACE_LINE = b"PRI * HTTP/2.0"
 
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") (\S+) HTTP/([0-9])\.([0-9])\Z")
+# nginx's request line takes an origin-form path or an absolute-form URL
+# (``scheme://``) and nothing else: authority-form (``CONNECT host:443``) and
+# asterisk-form (``OPTIONS *``) are refused with 400 before any header is read.
+_FORM = rb"(?:/|[A-Za-z][A-Za-z0-9+.-]*://)"
+_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") (" + _FORM + rb"\S*) HTTP/([0-9])\.([0-9])\Z")
+_OTHER_FORM_LINE = re.compile(_TOKEN + rb" ((?!" + _FORM + rb")\S+) HTTP/")
 # nginx 1.22 answers 505 as soon as the major version is over 1, whatever follows ("HTTP/3").
-_NEWER_MAJOR = re.compile(rb"(" + _TOKEN + rb") (\S+) HTTP/[2-9]")
+_NEWER_MAJOR = re.compile(rb"(" + _TOKEN + rb") (" + _FORM + rb"\S*) HTTP/[2-9]")
+# Methods nginx 1.22 refuses with 405 once the head is read, whatever the
+# location: TRACE would echo the head (cookies included) back, CONNECT would
+# turn the upstream connection into a tunnel of the client's choosing.
+_NOT_ALLOWED = frozenset({b"CONNECT", b"TRACE"})
 # A status of 000-099 is none: nginx and h11 both refuse it.
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] [1-9][0-9]{2}(?: [\t\x20-\x7e\x80-\xff]*)?\Z")
 # A header line: a token, a colon, and a value of visible bytes, spaces,
@@ -251,11 +262,13 @@ def _header_error(line: bytes, status: int) -> RequestError:
 def check_request_head(head: bytes, limits: HeadLimits) -> RequestHead:
     """
     Parse a complete request head, header names as the client spelled them;
-    refuse it with the status that says why (400, 414, 431, 501, 505), or
+    refuse it with the status that says why (400, 405, 414, 431, 501, 505), or
     :class:`Http2Preface` for HTTP/2 with prior knowledge.  The checks run
     in the order the old gate-then-h11 pair ran them, so a head breaking two
-    rules gets the same status as before.  Lines end in CRLF (the gate
-    refuses a bare LF in a request, and a LF left inside a line breaks it).
+    rules gets the same status as before; CONNECT and TRACE (405) come
+    last, as nginx refuses them once the head is read.  Lines end in CRLF
+    (the gate refuses a bare LF in a request, and a LF left inside a line
+    breaks it).
     """
     lines = head.split(b"\r\n")
     while lines and not lines[-1]:
@@ -269,9 +282,7 @@ def check_request_head(head: bytes, limits: HeadLimits) -> RequestHead:
         raise RequestError(414, "request line too long")
     match = _REQUEST_LINE.match(request_line)
     if match is None:
-        if _NEWER_MAJOR.match(request_line):
-            raise RequestError(505, f"HTTP version in {request_line[-16:]!r} is not supported")
-        raise RequestError(400, f"invalid request line {request_line[:64]!r}")
+        raise _request_line_error(request_line)
     version = match.group(3) + b"." + match.group(4)
     if version not in (b"1.0", b"1.1"):
         raise RequestError(505, f"HTTP/{version.decode('ascii')} is not supported")
@@ -280,7 +291,19 @@ def check_request_head(head: bytes, limits: HeadLimits) -> RequestHead:
     _check_host(request)
     if not _TARGET.match(request.target):
         raise RequestError(400, f"invalid character in request target {request.target[:64]!r}")
+    if request.method in _NOT_ALLOWED:
+        raise RequestError(405, f"{request.method.decode('ascii')} method is not allowed")
     return request
+
+
+def _request_line_error(line: bytes) -> RequestError:
+    """Why ``_REQUEST_LINE`` refused a line, with nginx's status for it."""
+    if _NEWER_MAJOR.match(line):
+        return RequestError(505, f"HTTP version in {line[-16:]!r} is not supported")
+    other_form = _OTHER_FORM_LINE.match(line)
+    if other_form is not None:
+        return RequestError(400, f"request target {other_form.group(1)[:64]!r} is neither a path nor an absolute URL")
+    return RequestError(400, f"invalid request line {line[:64]!r}")
 
 
 def _check_host(request: RequestHead) -> None:

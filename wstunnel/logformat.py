@@ -28,7 +28,7 @@ from .errors import RequestError
 from .logs import AccessLogs, escape, format_time_local
 from .model import AccessLog, Config, LogFormat, Server, Source
 from .request import ConnInfo, RequestHead, Target
-from .routing import parse_target
+from .routing import parse_target, request_host
 from .variables import RequestVars, compile_template
 
 __all__ = [
@@ -153,14 +153,20 @@ def combined_format(source: Source) -> LogFormat:
 def bare_vars(config: Config, server: Server, conn: ConnInfo, head: RequestHead) -> RequestVars:
     """
     The request variables of a request refused before routing (a bad
-    target, an unknown Host): what is known is there, the rest is empty.
+    target, an unknown Host, a refused method): what is known is there, the
+    rest is empty.  ``$host`` is the request's host when it is a valid one,
+    as nginx has it once the Host line (or an absolute URL) was read.
     """
     try:
         target = parse_target(head.target)
     except RequestError:
         target = Target(path="", args="", uri="", request_uri="")
+    try:
+        host = request_host(head, target) or ""
+    except RequestError:
+        host = ""
     return RequestVars(
-        config=config, server=server, location=None, conn=conn, head=head, target=target, host=""
+        config=config, server=server, location=None, conn=conn, head=head, target=target, host=host
     )
 
 

@@ -206,7 +206,7 @@ class UpstreamProtocol(Protocol):
         """The final head: reported, then its body (if any) read from what came with it."""
         method = self._request.method  # type: ignore[union-attr]
         body = response_body(method, head, line_limit)
-        self._keep_alive = keeps_alive(method, head, body)
+        self._keep_alive = keeps_alive(head, body)
         self._listener.upstream_head(head)
         if self._done:  # the exchange moved on (a retry on this status)
             return

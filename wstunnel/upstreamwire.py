@@ -83,13 +83,13 @@ class RequestWriter:
 def response_body(method: bytes, head: ResponseHead, line_limit: int) -> BodyReader | None:
     """
     The reader for the body of a final answer to ``method``, or None when
-    it has none: HEAD, 204, 304 and a 2xx to CONNECT (1xx heads never get
-    here).  The gate let through at most one of Transfer-Encoding (then
-    exactly ``chunked``) and Content-Length.  ``line_limit`` bounds a
-    chunk-size line and the trailer section.
+    it has none: HEAD, 204 and 304 (1xx heads never get here, nor a 2xx to
+    CONNECT: the gate answers CONNECT 405).  The gate let through at most
+    one of Transfer-Encoding (then exactly ``chunked``) and Content-Length.
+    ``line_limit`` bounds a chunk-size line and the trailer section.
     """
     status = head.status
-    if method == b"HEAD" or status == 204 or status == 304 or (method == b"CONNECT" and status < 300):
+    if method == b"HEAD" or status == 204 or status == 304:
         return None
     for name, value in head.headers:
         lower = name.lower()
@@ -100,15 +100,13 @@ def response_body(method: bytes, head: ResponseHead, line_limit: int) -> BodyRea
     return UntilClose()
 
 
-def keeps_alive(method: bytes, head: ResponseHead, body: BodyReader | None) -> bool:
+def keeps_alive(head: ResponseHead, body: BodyReader | None) -> bool:
     """
     Whether the answer leaves the connection usable, by its own head:
-    HTTP/1.1, no ``close``, a body that ends by its framing, and no tunnel
-    (a 2xx to CONNECT turns the connection into one).
+    HTTP/1.1, no ``close``, and a body that ends by its framing.
     """
     return (
         head.http_version == b"1.1"
         and not isinstance(body, UntilClose)
-        and not (method == b"CONNECT" and head.status < 300)
         and not _says_close(head.values(b"connection"))
     )
