@@ -91,6 +91,10 @@ REFUSED = [
     # doc/proxying.md "(differs: nginx passes it)": a request-target is visible ASCII (RFC 9112 section 3.2).
     pytest.param(b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", b"200", b"400",
                  id="utf8-in-target"),
+    pytest.param(b"get / HTTP/1.1\r\nHost: a\r\n\r\n", b"400", b"400", id="lower-case-method"),
+    pytest.param(b"G3T / HTTP/1.1\r\nHost: a\r\n\r\n", b"400", b"400", id="digit-in-method"),
+    pytest.param(b"M-SEARCH_X / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", b"200", b"200",
+                 id="dash-and-underscore-method"),
 ]
 
 

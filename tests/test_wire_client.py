@@ -44,6 +44,7 @@ STRICTER = {
     "trailer lines are header lines": r"invalid trailer line ",
     "origin-form or absolute-form target, as nginx": r"request target .* is neither a path nor an absolute URL\Z",
     "CONNECT and TRACE are not allowed, as nginx": r"(CONNECT|TRACE) method is not allowed\Z",
+    "a method of capitals, '_' and '-', as nginx": r"method .* is not capitals, '_' and '-'\Z",
 }
 _STRICTER = re.compile("|".join(f"(?:{rule})" for rule in STRICTER.values()))
 
@@ -146,7 +147,7 @@ def _mostly(good: list, odd: list, odds: int = 10) -> st.SearchStrategy:
     return st.sampled_from(good * ((odds - 1) * len(odd) // len(good) + 1) + odd)
 
 
-METHODS = _mostly([b"GET", b"POST", b"PUT"], [b"G:T", b"", b"GET ", b"CONNECT", b"TRACE"])
+METHODS = _mostly([b"GET", b"POST", b"PUT"], [b"G:T", b"", b"GET ", b"CONNECT", b"TRACE", b"get", b"G3T", b"M-SEARCH"])
 TARGETS = _mostly([b"/", b"/a?b=c", b"http://h/x", b"/a%20b", b"/~!$&'()*+,;="],
                   [b"/\x80", b"/\x7f", b"/\x01", b"/ a", b"*", b"h:443"])
 VERSIONS = _mostly([b"HTTP/1.1", b"HTTP/1.0"], [b"HTTP/1.2", b"HTTP/2.0", b"HTTP/0.9", b"http/1.1", b"HTTP/1.1 "])
@@ -240,11 +241,14 @@ def test_chunked_bodies_h11_reads_alike(body: bytes, after: bytes, cuts: list[in
         b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
         b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n",
         b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"get / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"G3T / HTTP/2.0\r\nHost: a\r\n\r\n",
     ],
     ids=[
         "bare-lf", "obs-fold", "control-byte", "cl-list", "cl-twice", "cl-19-digits", "cl-and-te", "te-in-1.0",
         "http-1.2", "h2-preface", "line-limit", "trailer-bare-lf", "chunk-17-digits", "chunk-ext-control",
         "trailer-fold", "authority-form", "asterisk-form", "connect", "trace",
+        "lower-case-method", "digit-in-method",
     ],
 )
 def test_each_stricter_rule_refuses_something_h11_takes(data: bytes) -> None:

@@ -48,10 +48,14 @@ _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 # (``scheme://``) and nothing else: authority-form (``CONNECT host:443``) and
 # asterisk-form (``OPTIONS *``) are refused with 400 before any header is read.
 _FORM = rb"(?:/|[A-Za-z][A-Za-z0-9+.-]*://)"
-_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") (" + _FORM + rb"\S*) HTTP/([0-9])\.([0-9])\Z")
-_OTHER_FORM_LINE = re.compile(_TOKEN + rb" ((?!" + _FORM + rb")\S+) HTTP/")
+# A method is what nginx's parser takes, read first: capitals, "_" and "-"
+# ("get" and "G3T" are 400 however the rest of the line reads).
+_METHOD = rb"[A-Z_-]+"
+_TOKEN_METHOD = re.compile(rb"(?![A-Z_-]+ )" + _TOKEN + rb" ")  # a token h11 would take as a method
+_REQUEST_LINE = re.compile(rb"(" + _METHOD + rb") (" + _FORM + rb"\S*) HTTP/([0-9])\.([0-9])\Z")
+_OTHER_FORM_LINE = re.compile(_METHOD + rb" ((?!" + _FORM + rb")\S+) HTTP/")
 # nginx 1.22 answers 505 as soon as the major version is over 1, whatever follows ("HTTP/3").
-_NEWER_MAJOR = re.compile(rb"(" + _TOKEN + rb") (" + _FORM + rb"\S*) HTTP/[2-9]")
+_NEWER_MAJOR = re.compile(rb"(" + _METHOD + rb") (" + _FORM + rb"\S*) HTTP/[2-9]")
 # Methods nginx 1.22 refuses with 405 once the head is read, whatever the
 # location: TRACE would echo the head (cookies included) back, CONNECT would
 # turn the upstream connection into a tunnel of the client's choosing.
@@ -298,6 +302,8 @@ def check_request_head(head: bytes, limits: HeadLimits) -> RequestHead:
 
 def _request_line_error(line: bytes) -> RequestError:
     """Why ``_REQUEST_LINE`` refused a line, with nginx's status for it."""
+    if _TOKEN_METHOD.match(line):
+        return RequestError(400, f"method {line.partition(b' ')[0][:32]!r} is not capitals, '_' and '-'")
     if _NEWER_MAJOR.match(line):
         return RequestError(505, f"HTTP version in {line[-16:]!r} is not supported")
     other_form = _OTHER_FORM_LINE.match(line)
