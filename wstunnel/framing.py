@@ -2,9 +2,9 @@
 How a response is framed towards the client, and whether the connection
 stays open after it.
 
-h11 cannot keep an HTTP/1.0 connection alive, which nginx does for a client
-that asks (``Connection: keep-alive``), so the client-facing response head
-and body framing are written here.  The rules are nginx's: no body for HEAD,
+The client-facing response head and body framing follow nginx, which also
+keeps an HTTP/1.0 connection alive for a client that asks
+(``Connection: keep-alive``).  The rules are nginx's: no body for HEAD,
 1xx, 204 and 304; the upstream's Content-Length when there is one; chunked
 for an HTTP/1.1 client otherwise; and for an HTTP/1.0 client a body that
 ends when the connection closes.
