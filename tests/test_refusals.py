@@ -135,6 +135,21 @@ def test_an_idle_kept_alive_connection_is_not_a_request(tmp_path) -> None:
     assert p.lines() == [], "the location's access_log is off; the idle close is not logged"
 
 
+@pytest.mark.parametrize("idle", [1, 25], ids=["sooner-than-keepalive", "later-than-keepalive"])
+def test_the_next_head_has_client_header_timeout_from_its_first_byte(tmp_path, idle) -> None:
+    """keepalive_timeout 30s until a byte arrives, then client_header_timeout 10s from that byte."""
+    p = Proxy(tmp_path)
+    p.client.dataReceived(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    upstream, _ = p.upstream()
+    upstream.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    p.reactor.advance(idle)
+    p.client.dataReceived(b"GET /slow HT")
+    p.reactor.advance(9.9)
+    assert not p.ct.disconnecting
+    p.reactor.advance(0.1)
+    assert p.ct.disconnecting
+
+
 def test_a_client_that_leaves_mid_head_is_logged_as_400(tmp_path) -> None:
     p = Proxy(tmp_path)
     p.client.dataReceived(b"GET /eof HTTP/1.1\r\nHost: a\r\n")

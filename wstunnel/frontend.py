@@ -725,8 +725,11 @@ class ClientProtocol(Protocol):
     def _head_started(self) -> None:
         """The first byte of a kept-alive connection's next request: the head deadline starts."""
         self._idle_wait = False
-        self._cancel_timer()
-        self._timer = self._clock.callLater(self._limits.header_timeout, self._head_timed_out)
+        timer = self._timer
+        if timer is not None and timer.active():
+            timer.reset(self._limits.header_timeout)  # the keep-alive timer becomes the head's
+        else:
+            self._timer = self._clock.callLater(self._limits.header_timeout, self._head_timed_out)
 
     def _log_request(self) -> None:
         head = self._head

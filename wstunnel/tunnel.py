@@ -194,14 +194,16 @@ class Tunnel:
             self._idle.cancel()
         self._stop_feeding_client()
         self._stop_feeding_upstream()
+        # A side whose write half is already shut closes inside loseConnection
+        # (its connectionLost runs there): it needs no abort armed.
         if not self._client_gone:
-            self._aborts["client"] = arm_abort(
-                self._clock, self._client, self._timeouts.client_send
-            )
             self._client.loseConnection()
+            if not self._client_gone:
+                self._aborts["client"] = arm_abort(self._clock, self._client, self._timeouts.client_send)
         if not self._upstream_gone:
-            self._aborts["upstream"] = arm_abort(self._clock, self._upstream, self._timeouts.send)
             self._upstream.loseConnection()
+            if not self._upstream_gone:
+                self._aborts["upstream"] = arm_abort(self._clock, self._upstream, self._timeouts.send)
 
     def abort(self) -> None:
         """Drop both connections now (the end of a graceful shutdown that ran out of time)."""
