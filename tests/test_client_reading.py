@@ -115,3 +115,23 @@ def test_activity_sees_a_head_in_progress_and_drain_closes_it(tmp_path) -> None:
     assert p.client.activity == "reading"
     p.client.drain()
     assert p.ct.disconnecting and p.ct.value() == b""
+
+
+def test_a_pipelined_request_waits_until_the_client_has_read_the_answer(tmp_path) -> None:
+    """
+    A client that pipelines and never reads must not make us buffer one
+    answer per request (nginx reads the next request once the answer is
+    sent): while the client transport has paused us (its write buffer is
+    over the mark), the next request is not routed; the drain lets it in.
+    """
+    p = Proxy(tmp_path)
+    p.client.dataReceived(b"GET /up/a HTTP/1.1\r\nHost: a\r\n\r\nGET /up/b HTTP/1.1\r\nHost: a\r\n\r\n")
+    upstream, _ = p.upstream()
+    upstream.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+    p.ct.producer.pauseProducing()  # what Twisted does once the client's write buffer is over its mark
+    upstream.dataReceived(b"ok")
+    assert len(p.reactor.tcpClients) == 1 and p.ct.producerState == "paused"
+    p.ct.producer.resumeProducing()  # the client read it all
+    assert len(p.reactor.tcpClients) == 2 and p.ct.producer is None
+    p.upstream()[0].dataReceived(OK)
+    assert statuses(p.ct.value()) == [b"200", b"200"] and not p.ct.disconnecting

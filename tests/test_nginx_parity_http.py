@@ -250,6 +250,22 @@ async def test_http_1_0_gets_a_chunked_upstream_body_delimited_by_the_close(twin
         assert closing(answer), name
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_header_name_nginx_calls_invalid_is_ignored(twins) -> None:
+    """
+    ``_`` or ``.`` in a name: nginx 1.22 neither forwards the header nor
+    reads it; a CGI or WSGI backend would take X_Real_IP for X-Real-IP.
+    """
+    conf = CONF.replace("proxy_http_version 1.1; }", "proxy_http_version 1.1; proxy_set_header X-Seen $http_x_real_ip; }")
+    sides = twins.start(conf, scripted_answer(OK))
+    data = b"GET / HTTP/1.1\r\nHost: a\r\nX_Real_IP: 6.6.6.6\r\nX.A: 1\r\nX-B: 2\r\nConnection: close\r\n\r\n"
+    got = await both(sides, data)
+    for side in sides:
+        assert code(got[side.name][0][0]) == b"200", side.name
+        names = {name.lower() for name, _ in side.head(0)[1]}
+        assert b"x-b" in names and not names & {b"x_real_ip", b"x.a", b"x-seen"}, side.name
+
+
 def request_line_answer(b: ScriptedBackend, head: bytes, rest: bytes) -> None:
     line = head.split(b"\r\n", 1)[0]
     b.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(line), line))

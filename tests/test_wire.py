@@ -413,3 +413,18 @@ def test_a_chunked_answer_and_a_cut_one() -> None:
     assert (cut.body, cut.ending[0]) == (b"ab", "lost") and "chunked body cut short" in cut.ending[1]
     bad = ours(b"GET", "keep-alive", [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n"])
     assert (bad.body, bad.ending) == (b"abc", ("invalid", "chunk data longer than its size"))
+
+
+def test_informational_heads_share_proxy_buffer_size() -> None:
+    """
+    1xx heads reach the client as they come, with no backpressure: an
+    upstream sending them without end would fill our buffer towards a
+    client that does not read.  All of an answer's 1xx heads together fit
+    proxy_buffer_size (nginx 1.22 takes the first 1xx as the final head).
+    """
+    early = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+    fit = LIMIT // len(early)
+    few = ours(b"GET", "keep-alive", [early * fit + b"HTTP/1.1 204 No Content\r\n\r\n"])
+    assert (len(few.informational), few.ending) == (fit, ("end", 0, True))
+    flood = ours(b"GET", "keep-alive", [early] * (fit + 100))
+    assert len(flood.informational) == fit and flood.ending[0] == "invalid"

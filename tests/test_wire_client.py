@@ -119,7 +119,8 @@ def _after_empty_lines(data: bytes) -> bytes:
 
 
 def _h11_headers(request: h11.Request) -> list[tuple[bytes, bytes]]:
-    return list(request.headers.raw_items())
+    """h11's headers less those nginx ignores (a name with a byte other than a letter, digit or "-")."""
+    return [(n, v) for n, v in request.headers.raw_items() if re.fullmatch(rb"[A-Za-z0-9-]+", n)]
 
 
 def _our_headers(head) -> list[tuple[bytes, bytes]]:

@@ -16,7 +16,7 @@ from typing import Callable
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from zope.interface import implementer
 
-__all__ = ["Throttle", "arm_abort"]
+__all__ = ["Drained", "Throttle", "arm_abort"]
 
 
 @implementer(IPushProducer)
@@ -64,6 +64,10 @@ class Throttle:
     def stopProducing(self) -> None:
         self.revoke()
 
+    def retarget(self, source: IPushProducer) -> None:
+        """Pause and resume ``source`` from now on; the consumer, the state and the timer stay."""
+        self._source = source
+
     def revoke(self) -> None:
         """Stop standing for the source: later pauses and resumes do nothing."""
         self._revoked = True
@@ -79,6 +83,25 @@ class Throttle:
             if self._timer.active():
                 self._timer.cancel()
             self._timer = None
+
+
+@implementer(IPushProducer)
+class Drained:
+    """A source with nothing to pause: its resume means the consumer's buffer has drained."""
+
+    __slots__ = ("_then",)
+
+    def __init__(self, then: Callable[[], None]) -> None:
+        self._then = then
+
+    def pauseProducing(self) -> None:
+        """Nothing runs until the resume."""
+
+    def resumeProducing(self) -> None:
+        self._then()
+
+    def stopProducing(self) -> None:
+        """The consumer is gone; its owner closes."""
 
 
 def arm_abort(clock: IReactorTime, transport: object, grace: float) -> IDelayedCall:

@@ -34,7 +34,7 @@ from .bodytimer import BodyTimeout
 from .errors import RequestError, error_page, reason_phrase
 from .exchange import Exchange, Phase
 from .fastwrite import direct_writer
-from .flow import Throttle, arm_abort
+from .flow import Drained, Throttle, arm_abort
 from .framing import BodyMode, ResponsePlan, client_wants_keepalive, plan_response
 from .gate import HeadGate, HeadLimits, HeadSoFar, Http2Preface, check_request_head, head_so_far
 from .headers import BodyFraming, client_response_headers, upgrade_offer, upstream_request
@@ -126,7 +126,7 @@ class ClientProtocol(Protocol):
     # ``dataReceived`` is rebound per instance (PROXY header, tunnel) and
     # lives in the instance dict Protocol still has.
     __slots__ = (
-        "_abort", "_body", "_body_bytes", "_body_left", "_body_throttle", "_body_timer", "_body_to", "_clock",
+        "_abort", "_backlog", "_body", "_body_bytes", "_body_left", "_body_throttle", "_body_timer", "_body_to", "_clock",
         "_close_after", "_close_reason", "_continued", "_early", "_exchange", "_factory", "_fed", "_gate",
         "_head", "_head_so_far", "_idle_wait", "_in_pump", "_limits", "_location", "_paused",
         "_plan", "_request_complete", "_response_throttle", "_rv", "_sent", "_started", "_state",
@@ -146,6 +146,7 @@ class ClientProtocol(Protocol):
         self._body_throttle: Throttle | None = None
         self._body_timer: BodyTimeout | None = None  # client_body_timeout, while the body streams
         self._response_throttle: Throttle | None = None
+        self._backlog: Throttle | None = None  # an answer the client has not read yet holds the next request
         self._tunnel: Tunnel | None = None
         self._timer: IDelayedCall | None = None
         self._idle_wait = False
@@ -577,8 +578,31 @@ class ClientProtocol(Protocol):
             self._send(data)
 
     def release_upstream(self) -> None:
-        """The exchange takes its upstream connection back (to pool or close it)."""
+        """
+        The exchange takes its upstream connection back (to pool or close it).
+        An answer still over the client's write buffer mark keeps its
+        throttle (and send_timeout): as in nginx, the next request is read
+        only once the client has read this one, so a client that pipelines
+        and never reads cannot make us buffer an answer per request.
+        """
+        throttle = self._response_throttle
+        if throttle is not None and throttle.paused:
+            self._response_throttle = None
+            self._backlog = throttle
+            throttle.retarget(Drained(self._drained))
         self._unregister_all()
+
+    def _drained(self) -> None:
+        self._drop_backlog()
+        if self._state is State.READING:
+            self._resume()
+            self._pump()
+
+    def _drop_backlog(self) -> None:
+        if self._backlog is not None:
+            self._backlog.revoke()
+            self._backlog = None
+            self.transport.unregisterProducer()
 
     def end_response(self) -> None:
         if self._plan is not None and self._plan.mode is BodyMode.CHUNKED:
@@ -698,6 +722,9 @@ class ClientProtocol(Protocol):
             self._timer = self._clock.callLater(limits.keepalive_timeout, self._head_timed_out)
         else:
             self._timer = self._clock.callLater(self._limits.header_timeout, self._head_timed_out)
+        if self._backlog is not None:
+            self._pause()
+            return
         self._resume()
         self._pump()
 
@@ -864,6 +891,7 @@ class ClientProtocol(Protocol):
         self._state = State.CLOSED
         self._cancel_timer()
         self._unregister_all()
+        self._drop_backlog()
         self.transport.loseConnection()
         if self._abort is None:
             self._abort = arm_abort(self._clock, self.transport, CLOSE_GRACE)

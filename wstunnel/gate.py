@@ -68,6 +68,12 @@ _STATUS_LINE = re.compile(rb"HTTP/1\.[01] [1-9][0-9]{2}(?: [\t\x20-\x7e\x80-\xff
 # value pattern that also trims can backtrack quadratically on blanks).
 _HEADER_LINE = re.compile(rb"(" + _TOKEN + rb"):([\t\x20-\x7e\x80-\xff]*+)\Z")
 _HEADER_NAME = re.compile(rb"(" + _TOKEN + rb"):")
+# nginx 1.22 ignores a request header whose name has a byte other than a
+# letter, a digit or "-" (ignore_invalid_headers on, underscores_in_headers
+# off): never forwarded, never read by $http_*.  A backend that reads "_"
+# as "-" (CGI, WSGI) would otherwise take a client's X_Real_IP for the
+# X-Real-IP the config sets.
+_NGINX_NAME = re.compile(rb"[A-Za-z0-9-]+\Z")
 _DIGITS = re.compile(rb"[0-9]{1,18}\Z")
 _TOKEN_ONLY = re.compile(_TOKEN + rb"\Z")
 # A request-target is visible ASCII (RFC 9112 section 3.2, h11's rule): raw
@@ -290,7 +296,8 @@ def check_request_head(head: bytes, limits: HeadLimits) -> RequestHead:
     version = match.group(3) + b"." + match.group(4)
     if version not in (b"1.0", b"1.1"):
         raise RequestError(505, f"HTTP/{version.decode('ascii')} is not supported")
-    request = RequestHead(match.group(1), match.group(2), version, tuple(_headers(lines[1:], 400, limits, True)))
+    headers = tuple(h for h in _headers(lines[1:], 400, limits, True) if _NGINX_NAME.match(h[0]))
+    request = RequestHead(match.group(1), match.group(2), version, headers)
     _check_framing(request.values(b"content-length"), request.values(b"transfer-encoding"), version, 400, request=True)
     _check_host(request)
     if not _TARGET.match(request.target):

@@ -77,6 +77,7 @@ class UpstreamProtocol(Protocol):
         self._answered = False  # the final answer ended by its framing
         self._keep_alive = False  # and its head lets the connection live on
         self._extra = 0  # bytes that followed the answer
+        self._informational = 0  # bytes of this answer's 1xx heads, within proxy_buffer_size
         self._tunnel: Tunnel | None = None
         self._idle: IdleSlot | None = None
         self.peer: Peer | None = None
@@ -140,7 +141,7 @@ class UpstreamProtocol(Protocol):
         self._gate = HeadGate(HeadLimits(line=head_limit, total=head_limit, count=None), request=False)
         self._body = None
         self._done = self._answered = self._keep_alive = False
-        self._extra = 0
+        self._extra = self._informational = 0
         self.response_bytes = 0
         self.request_bytes = 0
         self.requests += 1
@@ -196,6 +197,12 @@ class UpstreamProtocol(Protocol):
                 listener.upstream_switch(head, gate.take_rest())
                 return
             if status < 200:
+                # Relayed at once, without backpressure: all of them must fit proxy_buffer_size.
+                self._informational += len(raw)
+                if self._informational > gate.limits.total:
+                    self._done = True
+                    listener.upstream_invalid("upstream sent too many informational responses")
+                    return
                 listener.upstream_informational(head)
                 continue
             self._gate = None
