@@ -67,10 +67,10 @@ def twistd() -> str:
 
 @pytest.fixture
 def free_port() -> int:
-    """A loopback port that was free a moment ago, for configs that cannot say port 0."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port for configs that cannot say port 0 (support.unused_ports says why not bind(0))."""
+    from support import unused_ports
+
+    return unused_ports(1)[0]
 
 
 @pytest.fixture

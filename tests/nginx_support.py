@@ -20,7 +20,6 @@ import re
 import selectors
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -42,6 +41,7 @@ from support import (
     read_until,
     start_proxy,
     switch_answer,
+    unused_ports,
 )
 
 __all__ = [
@@ -64,7 +64,6 @@ __all__ = [
     "parse_request_head",
     "read_response",
     "request",
-    "reserve_ports",
     "scripted_answer",
     "start_nginx",
 ]
@@ -111,21 +110,6 @@ def find_nginx() -> str:
             f"Install the Debian package {NGINX_PACKAGE} (.ci/run does)."
         )
     return found
-
-
-def reserve_ports(count: int) -> list[int]:
-    """
-    ``count`` distinct loopback ports that were free a moment ago: all are
-    bound at once so none repeats, then released for nginx to bind.
-    """
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _main_conf(root: Path, http_body: str) -> str:
@@ -318,7 +302,7 @@ class Twins:
         syslog, wstunnel's file as written).
         """
         sides = []
-        nginx_port, = reserve_ports(1)
+        nginx_port, = unused_ports(1)
         for name, listen in (("wstunnel", "127.0.0.1:0"), ("nginx", f"127.0.0.1:{nginx_port}")):
             factory, bport = listen_backend(answer or echo_answer)
             self.factories.append(factory)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import random
 import socket
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -233,3 +234,41 @@ async def slow_reader(port: int, request: bytes) -> Any:
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_sendall(sock, request)
     return sock
+
+
+def _ephemeral_low() -> int:
+    """Where the kernel's ephemeral ports start (the local ports of bind(0) and connect)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def unused_ports(count: int) -> list[int]:
+    """
+    ``count`` distinct loopback ports that are free now and lie below the
+    ephemeral range, for a process that binds them a moment later (nginx,
+    a twistd subprocess).  A port from ``bind(0)`` is an ephemeral one, and
+    between its release and the later bind any outgoing connection of the
+    suite may take it as its local port: nginx then failed with EADDRINUSE
+    about once in fifteen full runs.  Below the range only another listener
+    could take it, and every listener of the suite binds port 0.
+    """
+    low = _ephemeral_low()
+    if low <= 10000:
+        raise RuntimeError(f"the ephemeral port range starts at {low}: no ports below it to reserve")
+    pick = random.Random()
+    ports: list[int] = []
+    for _ in range(100 * count):
+        port = pick.randrange(10000, low)
+        if port in ports:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise RuntimeError(f"found only {len(ports)} of {count} free loopback ports below {low}")
