@@ -36,7 +36,7 @@ from wstunnel.model import (
     Timeouts,
     Upstream,
 )
-from wstunnel.request import ConnInfo, RequestHead
+from wstunnel.request import ConnInfo, RequestHead, header_tokens, lower_tokens
 from wstunnel.response import ResponseHead
 from wstunnel.routing import parse_target
 from wstunnel.upstreamwire import RequestWriter
@@ -695,3 +695,10 @@ def test_request_head_values_are_the_same_without_the_index(headers, name) -> No
     assert head.values(name.lower()) == wanted
     head.drop_index()
     assert head.values(name.lower()) == wanted
+
+
+def test_header_tokens_trim_blanks_and_drop_empties() -> None:
+    """One reading of comma lists for Connection, Upgrade, Expect and the keep-alive rules."""
+    values = [b" keep-alive ,\tUpgrade", b",, close,", b""]
+    assert header_tokens(values) == [b"keep-alive", b"Upgrade", b"close"]
+    assert lower_tokens(values) == {b"keep-alive", b"upgrade", b"close"}

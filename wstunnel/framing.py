@@ -17,6 +17,8 @@ from typing import Sequence
 
 from attrs import frozen
 
+from wstunnel.request import lower_tokens
+
 __all__ = ["BodyMode", "ResponsePlan", "client_wants_keepalive", "plan_response"]
 
 
@@ -36,7 +38,7 @@ class ResponsePlan:
 
 def client_wants_keepalive(http_version: bytes, connection: Sequence[bytes]) -> bool:
     """HTTP/1.1 unless ``close`` is named; HTTP/1.0 only with ``keep-alive``."""
-    tokens = {t.strip(b" \t").lower() for v in connection for t in v.split(b",")}
+    tokens = lower_tokens(connection)
     if http_version == b"1.1":
         return b"close" not in tokens
     return b"keep-alive" in tokens and b"close" not in tokens

@@ -44,7 +44,7 @@ from .metrics import status_page
 from .model import Binding, ClientLimits, ErrorLog, Location
 from .proxyproto import ProxyPreamble, is_trusted
 from .registry import Registry
-from .request import ConnInfo, RequestHead
+from .request import ConnInfo, RequestHead, lower_tokens
 from .response import ResponseHead
 from .routing import Redirect, parse_target, redirect_url, request_host
 from .runtime import Runtime
@@ -989,7 +989,7 @@ def _expects_continue(head: RequestHead) -> bool:
     """An HTTP/1.1 client waiting for ``100 Continue`` (HTTP/1.0 expectations are ignored, RFC 9110 10.1.1)."""
     if head.http_version != b"1.1":
         return False
-    return any(t.strip().lower() == b"100-continue" for v in head.values(b"expect") for t in v.split(b","))
+    return b"100-continue" in lower_tokens(head.values(b"expect"))
 
 
 def _unread(data: bytes) -> None:

@@ -22,13 +22,13 @@ import re
 import time
 import weakref
 from email.utils import formatdate
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from attrs import frozen
 
 from wstunnel.errors import SERVER_TOKEN, RequestError
 from wstunnel.model import DEFAULT_HIDDEN, Config, Location, RedirectRule, ResponseRules, Template, VarRef
-from wstunnel.request import RequestHead
+from wstunnel.request import RequestHead, header_tokens, lower_tokens
 from wstunnel.response import ResponseHead
 from wstunnel.routing import origin, upstream_target
 from wstunnel.variables import RequestVars, render
@@ -94,25 +94,9 @@ def upgrade_offer(head: RequestHead) -> tuple[bytes, ...]:
     """
     if head.http_version != b"1.1":
         return ()
-    if b"upgrade" not in _lower_tokens(head.values(b"connection")):
+    if b"upgrade" not in lower_tokens(head.values(b"connection")):
         return ()
-    return tuple(t for t in _tokens(head.values(b"upgrade")) if _protocol(t) != b"h2c")
-
-
-def _tokens(values: Iterable[bytes]) -> list[bytes]:
-    # Plain loops: a nested generator costs a frame per value, and this
-    # runs ten times per WebSocket handshake.
-    out = []
-    for value in values:
-        for part in value.split(b","):
-            token = part.strip(b" \t")
-            if token:
-                out.append(token)
-    return out
-
-
-def _lower_tokens(values: Iterable[bytes]) -> set[bytes]:
-    return {t.lower() for t in _tokens(values)}
+    return tuple(t for t in header_tokens(head.values(b"upgrade")) if _protocol(t) != b"h2c")
 
 
 def _protocol(token: bytes) -> bytes:
@@ -278,13 +262,13 @@ def _upgrade_pair(
     protocols = b""
     if offer and plan.version == b"1.1":
         protocols = _protocols(plan, rv, offer)
-        if configured is not None and b"upgrade" not in _lower_tokens([configured]):
+        if configured is not None and b"upgrade" not in lower_tokens([configured]):
             protocols = b""
     if configured is None:
         return (b"upgrade" if protocols else b"" if keepalive else b"close"), protocols
     if protocols or not configured:
         return configured, protocols
-    kept = [t for t in _tokens([configured]) if t.lower() != b"upgrade"]
+    kept = [t for t in header_tokens([configured]) if t.lower() != b"upgrade"]
     return b", ".join(kept) or b"close", b""
 
 
@@ -292,7 +276,7 @@ def _protocols(plan: _Plan, rv: RequestVars, offer: tuple[bytes, ...]) -> bytes:
     if plan.upgrade is None:
         return b", ".join(offer)
     offered = {t.lower() for t in offer}
-    return b", ".join(t for t in _tokens([_value(plan.upgrade, rv)]) if t.lower() in offered)
+    return b", ".join(t for t in header_tokens([_value(plan.upgrade, rv)]) if t.lower() in offered)
 
 
 def _framing(plan: _Plan, body: BodyFraming | int) -> list[tuple[bytes, bytes]]:
@@ -317,7 +301,7 @@ def _nominated(plan: _Plan, head: RequestHead) -> set[bytes]:
     """Headers the client listed in Connection that it may remove."""
     return {
         t
-        for t in _lower_tokens(head.values(b"connection"))
+        for t in lower_tokens(head.values(b"connection"))
         if t not in _PROTECTED
         and not t.startswith(b"x-forwarded-")
         and t.replace(b"-", b"_") not in plan.read
@@ -341,12 +325,12 @@ def check_switch(head: RequestHead, response: ResponseHead) -> str | None:
     offer = upgrade_offer(head)
     if not offer:
         return "the client did not ask to upgrade"
-    chosen = _tokens(response.values(b"upgrade"))
+    chosen = header_tokens(response.values(b"upgrade"))
     if len(chosen) != 1:
         return f"the 101 names {len(chosen)} Upgrade protocols, not one"
     if chosen[0].lower() not in {t.lower() for t in offer}:
         return f"the 101 upgrades to {chosen[0]!r}, which the client did not offer"
-    if b"upgrade" not in _lower_tokens(response.values(b"connection")):
+    if b"upgrade" not in lower_tokens(response.values(b"connection")):
         return "the 101 has no upgrade token in Connection"
     if _protocol(chosen[0]) == b"websocket":
         return _check_accept(head, response)
@@ -393,7 +377,7 @@ def client_response_headers(
         drop.add(b"upgrade")
     if _content_length_invalid(status, headers, request_method):
         drop.add(b"content-length")
-    nominated = _lower_tokens(v for n, v in headers if n.lower() == b"connection")
+    nominated = lower_tokens(v for n, v in headers if n.lower() == b"connection")
     nominated.discard(b"content-length")
     if switching:
         nominated = {t for t in nominated if t != b"upgrade" and not t.startswith(b"sec-websocket-")}

@@ -6,14 +6,14 @@ and header rewriting, so none of those needs to know about h11 or sockets.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from attrs import field, frozen
 
 if TYPE_CHECKING:
     from wstunnel.tlsconfig import TLSInfo
 
-__all__ = ["ConnInfo", "RequestHead", "Target"]
+__all__ = ["ConnInfo", "RequestHead", "Target", "header_tokens", "lower_tokens"]
 
 
 @frozen
@@ -89,3 +89,21 @@ class Target:
     uri: str
     request_uri: str
     host: str | None = None
+
+
+def header_tokens(values: Iterable[bytes]) -> list[bytes]:
+    """The comma-separated tokens of header values (Connection, Upgrade, Expect), blanks trimmed, empties dropped."""
+    # Plain loops: a nested generator costs a frame per value, and this
+    # runs about ten times per WebSocket handshake.
+    out = []
+    for value in values:
+        for part in value.split(b","):
+            token = part.strip(b" \t")
+            if token:
+                out.append(token)
+    return out
+
+
+def lower_tokens(values: Iterable[bytes]) -> set[bytes]:
+    """The tokens of :func:`header_tokens`, lower-cased, for membership tests."""
+    return {t.lower() for t in header_tokens(values)}

@@ -13,20 +13,16 @@ HTTP/1.1 and framed (not read until the close).
 
 from __future__ import annotations
 
-from typing import Iterable, Union
+from typing import Union
 
 from wstunnel.body import LAST_CHUNK, ChunkedBody, LengthBody, UntilClose, chunk
 from wstunnel.headers import UpstreamRequest
+from wstunnel.request import lower_tokens
 from wstunnel.response import ResponseHead
 
 __all__ = ["BodyReader", "RequestWriter", "keeps_alive", "response_body"]
 
 BodyReader = Union[LengthBody, ChunkedBody, UntilClose]
-
-
-def _says_close(values: Iterable[bytes]) -> bool:
-    """Whether Connection values carry the ``close`` token."""
-    return any(t.strip(b" \t").lower() == b"close" for v in values for t in v.split(b","))
 
 
 class RequestWriter:
@@ -51,7 +47,7 @@ class RequestWriter:
                 left = int(value)
             elif lower == b"transfer-encoding":
                 chunked = True
-            elif lower == b"connection" and _says_close((value,)):
+            elif lower == b"connection" and b"close" in lower_tokens((value,)):
                 keep_alive = False
         lines.append(b"\r\n")
         self.method = request.method  # the answer's framing depends on it
@@ -108,5 +104,5 @@ def keeps_alive(head: ResponseHead, body: BodyReader | None) -> bool:
     return (
         head.http_version == b"1.1"
         and not isinstance(body, UntilClose)
-        and not _says_close(head.values(b"connection"))
+        and b"close" not in lower_tokens(head.values(b"connection"))
     )
