@@ -31,10 +31,10 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]  # the checkout, not an installed copy
 from run import proxy_conf  # noqa: E402
 
-from wstunnel.frontend import ProxyFactory  # noqa: E402
-from wstunnel.headers import accept_key  # noqa: E402
-from wstunnel.loader import load_config  # noqa: E402
-from wstunnel.runtime import Runtime  # noqa: E402
+from wstunnel.net.client import ProxyFactory  # noqa: E402
+from wstunnel.core.headers import accept_key  # noqa: E402
+from wstunnel.config.loader import load_config  # noqa: E402
+from wstunnel.net.runtime import Runtime  # noqa: E402
 
 GET = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nhello, world\n"

@@ -22,10 +22,10 @@ from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from zope.interface import implementer
 
-from wstunnel.frontend import ProxyFactory
-from wstunnel.loader import load_config
-from wstunnel.runtime import Runtime
-from wstunnel.service import ProxyService
+from wstunnel.net.client import ProxyFactory
+from wstunnel.config.loader import load_config
+from wstunnel.net.runtime import Runtime
+from wstunnel.app.service import ProxyService
 
 WAIT = 5.0  # the longest any single step of a loopback test may take
 

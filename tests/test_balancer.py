@@ -19,9 +19,9 @@ from collections import Counter
 
 import pytest
 
-from wstunnel.balancer import Balancer, make_balancer
-from wstunnel.model import Balancing, Peer, Source, Template, Upstream, VarRef
-from wstunnel.peers import PeerState, failed_out, released, selected, usable
+from wstunnel.balancing.balancer import Balancer, make_balancer
+from wstunnel.config.model import Balancing, Peer, Source, Template, Upstream, VarRef
+from wstunnel.balancing.peers import PeerState, failed_out, released, selected, usable
 
 SRC = Source("test.conf", 1)
 NGINX_CHASH = "313311113223321331133221311321"

@@ -1,5 +1,5 @@
 """
-wstunnel.body: the body readers, deterministically, and against h11 as an
+wstunnel.wire.bodies: the body readers, deterministically, and against h11 as an
 oracle.  Whatever we accept h11 must accept with the same bytes; what we
 refuse and h11 takes must break one of body.py's documented strictness
 rules (tagged where the input is built).
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wstunnel.body import (
+from wstunnel.wire.bodies import (
     LAST_CHUNK,
     BodyError,
     ChunkedBody,

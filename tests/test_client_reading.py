@@ -1,6 +1,6 @@
 """
 How the client protocol reads a request without a general HTTP parser: the
-gate's head, the body through wstunnel.body, and the bytes after the body
+gate's head, the body through wstunnel.wire.bodies, and the bytes after the body
 kept for the next head (or the tunnel).  Driven deterministically: a
 StringTransport client, a MemoryReactorClock, the access log in a file.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 from twisted.internet.testing import StringTransport
 
 from support import MemoryClient
-from wstunnel.body import ChunkedBody
+from wstunnel.wire.bodies import ChunkedBody
 
 CONF = """
 log_format fields '$request|$status|$request_length';

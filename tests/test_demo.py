@@ -15,7 +15,7 @@ from support import aio
 from websockets.asyncio.client import connect
 
 from wstunnel.demo.backend import start
-from wstunnel.loader import load_config
+from wstunnel.config.loader import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,11 +20,11 @@ from twisted.logger import LogPublisher, Logger, globalLogPublisher
 from twisted.python.failure import Failure
 
 from support import switch_answer, upgrade_request
-from wstunnel.frontend import ProxyFactory
-from wstunnel.loader import load_config
-from wstunnel.logs import ErrorLogService, ScopedLogger, every_error_log
-from wstunnel.model import ErrorLog, Source
-from wstunnel.runtime import Runtime
+from wstunnel.net.client import ProxyFactory
+from wstunnel.config.loader import load_config
+from wstunnel.obs.logs import ErrorLogService, ScopedLogger, every_error_log
+from wstunnel.config.model import ErrorLog, Source
+from wstunnel.net.runtime import Runtime
 
 SRC = Source("t.conf", 1)
 

@@ -12,8 +12,8 @@ from twisted.internet import defer, protocol, reactor
 from twisted.internet.testing import StringTransport
 
 from tests.support import WAIT
-from wstunnel.fastwrite import direct_writer
-from wstunnel.service import bind_socket
+from wstunnel.net.fastwrite import direct_writer
+from wstunnel.app.service import bind_socket
 
 
 class Collect(protocol.Protocol):

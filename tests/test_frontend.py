@@ -15,9 +15,9 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from support import switch_answer, upgrade_request
-from wstunnel.frontend import EARLY_DATA_LIMIT, ProxyFactory
-from wstunnel.loader import load_config
-from wstunnel.runtime import Runtime
+from wstunnel.net.client import EARLY_DATA_LIMIT, ProxyFactory
+from wstunnel.config.loader import load_config
+from wstunnel.net.runtime import Runtime
 
 CONF = """
 map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
@@ -228,7 +228,7 @@ def test_an_upgrade_over_http_1_0_is_not_attempted(tmp_path) -> None:
      (502, "Bad Gateway"), (504, "Gateway Timeout"), (499, "Client Closed Request")],
 )
 def test_reason_phrases_are_rfc_9110_whatever_the_python_version(status, phrase) -> None:
-    from wstunnel.errors import error_page, reason_phrase
+    from wstunnel.wire.errors import error_page, reason_phrase
 
     assert reason_phrase(status) == phrase
     assert f"<title>{status} {phrase}</title>".encode() in error_page(status)

@@ -17,11 +17,11 @@ from twisted.python.failure import Failure
 from twisted.internet.error import ConnectionDone
 
 from support import split_at
-from wstunnel.frontend import H2_REFUSAL, ProxyFactory
-from wstunnel.headers import UpstreamRequest
-from wstunnel.loader import load_config
-from wstunnel.runtime import Runtime
-from wstunnel.upstream import UpstreamProtocol
+from wstunnel.net.client import H2_REFUSAL, ProxyFactory
+from wstunnel.core.headers import UpstreamRequest
+from wstunnel.config.loader import load_config
+from wstunnel.net.runtime import Runtime
+from wstunnel.net.upstream import UpstreamProtocol
 
 CONF = """
 server {

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wstunnel import headers as headers_module
-from wstunnel.errors import RequestError
-from wstunnel.headers import (
+from wstunnel.core import headers as headers_module
+from wstunnel.wire.errors import RequestError
+from wstunnel.core.headers import (
     BodyFraming,
     UpstreamRequest,
     accept_key,
@@ -23,7 +23,7 @@ from wstunnel.headers import (
     upgrade_offer,
     upstream_request,
 )
-from wstunnel.model import (
+from wstunnel.config.model import (
     Config,
     HeaderSetting,
     Location,
@@ -36,11 +36,11 @@ from wstunnel.model import (
     Timeouts,
     Upstream,
 )
-from wstunnel.request import ConnInfo, RequestHead, header_tokens, lower_tokens
-from wstunnel.response import ResponseHead
-from wstunnel.routing import parse_target
-from wstunnel.upstreamwire import RequestWriter
-from wstunnel.variables import RequestVars, compile_template
+from wstunnel.wire.request import ConnInfo, RequestHead, header_tokens, lower_tokens
+from wstunnel.wire.response import ResponseHead
+from wstunnel.core.routing import parse_target
+from wstunnel.wire.upstream import RequestWriter
+from wstunnel.core.variables import RequestVars, compile_template
 
 SRC = Source("test.conf", 1)
 MAP_NAMES = ("connection_upgrade",)

@@ -12,7 +12,7 @@ import pytest
 import pytest_twisted
 
 from support import WAIT, aio, listen_backend, start_proxy, talk
-from wstunnel.frontend import H2_REFUSAL
+from wstunnel.net.client import H2_REFUSAL
 
 CONF = """
 server {{

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wstunnel import loader
-from wstunnel.loader import IGNORED_DIRECTIVES, load_config, resolve_host
-from wstunnel.logs import every_error_log
-from wstunnel.model import AccessLog, Config, ConfigErrors, ErrorLog, Source, Template, Timeouts, VarRef
+from wstunnel.config import loader
+from wstunnel.config.loader import IGNORED_DIRECTIVES, load_config, resolve_host
+from wstunnel.obs.logs import every_error_log
+from wstunnel.config.model import AccessLog, Config, ConfigErrors, ErrorLog, Source, Template, Timeouts, VarRef
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "doc" / "examples"
 

@@ -21,9 +21,9 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from support import WAIT, aio, listen_backend, read_exactly, read_until, start_proxy, switch_answer, upgrade_request
-from wstunnel.frontend import ProxyFactory
-from wstunnel.loader import load_config
-from wstunnel.runtime import Runtime
+from wstunnel.net.client import ProxyFactory
+from wstunnel.config.loader import load_config
+from wstunnel.net.runtime import Runtime
 
 FIELDS = (
     "$status|$request_length|$bytes_sent|$body_bytes_sent|$connection|$connection_requests|"

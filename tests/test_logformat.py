@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from wstunnel.attempts import UpstreamRecord
-from wstunnel.logformat import LogEntry, bare_vars, combined_format, compile_log_format, render_line
-from wstunnel.model import Config, Server, Source
-from wstunnel.request import ConnInfo, RequestHead
+from wstunnel.core.attempts import UpstreamRecord
+from wstunnel.core.logformat import LogEntry, bare_vars, combined_format, compile_log_format, render_line
+from wstunnel.config.model import Config, Server, Source
+from wstunnel.wire.request import ConnInfo, RequestHead
 
 SRC = Source("test.conf", 1)
 WHEN = 1795273676.25  # 2026-11-21 15:07:56.25 UTC

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from twisted.logger import LogLevel, LogPublisher, Logger, capturedLogs
 
-from wstunnel.logs import (
+from wstunnel.obs.logs import (
     NGINX_LEVELS,
     AccessLogs,
     ErrorLogService,
@@ -16,7 +16,7 @@ from wstunnel.logs import (
     escape,
     format_time_local,
 )
-from wstunnel.model import AccessLog, ErrorLog, Source
+from wstunnel.config.model import AccessLog, ErrorLog, Source
 
 SRC = Source("test.conf", 1)
 # 2026-11-21 15:07:56 UTC

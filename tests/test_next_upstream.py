@@ -23,9 +23,9 @@ from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
 from support import switch_answer, upgrade_request
-from wstunnel.frontend import ProxyFactory
-from wstunnel.loader import load_config
-from wstunnel.runtime import Runtime
+from wstunnel.net.client import ProxyFactory
+from wstunnel.config.loader import load_config
+from wstunnel.net.runtime import Runtime
 
 CONF = """
 log_format up '$upstream_addr|$upstream_status|$upstream_connect_time|$upstream_header_time|$upstream_response_time|$status|$request_time';

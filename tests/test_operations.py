@@ -15,8 +15,8 @@ import pytest_twisted
 
 from support import WAIT, aio, listen_backend, read_until, switch_answer, upgrade_request
 from tls_support import Authority, client_context
-from wstunnel.loader import load_config
-from wstunnel.proxyproto import V2_SIGNATURE
+from wstunnel.config.loader import load_config
+from wstunnel.wire.proxyproto import V2_SIGNATURE
 
 
 def answer_200(b, head, rest) -> None:

@@ -14,13 +14,13 @@ from hypothesis import given, strategies as st
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 
-from wstunnel.lifecycle import FINAL_GRACE, Drain
-from wstunnel.limits import ConnectionLimit
-from wstunnel.loader import load_config
-from wstunnel.metrics import Stats, merge, prometheus_text, series, stub_status_text
-from wstunnel.model import ConfigErrors
-from wstunnel.proxyproto import V2_SIGNATURE, ProxyHeader, ProxyHeaderError, ProxyHeaderParser, is_trusted
-from wstunnel.registry import Registry
+from wstunnel.app.lifecycle import FINAL_GRACE, Drain
+from wstunnel.net.limits import ConnectionLimit
+from wstunnel.config.loader import load_config
+from wstunnel.obs.metrics import Stats, merge, prometheus_text, series, stub_status_text
+from wstunnel.config.model import ConfigErrors
+from wstunnel.wire.proxyproto import V2_SIGNATURE, ProxyHeader, ProxyHeaderError, ProxyHeaderParser, is_trusted
+from wstunnel.net.registry import Registry
 
 # -- PROXY protocol ---------------------------------------------------------------
 
@@ -125,7 +125,7 @@ def test_snapshot_counts_states_and_live_tunnel_bytes() -> None:
 
 def test_exchange_failures_are_counted_from_log_events() -> None:
     stats = Stats(list, dict)
-    namespace = "wstunnel.exchange.Exchange"
+    namespace = "wstunnel.net.exchange.Exchange"
     stats({"log_namespace": namespace, "log_level": LogLevel.error, "peer": "10.0.0.1:80",
            "log_format": "connect() to {peer} failed"})
     stats({"log_namespace": namespace, "log_level": LogLevel.error, "peer": "10.0.0.1:80",

@@ -20,7 +20,7 @@ from twisted.scripts.twistd import ServerOptions
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from wstunnel import tap
+from wstunnel.app import tap
 
 ROOT = Path(__file__).resolve().parent.parent
 # Generous: a loaded CI machine may take seconds to import Twisted.

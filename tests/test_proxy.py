@@ -17,7 +17,7 @@ from zope.interface import implementer
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
-from wstunnel.tunnel import MAX_BUFFERED_PER_DIRECTION
+from wstunnel.net.tunnel import MAX_BUFFERED_PER_DIRECTION
 
 from support import (
     WAIT,

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wstunnel.errors import RequestError
-from wstunnel.model import (
+from wstunnel.wire.errors import RequestError
+from wstunnel.config.model import (
     Binding,
     Config,
     Location,
@@ -18,8 +18,8 @@ from wstunnel.model import (
     Timeouts,
     Upstream,
 )
-from wstunnel.request import ConnInfo, RequestHead, Target
-from wstunnel.routing import (
+from wstunnel.wire.request import ConnInfo, RequestHead, Target
+from wstunnel.core.routing import (
     Redirect,
     Router,
     escape_path,

@@ -8,9 +8,9 @@ from twisted.python import usage
 from zope.interface.verify import verifyObject
 
 from wstunnel.__main__ import main
-from wstunnel.logs import ErrorLogService
-from wstunnel.service import ProxyService
-from wstunnel.tap import DEFAULT_CONFIG, Options, makeService
+from wstunnel.obs.logs import ErrorLogService
+from wstunnel.app.service import ProxyService
+from wstunnel.app.tap import DEFAULT_CONFIG, Options, makeService
 
 GOOD = """\
 events {{ worker_connections 16; }}

@@ -15,9 +15,9 @@ import pytest
 
 from test_plugin import run_twistd
 from tls_support import NOW, Authority
-from wstunnel.loader import load_config
-from wstunnel.model import ConfigErrors
-from wstunnel.tap import check
+from wstunnel.config.loader import load_config
+from wstunnel.config.model import ConfigErrors
+from wstunnel.app.tap import check
 
 DAY = datetime.timedelta(days=1)
 

@@ -10,9 +10,9 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from zope.interface import directlyProvides
 
-from wstunnel.fastwrite import direct_writer
-from wstunnel.model import Timeouts
-from wstunnel.tunnel import Tunnel, TunnelEnd
+from wstunnel.net.fastwrite import direct_writer
+from wstunnel.config.model import Timeouts
+from wstunnel.net.tunnel import Tunnel, TunnelEnd
 
 TIMEOUTS = Timeouts(connect=5.0, read=30.0, send=7.0, client_send=11.0)
 

@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from wstunnel.loader import load_config
-from wstunnel.model import Balancing, ConfigErrors, NextUpstream, Peer, VarRef
+from wstunnel.config.loader import load_config
+from wstunnel.config.model import Balancing, ConfigErrors, NextUpstream, Peer, VarRef
 
 
 def resolve(host, port):

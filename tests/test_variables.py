@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wstunnel.model import (
+from wstunnel.config.model import (
     Config,
     ConfigError,
     Location,
@@ -16,8 +16,8 @@ from wstunnel.model import (
     Upstream,
     VarRef,
 )
-from wstunnel.request import ConnInfo, RequestHead, Target
-from wstunnel.variables import BUILTIN_VARIABLES, RequestVars, compile_template, evaluate_map, render
+from wstunnel.wire.request import ConnInfo, RequestHead, Target
+from wstunnel.core.variables import BUILTIN_VARIABLES, RequestVars, compile_template, evaluate_map, render
 
 SRC = Source("test.conf", 7)
 

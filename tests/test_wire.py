@@ -1,7 +1,7 @@
 """
 The upstream leg's HTTP/1.1 without h11: the head the gate parses
 (:func:`check_response_head`), the request framing and the reader choice
-(:mod:`wstunnel.upstreamwire`), and :class:`UpstreamProtocol` driving them,
+(:mod:`wstunnel.wire.upstream`), and :class:`UpstreamProtocol` driving them,
 checked against h11 as an oracle.  Whatever the upstream side accepts, h11
 accepts with the same heads, body bytes, bytes after the answer and
 keep-alive verdict; what it refuses and h11 takes breaks one of the
@@ -19,13 +19,13 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from wstunnel.body import ChunkedBody, LengthBody, UntilClose
-from wstunnel.errors import RequestError
-from wstunnel.gate import HeadLimits, check_response_head
-from wstunnel.headers import UpstreamRequest
-from wstunnel.response import ResponseHead
-from wstunnel.upstream import UpstreamProtocol
-from wstunnel.upstreamwire import RequestWriter, keeps_alive, response_body
+from wstunnel.wire.bodies import ChunkedBody, LengthBody, UntilClose
+from wstunnel.wire.errors import RequestError
+from wstunnel.wire.heads import HeadLimits, check_response_head
+from wstunnel.core.headers import UpstreamRequest
+from wstunnel.wire.response import ResponseHead
+from wstunnel.net.upstream import UpstreamProtocol
+from wstunnel.wire.upstream import RequestWriter, keeps_alive, response_body
 
 LIMIT = 512  # proxy_buffer_size in these tests
 H11_LIMIT = 16 * 1024  # what h11 was given before: max(proxy_buffer_size, 16 KiB)

@@ -1,6 +1,6 @@
 """
 The client side of the wire against h11 as an oracle: request bytes, split
-anywhere, through the head gate (:func:`wstunnel.gate.check_request_head`)
+anywhere, through the head gate (:func:`wstunnel.wire.heads.check_request_head`)
 and the body reader the client protocol picks for the head, and through an
 ``h11`` server connection.
 
@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from support import split_at
-from wstunnel.body import BodyError
-from wstunnel.errors import RequestError
-from wstunnel.frontend import _body_reader
-from wstunnel.gate import HeadGate, HeadLimits, Http2Preface, check_request_head
+from wstunnel.wire.bodies import BodyError
+from wstunnel.wire.errors import RequestError
+from wstunnel.net.client import _body_reader
+from wstunnel.wire.heads import HeadGate, HeadLimits, Http2Preface, check_request_head
 
 LIMITS = HeadLimits.for_buffers(4, 256)
 

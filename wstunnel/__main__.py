@@ -9,7 +9,7 @@ import sys
 
 from twisted.python import usage
 
-from wstunnel.tap import Options, check
+from wstunnel.app.tap import Options, check
 
 __all__ = ["main"]
 

@@ -1,0 +1,1 @@
+"""The process: twistd glue, listeners, workers, signals."""

@@ -1,0 +1,1 @@
+"""The configuration: an nginx-syntax file read into frozen values. No Twisted."""

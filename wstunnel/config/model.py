@@ -1,0 +1,429 @@
+"""
+The configuration model: immutable values built once by :mod:`wstunnel.config.loader`.
+
+Everything a request needs is resolved here at load time (inheritance between
+levels, compiled variable templates, resolved upstream addresses), so that the
+per-request path only looks things up.  A reload builds a new :class:`Config`
+and swaps one reference; connections keep the snapshot they started with.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping
+
+from attrs import field, frozen
+
+if TYPE_CHECKING:
+    from wstunnel.config.tls import ServerTLS, UpstreamTLS
+
+__all__ = [
+    "AccessLog",
+    "Binding",
+    "ClientLimits",
+    "Config",
+    "DEFAULT_HIDDEN",
+    "ConfigError",
+    "ConfigErrors",
+    "ErrorLog",
+    "Balancing",
+    "HeaderSetting",
+    "Listen",
+    "Location",
+    "LogFormat",
+    "MapDef",
+    "NextUpstream",
+    "Peer",
+    "ProxyPass",
+    "RedirectRule",
+    "ResponseRules",
+    "Server",
+    "Source",
+    "Template",
+    "Timeouts",
+    "Upstream",
+    "VarRef",
+    "Workers",
+    "one_per_path",
+]
+
+
+@frozen
+class Source:
+    """Where a directive was written, for error messages."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+class ConfigError(Exception):
+    """
+    A configuration mistake, always tied to the place it was written so the
+    operator can fix it without guessing.
+    """
+
+    def __init__(self, source: Source | None, message: str) -> None:
+        super().__init__(source, message)
+        self.source = source
+        self.message = message
+
+    def __str__(self) -> str:
+        if self.source is None:
+            return self.message
+        return f"{self.source}: {self.message}"
+
+
+@frozen
+class VarRef:
+    """A reference to a variable inside a template, without the ``$``."""
+
+    name: str
+
+
+@frozen
+class Template:
+    """
+    A directive value that may contain variables, compiled at load time.
+
+    ``parts`` alternates literal text and :class:`VarRef`; a template without
+    variables is a single literal, which lets the hot path skip evaluation.
+    Rendering lives in :mod:`wstunnel.core.variables`.
+    """
+
+    text: str
+    parts: tuple[str | VarRef, ...]
+
+    @property
+    def is_literal(self) -> bool:
+        return all(isinstance(p, str) for p in self.parts)
+
+
+@frozen
+class Timeouts:
+    """Per-location timeouts in seconds, with nginx's defaults."""
+
+    connect: float = 60.0  # proxy_connect_timeout
+    read: float = 60.0  # proxy_read_timeout: tunnel idle timeout, header wait
+    send: float = 60.0  # proxy_send_timeout: a stalled write to the upstream
+    client_send: float = 60.0  # send_timeout: a stalled write to the client
+
+
+@frozen
+class ClientLimits:
+    """
+    What one client may cost us, with nginx's defaults.  The head limits
+    and ``header_timeout`` come from the listening address's default server
+    (the virtual server is not known before the head is read, as in nginx);
+    the others from the location that serves the request.
+    """
+
+    header_timeout: float = 60.0  # client_header_timeout: one deadline for the whole head
+    body_timeout: float = 60.0  # client_body_timeout: the longest wait between two reads of a body
+    keepalive_timeout: float = 75.0  # keepalive_timeout: idle time between requests; 0 = off
+    keepalive_requests: int = 1000  # keepalive_requests: answers per connection
+    header_buffers: int = 4  # large_client_header_buffers NUMBER
+    header_buffer_size: int = 8192  # large_client_header_buffers SIZE: the longest line
+    max_body_size: int = 1024 * 1024  # client_max_body_size; 0 = unlimited
+
+
+@frozen
+class RedirectRule:
+    """One ``proxy_redirect REDIRECT REPLACEMENT`` (prefix match on Location and Refresh)."""
+
+    pattern: Template
+    replacement: Template
+
+
+# proxy_hide_header's built-in list (ngx_http_proxy_hide_headers).
+DEFAULT_HIDDEN = frozenset(
+    {
+        b"date",
+        b"server",
+        b"x-pad",
+        b"x-accel-expires",
+        b"x-accel-redirect",
+        b"x-accel-limit-rate",
+        b"x-accel-buffering",
+        b"x-accel-charset",
+    }
+)
+
+
+@frozen
+class ResponseRules:
+    """How an upstream response head is read and passed on."""
+
+    hide: frozenset[bytes] = DEFAULT_HIDDEN  # lower-case names never passed to the client
+    redirects: tuple[RedirectRule, ...] = ()  # proxy_redirect, first match wins
+    buffer_size: int = 4096  # proxy_buffer_size: the largest response head
+
+
+@frozen
+class HeaderSetting:
+    """One effective ``proxy_set_header NAME VALUE``."""
+
+    name: str
+    value: Template
+    source: Source
+
+
+@frozen
+class Peer:
+    """
+    One resolved address of an upstream ``server`` line, with the line's
+    parameters (nginx's defaults: weight 1, max_fails 1, fail_timeout 10s,
+    no max_conns).
+    """
+
+    host: str  # an IP literal, resolved at load time (no brackets); the path for unix:
+    port: int  # 0 for a unix: socket
+    name: str  # as written in the config, e.g. "localhost:8282"
+    weight: int = 1
+    max_fails: int = 1  # 0: failures are not counted
+    fail_timeout: float = 10.0
+    max_conns: int = 0  # 0: unlimited
+    backup: bool = False
+    down: bool = False
+    unix: bool = False  # host is a unix-domain socket path
+
+    @property
+    def address(self) -> str:
+        """``$upstream_addr`` form: ``1.2.3.4:80``, ``[::1]:80`` or ``unix:/path``."""
+        if self.unix:
+            return f"unix:{self.host}"
+        if ":" in self.host:
+            return f"[{self.host}]:{self.port}"
+        return f"{self.host}:{self.port}"
+
+
+@frozen
+class Balancing:
+    """
+    How an upstream chooses its peer: ``round_robin`` (smooth weighted, the
+    default), ``least_conn``, ``ip_hash``, ``hash`` (``key``, ``consistent``)
+    or ``random`` (``two``: the better of two random picks by connections).
+    """
+
+    method: str = "round_robin"
+    key: Template | None = None
+    consistent: bool = False
+    two: bool = False
+
+
+@frozen
+class Upstream:
+    """
+    An ``upstream`` block, or the implicit group of a ``proxy_pass host:port``
+    (every address the host resolves to is a peer, as in nginx).  ``peers``
+    keeps config order, backup peers included (``Peer.backup``).
+    """
+
+    name: str
+    peers: tuple[Peer, ...]
+    implicit: bool
+    source: Source
+    balancing: Balancing = field(factory=Balancing)
+    keepalive: int = 0  # idle connections kept for reuse; 0 = one connection per request
+    keepalive_timeout: float = 60.0  # how long an idle connection is kept
+    keepalive_requests: int = 1000  # requests per connection before it is retired
+
+
+@frozen
+class ProxyPass:
+    """A parsed ``proxy_pass`` URL."""
+
+    scheme: str  # "http" or "https"
+    upstream: Upstream
+    uri: str | None  # the URI part ("/", "/app/"), or None when absent
+    proxy_host: str  # $proxy_host: host, plus ":port" when not the default
+    source: Source
+    tls: UpstreamTLS | None = None  # set for https
+
+
+@frozen
+class AccessLog:
+    """``access_log PATH [FORMAT]``; ``off`` is an empty tuple on the location."""
+
+    path: str  # a file path or "stderr"/"stdout"
+    format: str  # a name in Config.log_formats ("combined" always exists)
+    source: Source
+
+
+@frozen
+class LogFormat:
+    """``log_format NAME [escape=...] STRING``, compiled at load time."""
+
+    name: str
+    escape: str  # "default", "json" or "none"
+    template: Template
+    source: Source
+
+
+@frozen
+class NextUpstream:
+    """
+    ``proxy_next_upstream`` conditions (names as in nginx: ``error``,
+    ``timeout``, ``http_502``, ``non_idempotent`` ...; empty for ``off``),
+    ``proxy_next_upstream_tries`` and ``proxy_next_upstream_timeout``
+    (0 = unlimited for both).
+    """
+
+    conditions: frozenset[str] = frozenset({"error", "timeout"})
+    tries: int = 0
+    timeout: float = 0.0
+
+
+@frozen
+class ErrorLog:
+    path: str  # a file path or "stderr"
+    level: str  # debug info notice warn error crit alert emerg
+    source: Source
+
+
+_SEVERITY = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
+
+
+def one_per_path(error_logs: "tuple[ErrorLog, ...] | list[ErrorLog]") -> tuple[ErrorLog, ...]:
+    """
+    One level's ``error_log`` list as it is written to: a file named twice
+    is written once, at the lower of its levels (nginx's error_log.t: a
+    duplicate with a lower level widens the output).
+    """
+    chosen: dict[str, ErrorLog] = {}
+    for error_log in error_logs:
+        known = chosen.get(error_log.path)
+        if known is None or _SEVERITY.index(error_log.level) < _SEVERITY.index(known.level):
+            chosen[error_log.path] = error_log
+    return tuple(chosen.values())
+
+
+@frozen
+class Location:
+    """
+    A ``location`` with every inheritable setting already merged in from the
+    server and http levels (nginx's inheritance rules are applied by the
+    loader, so nothing walks the config per request).
+    """
+
+    path: str
+    exact: bool  # "location = /path"
+    proxy_pass: ProxyPass | None
+    http_version: str  # "1.1" (our default) or "1.0"
+    set_headers: tuple[HeaderSetting, ...]  # effective list, config order
+    timeouts: Timeouts
+    access_logs: tuple[AccessLog, ...]  # empty tuple = access_log off
+    source: Source
+    # "stub_status" or "metrics" (wstunnel_metrics): answered by wstunnel
+    # itself instead of being proxied.
+    status_page: str | None = None
+    next_upstream: NextUpstream = field(factory=NextUpstream)
+    # Where this location's requests log errors: its own error_log list, or
+    # the nearest enclosing level's (server, http, main), as in nginx.
+    error_logs: tuple[ErrorLog, ...] = ()
+    client: ClientLimits = ClientLimits()
+    response: ResponseRules = ResponseRules()
+
+
+@frozen
+class Listen:
+    """One ``listen`` of one server."""
+
+    host: str  # "0.0.0.0", "::", or an address (no brackets)
+    port: int
+    default_server: bool
+    source: Source
+    proxy_protocol: bool = False  # "listen ... proxy_protocol"
+    ssl: bool = False
+
+
+@frozen
+class Server:
+    names: tuple[str, ...]  # server_name values; ("",) by default
+    listens: tuple[Listen, ...]
+    locations: tuple[Location, ...]  # in config order
+    source: Source
+    # set_real_ip_from networks (ipaddress objects) and whether
+    # "real_ip_header proxy_protocol" is in force, inherited from http.
+    real_ip_from: tuple = ()
+    real_ip_proxy_protocol: bool = False
+    tls: ServerTLS | None = None  # None without ssl_certificate
+    error_logs: tuple[ErrorLog, ...] = ()  # for its connections' messages outside a location
+    client: ClientLimits = ClientLimits()
+    access_logs: tuple[AccessLog, ...] = ()  # for requests refused or unrouted before a location
+
+    @property
+    def name(self) -> str:
+        """``$server_name``: the first name."""
+        return self.names[0] if self.names else ""
+
+
+@frozen
+class Binding:
+    """
+    One socket to listen on, with the servers that answer on it: the virtual
+    server is chosen among ``servers`` by Host, falling back to ``default``.
+    """
+
+    host: str
+    port: int
+    default: Server
+    servers: tuple[Server, ...]
+    # The PROXY header arrives before Host names a server, so these are per
+    # address: a source trusted by any server on it is trusted.
+    proxy_protocol: bool = False
+    real_ip_from: tuple = ()
+    real_ip_proxy_protocol: bool = False
+    ssl: bool = False  # TLS on this socket (any "listen ... ssl" of it)
+
+
+@frozen
+class MapDef:
+    """
+    ``map SOURCE $variable { ... }``. Exact keys are stored lower-cased
+    (nginx compares them case-insensitively); ``""`` is the empty-source key.
+    """
+
+    variable: str
+    source_template: Template
+    exact: Mapping[str, Template]
+    default: Template
+    source: Source
+
+
+@frozen
+class Workers:
+    """Process-level settings (main and events context)."""
+
+    processes: int = 1  # worker_processes; "auto" is resolved to the core count at load
+    connections: int = 512  # worker_connections: per worker, both legs of a tunnel count
+    rlimit_nofile: int | None = None  # worker_rlimit_nofile
+    shutdown_timeout: float = 10.0  # worker_shutdown_timeout; nginx waits forever
+
+
+@frozen
+class Config:
+    """The whole loaded configuration."""
+
+    path: str
+    bindings: tuple[Binding, ...]
+    servers: tuple[Server, ...]
+    upstreams: Mapping[str, Upstream]
+    maps: Mapping[str, MapDef]
+    error_logs: tuple[ErrorLog, ...]  # main level: messages with no request (start, reload, limits)
+    notices: tuple[str, ...] = field(default=())  # "file:line: ..." ignored directives
+    workers: Workers = field(factory=Workers)
+    warnings: tuple[str, ...] = field(default=())  # "file:line: ..." e.g. an expired certificate
+    log_formats: Mapping[str, LogFormat] = field(factory=dict)  # by name, "combined" included
+
+
+class ConfigErrors(Exception):
+    """Every mistake found in one load, so ``--check`` can list them all."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)

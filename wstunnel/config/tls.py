@@ -1,0 +1,462 @@
+"""
+TLS settings: the ``ssl_*`` and ``proxy_ssl_*`` directives turned into
+immutable values, with every certificate and key loaded and checked once,
+when the configuration is loaded.
+
+A certificate problem must stop ``--check`` and startup with the file and
+line of the directive and a plain reason, never surface as an OpenSSL error
+list at the first handshake (or as a passphrase prompt on the terminal).
+This module does the loading with ``cryptography`` and knows nothing of
+sockets or Twisted; :mod:`wstunnel.net.tls` builds OpenSSL contexts from it.
+It also holds the per-request rules that depend on TLS (421 for a Host that
+names another server than SNI chose, mTLS refusals) and the ``$ssl_*``
+variables.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Callable, Collection, Mapping
+
+from attrs import define, field, frozen
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from OpenSSL import SSL
+
+from wstunnel.wire.errors import RequestError
+from wstunnel.config.model import Binding, ConfigError, Server, Source
+from wstunnel.config.units import parse_time
+
+__all__ = [
+    "DIRECTIVES",
+    "KeyPair",
+    "Materials",
+    "ServerTLS",
+    "Setting",
+    "TLSInfo",
+    "TLS_VARIABLES",
+    "UpstreamTLS",
+    "check_bindings",
+    "handshake_server",
+    "parse_setting",
+    "refusal",
+    "server_tls",
+    "upstream_tls",
+]
+
+# nginx's own pages for its internal 496 and 495 (both sent as 400).
+NO_CERTIFICATE_NOTE = "No required SSL certificate was sent"
+CERTIFICATE_ERROR_NOTE = "The SSL certificate error"
+
+_HTTP, _SERVER, _LOCATION = "http", "server", "location"
+_SERVER_LEVELS = frozenset({_HTTP, _SERVER})
+_ALL_LEVELS = frozenset({_HTTP, _SERVER, _LOCATION})
+
+# name: (contexts, min args, max args, kind of value)
+DIRECTIVES: dict[str, tuple[frozenset[str], int, int | None, str]] = {
+    "ssl_certificate": (_SERVER_LEVELS, 1, 1, "path"),
+    "ssl_certificate_key": (_SERVER_LEVELS, 1, 1, "path"),
+    "ssl_password_file": (_SERVER_LEVELS, 1, 1, "path"),
+    "ssl_protocols": (_SERVER_LEVELS, 1, None, "protocols"),
+    "ssl_ciphers": (_SERVER_LEVELS, 1, 1, "ciphers"),
+    "ssl_prefer_server_ciphers": (_SERVER_LEVELS, 1, 1, "on"),
+    "ssl_session_timeout": (_SERVER_LEVELS, 1, 1, "time"),
+    "ssl_session_tickets": (_SERVER_LEVELS, 1, 1, "flag"),
+    "ssl_client_certificate": (_SERVER_LEVELS, 1, 1, "path"),
+    "ssl_verify_client": (_SERVER_LEVELS, 1, 1, "verify_client"),
+    "ssl_verify_depth": (_SERVER_LEVELS, 1, 1, "number"),
+    "proxy_ssl_verify": (_ALL_LEVELS, 1, 1, "flag"),
+    "proxy_ssl_trusted_certificate": (_ALL_LEVELS, 1, 1, "path"),
+    "proxy_ssl_verify_depth": (_ALL_LEVELS, 1, 1, "number"),
+    "proxy_ssl_name": (_ALL_LEVELS, 1, 1, "name"),
+    "proxy_ssl_server_name": (_ALL_LEVELS, 1, 1, "flag"),
+    "proxy_ssl_protocols": (_ALL_LEVELS, 1, None, "protocols"),
+    "proxy_ssl_certificate": (_ALL_LEVELS, 1, 1, "path"),
+    "proxy_ssl_certificate_key": (_ALL_LEVELS, 1, 1, "path"),
+    "proxy_ssl_password_file": (_ALL_LEVELS, 1, 1, "path"),
+}
+
+DEFAULT_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
+_SUPPORTED_PROTOCOLS = frozenset(DEFAULT_PROTOCOLS)
+_INSECURE_PROTOCOLS = frozenset({"SSLv2", "SSLv3", "TLSv1", "TLSv1.1"})
+_VERIFY_CLIENT = ("on", "off", "optional")
+
+
+@frozen
+class Setting:
+    """One ``ssl_*``/``proxy_ssl_*`` directive: its checked value and where it was written."""
+
+    value: object
+    source: Source
+
+
+def parse_setting(name: str, args: tuple[str, ...], source: Source) -> Setting:
+    """Check a directive's arguments now, so a typo is reported even where it is never used."""
+    kind = DIRECTIVES[name][3]
+    return Setting(_PARSERS[kind](name, args, source), source)
+
+
+def _invalid(name: str, value: str, source: Source, hint: str = "") -> ConfigError:
+    return ConfigError(source, f'invalid value "{value}" in "{name}" directive{hint}')
+
+
+def _path(name: str, args: tuple[str, ...], source: Source) -> str:
+    if "$" in args[0]:
+        raise ConfigError(source, f'variables in "{name}" are not supported by wstunnel')
+    if args[0].startswith("data:"):
+        raise ConfigError(source, f'"data:" values in "{name}" are not supported by wstunnel')
+    return args[0]
+
+
+def _protocols(name: str, args: tuple[str, ...], source: Source) -> tuple[str, ...]:
+    for arg in args:
+        if arg in _INSECURE_PROTOCOLS:
+            raise ConfigError(
+                source, f'"{name}" value "{arg}" is not supported by wstunnel (insecure): use TLSv1.2 and TLSv1.3'
+            )
+        if arg not in _SUPPORTED_PROTOCOLS:
+            raise _invalid(name, arg, source)
+    return tuple(sorted(set(args)))
+
+
+def _ciphers(name: str, args: tuple[str, ...], source: Source) -> str:
+    try:
+        SSL.Context(SSL.TLS_METHOD).set_cipher_list(args[0].encode("ascii"))
+    except (SSL.Error, UnicodeEncodeError):
+        raise ConfigError(source, f'no cipher in "{args[0]}" of the "{name}" directive is known to OpenSSL') from None
+    return args[0]
+
+
+def _flag(name: str, args: tuple[str, ...], source: Source) -> bool:
+    if args[0] not in ("on", "off"):
+        raise _invalid(name, args[0], source, ', it must be "on" or "off"')
+    return args[0] == "on"
+
+
+def _only_on(name: str, args: tuple[str, ...], source: Source) -> bool:
+    if _flag(name, args, source):
+        return True
+    raise ConfigError(source, f'"{name} off" is not supported by wstunnel: the server\'s cipher order always applies')
+
+
+def _time(name: str, args: tuple[str, ...], source: Source) -> float:
+    try:
+        return parse_time(args[0])
+    except ValueError as exc:
+        raise ConfigError(source, f'"{name}" directive {exc}') from None
+
+
+def _number(name: str, args: tuple[str, ...], source: Source) -> int:
+    if not args[0].isdigit() or not 0 <= int(args[0]) <= 100:
+        raise _invalid(name, args[0], source)
+    return int(args[0])
+
+
+def _verify_client(name: str, args: tuple[str, ...], source: Source) -> str:
+    if args[0] == "optional_no_ca":
+        raise ConfigError(source, '"ssl_verify_client optional_no_ca" is not supported by wstunnel')
+    if args[0] not in _VERIFY_CLIENT:
+        raise _invalid(name, args[0], source, ', it must be "on", "off" or "optional"')
+    return args[0]
+
+
+def _name(name: str, args: tuple[str, ...], source: Source) -> str:
+    if "$" in args[0]:
+        raise ConfigError(source, f'variables in "{name}" are not supported by wstunnel')
+    return args[0].lower()
+
+
+_PARSERS: dict[str, Callable[[str, tuple[str, ...], Source], object]] = {
+    "path": _path,
+    "protocols": _protocols,
+    "ciphers": _ciphers,
+    "on": _only_on,
+    "flag": _flag,
+    "time": _time,
+    "number": _number,
+    "verify_client": _verify_client,
+    "name": _name,
+}
+
+
+# -- loaded material -------------------------------------------------------------------
+
+
+@frozen(eq=False)
+class KeyPair:
+    """A certificate chain (leaf first, then intermediates) and its private key."""
+
+    certificate_file: str
+    chain: tuple[x509.Certificate, ...]
+    key: object  # a cryptography private key
+
+    @property
+    def leaf(self) -> x509.Certificate:
+        return self.chain[0]
+
+
+@frozen(eq=False)
+class ServerTLS:
+    """What one ``server`` block presents and demands in a TLS handshake."""
+
+    key_pair: KeyPair
+    protocols: tuple[str, ...]
+    ciphers: str | None  # OpenSSL syntax; None: Twisted's modern default list
+    session_timeout: float
+    session_tickets: bool
+    client_ca_file: str | None  # ssl_client_certificate
+    verify_client: str  # "off", "on", "optional"
+    verify_depth: int
+
+
+@frozen(eq=False)
+class UpstreamTLS:
+    """How a location talks TLS to an ``https://`` upstream."""
+
+    verify: bool
+    trusted_file: str | None  # None: the system trust store
+    verify_depth: int
+    name: str  # checked against the certificate, sent as SNI
+    server_name: bool
+    protocols: tuple[str, ...]
+    client: KeyPair | None
+
+
+@define
+class Materials:
+    """
+    Loads certificate and key files once per load (an ``ssl_certificate``
+    at http level serves every server), collecting expiry warnings.
+    """
+
+    base_dir: str
+    now: datetime.datetime
+    warnings: list[str] = field(factory=list)
+    _pairs: dict[tuple[str, str, str | None], KeyPair] = field(factory=dict)
+    _ca_files: set[str] = field(factory=set)
+
+    def path(self, setting: Setting) -> str:
+        """nginx resolves relative paths against the configuration's directory."""
+        return os.path.join(self.base_dir, str(setting.value))
+
+    def key_pair(self, cert: Setting, key: Setting, password: Setting | None, prefix: str) -> KeyPair:
+        cert_path, key_path = self.path(cert), self.path(key)
+        password_path = self.path(password) if password is not None else None
+        cache_key = (cert_path, key_path, password_path)
+        if cache_key not in self._pairs:
+            chain = self._certificates(cert, cert_path, f"{prefix}certificate")
+            passwords = self._passwords(password, password_path, f"{prefix}password_file")
+            private_key = self._key(key, key_path, passwords, f"{prefix}certificate_key")
+            if _public_der(chain[0].public_key()) != _public_der(private_key.public_key()):  # type: ignore[attr-defined]
+                raise ConfigError(
+                    key.source, f'{prefix}certificate_key "{key_path}" does not match the certificate "{cert_path}"'
+                )
+            self._check_dates(chain[0], cert, cert_path, prefix)
+            self._pairs[cache_key] = KeyPair(cert_path, chain, private_key)
+        return self._pairs[cache_key]
+
+    def ca_file(self, setting: Setting, directive: str) -> str:
+        """A file of trusted CA certificates, checked to be PEM; OpenSSL reads it by path."""
+        path = self.path(setting)
+        if path not in self._ca_files:
+            self._certificates(setting, path, directive)
+            self._ca_files.add(path)
+        return path
+
+    def _read(self, setting: Setting, path: str, directive: str) -> bytes:
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise ConfigError(setting.source, f'{directive} "{path}": cannot read the file ({exc.strerror})') from None
+
+    def _certificates(self, setting: Setting, path: str, directive: str) -> tuple[x509.Certificate, ...]:
+        data = self._read(setting, path, directive)
+        try:
+            return tuple(x509.load_pem_x509_certificates(data))
+        except ValueError:
+            raise ConfigError(setting.source, f'{directive} "{path}": not a PEM certificate file') from None
+
+    def _passwords(self, setting: Setting | None, path: str | None, directive: str) -> list[bytes] | None:
+        if setting is None or path is None:
+            return None
+        lines = self._read(setting, path, directive).splitlines()
+        return [line for line in lines if line] or [b""]
+
+    def _key(self, setting: Setting, path: str, passwords: list[bytes] | None, directive: str) -> object:
+        data = self._read(setting, path, directive)
+        if b"-----BEGIN" not in data:
+            raise ConfigError(setting.source, f'{directive} "{path}": not a PEM private key file')
+        for password in passwords or [None]:  # type: ignore[list-item]
+            try:
+                return serialization.load_pem_private_key(data, password)
+            except TypeError:
+                if passwords is None:
+                    raise ConfigError(
+                        setting.source,
+                        f'{directive} "{path}": the key is encrypted and no "{directive.replace("certificate_key", "password_file")}" is set',
+                    ) from None
+            except ValueError:
+                if passwords is None:
+                    raise ConfigError(setting.source, f'{directive} "{path}": not a PEM private key file') from None
+        raise ConfigError(setting.source, f'{directive} "{path}": no password in the password file decrypts the key')
+
+    def _check_dates(self, leaf: x509.Certificate, setting: Setting, path: str, prefix: str) -> None:
+        if leaf.not_valid_after_utc < self.now:
+            self.warnings.append(
+                f'{setting.source}: {prefix}certificate "{path}" expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC'
+            )
+        elif leaf.not_valid_before_utc > self.now:
+            self.warnings.append(
+                f'{setting.source}: {prefix}certificate "{path}" is not valid before '
+                f"{leaf.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC"
+            )
+
+
+def _public_der(public_key: object) -> bytes:
+    return public_key.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+# -- building settings from the directives in force -------------------------------------------
+
+
+def server_tls(raw: Mapping[str, Setting], materials: Materials) -> ServerTLS | None:
+    """The TLS side of a server, or None when it has no ``ssl_certificate``."""
+    cert, key = raw.get("ssl_certificate"), raw.get("ssl_certificate_key")
+    if cert is None and key is None:
+        return None
+    if cert is None:
+        assert key is not None
+        raise ConfigError(key.source, 'no "ssl_certificate" is defined for the "ssl_certificate_key" directive')
+    if key is None:
+        raise ConfigError(cert.source, f'no "ssl_certificate_key" is defined for certificate "{cert.value}"')
+    pair = materials.key_pair(cert, key, raw.get("ssl_password_file"), "ssl_")
+    verify = _value(raw, "ssl_verify_client", "off")
+    ca = raw.get("ssl_client_certificate")
+    if verify != "off" and ca is None:
+        raise ConfigError(raw["ssl_verify_client"].source, 'no "ssl_client_certificate" for "ssl_verify_client"')
+    return ServerTLS(
+        key_pair=pair,
+        protocols=_value(raw, "ssl_protocols", DEFAULT_PROTOCOLS),
+        ciphers=_value(raw, "ssl_ciphers", None),
+        session_timeout=_value(raw, "ssl_session_timeout", 300.0),
+        session_tickets=_value(raw, "ssl_session_tickets", True),
+        client_ca_file=None if ca is None else materials.ca_file(ca, "ssl_client_certificate"),
+        verify_client=verify,
+        verify_depth=_value(raw, "ssl_verify_depth", 1),
+    )
+
+
+def upstream_tls(raw: Mapping[str, Setting], default_name: str, materials: Materials) -> UpstreamTLS:
+    """The TLS settings for a location that proxies to ``https://``."""
+    cert, key = raw.get("proxy_ssl_certificate"), raw.get("proxy_ssl_certificate_key")
+    if (cert is None) != (key is None):
+        present = cert or key
+        assert present is not None
+        raise ConfigError(
+            present.source, '"proxy_ssl_certificate" and "proxy_ssl_certificate_key" must be given together'
+        )
+    client = None
+    if cert is not None and key is not None:
+        client = materials.key_pair(cert, key, raw.get("proxy_ssl_password_file"), "proxy_ssl_")
+    trusted = raw.get("proxy_ssl_trusted_certificate")
+    return UpstreamTLS(
+        verify=_value(raw, "proxy_ssl_verify", True),
+        trusted_file=None if trusted is None else materials.ca_file(trusted, "proxy_ssl_trusted_certificate"),
+        verify_depth=_value(raw, "proxy_ssl_verify_depth", 9),
+        name=_value(raw, "proxy_ssl_name", default_name),
+        server_name=_value(raw, "proxy_ssl_server_name", True),
+        protocols=_value(raw, "proxy_ssl_protocols", DEFAULT_PROTOCOLS),
+        client=client,
+    )
+
+
+def _value(raw: Mapping[str, Setting], name: str, default):  # type: ignore[no-untyped-def]
+    setting = raw.get(name)
+    return default if setting is None else setting.value
+
+
+def check_bindings(bindings: tuple[Binding, ...], failed: Collection[int] = ()) -> list[ConfigError]:
+    """
+    Every server on a TLS socket needs a certificate, and a socket is TLS
+    or not for all its servers: a wildcard listen takes the specific
+    addresses of its port (one socket), so they must agree with it.
+    ``failed`` holds ``id()`` of servers whose certificate was already
+    reported as unusable.
+    """
+    errors = []
+    for binding in bindings:
+        if binding.ssl:
+            errors.extend(
+                ConfigError(_listen_source(s, binding), 'no "ssl_certificate" is defined for the "listen ... ssl" directive')
+                for s in binding.servers
+                if s.tls is None and id(s) not in failed
+            )
+    wild = {(b.port, ":" in b.host): b for b in bindings if b.host in ("0.0.0.0", "::")}
+    for binding in bindings:
+        other = wild.get((binding.port, ":" in binding.host))
+        if other is not None and other is not binding and other.ssl != binding.ssl:
+            errors.append(
+                ConfigError(
+                    _listen_source(binding.default, binding),
+                    f'"listen {binding.host}:{binding.port}" and a wildcard listen on port {binding.port} '
+                    'must both use "ssl" or neither',
+                )
+            )
+    return errors
+
+
+def _listen_source(server: Server, binding: Binding) -> Source:
+    return next((l.source for l in server.listens if (l.host, l.port) == (binding.host, binding.port)), server.source)
+
+
+# -- per connection and per request ------------------------------------------------------------
+
+
+@frozen
+class TLSInfo:
+    """What the handshake of one client connection settled, for variables and checks."""
+
+    protocol: str  # "TLSv1.3"
+    cipher: str  # OpenSSL name
+    server_name: str  # SNI as sent, lower-cased; "" without SNI
+    client_s_dn: str  # RFC 4514 subject of the client certificate, "" without one
+    client_verify: str  # "SUCCESS", "FAILED:reason" or "NONE"
+
+
+TLS_VARIABLES: dict[str, Callable[[TLSInfo], str]] = {
+    "ssl_protocol": lambda info: info.protocol,
+    "ssl_cipher": lambda info: info.cipher,
+    "ssl_server_name": lambda info: info.server_name,
+    "ssl_client_s_dn": lambda info: info.client_s_dn,
+    "ssl_client_verify": lambda info: info.client_verify,
+}
+
+
+def handshake_server(select: Callable[[str], Server], binding: Binding, sni: str | None) -> Server:
+    """
+    The server whose certificate and client-certificate rules the handshake
+    used: the one SNI names, the default server without SNI (nginx).
+    """
+    return binding.default if not sni else select(sni.rstrip(".").lower())
+
+
+def refusal(handshake: Server, server: Server, info: TLSInfo) -> RequestError | None:
+    """
+    A request that its TLS connection may not make: one whose Host names
+    another server than the handshake chose (it would escape that server's
+    certificate and client-certificate rules), or one without the client
+    certificate ``ssl_verify_client on`` demands (nginx's 496/495, sent as 400).
+    """
+    if handshake is not server:
+        return RequestError(421, f'Host names server "{server.name}", the TLS handshake chose "{handshake.name}"')
+    tls = server.tls
+    if tls is not None and tls.verify_client == "on":
+        if info.client_verify == "NONE":
+            return RequestError(400, "no required SSL certificate was sent", NO_CERTIFICATE_NOTE)
+        if info.client_verify != "SUCCESS":
+            return RequestError(400, f"the SSL certificate error: {info.client_verify}", CERTIFICATE_ERROR_NOTE)
+    return None

@@ -1,0 +1,1 @@
+"""Per-request decisions: routing, variables, headers, logs. No Twisted."""

@@ -1,0 +1,435 @@
+"""
+Header rewriting on both legs of a proxied exchange.
+
+The upstream request is rebuilt, never patched: hop-by-hop headers go,
+``proxy_set_header`` values are rendered, and the upgrade pair and body
+framing are decided here so the bytes sent match what the proxy parsed.
+Headers a client names in ``Connection`` are removed (RFC 9110 section
+7.6.1) *before* our own are added, and never the identity, framing or
+configured ones, so ``Connection: X-Forwarded-For`` cannot delete what the
+config relies on (CVE-2022-31813, CVE-2022-1388).
+
+Rendered values are latin-1 strings (one character per byte), as in
+:mod:`wstunnel.core.variables`.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import re
+import time
+import weakref
+from email.utils import formatdate
+from typing import Sequence
+
+from attrs import frozen
+
+from wstunnel.wire.errors import SERVER_TOKEN, RequestError
+from wstunnel.config.model import DEFAULT_HIDDEN, Config, Location, RedirectRule, ResponseRules, Template, VarRef
+from wstunnel.wire.request import RequestHead, header_tokens, lower_tokens
+from wstunnel.wire.response import ResponseHead
+from wstunnel.core.routing import origin, upstream_target
+from wstunnel.core.variables import RequestVars, render
+
+__all__ = [
+    "BodyFraming",
+    "UpstreamRequest",
+    "accept_key",
+    "check_switch",
+    "client_response_headers",
+    "http_date",
+    "upgrade_offer",
+    "upstream_request",
+]
+
+_Headers = Sequence[tuple[bytes, bytes]]
+
+# Hop-by-hop headers (RFC 9110 section 7.6.1, plus the legacy Keep-Alive and
+# Proxy-Connection): the business of one connection, never passed on either way.
+_HOP_BY_HOP = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding"}
+)
+# Never forwarded from the client: the hop-by-hop ones, framing we regenerate,
+# and Host, which is always replaced (configured or $proxy_host).
+_REQUEST_DROP = _HOP_BY_HOP | {b"upgrade", b"content-length", b"expect", b"http2-settings", b"host"}
+# Names a client's Connection header may not remove: identity and framing.
+_PROTECTED = frozenset(
+    {b"host", b"content-length", b"transfer-encoding", b"forwarded", b"x-real-ip"}
+)
+_RESPONSE_DROP = _HOP_BY_HOP
+_REWRITTEN = frozenset({b"location", b"refresh"})
+# Never in a value we write: a CR or LF smuggled through a variable ($uri,
+# $http_x) would start a header line of its own, and strict parsers (h11
+# among them) refuse NUL, VT and FF.  A clean 400 instead.
+_BAD_VALUE = re.compile(r"[\x00\r\n\x0b\x0c]")
+_WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_SERVER = (b"Server", SERVER_TOKEN.encode("ascii"))
+
+
+class BodyFraming(enum.Enum):
+    """How a request body is delimited, when it is not a Content-Length."""
+
+    CHUNKED = "chunked"
+    NONE = "none"
+
+
+@frozen
+class UpstreamRequest:
+    """The request head for the upstream, as :class:`~wstunnel.wire.upstream.RequestWriter` writes it."""
+
+    method: bytes
+    target: bytes
+    http_version: bytes
+    headers: tuple[tuple[bytes, bytes], ...]
+    upgrade: bool  # whether this request asks the upstream to switch protocols
+
+
+def upgrade_offer(head: RequestHead) -> tuple[bytes, ...]:
+    """
+    The protocols a client asks to upgrade to, or ``()`` for a plain request.
+    ``h2c`` is never offered onwards: an h2c tunnel would bypass every
+    location and header rule (BishopFox h2c smuggling).
+    """
+    if head.http_version != b"1.1":
+        return ()
+    if b"upgrade" not in lower_tokens(head.values(b"connection")):
+        return ()
+    return tuple(t for t in header_tokens(head.values(b"upgrade")) if _protocol(t) != b"h2c")
+
+
+def _protocol(token: bytes) -> bytes:
+    return token.partition(b"/")[0].lower()
+
+
+@frozen
+class _Plan:
+    """What a Location's proxy_set_header list means, worked out once."""
+
+    version: bytes
+    proxy_host: bytes
+    host: Template | None
+    connection: Template | None
+    upgrade: Template | None
+    others: tuple[tuple[bytes, Template], ...]  # configured spelling, config order
+    drop: frozenset[bytes]  # client headers never passed
+    read: frozenset[bytes]  # $http_* keys the templates read ("x_token")
+
+
+_PLANS: dict[int, _Plan] = {}
+
+
+def _plan(location: Location, config: Config) -> _Plan:
+    """
+    Plans are found by the Location's identity (hashing a frozen Location
+    walks the whole nested model) and forgotten when it is collected.
+    """
+    key = id(location)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = _build_plan(location, config)
+        weakref.finalize(location, _PLANS.pop, key, None)
+    return plan
+
+
+def _build_plan(location: Location, config: Config) -> _Plan:
+    """A repeated Host, Connection or Upgrade setting: the first one counts."""
+    assert location.proxy_pass is not None, "upstream_target checked it"
+    special: dict[bytes, Template] = {}
+    others = []
+    for setting in location.set_headers:
+        name = setting.name.encode("latin-1")
+        lower = name.lower()
+        if lower in (b"host", b"connection", b"upgrade"):
+            special.setdefault(lower, setting.value)
+        else:
+            others.append((name, setting.value))
+    configured = frozenset(s.name.lower().encode("latin-1") for s in location.set_headers)
+    templates = [s.value for s in location.set_headers]
+    return _Plan(
+        version=location.http_version.encode("ascii"),
+        proxy_host=location.proxy_pass.proxy_host.encode("latin-1"),
+        host=special.get(b"host"),
+        connection=special.get(b"connection"),
+        upgrade=special.get(b"upgrade"),
+        others=tuple(others),
+        drop=_REQUEST_DROP | configured,
+        read=frozenset(_header_reads(templates, config)),
+    )
+
+
+def _header_reads(templates: list[Template], config: Config) -> set[bytes]:
+    """Every ``$http_*`` a set of templates reads, through maps too."""
+    reads: set[bytes] = set()
+    seen: set[str] = set()
+    pending = list(templates)
+    while pending:
+        for part in pending.pop().parts:
+            if not isinstance(part, VarRef) or part.name in seen:
+                continue
+            seen.add(part.name)
+            if part.name.startswith("http_"):
+                reads.add(part.name[5:].encode("latin-1"))
+            elif part.name in config.maps:
+                mapdef = config.maps[part.name]
+                pending += [mapdef.source_template, mapdef.default, *mapdef.exact.values()]
+    return reads
+
+
+def upstream_request(
+    location: Location,
+    head: RequestHead,
+    rv: RequestVars,
+    *,
+    upgrade: tuple[bytes, ...],
+    body: BodyFraming | int,
+    keepalive: bool = False,
+) -> UpstreamRequest:
+    """
+    The head to send upstream for ``head`` through ``location``.
+
+    ``upgrade`` is :func:`upgrade_offer` of the request.  An upgrade is
+    forwarded even when the config sets neither Upgrade nor Connection (a
+    deliberate difference from nginx 1.22); ``proxy_set_header Upgrade ""``
+    turns it off, and a configured Upgrade value only keeps protocols the
+    client offered.  Without an upgrade no ``upgrade`` token is sent in
+    Connection, whatever the config says, so a literal
+    ``Connection "upgrade"`` cannot arm an upgrade the client never asked for.
+
+    ``keepalive``: the upstream keeps idle connections, so a plain request
+    goes without ``Connection: close`` unless the config sets Connection
+    (nginx 1.22 needs ``proxy_set_header Connection ""`` for this).
+
+    A chunked body with ``proxy_http_version 1.0`` is refused with 411:
+    HTTP/1.0 has no chunked coding and wstunnel streams bodies rather than
+    buffering them as nginx does, so the client must send a length.
+    """
+    target = upstream_target(location, rv.target)
+    plan = _plan(location, rv.config)
+    headers = _host(plan, rv)
+    connection, protocols = _upgrade_pair(plan, rv, upgrade, keepalive and plan.version == b"1.1")
+    for name, template in plan.others:
+        value = _value(template, rv)
+        if value:
+            headers.append((name, value))
+    if connection:
+        headers.append((b"Connection", connection))
+    if protocols:
+        headers.append((b"Upgrade", protocols))
+    headers += _framing(plan, body)
+    headers += _client_headers(plan, head)
+    return UpstreamRequest(
+        method=head.method,
+        target=target,
+        http_version=plan.version,
+        headers=tuple(headers),
+        upgrade=bool(protocols),
+    )
+
+
+def _value(template: Template, rv: RequestVars) -> bytes:
+    text = render(template, rv).strip(" \t")
+    if _BAD_VALUE.search(text):
+        raise RequestError(400, f"control character in a header value from {template.text!r}")
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise RequestError(500, f"header value from {template.text!r} is not latin-1") from None
+
+
+def _host(plan: _Plan, rv: RequestVars) -> list[tuple[bytes, bytes]]:
+    """
+    Host goes first.  HTTP/1.1 requires one, so an empty configured value
+    falls back to $proxy_host there; with 1.0 it sends none (nginx 1.31).
+    """
+    value = _value(plan.host, rv) if plan.host is not None else None
+    if value:
+        return [(b"Host", value)]
+    if value is not None and plan.version != b"1.1":
+        return []
+    return [(b"Host", plan.proxy_host)]
+
+
+def _upgrade_pair(
+    plan: _Plan, rv: RequestVars, offer: tuple[bytes, ...], keepalive: bool
+) -> tuple[bytes, bytes]:
+    """
+    The Connection and Upgrade values to send; an empty Upgrade means no
+    upgrade, an empty Connection none (a kept-alive plain request).
+    """
+    configured = _value(plan.connection, rv) if plan.connection is not None else None
+    protocols = b""
+    if offer and plan.version == b"1.1":
+        protocols = _protocols(plan, rv, offer)
+        if configured is not None and b"upgrade" not in lower_tokens([configured]):
+            protocols = b""
+    if configured is None:
+        return (b"upgrade" if protocols else b"" if keepalive else b"close"), protocols
+    if protocols or not configured:
+        return configured, protocols
+    kept = [t for t in header_tokens([configured]) if t.lower() != b"upgrade"]
+    return b", ".join(kept) or b"close", b""
+
+
+def _protocols(plan: _Plan, rv: RequestVars, offer: tuple[bytes, ...]) -> bytes:
+    if plan.upgrade is None:
+        return b", ".join(offer)
+    offered = {t.lower() for t in offer}
+    return b", ".join(t for t in header_tokens([_value(plan.upgrade, rv)]) if t.lower() in offered)
+
+
+def _framing(plan: _Plan, body: BodyFraming | int) -> list[tuple[bytes, bytes]]:
+    if body is BodyFraming.NONE:
+        return []
+    if body is BodyFraming.CHUNKED:
+        if plan.version != b"1.1":
+            raise RequestError(411, "chunked request body to an HTTP/1.0 upstream")
+        return [(b"Transfer-Encoding", b"chunked")]
+    return [(b"Content-Length", str(body).encode("ascii"))]
+
+
+def _client_headers(plan: _Plan, head: RequestHead) -> list[tuple[bytes, bytes]]:
+    drop = plan.drop
+    nominated = _nominated(plan, head)
+    if nominated:
+        drop = drop | nominated
+    return [(n, v) for n, v in head.headers if n.lower() not in drop]
+
+
+def _nominated(plan: _Plan, head: RequestHead) -> set[bytes]:
+    """Headers the client listed in Connection that it may remove."""
+    return {
+        t
+        for t in lower_tokens(head.values(b"connection"))
+        if t not in _PROTECTED
+        and not t.startswith(b"x-forwarded-")
+        and t.replace(b"-", b"_") not in plan.read
+    }
+
+
+def accept_key(key: bytes) -> bytes:
+    """RFC 6455 section 4.2.2: the Sec-WebSocket-Accept for a Sec-WebSocket-Key."""
+    return base64.b64encode(hashlib.sha1(key + _WEBSOCKET_GUID).digest())
+
+
+def check_switch(head: RequestHead, response: ResponseHead) -> str | None:
+    """
+    Why a 101 must not open a tunnel, or None when it may.  nginx checks
+    only the status, which lets a backend that never upgraded leave a raw
+    pipe open (0ang3el's WebSocket smuggling).  The caller must also refuse
+    any 101 to an upstream request that did not ask to upgrade.
+    """
+    if response.status != 101:
+        return f"status {response.status} is not 101"
+    offer = upgrade_offer(head)
+    if not offer:
+        return "the client did not ask to upgrade"
+    chosen = header_tokens(response.values(b"upgrade"))
+    if len(chosen) != 1:
+        return f"the 101 names {len(chosen)} Upgrade protocols, not one"
+    if chosen[0].lower() not in {t.lower() for t in offer}:
+        return f"the 101 upgrades to {chosen[0]!r}, which the client did not offer"
+    if b"upgrade" not in lower_tokens(response.values(b"connection")):
+        return "the 101 has no upgrade token in Connection"
+    if _protocol(chosen[0]) == b"websocket":
+        return _check_accept(head, response)
+    return None
+
+
+def _check_accept(head: RequestHead, response: ResponseHead) -> str | None:
+    keys = head.values(b"sec-websocket-key")
+    if len(keys) != 1:
+        return f"the client sent {len(keys)} Sec-WebSocket-Key headers"
+    if response.values(b"sec-websocket-accept") != [accept_key(keys[0])]:
+        return "Sec-WebSocket-Accept does not match the client's key"
+    return None
+
+
+def http_date(seconds: float) -> bytes:
+    """An IMF-fixdate for the Date header."""
+    return formatdate(seconds, usegmt=True).encode("ascii")
+
+
+def client_response_headers(
+    response: ResponseHead,
+    *,
+    request_method: bytes,
+    date: bytes | None = None,
+    rules: ResponseRules | None = None,
+    rv: RequestVars | None = None,
+) -> list[tuple[bytes, bytes]]:
+    """
+    The response head for the client: our Server and Date first, as nginx
+    sends them, then the upstream's end-to-end headers in their order.
+    Content-Length is dropped where it cannot describe the body we relay:
+    1xx and 204 have none, and with Transfer-Encoding the length is the
+    de-chunked one (a HEAD answer keeps it: it describes the GET).
+    ``date`` defaults to now.  ``rules`` (proxy_hide_header,
+    proxy_pass_header, proxy_redirect) need ``rv`` to render redirects;
+    a passed Server or Date replaces ours, as in nginx.
+    """
+    status, headers = response.status, response.headers
+    hide = rules.hide if rules is not None else DEFAULT_HIDDEN
+    drop = set(_RESPONSE_DROP) | hide
+    switching = status == 101
+    if not switching:
+        drop.add(b"upgrade")
+    if _content_length_invalid(status, headers, request_method):
+        drop.add(b"content-length")
+    nominated = lower_tokens(v for n, v in headers if n.lower() == b"connection")
+    nominated.discard(b"content-length")
+    if switching:
+        nominated = {t for t in nominated if t != b"upgrade" and not t.startswith(b"sec-websocket-")}
+    drop |= nominated
+    out = []
+    if b"server" in hide:
+        out.append(_SERVER)
+    if b"date" in hide:
+        out.append((b"Date", date if date is not None else http_date(time.time())))
+    if switching:
+        out.append((b"Connection", b"upgrade"))
+    redirects = rules.redirects if rules is not None and rv is not None else ()
+    for name, value in headers:
+        lower = name.lower()
+        if lower in drop:
+            continue
+        if redirects and lower in _REWRITTEN:
+            value = _redirect(value, lower == b"refresh", redirects, rv)  # type: ignore[arg-type]
+        out.append((name, value))
+    return out
+
+
+def _redirect(value: bytes, refresh: bool, rules: tuple[RedirectRule, ...], rv: RequestVars) -> bytes:
+    """
+    proxy_redirect: the first rule whose pattern starts the URL replaces
+    that prefix; a rewritten URL that became relative is made absolute with
+    this server's scheme, host and port, as nginx's header filter does.
+    In Refresh only the part after ``url=`` is a URL.
+    """
+    text = value.decode("latin-1")
+    start = 0
+    if refresh:
+        start = text.lower().find("url=")
+        if start < 0:
+            return value
+        start += 4
+    url = text[start:]
+    for rule in rules:
+        pattern = render(rule.pattern, rv)
+        if pattern and url.startswith(pattern):
+            url = render(rule.replacement, rv) + url[len(pattern) :]
+            if url.startswith("/") and not refresh:
+                url = origin(rv.conn, rv.host) + url
+            if _BAD_VALUE.search(url):
+                return value  # a CR/LF from a variable is never written
+            return (text[:start] + url).encode("latin-1", "replace")
+    return value
+
+
+def _content_length_invalid(status: int, headers: _Headers, request_method: bytes) -> bool:
+    if status < 200 or status == 204:
+        return True
+    if request_method == b"HEAD" or status == 304:
+        return False
+    return any(n.lower() == b"transfer-encoding" for n, _ in headers)

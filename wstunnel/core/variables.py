@@ -1,0 +1,222 @@
+"""
+nginx variables: ``$name`` / ``${name}`` in directive values.
+
+Templates are parsed and checked once, at load time, so an unknown variable
+is a config error at its line and the request path only concatenates.
+:class:`RequestVars` computes a value only when a template asks for it, and
+caches map results for the rest of the request, as nginx does.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Collection
+
+from wstunnel.config.model import Config, ConfigError, Location, MapDef, Server, Source, Template, VarRef
+from wstunnel.wire.request import ConnInfo, RequestHead, Target
+from wstunnel.config.tls import TLS_VARIABLES, TLSInfo
+
+__all__ = [
+    "BUILTIN_VARIABLES",
+    "RequestVars",
+    "compile_template",
+    "evaluate_map",
+    "is_builtin",
+    "render",
+]
+
+BUILTIN_VARIABLES = frozenset(
+    {
+        "host",
+        "remote_addr",
+        "remote_port",
+        "server_addr",
+        "server_port",
+        "server_name",
+        "scheme",
+        "request_uri",
+        "uri",
+        "args",
+        "proxy_host",
+        "proxy_add_x_forwarded_for",
+        "proxy_protocol_addr",
+        "proxy_protocol_port",
+        *TLS_VARIABLES,
+    }
+)
+_HEADER_PREFIX = "http_"
+_ARG_PREFIX = "arg_"
+
+# "$" then either "{name}" (closing brace optional so we can report it) or a bare name.
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z0-9_]*)(\}?)|([A-Za-z0-9_]*))")
+
+
+def is_builtin(name: str) -> bool:
+    """Whether ``name`` (lower-case, no ``$``) is provided by wstunnel itself."""
+    return name in BUILTIN_VARIABLES or name.startswith((_HEADER_PREFIX, _ARG_PREFIX))
+
+
+def compile_template(text: str, source: Source, maps: Collection[str]) -> Template:
+    """
+    Split ``text`` into literals and variable references, checking every
+    name now; nginx variable names are case-insensitive, so they are
+    stored lower-cased.
+    """
+    parts: list[str | VarRef] = []
+    literal = ""
+    pos = 0
+    for match in _VARIABLE.finditer(text):
+        braced, closing, bare = match.groups()
+        name = bare if braced is None else braced
+        if braced is not None and not closing:
+            raise ConfigError(source, f'the closing bracket in "{braced}" variable is missing')
+        if not name:
+            raise ConfigError(source, f'invalid variable name in "{text}"')
+        name = name.lower()
+        if not is_builtin(name) and name not in maps:
+            raise ConfigError(source, f'unknown "{name}" variable')
+        literal += text[pos : match.start()]
+        if literal:
+            parts.append(literal)
+            literal = ""
+        parts.append(VarRef(name))
+        pos = match.end()
+    literal += text[pos:]
+    if literal or not parts:
+        parts.append(literal)
+    return Template(text=text, parts=tuple(parts))
+
+
+def render(template: Template, rv: RequestVars) -> str:
+    """The value of ``template`` for one request."""
+    parts = template.parts
+    if len(parts) == 1:
+        part = parts[0]
+        return part if part.__class__ is str else rv.get(part.name)  # type: ignore[union-attr]
+    return "".join([p if p.__class__ is str else rv.get(p.name) for p in parts])  # type: ignore[union-attr]
+
+
+def evaluate_map(mapdef: MapDef, rv: RequestVars) -> str:
+    """
+    nginx's lookup for exact-key maps: the source value, lower-cased, against
+    the keys (``""`` matches an empty or missing source), else ``default``.
+    """
+    key = render(mapdef.source_template, rv).lower()
+    value = mapdef.exact.get(key, mapdef.default)
+    return render(value, rv)
+
+
+class RequestVars:
+    """
+    The variables of one request.  Cheap to build: nothing is computed until
+    a template asks, and only map results are worth caching.
+    """
+
+    __slots__ = ("config", "server", "location", "conn", "head", "target", "host", "_maps")
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        server: Server,
+        location: Location | None,
+        conn: ConnInfo,
+        head: RequestHead,
+        target: Target,
+        host: str,
+    ) -> None:
+        self.config = config
+        self.server = server
+        self.location = location
+        self.conn = conn
+        self.head = head
+        self.target = target
+        self.host = host
+        self._maps: dict[str, str] | None = None
+
+    def get(self, name: str) -> str:
+        """The value of ``$name``; a missing header is the empty string."""
+        getter = _GETTERS.get(name)
+        if getter is not None:
+            return getter(self)
+        if name.startswith(_HEADER_PREFIX):
+            return self.header(name[len(_HEADER_PREFIX) :])
+        if name.startswith(_ARG_PREFIX):
+            return self.arg(name[len(_ARG_PREFIX) :])
+        return self._map(name)
+
+    def header(self, key: str) -> str:
+        """
+        ``$http_KEY``: every header whose lower-cased name, with ``-`` read
+        as ``_``, equals ``key``; repeated headers joined as nginx joins them.
+        """
+        wanted = key.lower().encode("latin-1")
+        values = [
+            value.decode("latin-1")
+            for hname, value in self.head.headers
+            if hname.lower().replace(b"-", b"_") == wanted
+        ]
+        if not values:
+            return ""
+        return ("; " if wanted == b"cookie" else ", ").join(values)
+
+    def arg(self, key: str) -> str:
+        """
+        ``$arg_KEY``: the value of the first ``KEY=`` argument of the query
+        string, as sent (not decoded); the name compares case-insensitively,
+        as nginx's ngx_http_arg does, so ``hash $arg_room`` can key on it.
+        """
+        for pair in self.target.args.split("&"):
+            name, equals, value = pair.partition("=")
+            if equals and name.lower() == key:
+                return value
+        return ""
+
+    def _map(self, name: str) -> str:
+        cache = self._maps
+        if cache is None:
+            cache = self._maps = {}
+        value = cache.get(name)
+        if value is None:
+            value = cache[name] = evaluate_map(self.config.maps[name], self)
+        return value
+
+
+def _proxy_host(rv: RequestVars) -> str:
+    location = rv.location
+    if location is None or location.proxy_pass is None:
+        return ""
+    return location.proxy_pass.proxy_host
+
+
+def _proxy_add_x_forwarded_for(rv: RequestVars) -> str:
+    forwarded = rv.header("x_forwarded_for")
+    if forwarded:
+        return f"{forwarded}, {rv.conn.remote_addr}"
+    return rv.conn.remote_addr
+
+
+_GETTERS: dict[str, Callable[[RequestVars], str]] = {
+    "host": lambda rv: rv.host,
+    "remote_addr": lambda rv: rv.conn.remote_addr,
+    "remote_port": lambda rv: str(rv.conn.remote_port),
+    "server_addr": lambda rv: rv.conn.server_addr,
+    "server_port": lambda rv: str(rv.conn.server_port),
+    "server_name": lambda rv: rv.server.name,
+    "scheme": lambda rv: rv.conn.scheme,
+    "request_uri": lambda rv: rv.target.request_uri,
+    "uri": lambda rv: rv.target.uri,
+    "args": lambda rv: rv.target.args,
+    "proxy_host": _proxy_host,
+    "proxy_add_x_forwarded_for": _proxy_add_x_forwarded_for,
+    "proxy_protocol_addr": lambda rv: rv.conn.proxy_protocol_addr,
+    "proxy_protocol_port": lambda rv: rv.conn.proxy_protocol_port,
+}
+
+
+def _tls_getter(value: Callable[[TLSInfo], str]) -> Callable[[RequestVars], str]:
+    """``$ssl_*``: empty on a plain connection, as in nginx."""
+    return lambda rv: "" if rv.conn.tls is None else value(rv.conn.tls)
+
+
+_GETTERS.update((name, _tls_getter(value)) for name, value in TLS_VARIABLES.items())

@@ -1,0 +1,1 @@
+"""The Twisted protocols: the client side, the upstream side, the tunnel."""

@@ -1,0 +1,256 @@
+"""
+The tunnel: after a valid 101 the client and upstream connections carry
+opaque bytes both ways until both are done.
+
+Rules (doc/tunnel.md): each transport is the streaming producer of the
+other, so a side that stops reading pauses the other side's reads and at
+most ``bufferSize`` plus one read is held per direction; a FIN is passed on
+as a write shutdown while the other direction keeps flowing (over TLS,
+which cannot half-close, it becomes a close after the pending bytes);
+``proxy_read_timeout`` is an idle timeout re-armed by traffic either way;
+a stalled write is bounded by ``send_timeout`` / ``proxy_send_timeout``;
+every close unregisters producers first and arms an abort.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Callable
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport, ITransport
+
+from wstunnel.net.throttle import Throttle, arm_abort
+from wstunnel.obs.logs import ScopedLogger
+from wstunnel.config.model import ErrorLog, Timeouts
+
+__all__ = ["MAX_BUFFERED_PER_DIRECTION", "Tunnel", "TunnelEnd"]
+
+# The most user-space memory a tunnel holds in one direction: the consumer
+# transport's write buffer may pass Twisted's ``bufferSize`` (64 KiB) by at
+# most one read of the producer (another 64 KiB) before the producer is paused.
+MAX_BUFFERED_PER_DIRECTION = 2 * 64 * 1024
+
+
+class TunnelEnd(Enum):
+    """
+    Why a tunnel ended, for the access log and metrics.  When the
+    connections end by themselves the reason is the side that closed (or
+    half-closed) first, so a client's FIN that the upstream answers with
+    its own is still ``CLIENT_CLOSED``.
+    """
+
+    CLIENT_CLOSED = "client closed"
+    UPSTREAM_CLOSED = "upstream closed"
+    IDLE_TIMEOUT = "idle timeout"
+    CLIENT_SEND_TIMEOUT = "client send timeout"
+    UPSTREAM_SEND_TIMEOUT = "upstream send timeout"
+    SHUTDOWN = "shutdown"
+
+
+class Tunnel:
+    """
+    Two transports joined after a 101.
+
+    The protocols hand their data straight to :meth:`from_client` /
+    :meth:`from_upstream` (bound once, so a chunk costs one Python call),
+    and report EOF and loss through the other methods.
+
+    :ivar client_bytes: bytes read from the client and written upstream.
+    :ivar upstream_bytes: bytes read from the upstream and written to the client.
+    """
+
+    log = ScopedLogger()
+
+    def __init__(
+        self,
+        *,
+        client: ITransport,
+        upstream: ITransport,
+        to_client: Callable[[bytes], None],
+        to_upstream: Callable[[bytes], None],
+        clock: IReactorTime,
+        timeouts: Timeouts,
+        on_end: Callable[["Tunnel"], None],
+        error_logs: tuple[ErrorLog, ...] = (),
+    ) -> None:
+        self._client = client
+        self._upstream = upstream
+        self._clock = clock
+        self._timeouts = timeouts
+        self._on_end = on_end
+        self.error_logs = error_logs  # its location's, where self.log writes (ScopedLogger)
+        # The protocols' own direct writers (wstunnel.net.fastwrite): a closure
+        # per transport, not two more per tunnel.
+        self._to_client_write = to_client
+        self._to_upstream_write = to_upstream
+        # Producer registrations we own: the upstream feeds the client
+        # transport, the client feeds the upstream transport.
+        self._feeds_client: Throttle | None = None
+        self._feeds_upstream: Throttle | None = None
+        self._idle: IDelayedCall | None = None
+        self._aborts: dict[str, IDelayedCall] = {}
+        self._client_eof = False
+        self._upstream_eof = False
+        self._client_gone = False
+        self._upstream_gone = False
+        self._first_eof: TunnelEnd | None = None
+        self.closing = False
+        self.reason: TunnelEnd | None = None
+        self.client_bytes = 0
+        self.upstream_bytes = 0
+
+    def start(self, client_early: bytes, upstream_early: bytes) -> None:
+        """
+        Deliver the bytes each side sent before the switch, then wire the
+        transports.  Early bytes go first so nothing is reordered.
+        """
+        if upstream_early:
+            self.upstream_bytes += len(upstream_early)
+            self._to_client_write(upstream_early)
+        if client_early:
+            self.client_bytes += len(client_early)
+            self._to_upstream_write(client_early)
+        self._feeds_client = Throttle(
+            self._upstream, self._clock, self._timeouts.client_send, self._client_stalled
+        )
+        self._feeds_upstream = Throttle(
+            self._client, self._clock, self._timeouts.send, self._upstream_stalled
+        )
+        self._client.registerProducer(self._feeds_client, True)
+        self._upstream.registerProducer(self._feeds_upstream, True)
+        # Both legs already have TCP_NODELAY: the client's from the listening
+        # socket (service.bind_socket), the upstream's from its connectionMade.
+        self._idle = self._clock.callLater(self._timeouts.read, self._idle_expired)
+        self._client.resumeProducing()
+        self._upstream.resumeProducing()
+
+    # The data path: one call per chunk, no parsing, no copying, no logging.
+
+    def from_client(self, data: bytes) -> None:
+        self._to_upstream_write(data)
+        self.client_bytes += len(data)
+        self._idle.reset(self._timeouts.read)  # type: ignore[union-attr]
+
+    def from_upstream(self, data: bytes) -> None:
+        self._to_client_write(data)
+        self.upstream_bytes += len(data)
+        self._idle.reset(self._timeouts.read)  # type: ignore[union-attr]
+
+    # Half-close.
+
+    def client_eof(self) -> None:
+        """The client sent FIN: pass it on, keep the other direction open."""
+        self._client_eof = True
+        self._stop_feeding_upstream()
+        self._pass_eof(self._upstream, TunnelEnd.CLIENT_CLOSED)
+
+    def upstream_eof(self) -> None:
+        self._upstream_eof = True
+        self._stop_feeding_client()
+        self._pass_eof(self._client, TunnelEnd.UPSTREAM_CLOSED)
+
+    def _pass_eof(self, peer: ITransport, reason: TunnelEnd) -> None:
+        if self.closing:
+            return
+        self._first_eof = self._first_eof or reason
+        if self._client_eof and self._upstream_eof:
+            self.close(self._first_eof)
+        elif ISSLTransport.providedBy(peer):
+            # TLS cannot half-close (twisted#5341): flush and close instead.
+            self.close(reason)
+        else:
+            peer.loseWriteConnection()  # type: ignore[attr-defined]
+
+    # Loss of a connection, whoever caused it.
+
+    def client_lost(self) -> None:
+        self._client_gone = True
+        self._lost("client", TunnelEnd.CLIENT_CLOSED)
+
+    def upstream_lost(self) -> None:
+        self._upstream_gone = True
+        self._lost("upstream", TunnelEnd.UPSTREAM_CLOSED)
+
+    def _lost(self, side: str, reason: TunnelEnd) -> None:
+        abort = self._aborts.pop(side, None)
+        if abort is not None and abort.active():
+            abort.cancel()
+        if not self.closing:
+            self.close(self._first_eof or reason)
+        if self._client_gone and self._upstream_gone:
+            self._on_end(self)
+
+    def close(self, reason: TunnelEnd) -> None:
+        """
+        Close both sides after their pending bytes, unregistering our
+        producers first (a transport with a producer never finishes closing,
+        twisted-notes P1/P2) and arming an abort for each.
+        """
+        if self.closing:
+            return
+        self.closing = True
+        self.reason = reason
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
+        self._stop_feeding_client()
+        self._stop_feeding_upstream()
+        # A side whose write half is already shut closes inside loseConnection
+        # (its connectionLost runs there): it needs no abort armed.
+        if not self._client_gone:
+            self._client.loseConnection()
+            if not self._client_gone:
+                self._aborts["client"] = arm_abort(self._clock, self._client, self._timeouts.client_send)
+        if not self._upstream_gone:
+            self._upstream.loseConnection()
+            if not self._upstream_gone:
+                self._aborts["upstream"] = arm_abort(self._clock, self._upstream, self._timeouts.send)
+
+    def abort(self) -> None:
+        """Drop both connections now (the end of a graceful shutdown that ran out of time)."""
+        self.close(TunnelEnd.SHUTDOWN)
+        for side, transport in (("client", self._client), ("upstream", self._upstream)):
+            abort = self._aborts.pop(side, None)
+            if abort is not None and abort.active():
+                abort.cancel()
+            transport.abortConnection()  # type: ignore[attr-defined]
+
+    # A registration is revoked only when its source has sent EOF or the
+    # tunnel is closing, so the source is never resumed here: resuming a
+    # transport that saw EOF would read the EOF a second time.
+
+    def _stop_feeding_client(self) -> None:
+        if self._feeds_client is not None:
+            self._feeds_client.revoke()
+            self._feeds_client = None
+            self._client.unregisterProducer()
+
+    def _stop_feeding_upstream(self) -> None:
+        if self._feeds_upstream is not None:
+            self._feeds_upstream.revoke()
+            self._feeds_upstream = None
+            self._upstream.unregisterProducer()
+
+    # Timers.
+
+    def _idle_expired(self) -> None:
+        self._idle = None
+        self.log.info("tunnel idle for {timeout}s, closing", timeout=self._timeouts.read)
+        self.close(TunnelEnd.IDLE_TIMEOUT)
+
+    def _client_stalled(self) -> None:
+        self.log.info("client did not read for {timeout}s, closing tunnel",
+                      timeout=self._timeouts.client_send)
+        self._abort_stalled("client", self._client, TunnelEnd.CLIENT_SEND_TIMEOUT)
+
+    def _upstream_stalled(self) -> None:
+        self.log.info("upstream did not read for {timeout}s, closing tunnel",
+                      timeout=self._timeouts.send)
+        self._abort_stalled("upstream", self._upstream, TunnelEnd.UPSTREAM_SEND_TIMEOUT)
+
+    def _abort_stalled(self, side: str, transport: ITransport, reason: TunnelEnd) -> None:
+        """A side that does not read will not drain its buffer: abort it."""
+        self.close(reason)
+        abort = self._aborts.pop(side, None)
+        if abort is not None and abort.active():
+            abort.cancel()
+        transport.abortConnection()  # type: ignore[attr-defined]
