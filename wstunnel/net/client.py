@@ -42,7 +42,8 @@ from wstunnel.core.logformat import LogEntry, bare_vars, write_entry
 from wstunnel.obs.logs import ScopedLogger
 from wstunnel.obs.metrics import status_page
 from wstunnel.config.model import Binding, ClientLimits, ErrorLog, Location
-from wstunnel.wire.proxyproto import ProxyPreamble, is_trusted
+from wstunnel.net.proxyfirst import ProxyPreamble
+from wstunnel.wire.proxyproto import is_trusted
 from wstunnel.net.registry import Registry
 from wstunnel.wire.request import ConnInfo, RequestHead, lower_tokens
 from wstunnel.wire.response import ResponseHead
