@@ -30,11 +30,10 @@ from zope.interface import implementer
 from wstunnel.core.attempts import UpstreamRecord
 from wstunnel.balancing.balancer import request_key
 from wstunnel.wire.bodies import LAST_CHUNK, BodyError, ChunkedBody, LengthBody, chunk
-from wstunnel.net.bodytimer import BodyTimeout
 from wstunnel.wire.errors import RequestError, error_page, reason_phrase
 from wstunnel.net.exchange import Exchange, Phase
 from wstunnel.net.fastwrite import direct_writer
-from wstunnel.net.throttle import Drained, Throttle, arm_abort
+from wstunnel.net.throttle import BodyTimeout, Drained, Throttle, arm_abort
 from wstunnel.wire.framing import BodyMode, ResponsePlan, client_wants_keepalive, plan_response
 from wstunnel.wire.heads import HeadGate, HeadLimits, HeadSoFar, Http2Preface, check_request_head, head_so_far
 from wstunnel.core.headers import BodyFraming, client_response_headers, upgrade_offer, upstream_request
