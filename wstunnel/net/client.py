@@ -120,9 +120,9 @@ class ClientProtocol(Protocol):
     """
 
     log = ScopedLogger()
-    # A connection's own state, in slots: as ~40 dict entries it cost 1.5 KB
-    # per connection (an instance dict shares its keys only up to 30) and
-    # was the largest single object of an idle tunnel (doc/performance.md).
+    # A connection's own state, in slots: as ~40 dict entries it would cost
+    # 1.5 KB per connection (an instance dict shares its keys only up to 30)
+    # and be the largest single object of an idle tunnel (doc/performance.md).
     # ``dataReceived`` is rebound per instance (PROXY header, tunnel) and
     # lives in the instance dict Protocol still has.
     __slots__ = (

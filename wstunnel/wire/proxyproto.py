@@ -7,7 +7,7 @@ bytes, buffers at most one header, and returns the client's address plus
 whatever followed the header.  Reading it off a connection is the net
 layer's job (:mod:`wstunnel.net.proxyfirst`).
 
-The specification is haproxy's doc/proxy-protocol.txt.  As nginx does, a
+The specification is HAProxy's "The PROXY protocol".  As nginx does, a
 header that is missing or malformed closes the connection; so does one
 from a source outside ``set_real_ip_from`` when that is configured.
 """
