@@ -34,7 +34,7 @@ from wstunnel.wire.upstream import BodyReader, RequestWriter, keeps_alive, respo
 __all__ = ["IdleSlot", "UpstreamFactory", "UpstreamListener", "UpstreamProtocol"]
 
 # A chunk-size line, or a chunked body's trailer section, may be as long as
-# proxy_buffer_size or this, whichever is larger (h11's bound before).
+# proxy_buffer_size or this, whichever is larger (h11's default bound).
 _CHUNK_LINE_LIMIT = 16 * 1024
 
 

@@ -203,7 +203,7 @@ def _number(value: float) -> str:
 
 
 # The series a request or tunnel counts, named once: building a series name
-# per request was a measurable share of a plain GET (doc/performance.md).
+# per request is a measurable share of a plain GET (doc/performance.md).
 # A status of 600 or more (the gate allows up to 999) is counted as such.
 _RESPONSES = tuple(series("wstunnel_responses_total", **{"class": f"{n}xx"}) for n in range(10))
 _UPGRADES_REFUSED = series("wstunnel_upgrades_total", outcome="refused")

@@ -4,7 +4,7 @@ Message bodies on the wire: Content-Length, chunked, and read-until-close.
 The heads around a body are parsed and checked by :mod:`wstunnel.wire.heads`;
 what is left of HTTP/1.1 framing is small enough to write here, sans-IO,
 instead of running every request through a general parser's event state
-machine (doc/performance.md: that machine was the largest single cost of a
+machine (doc/performance.md: that machine is the largest single cost of a
 request).  The readers are held to the strict side of RFC 9112 section 7.1,
 because a proxy that decodes a chunked body more leniently than the peer
 behind it can be made to see a different message than that peer does:

@@ -6,7 +6,7 @@ the connection may carry another request afterwards.
 The request head was built by :func:`wstunnel.core.headers.upstream_request`,
 whose values are validated as they are rendered, and the answer's head by
 :func:`wstunnel.wire.heads.check_response_head`; nothing here checks them again.
-The keep-alive rule is h11's, which the upstream side used before:
+The keep-alive rule is h11's (the wire tests hold us to it):
 both messages complete, neither says ``Connection: close``, the answer is
 HTTP/1.1 and framed (not read until the close).
 """
