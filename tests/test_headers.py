@@ -15,7 +15,6 @@ from wstunnel.core import headers as headers_module
 from wstunnel.wire.errors import RequestError
 from wstunnel.core.headers import (
     BodyFraming,
-    UpstreamRequest,
     accept_key,
     check_switch,
     client_response_headers,
@@ -39,7 +38,7 @@ from wstunnel.config.model import (
 from wstunnel.wire.request import ConnInfo, RequestHead, header_tokens, lower_tokens
 from wstunnel.wire.response import ResponseHead
 from wstunnel.core.routing import parse_target
-from wstunnel.wire.upstream import RequestWriter
+from wstunnel.wire.upstream import RequestWriter, UpstreamRequest
 from wstunnel.core.variables import RequestVars, compile_template
 
 SRC = Source("test.conf", 1)

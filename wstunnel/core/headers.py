@@ -30,12 +30,12 @@ from wstunnel.wire.errors import SERVER_TOKEN, RequestError
 from wstunnel.config.model import DEFAULT_HIDDEN, Config, Location, RedirectRule, ResponseRules, Template, VarRef
 from wstunnel.wire.request import RequestHead, header_tokens, lower_tokens
 from wstunnel.wire.response import ResponseHead
+from wstunnel.wire.upstream import UpstreamRequest
 from wstunnel.core.routing import origin, upstream_target
 from wstunnel.core.variables import RequestVars, render
 
 __all__ = [
     "BodyFraming",
-    "UpstreamRequest",
     "accept_key",
     "check_switch",
     "client_response_headers",
@@ -73,17 +73,6 @@ class BodyFraming(enum.Enum):
 
     CHUNKED = "chunked"
     NONE = "none"
-
-
-@frozen
-class UpstreamRequest:
-    """The request head for the upstream, as :class:`~wstunnel.wire.upstream.RequestWriter` writes it."""
-
-    method: bytes
-    target: bytes
-    http_version: bytes
-    headers: tuple[tuple[bytes, bytes], ...]
-    upgrade: bool  # whether this request asks the upstream to switch protocols
 
 
 def upgrade_offer(head: RequestHead) -> tuple[bytes, ...]:

@@ -24,7 +24,8 @@ from twisted.python.failure import Failure
 
 from wstunnel.core.attempts import Attempt, UpstreamRecord
 from wstunnel.balancing.balancer import Balancer
-from wstunnel.core.headers import UpstreamRequest, check_switch
+from wstunnel.core.headers import check_switch
+from wstunnel.wire.upstream import UpstreamRequest
 from wstunnel.obs.logs import ScopedLogger
 from wstunnel.config.model import Location, Peer
 from wstunnel.balancing.peers import PeerState

@@ -25,11 +25,10 @@ from wstunnel.wire.bodies import BodyError
 from wstunnel.wire.errors import RequestError
 from wstunnel.net.fastwrite import direct_writer
 from wstunnel.wire.heads import HeadGate, HeadLimits, check_response_head
-from wstunnel.core.headers import UpstreamRequest
 from wstunnel.config.model import Peer
 from wstunnel.wire.response import ResponseHead
 from wstunnel.net.tunnel import Tunnel
-from wstunnel.wire.upstream import BodyReader, RequestWriter, keeps_alive, response_body
+from wstunnel.wire.upstream import BodyReader, RequestWriter, UpstreamRequest, keeps_alive, response_body
 
 __all__ = ["IdleSlot", "UpstreamFactory", "UpstreamListener", "UpstreamProtocol"]
 
