@@ -436,6 +436,7 @@ class ClientProtocol(Protocol):
             reactor=self._factory.reactor,
             clock=self._clock,
             has_body=framing not in (BodyFraming.NONE, 0),
+            stats=self._factory.registry.stats,
             pool=pool,
         )
         self._upstream_record = self._exchange.record

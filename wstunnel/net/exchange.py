@@ -16,7 +16,7 @@ checked before a tunnel may open; any other 101 is a 502.
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import Callable, Protocol
 
 from twisted.internet.error import TimeoutError as ConnectTimeout
 from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime, IReactorUNIX
@@ -27,6 +27,7 @@ from wstunnel.balancing.balancer import Balancer
 from wstunnel.core.headers import check_switch
 from wstunnel.wire.upstream import UpstreamRequest
 from wstunnel.obs.logs import ScopedLogger
+from wstunnel.obs.metrics import Stats
 from wstunnel.config.model import Location, Peer
 from wstunnel.balancing.peers import PeerState
 from wstunnel.net.pool import IdlePool
@@ -34,13 +35,45 @@ from wstunnel.wire.request import RequestHead
 from wstunnel.wire.response import ResponseHead
 from wstunnel.balancing.retry import Retries, client_status, counts_as_failure, status_condition
 from wstunnel.net.tls import UpstreamTLSError, upstream_factory
+from wstunnel.net.tunnel import Tunnel
 from wstunnel.net.upstream import UpstreamFactory, UpstreamProtocol
 
-if TYPE_CHECKING:
-    from wstunnel.net.client import ClientProtocol
-    from wstunnel.net.tunnel import Tunnel
+__all__ = ["ClientSide", "Exchange", "Phase"]
 
-__all__ = ["Exchange"]
+
+class ClientSide(Protocol):
+    """
+    What the exchange tells the client side (the client protocol), which
+    owns the client connection and everything written to it.
+    """
+
+    peer_text: str  # the client's address, for error messages
+
+    def stream_body(self, upstream: UpstreamProtocol) -> None:
+        """The upstream has the request head: let the body flow to it, then call ``request_sent``."""
+
+    def may_retry(self) -> bool:
+        """Whether the client has seen nothing yet, so another peer may be tried."""
+
+    def send_informational(self, response: ResponseHead) -> None: ...
+    def send_head(self, response: ResponseHead, upstream: UpstreamProtocol | None) -> None: ...
+    def send_data(self, data: bytes) -> None: ...
+
+    def release_upstream(self) -> None:
+        """The answer is complete: the upstream connection is taken back (pooled or closed)."""
+
+    def end_response(self) -> None: ...
+
+    def abort_response(self) -> None:
+        """The upstream broke off after the head: close the client connection without a proper end."""
+
+    def fail(self, status: int, detail: str, *, close: bool = False) -> None:
+        """No answer from any peer: an error page (``close``: and no keep-alive)."""
+
+    def switch(
+        self, upstream: UpstreamProtocol, response: ResponseHead, early: bytes, on_end: Callable[[Tunnel], None]
+    ) -> None:
+        """A valid 101: relay it and join both connections; ``on_end`` runs when the tunnel ends."""
 
 
 class Phase(Enum):
@@ -63,7 +96,7 @@ class Exchange:
     def __init__(
         self,
         *,
-        client: "ClientProtocol",
+        client: ClientSide,
         head: RequestHead,
         request: UpstreamRequest,
         location: Location,
@@ -72,6 +105,7 @@ class Exchange:
         reactor: IReactorTCP,
         clock: IReactorTime,
         has_body: bool,
+        stats: Stats,
         pool: IdlePool | None = None,
     ) -> None:
         self._client = client
@@ -96,6 +130,7 @@ class Exchange:
         self._timer: IDelayedCall | None = None
         self._connector: object | None = None
         self._pool = pool
+        self._stats = stats
 
     def start(self) -> None:
         self._try_next_peer()
@@ -163,6 +198,7 @@ class Exchange:
             error=reason.getErrorMessage(),
             client=self._client.peer_text,
         )
+        self._stats.upstream_failed(self._peer_address)
         self._next("timeout" if reason.check(ConnectTimeout) else "error")
 
     # The request body has been handed over by the client side.
@@ -251,6 +287,8 @@ class Exchange:
                 reason=reason,
                 client=self._client.peer_text,
             )
+            self._stats.upstream_failed(self._peer_address)
+            self._stats.invalid_101()
             self._next("invalid_header", close=True)
             return
         self._attempt.status = 101
@@ -265,7 +303,7 @@ class Exchange:
         self.request = self._pick = self._connector = self.upstream = None  # type: ignore[assignment]
         self._client.switch(upstream, response, early, on_end=self._tunnel_ended)
 
-    def _tunnel_ended(self, tunnel: "Tunnel") -> None:
+    def _tunnel_ended(self, tunnel: Tunnel) -> None:
         """The tunnel is closed: only now is the peer's connection over."""
         attempt = self._attempt
         self._end_attempt(101, failed=False)
@@ -282,6 +320,7 @@ class Exchange:
             detail=detail,
             client=self._client.peer_text,
         )
+        self._stats.upstream_failed(self._peer_address)
         self._upstream_failed("invalid_header", close=True)
 
     def upstream_lost(self, reason: Failure) -> None:
@@ -295,6 +334,7 @@ class Exchange:
             phase=self.phase.value,
             client=self._client.peer_text,
         )
+        self._stats.upstream_failed(self._peer_address)
         self._upstream_failed("timeout" if reason.check(TimeoutError) else "error")
 
     def _stale_reuse(self) -> bool:
@@ -326,6 +366,7 @@ class Exchange:
             phase=self.phase.value,
             client=self._client.peer_text,
         )
+        self._stats.upstream_failed(self._peer_address)
         self._upstream_failed("timeout")
 
     def _upstream_failed(self, condition: str, *, close: bool = False) -> None:
