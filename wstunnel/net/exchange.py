@@ -19,7 +19,7 @@ from enum import Enum
 from typing import Callable, Protocol
 
 from twisted.internet.error import TimeoutError as ConnectTimeout
-from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime, IReactorUNIX
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from wstunnel.core.attempts import Attempt, UpstreamRecord
@@ -28,15 +28,14 @@ from wstunnel.core.headers import check_switch
 from wstunnel.wire.upstream import UpstreamRequest
 from wstunnel.obs.logs import ScopedLogger
 from wstunnel.obs.metrics import Stats
-from wstunnel.config.model import Location, Peer
+from wstunnel.config.model import Location
 from wstunnel.balancing.peers import PeerState
 from wstunnel.net.pool import IdlePool
 from wstunnel.wire.request import RequestHead
 from wstunnel.wire.response import ResponseHead
 from wstunnel.balancing.retry import Retries, client_status, counts_as_failure, status_condition
-from wstunnel.net.tls import UpstreamTLSError, upstream_factory
 from wstunnel.net.tunnel import Tunnel
-from wstunnel.net.upstream import UpstreamFactory, UpstreamProtocol
+from wstunnel.net.upstream import Connect, Connecting, UpstreamProtocol, UpstreamTLSError
 
 __all__ = ["ClientSide", "Exchange", "Phase"]
 
@@ -102,7 +101,7 @@ class Exchange:
         location: Location,
         balancer: Balancer,
         key: str,
-        reactor: IReactorTCP,
+        connect: Connect,
         clock: IReactorTime,
         has_body: bool,
         stats: Stats,
@@ -116,7 +115,7 @@ class Exchange:
         self.error_logs = location.error_logs  # where self.log writes (ScopedLogger)
         self._balancer = balancer
         self._pick = balancer.start(key)
-        self._reactor = reactor
+        self._connect = connect
         self._clock = clock
         self._has_body = has_body
         self._retries = Retries(location.next_upstream, balancer.tries, head.method, clock.seconds())
@@ -128,7 +127,7 @@ class Exchange:
         self._request_sent = False
         self._early = 0  # bytes that came with the 101, relayed by the tunnel
         self._timer: IDelayedCall | None = None
-        self._connector: object | None = None
+        self._connector: Connecting | None = None
         self._pool = pool
         self._stats = stats
 
@@ -158,16 +157,7 @@ class Exchange:
             idle.reuse(self)
             self.upstream_connected(idle)
             return
-        self._connector = self._connect(state.peer)
-
-    def _connect(self, peer: Peer) -> object:
-        timeout = self._timeouts.connect
-        tls = self._location.proxy_pass.tls  # type: ignore[union-attr]
-        factory = UpstreamFactory(self) if tls is None else upstream_factory(self, tls, self._clock, timeout)
-        if peer.unix:
-            reactor: IReactorUNIX = self._reactor  # type: ignore[assignment]
-            return reactor.connectUNIX(peer.host, factory, timeout=timeout)
-        return self._reactor.connectTCP(peer.host, peer.port, factory, timeout=timeout)
+        self._connector = self._connect(state.peer, self)
 
     @property
     def _peer_address(self) -> str:
@@ -449,7 +439,7 @@ class Exchange:
             self.upstream.stop()
         elif self._connector is not None:
             # Still connecting, or (TLS) connected and in the handshake.
-            self._connector.disconnect()  # type: ignore[attr-defined]
+            self._connector.disconnect()
 
     def _finish(self) -> None:
         self.phase = Phase.DONE
