@@ -18,7 +18,7 @@ from twisted.internet.error import ConnectionDone
 
 from support import split_at
 from wstunnel.net.client import H2_REFUSAL, ProxyFactory
-from wstunnel.core.headers import UpstreamRequest
+from wstunnel.wire.upstream import UpstreamRequest
 from wstunnel.config.loader import load_config
 from wstunnel.net.runtime import Runtime
 from wstunnel.net.upstream import UpstreamProtocol

@@ -420,7 +420,10 @@ class ClientProtocol(Protocol):
         offer = upgrade_offer(head)
         upstream_name = found.proxy_pass.upstream.name
         pool = runtime.pools.get(upstream_name)
-        request = upstream_request(found, head, rv, upgrade=offer, body=framing, keepalive=pool is not None)
+        forwarding = runtime.forwarding(found)
+        request = upstream_request(
+            found, head, rv, plan=forwarding.plan, upgrade=offer, body=framing, keepalive=pool is not None
+        )
         if offer or any(head.values(b"upgrade")):
             # A protocol switch that is not accepted (or not offered on, as
             # h2c) must not leave the client's next bytes to be read as a
@@ -433,9 +436,10 @@ class ClientProtocol(Protocol):
             location=found,
             balancer=runtime.balancer(upstream_name),
             key=request_key(found.proxy_pass.upstream, rv),
-            reactor=self._factory.reactor,
+            connect=forwarding.connector.bind(self._factory.reactor, self._clock),
             clock=self._clock,
             has_body=framing not in (BodyFraming.NONE, 0),
+            stats=self._factory.registry.stats,
             pool=pool,
         )
         self._upstream_record = self._exchange.record

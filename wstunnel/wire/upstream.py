@@ -15,14 +15,26 @@ from __future__ import annotations
 
 from typing import Union
 
+from attrs import frozen
+
 from wstunnel.wire.bodies import LAST_CHUNK, ChunkedBody, LengthBody, UntilClose, chunk
-from wstunnel.core.headers import UpstreamRequest
 from wstunnel.wire.request import lower_tokens
 from wstunnel.wire.response import ResponseHead
 
-__all__ = ["BodyReader", "RequestWriter", "keeps_alive", "response_body"]
+__all__ = ["BodyReader", "RequestWriter", "UpstreamRequest", "keeps_alive", "response_body"]
 
 BodyReader = Union[LengthBody, ChunkedBody, UntilClose]
+
+
+@frozen
+class UpstreamRequest:
+    """The request head for the upstream, as :class:`RequestWriter` writes it."""
+
+    method: bytes
+    target: bytes
+    http_version: bytes
+    headers: tuple[tuple[bytes, bytes], ...]
+    upgrade: bool  # whether this request asks the upstream to switch protocols
 
 
 class RequestWriter:
