@@ -11,17 +11,33 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from wstunnel.balancing.retry import CONDITIONS
 from wstunnel.config.units import parse_time
 
 __all__ = [
     "BACKUP_METHODS",
+    "CONDITIONS",
     "parse_balancing",
     "parse_next_upstream",
     "parse_server_params",
     "parse_tries",
 ]
 
+# proxy_next_upstream's failure conditions, as nginx names them.
+CONDITIONS = frozenset(
+    {
+        "error",
+        "timeout",
+        "invalid_header",
+        "http_500",
+        "http_502",
+        "http_503",
+        "http_504",
+        "http_403",
+        "http_404",
+        "http_429",
+        "non_idempotent",
+    }
+)
 # nginx: only round robin and least_conn have the BACKUP flag.
 BACKUP_METHODS = frozenset({"round_robin", "least_conn"})
 # Parameters of newer or commercial nginx versions.
