@@ -29,7 +29,7 @@ from crossplane.analyzer import DIRECTIVES as NGINX_DIRECTIVES
 from crossplane.errors import NgxParserBaseException
 from crossplane.lexer import lex
 
-from wstunnel.core.logformat import ESCAPES, combined_format, compile_log_format
+from wstunnel.config.logformats import ESCAPES, combined_format, compile_log_format
 from wstunnel.config.model import (
     DEFAULT_HIDDEN,
     AccessLog,
@@ -60,6 +60,7 @@ from wstunnel.config.model import (
     one_per_path,
 )
 from wstunnel.config import tls as tlsconfig
+from wstunnel.config.templates import compile_template, is_builtin
 from wstunnel.config.units import parse_size, parse_time
 from wstunnel.config.upstream import (
     BACKUP_METHODS,
@@ -68,7 +69,6 @@ from wstunnel.config.upstream import (
     parse_server_params,
     parse_tries,
 )
-from wstunnel.core.variables import compile_template, is_builtin
 
 __all__ = ["IGNORED_DIRECTIVES", "Resolver", "load_config", "resolve_host"]
 
