@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Mapping
 from attrs import field, frozen
 
 if TYPE_CHECKING:
-    from wstunnel.config.tls import ServerTLS, UpstreamTLS
+    from cryptography import x509
 
 __all__ = [
     "AccessLog",
@@ -27,6 +27,7 @@ __all__ = [
     "ErrorLog",
     "Balancing",
     "HeaderSetting",
+    "KeyPair",
     "Listen",
     "Location",
     "LogFormat",
@@ -37,10 +38,12 @@ __all__ = [
     "RedirectRule",
     "ResponseRules",
     "Server",
+    "ServerTLS",
     "Source",
     "Template",
     "Timeouts",
     "Upstream",
+    "UpstreamTLS",
     "VarRef",
     "Workers",
     "one_per_path",
@@ -228,6 +231,46 @@ class Upstream:
     keepalive: int = 0  # idle connections kept for reuse; 0 = one connection per request
     keepalive_timeout: float = 60.0  # how long an idle connection is kept
     keepalive_requests: int = 1000  # requests per connection before it is retired
+
+
+@frozen(eq=False)
+class KeyPair:
+    """A certificate chain (leaf first, then intermediates) and its private key."""
+
+    certificate_file: str
+    chain: tuple[x509.Certificate, ...]
+    key: object  # a cryptography private key
+
+    @property
+    def leaf(self) -> x509.Certificate:
+        return self.chain[0]
+
+
+@frozen(eq=False)
+class ServerTLS:
+    """What one ``server`` block presents and demands in a TLS handshake."""
+
+    key_pair: KeyPair
+    protocols: tuple[str, ...]
+    ciphers: str | None  # OpenSSL syntax; None: Twisted's modern default list
+    session_timeout: float
+    session_tickets: bool
+    client_ca_file: str | None  # ssl_client_certificate
+    verify_client: str  # "off", "on", "optional"
+    verify_depth: int
+
+
+@frozen(eq=False)
+class UpstreamTLS:
+    """How a location talks TLS to an ``https://`` upstream."""
+
+    verify: bool
+    trusted_file: str | None  # None: the system trust store
+    verify_depth: int
+    name: str  # checked against the certificate, sent as SNI
+    server_name: bool
+    protocols: tuple[str, ...]
+    client: KeyPair | None
 
 
 @frozen

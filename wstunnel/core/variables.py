@@ -13,8 +13,8 @@ from typing import Callable
 
 from wstunnel.config.model import Config, Location, MapDef, Server, Template
 from wstunnel.config.templates import ARG_PREFIX, HEADER_PREFIX
-from wstunnel.wire.request import ConnInfo, RequestHead, Target
-from wstunnel.config.tls import TLS_VARIABLES, TLSInfo
+from wstunnel.core.tls_rules import TLS_VARIABLES
+from wstunnel.wire.request import ConnInfo, RequestHead, Target, TLSInfo
 
 __all__ = [
     "RequestVars",

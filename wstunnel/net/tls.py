@@ -50,7 +50,9 @@ from wstunnel.config.model import Binding, Config, Server
 from wstunnel.wire.request import ConnInfo
 from wstunnel.core.routing import Router
 from wstunnel.net.runtime import Runtime
-from wstunnel.config.tls import KeyPair, ServerTLS, TLSInfo, UpstreamTLS, handshake_server, refusal
+from wstunnel.config.model import KeyPair, ServerTLS, UpstreamTLS
+from wstunnel.core.tls_rules import handshake_server, refusal
+from wstunnel.wire.request import TLSInfo
 from wstunnel.net.upstream import UpstreamFactory, UpstreamListener, UpstreamProtocol
 
 __all__ = [
