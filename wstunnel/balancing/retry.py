@@ -23,8 +23,7 @@ The rules are nginx's (ngx_http_upstream_next, ngx_http_upstream_test_next):
 
 from __future__ import annotations
 
-from wstunnel.config.model import NextUpstream
-from wstunnel.config.upstream import CONDITIONS
+from wstunnel.config.model import NEXT_UPSTREAM_CONDITIONS as CONDITIONS, NextUpstream
 
 __all__ = [
     "NON_IDEMPOTENT_METHODS",

@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_HIDDEN",
     "ConfigError",
     "ConfigErrors",
+    "ERROR_LOG_LEVELS",
     "ErrorLog",
     "Balancing",
     "HeaderSetting",
@@ -32,6 +33,7 @@ __all__ = [
     "Location",
     "LogFormat",
     "MapDef",
+    "NEXT_UPSTREAM_CONDITIONS",
     "NextUpstream",
     "Peer",
     "ProxyPass",
@@ -304,6 +306,24 @@ class LogFormat:
     source: Source
 
 
+# proxy_next_upstream's conditions, as nginx names them.
+NEXT_UPSTREAM_CONDITIONS = frozenset(
+    {
+        "error",
+        "timeout",
+        "invalid_header",
+        "http_500",
+        "http_502",
+        "http_503",
+        "http_504",
+        "http_403",
+        "http_404",
+        "http_429",
+        "non_idempotent",
+    }
+)
+
+
 @frozen
 class NextUpstream:
     """
@@ -325,7 +345,8 @@ class ErrorLog:
     source: Source
 
 
-_SEVERITY = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
+# error_log levels, least severe first.
+ERROR_LOG_LEVELS = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
 
 
 def one_per_path(error_logs: "tuple[ErrorLog, ...] | list[ErrorLog]") -> tuple[ErrorLog, ...]:
@@ -337,7 +358,7 @@ def one_per_path(error_logs: "tuple[ErrorLog, ...] | list[ErrorLog]") -> tuple[E
     chosen: dict[str, ErrorLog] = {}
     for error_log in error_logs:
         known = chosen.get(error_log.path)
-        if known is None or _SEVERITY.index(error_log.level) < _SEVERITY.index(known.level):
+        if known is None or ERROR_LOG_LEVELS.index(error_log.level) < ERROR_LOG_LEVELS.index(known.level):
             chosen[error_log.path] = error_log
     return tuple(chosen.values())
 

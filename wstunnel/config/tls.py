@@ -27,7 +27,7 @@ from wstunnel.config.model import Binding, ConfigError, KeyPair, Server, ServerT
 from wstunnel.config.units import parse_time
 
 __all__ = [
-    "DIRECTIVES",
+    "KINDS",
     "Materials",
     "Setting",
     "check_bindings",
@@ -36,32 +36,28 @@ __all__ = [
     "upstream_tls",
 ]
 
-_HTTP, _SERVER, _LOCATION = "http", "server", "location"
-_SERVER_LEVELS = frozenset({_HTTP, _SERVER})
-_ALL_LEVELS = frozenset({_HTTP, _SERVER, _LOCATION})
-
-# name: (contexts, min args, max args, kind of value)
-DIRECTIVES: dict[str, tuple[frozenset[str], int, int | None, str]] = {
-    "ssl_certificate": (_SERVER_LEVELS, 1, 1, "path"),
-    "ssl_certificate_key": (_SERVER_LEVELS, 1, 1, "path"),
-    "ssl_password_file": (_SERVER_LEVELS, 1, 1, "path"),
-    "ssl_protocols": (_SERVER_LEVELS, 1, None, "protocols"),
-    "ssl_ciphers": (_SERVER_LEVELS, 1, 1, "ciphers"),
-    "ssl_prefer_server_ciphers": (_SERVER_LEVELS, 1, 1, "on"),
-    "ssl_session_timeout": (_SERVER_LEVELS, 1, 1, "time"),
-    "ssl_session_tickets": (_SERVER_LEVELS, 1, 1, "flag"),
-    "ssl_client_certificate": (_SERVER_LEVELS, 1, 1, "path"),
-    "ssl_verify_client": (_SERVER_LEVELS, 1, 1, "verify_client"),
-    "ssl_verify_depth": (_SERVER_LEVELS, 1, 1, "number"),
-    "proxy_ssl_verify": (_ALL_LEVELS, 1, 1, "flag"),
-    "proxy_ssl_trusted_certificate": (_ALL_LEVELS, 1, 1, "path"),
-    "proxy_ssl_verify_depth": (_ALL_LEVELS, 1, 1, "number"),
-    "proxy_ssl_name": (_ALL_LEVELS, 1, 1, "name"),
-    "proxy_ssl_server_name": (_ALL_LEVELS, 1, 1, "flag"),
-    "proxy_ssl_protocols": (_ALL_LEVELS, 1, None, "protocols"),
-    "proxy_ssl_certificate": (_ALL_LEVELS, 1, 1, "path"),
-    "proxy_ssl_certificate_key": (_ALL_LEVELS, 1, 1, "path"),
-    "proxy_ssl_password_file": (_ALL_LEVELS, 1, 1, "path"),
+# The kind of value of each directive; its contexts and argument counts are in the directive table.
+KINDS: dict[str, str] = {
+    "ssl_certificate": "path",
+    "ssl_certificate_key": "path",
+    "ssl_password_file": "path",
+    "ssl_protocols": "protocols",
+    "ssl_ciphers": "ciphers",
+    "ssl_prefer_server_ciphers": "on",
+    "ssl_session_timeout": "time",
+    "ssl_session_tickets": "flag",
+    "ssl_client_certificate": "path",
+    "ssl_verify_client": "verify_client",
+    "ssl_verify_depth": "number",
+    "proxy_ssl_verify": "flag",
+    "proxy_ssl_trusted_certificate": "path",
+    "proxy_ssl_verify_depth": "number",
+    "proxy_ssl_name": "name",
+    "proxy_ssl_server_name": "flag",
+    "proxy_ssl_protocols": "protocols",
+    "proxy_ssl_certificate": "path",
+    "proxy_ssl_certificate_key": "path",
+    "proxy_ssl_password_file": "path",
 }
 
 DEFAULT_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
@@ -80,8 +76,7 @@ class Setting:
 
 def parse_setting(name: str, args: tuple[str, ...], source: Source) -> Setting:
     """Check a directive's arguments now, so a typo is reported even where it is never used."""
-    kind = DIRECTIVES[name][3]
-    return Setting(_PARSERS[kind](name, args, source), source)
+    return Setting(_PARSERS[KINDS[name]](name, args, source), source)
 
 
 def _invalid(name: str, value: str, source: Source, hint: str = "") -> ConfigError:
