@@ -38,7 +38,8 @@ from wstunnel.wire.request import ConnInfo, RequestHead, header_tokens, lower_to
 from wstunnel.wire.response import ResponseHead
 from wstunnel.core.routing import parse_target
 from wstunnel.wire.upstream import RequestWriter, UpstreamRequest
-from wstunnel.core.variables import RequestVars, compile_template
+from wstunnel.config.templates import compile_template
+from wstunnel.core.variables import RequestVars
 
 SRC = Source("test.conf", 1)
 MAP_NAMES = ("connection_upgrade",)

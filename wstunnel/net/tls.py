@@ -22,7 +22,6 @@ cannot keep a connection open (twisted#7926).
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from typing import Callable, Protocol
 
 from cryptography.hazmat.primitives.hashes import SHA256
@@ -48,7 +47,10 @@ from wstunnel.wire.errors import RequestError
 from wstunnel.config.model import Binding, Config, Server
 from wstunnel.wire.request import ConnInfo
 from wstunnel.core.routing import Router
-from wstunnel.config.tls import KeyPair, ServerTLS, TLSInfo, UpstreamTLS, handshake_server, refusal
+from wstunnel.config.addresses import is_ip
+from wstunnel.config.model import KeyPair, ServerTLS, UpstreamTLS
+from wstunnel.core.tls_rules import handshake_server, refusal
+from wstunnel.wire.request import TLSInfo
 from wstunnel.net.upstream import PeerConnector, UpstreamFactory, UpstreamListener, UpstreamProtocol, UpstreamTLSError
 
 __all__ = [
@@ -351,14 +353,6 @@ class HandshakeTimeout(UpstreamTLSError, ConnectTimeout):
     """No complete handshake within ``proxy_connect_timeout``: a 504, like a connect timeout."""
 
 
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
-
-
 @implementer(IOpenSSLClientConnectionCreator)
 class _UpstreamConnections:
     """TLS connections to the upstreams of one location's settings (one context for all)."""
@@ -373,7 +367,7 @@ class _UpstreamConnections:
                 ctx.load_verify_locations(tls.trusted_file)
             ctx.set_verify(SSL.VERIFY_PEER, _verify_callback(tls.verify_depth, strict=True))
         self._ctx = ctx
-        ip = _is_ip(tls.name)
+        ip = is_ip(tls.name)
         self._sni = tls.name.encode("idna") if tls.server_name and not ip else None
 
     def clientConnectionForTLS(self, tlsProtocol: _TLSProtocol) -> SSL.Connection:
@@ -391,7 +385,7 @@ def _name_problem(transport: _TLSProtocol, tls: UpstreamTLS) -> str | None:
         return None
     cert = transport.getHandle().get_peer_certificate(as_cryptography=True)
     try:
-        if _is_ip(tls.name):
+        if is_ip(tls.name):
             verify_certificate_ip_address(cert, tls.name)
         else:
             verify_certificate_hostname(cert, tls.name)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from wstunnel.config.tokens import TOKEN
+
 __all__ = ["LAST_CHUNK", "BodyError", "ChunkedBody", "LengthBody", "UntilClose", "chunk"]
 
 LAST_CHUNK = b"0\r\n\r\n"
@@ -29,7 +31,7 @@ LAST_CHUNK = b"0\r\n\r\n"
 Sink = Callable[[bytes], None]
 
 _SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[\t\x20-\x7e\x80-\xff]*)?\Z")
-_TRAILER_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*\Z")
+_TRAILER_LINE = re.compile(TOKEN.encode("ascii") + rb":[\t\x20-\x7e\x80-\xff]*\Z")
 
 # ChunkedBody states: which kind of line, or chunk data, comes next.
 _SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)

@@ -26,6 +26,7 @@ import re
 
 from attrs import frozen
 
+from wstunnel.config.tokens import TOKEN
 from wstunnel.wire.errors import RequestError
 from wstunnel.wire.request import RequestHead
 from wstunnel.wire.response import ResponseHead
@@ -43,7 +44,7 @@ __all__ = [
 
 H2_PREFACE_LINE = b"PRI * HTTP/2.0"
 
-_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_TOKEN = TOKEN.encode("ascii")
 # nginx's request line takes an origin-form path or an absolute-form URL
 # (``scheme://``) and nothing else: authority-form (``CONNECT host:443``) and
 # asterisk-form (``OPTIONS *``) are refused with 400 before any header is read.

@@ -6,14 +6,22 @@ and header rewriting, so none of those needs to know about h11 or sockets.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from attrs import define, field, frozen
 
-if TYPE_CHECKING:
-    from wstunnel.config.tls import TLSInfo
+__all__ = ["ConnInfo", "RequestHead", "TLSInfo", "Target", "header_tokens", "lower_tokens"]
 
-__all__ = ["ConnInfo", "RequestHead", "Target", "header_tokens", "lower_tokens"]
+
+@frozen
+class TLSInfo:
+    """What the handshake of one client connection settled, for variables and checks."""
+
+    protocol: str  # "TLSv1.3"
+    cipher: str  # OpenSSL name
+    server_name: str  # SNI as sent, lower-cased; "" without SNI
+    client_s_dn: str  # RFC 4514 subject of the client certificate, "" without one
+    client_verify: str  # "SUCCESS", "FAILED:reason" or "NONE"
 
 
 @frozen
