@@ -9,8 +9,9 @@ request).  The readers are held to the strict side of RFC 9112 section 7.1,
 because a proxy that decodes a chunked body more leniently than the peer
 behind it can be made to see a different message than that peer does:
 CRLF everywhere, 1 to 16 hex digits of chunk size and a size of at most
-2**63 - 1 (nginx's bound: its parser refuses a size that overflows
-``off_t``), and a bound on every line and on the trailer section.  Trailer
+2**59 - 1 (nginx's bound: its parser refuses a size over the largest
+``off_t`` divided by 16), and a bound on every line and on the trailer
+section.  Trailer
 fields are checked and dropped: we re-frame what we forward and send none.
 
 Each reader hands the decoded bytes of one fed buffer to a ``sink`` in one
@@ -39,7 +40,7 @@ _TRAILER_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]
 # ChunkedBody states: which kind of line, or chunk data, comes next.
 _SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
 
-_MAX_CHUNK = 2**63 - 1
+_MAX_CHUNK = (2**63 - 1) // 16  # nginx 1.22 takes 0x7ffffffffffffff and answers 0x800000000000000 with 400
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 _FIRST_WINDOW = 128  # bytes split at a time when a run of whole chunks starts; doubles as the run goes on
 _MAX_MISSES = 6  # after short runs in a row, up to 2**6 - 1 chunks are read line by line before the next try
@@ -304,7 +305,7 @@ class ChunkedBody:
                 raise BodyError(f"invalid chunk size line {line[:32]!r}")
             self._left = int(match.group(1), 16)
             if self._left > _MAX_CHUNK:
-                raise BodyError(f"chunk size {line[:32]!r} over 2**63 - 1")
+                raise BodyError(f"chunk size {line[:32]!r} over 2**59 - 1")
             self._state = _DATA if self._left else _TRAILER
         elif state == _DATA_END:
             if line:
