@@ -254,7 +254,8 @@ class ChunkedBody:
         """
         lines = pieces[0::2]
         lengths = list(map(len, lines))
-        if max(lengths) <= 16 and min(lengths) and not b"".join(lines).translate(None, _HEX_DIGITS):
+        longest = max(lengths)
+        if 0 < min(lengths) and longest <= min(16, self._limit - 2) and not b"".join(lines).translate(None, _HEX_DIGITS):
             digits = lines
         else:
             digits = self._size_digits(lines, lengths)
