@@ -187,14 +187,16 @@ def wstunnel_argv(conf: Path) -> list[str]:
     return [str(Path(sys.executable).parent / "twistd"), "-n", "--pidfile=", "wstunnel", "--config", str(conf)]
 
 
-def proxy_conf(run: Path, backend: int, sink: int, port: int, keepalive: int, workers: int = 1) -> str:
+def proxy_conf(run: Path, backend: int, port: int, keepalive: int, workers: int = 1, sink: int | None = None) -> str:
     """
     The shared file.  With ``keepalive`` the upstream keeps idle
     connections and a plain request goes with an empty Connection header
     (nginx 1.22 needs that to reuse them; wstunnel then sends none).
+    ``sink`` is the tiny-chunks upstream (bench/pathcost.py has none: the
+    backend stands in).
     """
     return PROXY_CONF.format(
-        run=run, backend=backend, sink=sink, port=port, workers=workers,
+        run=run, backend=backend, sink=backend if sink is None else sink, port=port, workers=workers,
         keepalive=f"\n        keepalive {keepalive};" if keepalive else "",
         plain_connection="''" if keepalive else "close",
     )
@@ -204,7 +206,7 @@ def targets(run: Path, backend: int, sink: int, only: set[str] | None, keepalive
     found = [Target("direct", None, backend)]
     port = free_port()
     conf = run / "proxy.conf"
-    conf.write_text(proxy_conf(run, backend, sink, port, keepalive))
+    conf.write_text(proxy_conf(run, backend, port, keepalive, sink=sink))
     (run / "tmp").mkdir(exist_ok=True)
     found.append(Target("wstunnel", wstunnel_argv(conf), port))
     if NGINX:
@@ -226,7 +228,7 @@ def worker_targets(run: Path, backend: int, sink: int, keepalive: int) -> list[T
     for workers in (1, 2):
         port = free_port()
         conf = run / f"proxy-{workers}w.conf"
-        conf.write_text(proxy_conf(run, backend, sink, port, keepalive, workers))
+        conf.write_text(proxy_conf(run, backend, port, keepalive, workers, sink))
         found.append(Target(f"wstunnel-{workers}w", wstunnel_argv(conf), port, pinned=False, forks=workers > 1))
     return found
 
