@@ -43,7 +43,7 @@ _SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
 _MAX_CHUNK = (2**63 - 1) // 16  # nginx 1.22 takes 0x7ffffffffffffff and answers 0x800000000000000 with 400
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 _FIRST_WINDOW = 128  # bytes split at a time when a run of whole chunks starts; doubles as the run goes on
-_MAX_MISSES = 6  # after short runs in a row, up to 2**6 - 1 chunks are read line by line before the next try
+_MAX_MISSES = 6  # after short runs in a row, up to 2**6 - 1 chunks are read one at a time before the next try
 
 
 class BodyError(Exception):
@@ -118,9 +118,10 @@ class ChunkedBody:
     Whole chunks whose data holds no CRLF, the bulk of any body and all of
     a flood of tiny ones, are decoded a window at a time by splitting the
     window at CRLF (:meth:`_whole_chunks`): the checks then run over lists
-    in C, not chunk by chunk in Python.  Anything else (the last chunk,
-    data with a CRLF in it, a chunk cut by the buffer's end, every refusal)
-    goes through the line-by-line reader, which holds all the rules.
+    in C, not chunk by chunk in Python.  A chunk whose data holds a CRLF
+    is read on its own (:meth:`_one_chunk`, index arithmetic); the last
+    chunk, a chunk cut by the buffer's end and every refusal go through the
+    line-by-line reader, which holds all the rules.
     """
 
     __slots__ = ("_state", "_left", "_line", "_limit", "_trailer")
@@ -152,7 +153,7 @@ class ChunkedBody:
         """``data``'s chunk data onto ``out``; what follows the body once it has ended."""
         pos = 0
         size = len(data)
-        misses = wait = 0  # short runs in a row; size lines to read one by one before trying a run again
+        misses = wait = 0  # short runs in a row; chunks to read one at a time before trying a run again
         while pos < size:
             if self._state == _DATA:
                 pos = self._data(data, pos, out)
