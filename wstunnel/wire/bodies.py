@@ -11,8 +11,8 @@ behind it can be made to see a different message than that peer does:
 CRLF everywhere, 1 to 16 hex digits of chunk size and a size of at most
 2**59 - 1 (nginx's bound: its parser refuses a size over the largest
 ``off_t`` divided by 16), and a bound on every line and on the trailer
-section.  Trailer
-fields are checked and dropped: we re-frame what we forward and send none.
+section.  Trailer fields are checked and dropped: we re-frame what we
+forward and send none.
 
 Each reader hands the decoded bytes of one fed buffer to a ``sink`` in one
 call, so a body is never held whole, and ``feed`` returns the bytes that
