@@ -29,9 +29,11 @@ import resource
 import shutil
 import signal
 import socket
+import socketserver
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -44,6 +46,7 @@ HAPROXY = shutil.which("haproxy")
 WRK = shutil.which("wrk")
 PROXY_CORE, LOAD_CORE = "0", "1"
 IDLE_TUNNELS = 5000
+TINY_CHUNKS = 500_000  # one-byte chunks in the tiny-chunks body (3 MB on the wire)
 START_WAIT = 15.0  # seconds a proxy may take to listen
 
 # The shared file: a whole nginx.conf that wstunnel loads as it is.
@@ -63,8 +66,15 @@ http {{
     upstream backend {{
         server 127.0.0.1:{backend};{keepalive}
     }}
+    upstream sink {{
+        server 127.0.0.1:{sink};
+    }}
     server {{
         listen 127.0.0.1:{port};
+        location /sink {{
+            proxy_pass http://sink;
+            proxy_http_version 1.1;
+        }}
         location / {{
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -91,9 +101,12 @@ defaults
     option {keepalive_option}
 frontend bench
     bind 127.0.0.1:{port}
+    use_backend sink if {{ path_beg /sink }}
     default_backend backend
 backend backend
     server b1 127.0.0.1:{backend}
+backend sink
+    server s1 127.0.0.1:{sink}
 """
 
 
@@ -174,24 +187,26 @@ def wstunnel_argv(conf: Path) -> list[str]:
     return [str(Path(sys.executable).parent / "twistd"), "-n", "--pidfile=", "wstunnel", "--config", str(conf)]
 
 
-def proxy_conf(run: Path, backend: int, port: int, keepalive: int, workers: int = 1) -> str:
+def proxy_conf(run: Path, backend: int, port: int, keepalive: int, workers: int = 1, sink: int | None = None) -> str:
     """
     The shared file.  With ``keepalive`` the upstream keeps idle
     connections and a plain request goes with an empty Connection header
     (nginx 1.22 needs that to reuse them; wstunnel then sends none).
+    ``sink`` is the tiny-chunks upstream (bench/pathcost.py has none: the
+    backend stands in).
     """
     return PROXY_CONF.format(
-        run=run, backend=backend, port=port, workers=workers,
+        run=run, backend=backend, sink=backend if sink is None else sink, port=port, workers=workers,
         keepalive=f"\n        keepalive {keepalive};" if keepalive else "",
         plain_connection="''" if keepalive else "close",
     )
 
 
-def targets(run: Path, backend: int, only: set[str] | None, keepalive: int) -> list[Target]:
+def targets(run: Path, backend: int, sink: int, only: set[str] | None, keepalive: int) -> list[Target]:
     found = [Target("direct", None, backend)]
     port = free_port()
     conf = run / "proxy.conf"
-    conf.write_text(proxy_conf(run, backend, port, keepalive))
+    conf.write_text(proxy_conf(run, backend, port, keepalive, sink=sink))
     (run / "tmp").mkdir(exist_ok=True)
     found.append(Target("wstunnel", wstunnel_argv(conf), port))
     if NGINX:
@@ -200,20 +215,20 @@ def targets(run: Path, backend: int, only: set[str] | None, keepalive: int) -> l
     if HAPROXY:
         hconf = run / "haproxy.cfg"
         option = "http-keep-alive" if keepalive else "http-server-close"
-        hconf.write_text(HAPROXY_CONF.format(backend=backend, port=port, keepalive_option=option))
+        hconf.write_text(HAPROXY_CONF.format(backend=backend, sink=sink, port=port, keepalive_option=option))
         found.append(Target("haproxy", [HAPROXY, "-db", "-f", str(hconf)], port))
     found.append(Target("twisted", [sys.executable, str(BENCH / "portforward.py"), str(port), str(backend)], port))
     return [t for t in found if only is None or t.name in only]
 
 
-def worker_targets(run: Path, backend: int, keepalive: int) -> list[Target]:
+def worker_targets(run: Path, backend: int, sink: int, keepalive: int) -> list[Target]:
     """wstunnel with 1 and with 2 worker processes, neither pinned: can 2 use both cores?"""
     (run / "tmp").mkdir(exist_ok=True)
     found = []
     for workers in (1, 2):
         port = free_port()
         conf = run / f"proxy-{workers}w.conf"
-        conf.write_text(proxy_conf(run, backend, port, keepalive, workers))
+        conf.write_text(proxy_conf(run, backend, port, keepalive, workers, sink))
         found.append(Target(f"wstunnel-{workers}w", wstunnel_argv(conf), port, pinned=False, forks=workers > 1))
     return found
 
@@ -280,7 +295,91 @@ def wrk(port: int, seconds: float) -> dict:
     return result
 
 
-def workloads(quick: bool) -> dict[str, Callable[[Target], dict]]:
+class BodySink(socketserver.ThreadingTCPServer):
+    """
+    The tiny-chunks upstream, in this process: reads one request's body
+    (Content-Length or chunked) and answers with its size and the number of
+    chunks it came in (1 for a length), so the figure shows how each proxy
+    re-frames a flood of tiny chunks.
+    """
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _SinkHandler)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class _SinkHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        self.buffer = bytearray()
+        head = self._until(b"\r\n\r\n", 0)
+        if head < 0:
+            return
+        pos = head + 4
+        lines = bytes(self.buffer[:head]).lower().split(b"\r\n")
+        if b"transfer-encoding: chunked" in lines:
+            size, chunks = self._chunked(pos)
+        else:
+            length = next(int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length:"))
+            while len(self.buffer) < pos + length and self._more():
+                pass
+            size, chunks = min(length, len(self.buffer) - pos), 1
+        body = json.dumps({"bytes": size, "chunks": chunks}).encode()
+        self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+
+    def _more(self) -> bool:
+        data = self.request.recv(256 * 1024)
+        self.buffer += data
+        return bool(data)
+
+    def _until(self, marker: bytes, pos: int) -> int:
+        """Where ``marker`` is found from ``pos``, reading as needed; -1 if the peer closed first."""
+        while (found := self.buffer.find(marker, pos)) < 0:
+            if not self._more():
+                return -1
+        return found
+
+    def _chunked(self, pos: int) -> tuple[int, int]:
+        size = chunks = 0
+        while (lf := self._until(b"\r\n", pos)) >= 0:
+            length = int(bytes(self.buffer[pos:lf]).split(b";")[0], 16)
+            if not length:
+                return size, chunks
+            while len(self.buffer) < lf + 4 + length and self._more():
+                pass
+            size += length
+            chunks += 1
+            pos = lf + 4 + length
+        return size, chunks
+
+
+def tiny_chunks(port: int, pids: str | None) -> dict:
+    """
+    One POST of TINY_CHUNKS one-byte chunks on a raw socket: the proxy's CPU
+    for the whole body, the time to its answer, and what the upstream got.
+    """
+    body = b"1\r\nx\r\n" * TINY_CHUNKS + b"0\r\n\r\n"
+    head = b"POST /sink HTTP/1.1\r\nHost: bench\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    cpu = cpu_seconds(pids)
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
+        sock.sendall(head + body)
+        answer = b""
+        while data := sock.recv(65536):
+            answer += data
+    seconds = time.monotonic() - start
+    status, _, rest = answer.partition(b"\r\n")
+    if b" 200 " not in status:
+        raise RuntimeError(f"tiny-chunks answered {status!r}")
+    seen = json.loads(rest.partition(b"\r\n\r\n")[2])
+    if seen["bytes"] != TINY_CHUNKS:
+        raise RuntimeError(f"tiny-chunks: the upstream got {seen['bytes']} bytes of {TINY_CHUNKS}")
+    return {"proxy_cpu_ms": 1000 * (cpu_seconds(pids) - cpu), "ms": 1000 * seconds, "upstream_chunks": seen["chunks"]}
+
+
+def workloads(quick: bool, sink: int) -> dict[str, Callable[[Target], dict]]:
     seconds = 1 if quick else 3
     mib = 32 if quick else 256
     idle = 500 if quick else IDLE_TUNNELS
@@ -292,12 +391,18 @@ def workloads(quick: bool) -> dict[str, Callable[[Target], dict]]:
         pids = t.memory_pids()
         return wsload("idle", t.port, idle, pids) if pids else {}
 
+    def tiny(t: Target) -> dict:
+        if t.argv is None:
+            return tiny_chunks(sink, None)  # the sink itself, no proxy
+        return {} if t.name == "twisted" else tiny_chunks(t.port, t.memory_pids())  # a port-forwarder: no HTTP
+
     return {
         "bulk": lambda t: wsload("bulk", t.port, mib),
         "pingpong1": lambda t: wsload("pingpong", t.port, 1, seconds),
         "pingpong50": lambda t: wsload("pingpong", t.port, 50, seconds),
         "handshake": lambda t: wsload("handshake", t.port, 8, seconds),
         "get": get,
+        "tiny-chunks": tiny,
         # Last: the proxy is still closing the 10000 connections when wsload
         # exits, and a workload right after it measured that too (a GET run
         # then showed 25 % more CPU per request and a p99 of 0.4-0.7 s).
@@ -329,6 +434,9 @@ FIGURES = [
     ("GET p99 us", "get", "p99_us"),
     ("GET proxy CPU us each", "get", "proxy_cpu_us_per_op"),
     ("GET load core busy %", "get", "load_core_%"),
+    ("tiny-chunks proxy CPU ms (500,000 one-byte chunks)", "tiny-chunks", "proxy_cpu_ms"),
+    ("tiny-chunks ms to the answer", "tiny-chunks", "ms"),
+    ("tiny-chunks chunks the upstream got (1: a length)", "tiny-chunks", "upstream_chunks"),
 ]
 
 
@@ -444,15 +552,16 @@ def main() -> int:
     run.mkdir(parents=True)
     backend = subprocess.Popen(["taskset", "-c", LOAD_CORE, str(BUILD / "echo_backend"), "0"],
                                stdout=subprocess.PIPE, text=True)
+    sink = BodySink()
     try:
         backend_port = int(backend.stdout.readline())  # type: ignore[union-attr]
         only = set(args.only.split(",")) if args.only else None
         all_targets = (
-            worker_targets(run, backend_port, args.keepalive)
+            worker_targets(run, backend_port, sink.port, args.keepalive)
             if args.workers
-            else targets(run, backend_port, only, args.keepalive)
+            else targets(run, backend_port, sink.port, only, args.keepalive)
         )
-        loads = workloads(args.quick)
+        loads = workloads(args.quick, sink.port)
         if args.workloads:
             loads = {k: v for k, v in loads.items() if k in args.workloads.split(",")}
         if args.profile:
@@ -460,6 +569,7 @@ def main() -> int:
         ratios = [("wstunnel-2w", "wstunnel-1w")] if args.workers else [("wstunnel", "nginx"), ("twisted", "nginx")]
         return compare(all_targets, loads, run, args.repeat, ratios)
     finally:
+        sink.shutdown()
         stop(backend)
 
 

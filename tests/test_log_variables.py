@@ -104,7 +104,7 @@ def test_a_chunked_answer_counts_its_framing_in_bytes_sent_not_in_body_bytes_sen
     answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n"
     upstream.dataReceived(answer)
     (line,) = p.lines()
-    assert p.ct.value().endswith(b"5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n")
+    assert p.ct.value().endswith(b"8\r\nhelloabc\r\n0\r\n\r\n")
     assert line[:8] == ["200", str(len(chunked)), str(len(p.ct.value())), "8", "1", "1",
                         str(len(ut.value())), str(len(answer))]
 
