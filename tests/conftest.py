@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import socket
+import sys
 import sysconfig
 from importlib.metadata import distributions
 from pathlib import Path
@@ -13,7 +14,13 @@ import pytest
 import pytest_twisted
 from hypothesis import settings
 
-ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+
+# Test modules in any folder below this one import the shared helpers
+# (support, nginx_support, tls_support) by their bare names.
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
 
 # Property tests are deterministic and write no example database into the clone.
 settings.register_profile("wstunnel", database=None, derandomize=True, deadline=None)
