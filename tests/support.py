@@ -2,8 +2,8 @@
 Loopback helpers for the integration tests: a proxy started from nginx
 config text, scripted raw backends, and bridges between the asyncio world
 of the ``websockets`` library and Twisted (the suite runs Twisted on the
-asyncio reactor, so both share one event loop).  Also one client connection
-on a memory transport, for deterministic protocol tests.
+asyncio reactor, so both share one event loop).  Also the proxy on memory
+transports (:class:`MemoryProxy`), for deterministic protocol tests.
 """
 
 from __future__ import annotations
@@ -19,11 +19,14 @@ from typing import Any, Awaitable, Callable
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from wstunnel.net.client import ProxyFactory
 from wstunnel.config.loader import load_config
+from wstunnel.config.model import Config
 from wstunnel.net.runtime import Runtime
 from wstunnel.app.service import ProxyService
 
@@ -47,29 +50,91 @@ def start_proxy(tmp_path: Path, conf: str) -> tuple[ProxyService, int]:
     return service, service.ports[0].getHost().port
 
 
-class MemoryClient:
+LISTEN = ("127.0.0.1", 8080)  # the listen address every MemoryProxy config declares
+
+
+def load_text(path: Path, text: str) -> Config:
+    """Write ``text`` to ``path`` and load it, so error messages name a real file."""
+    path.write_text(text)
+    return load_config(str(path))
+
+
+class HalfCloseTransport(StringTransport):
+    """A StringTransport that records a write shutdown, as TCP has."""
+
+    write_closed = False
+
+    def loseWriteConnection(self) -> None:
+        self.write_closed = True
+
+
+class MemoryProxy:
     """
-    One client connection of the config at ``conf`` (listening on
-    127.0.0.1:8080) on a StringTransport; the reactor is a
-    MemoryReactorClock that records where wstunnel dials.
+    A config's proxy driven step by step, with no sockets and no real time.
+    The test plays both peers: it opens client connections and feeds them
+    bytes, sees where wstunnel dialled (``reactor`` is a MemoryReactorClock
+    that records every attempt and runs every timer), completes or refuses
+    each attempt and answers as the upstream, then reads what the client
+    got from its transport.  Only the package's entry points are used
+    (load_config, Runtime, ProxyFactory), so the protocols behind them may
+    change shape freely.  The config listens on ``LISTEN``.
     """
 
-    def __init__(self, conf: Path) -> None:
-        self.runtime = Runtime.build(load_config(str(conf)))
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.runtime = Runtime.build(config)
         self.reactor = MemoryReactorClock()
-        self.factory = ProxyFactory(runtime=lambda: self.runtime, key=("127.0.0.1", 8080), reactor=self.reactor)
-        self.client = self.factory.buildProtocol(None)
-        self.ct = StringTransport(
-            hostAddress=IPv4Address("TCP", "127.0.0.1", 8080), peerAddress=IPv4Address("TCP", "127.0.0.1", 40000)
-        )
-        self.client.makeConnection(self.ct)
+        self.factory = ProxyFactory(runtime=lambda: self.runtime, key=LISTEN, reactor=self.reactor)
+        self.client: protocol.Protocol | None = None
+        self.ct: HalfCloseTransport | None = None
 
-    def upstream(self) -> tuple[protocol.Protocol, StringTransport]:
-        """Complete the last connection attempt with a StringTransport."""
-        upstream = self.reactor.tcpClients[-1][2].buildProtocol(None)
-        transport = StringTransport()
+    def reload(self, config: Config) -> None:
+        """Serve ``config`` from now on, as a SIGHUP would."""
+        self.config = config
+        self.runtime = Runtime.build(config)
+
+    def connect_client(self, data: bytes = b"") -> tuple[protocol.Protocol, HalfCloseTransport]:
+        """
+        A new client connection that has sent ``data``; it is also kept as
+        ``client`` (the protocol) and ``ct`` (its transport).
+        """
+        client = self.factory.buildProtocol(None)
+        transport = HalfCloseTransport(
+            hostAddress=IPv4Address("TCP", *LISTEN), peerAddress=IPv4Address("TCP", "127.0.0.1", 40000)
+        )
+        client.makeConnection(transport)
+        self.client, self.ct = client, transport
+        if data:
+            client.dataReceived(data)
+        return client, transport
+
+    def dialled(self) -> list[tuple[str, int]]:
+        """Every TCP connection attempt so far, in order."""
+        return [(host, port) for host, port, *_ in self.reactor.tcpClients]
+
+    def upstream(self, index: int = -1) -> tuple[protocol.Protocol, HalfCloseTransport]:
+        """Complete connection attempt ``index``: wstunnel's upstream protocol and the transport it writes to."""
+        upstream = self.reactor.tcpClients[index][2].buildProtocol(None)
+        transport = HalfCloseTransport()
         upstream.makeConnection(transport)
         return upstream, transport
+
+    def refuse(self, reason: Exception | None = None, index: int = -1) -> None:
+        """Fail connection attempt ``index``, refused unless ``reason`` says otherwise."""
+        failure = Failure(reason or ConnectionRefusedError())
+        self.reactor.tcpClients[index][2].clientConnectionFailed(None, failure)
+
+    def answer(self, status: bytes, body: bytes = b"", index: int = -1) -> None:
+        """Complete connection attempt ``index`` and answer ``status`` with ``body`` at once."""
+        upstream, _ = self.upstream(index)
+        upstream.dataReceived(b"HTTP/1.1 " + status + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def log_fields(path: Path) -> list[list[str]]:
+    """The access-log lines at ``path``, each split at ``|``; none while the file does not exist."""
+    if not path.exists():
+        return []
+    return [line.split("|") for line in path.read_text().splitlines()]
 
 
 def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -188,6 +253,61 @@ def switch_answer(head: bytes, extra: bytes = b"") -> bytes:
 
 def listen_backend(on_head: Callable[[ScriptedBackend, bytes, bytes], None], half_close: bool = False):
     factory = BackendFactory(on_head, half_close)
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    return factory, port
+
+
+class KeepAliveBackend(protocol.Protocol):
+    """
+    A raw upstream that answers every request on its connection, bodies
+    framed by Content-Length, with ``factory.answer(method, path, head,
+    body)``; each request is recorded as (connection number, head, body).
+    """
+
+    def connectionMade(self) -> None:
+        self.factory.connections.append(self)
+        self.number = len(self.factory.connections)
+        self.buffer = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\r\n\r\n" in self.buffer:
+            head, rest = self.buffer.split(b"\r\n\r\n", 1)
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if len(rest) < length:
+                return
+            body, self.buffer = rest[:length], rest[length:]
+            method, path = head.split(b" ")[:2]
+            self.factory.requests.append((self.number, head, body))
+            self.transport.write(self.factory.answer(method, path, head, body))
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.factory.closed += 1
+        if not self.factory.first_close.called:
+            self.factory.first_close.callback(None)
+
+
+class KeepAliveFactory(protocol.Factory):
+    """What the connections of :class:`KeepAliveBackend` saw: ``connections``, ``requests``, ``closed``."""
+
+    protocol = KeepAliveBackend
+    noisy = False
+
+    def __init__(self, answer: Callable[[bytes, bytes, bytes, bytes], bytes]) -> None:
+        self.answer = answer
+        self.connections: list[KeepAliveBackend] = []
+        self.requests: list[tuple[int, bytes, bytes]] = []
+        self.closed = 0
+        self.first_close: defer.Deferred = defer.Deferred()
+
+
+def listen_keepalive(answer: Callable[[bytes, bytes, bytes, bytes], bytes]):
+    """A :class:`KeepAliveFactory` listening on a loopback port: the factory and the port."""
+    factory = KeepAliveFactory(answer)
     port = reactor.listenTCP(0, factory, interface="127.0.0.1")
     return factory, port
 
