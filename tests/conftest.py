@@ -103,6 +103,14 @@ def proxies(proxy_services):
     return lambda conf: proxy_services(conf)[1]
 
 
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    """A test certificate authority (tests/tls_support.py); one per module, so leaf file names never clash."""
+    from tls_support import Authority
+
+    return Authority(tmp_path_factory.mktemp("pki"))
+
+
 @pytest.fixture
 def refused_port():
     """A port bound but never listening: connecting is refused, and nothing else can take it."""

@@ -29,13 +29,15 @@ from typing import Callable
 
 import pytest
 from attrs import define, field, frozen
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import protocol, reactor
 
 from support import (
     WAIT,
+    AccessLines,
     BackendFactory,
     ScriptedBackend,
     aio,
+    capture_access_log,
     listen_backend,
     read_exactly,
     read_until,
@@ -45,7 +47,6 @@ from support import (
 )
 
 __all__ = [
-    "AccessLines",
     "Answer",
     "Headers",
     "Nginx",
@@ -53,8 +54,6 @@ __all__ = [
     "Response",
     "Side",
     "Twins",
-    "aio_deferred",
-    "capture_access_log",
     "listen_syslog",
     "ask",
     "ask_both",
@@ -201,36 +200,6 @@ def _field(line: bytes) -> tuple[bytes, bytes]:
 SYSLOG_TAG = "parity"
 
 
-class AccessLines:
-    """
-    The access-log lines one proxy wrote, in order.  A proxy writes a line
-    after the response's last byte may already have reached the client (and
-    a tunnel's when it ends), so tests await a count instead of reading a
-    file at some moment.
-    """
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self._waiting: list[tuple[int, defer.Deferred]] = []
-
-    def append(self, line: str) -> None:
-        self.lines.append(line)
-        self._wake()
-
-    def wait_for(self, count: int) -> defer.Deferred:
-        """Fires with the lines once there are at least ``count``; fails after ``WAIT``."""
-        d = defer.Deferred()
-        self._waiting.append((count, d))
-        self._wake()
-        return d.addTimeout(WAIT, reactor)
-
-    def _wake(self) -> None:
-        ready = [(n, d) for n, d in self._waiting if n <= len(self.lines)]
-        self._waiting = [(n, d) for n, d in self._waiting if n > len(self.lines)]
-        for _, d in ready:
-            d.callback(self.lines[:])
-
-
 class _Syslog(protocol.DatagramProtocol):
     """nginx's ``access_log syslog:``: one datagram a line, ``<PRI>TIMESTAMP TAG: LINE``."""
 
@@ -248,18 +217,6 @@ def listen_syslog(lines: AccessLines) -> tuple[object, str]:
     port = reactor.listenUDP(0, _Syslog(lines), interface="127.0.0.1")
     target = f"syslog:server=127.0.0.1:{port.getHost().port},tag={SYSLOG_TAG},nohostname"
     return port, target
-
-
-def capture_access_log(service: object, lines: AccessLines) -> None:
-    """wstunnel's lines go to their files as usual and to ``lines`` as they are written."""
-    logs = service.runtime.access_logs  # type: ignore[attr-defined]
-    write = logs.write
-
-    def both(targets: tuple, line: str) -> None:
-        write(targets, line)
-        lines.append(line)
-
-    logs.write = both
 
 
 @frozen
@@ -405,10 +362,6 @@ async def ask(port: int, request: bytes) -> Response:
 
 async def ask_both(sides: list[Side], request: bytes) -> dict[str, Response]:
     return {side.name: await aio(ask(side.port, request)) for side in sides}
-
-
-def aio_deferred(d: defer.Deferred) -> asyncio.Future:
-    return d.asFuture(asyncio.get_running_loop())
 
 
 def request(path: str = "/", host: str = "localhost", method: str = "GET",

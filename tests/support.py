@@ -13,6 +13,7 @@ import base64
 import hashlib
 import random
 import socket
+from collections.abc import Sized
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -38,6 +39,11 @@ def aio(awaitable: Awaitable[Any]) -> defer.Deferred:
     return defer.Deferred.fromFuture(
         asyncio.ensure_future(asyncio.wait_for(awaitable, WAIT))
     )
+
+
+def aio_deferred(d: defer.Deferred) -> asyncio.Future:
+    """Await a Deferred from asyncio code (the other direction of :func:`aio`)."""
+    return d.asFuture(asyncio.get_running_loop())
 
 
 def start_proxy(tmp_path: Path, conf: str) -> tuple[ProxyService, int]:
@@ -161,6 +167,29 @@ def upgrade_request(path: str = "/", host: str = "localhost", key: bytes = b"dGh
     ).encode()
 
 
+class Thresholds:
+    """
+    Deferreds that fire once something that only grows reaches a size, so
+    a test awaits a count of bytes or lines instead of a moment.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[int, defer.Deferred]] = []
+
+    def wait(self, size: int, now: Sized) -> defer.Deferred:
+        """Fires with the value once it has ``size`` items (``now`` may do already); fails after ``WAIT``."""
+        d = defer.Deferred()
+        self._waiting.append((size, d))
+        self.grew(now)
+        return d.addTimeout(WAIT, reactor)
+
+    def grew(self, value: Sized) -> None:
+        ready = [d for n, d in self._waiting if len(value) >= n]
+        self._waiting = [(n, d) for n, d in self._waiting if len(value) < n]
+        for d in ready:
+            d.callback(value)
+
+
 @implementer(IHalfCloseableProtocol)
 class ScriptedBackend(protocol.Protocol):
     """
@@ -177,7 +206,7 @@ class ScriptedBackend(protocol.Protocol):
         self.received = b""
         self.eof = defer.Deferred()
         self.lost = defer.Deferred()
-        self.waiters: list[tuple[int, defer.Deferred]] = []
+        self.waiters = Thresholds()
 
     def connectionMade(self) -> None:
         self.factory.connections.append(self)
@@ -194,20 +223,11 @@ class ScriptedBackend(protocol.Protocol):
                 self.factory.on_head(self, self.head, rest)
             return
         self.received += data
-        self._wake()
+        self.waiters.grew(self.received)
 
     def wait_data(self, size: int) -> defer.Deferred:
         """Fires once at least ``size`` bytes arrived after the head."""
-        d = defer.Deferred()
-        self.waiters.append((size, d))
-        self._wake()
-        return d.addTimeout(WAIT, reactor)
-
-    def _wake(self) -> None:
-        ready = [(n, d) for n, d in self.waiters if len(self.received) >= n]
-        self.waiters = [(n, d) for n, d in self.waiters if len(self.received) < n]
-        for _, d in ready:
-            d.callback(self.received)
+        return self.waiters.wait(size, self.received)
 
     def readConnectionLost(self) -> None:
         self.eof.callback(self.received)
@@ -312,6 +332,39 @@ def listen_keepalive(answer: Callable[[bytes, bytes, bytes, bytes], bytes]):
     return factory, port
 
 
+class AccessLines:
+    """
+    The access-log lines one proxy wrote, in order.  A proxy writes a line
+    after the response's last byte may already have reached the client (and
+    a tunnel's when it ends), so tests await a count instead of reading a
+    file at some moment.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._waiters = Thresholds()
+
+    def append(self, line: str) -> None:
+        self.lines.append(line)
+        self._waiters.grew(self.lines[:])
+
+    def wait_for(self, count: int) -> defer.Deferred:
+        """Fires with the lines once there are at least ``count``; fails after ``WAIT``."""
+        return self._waiters.wait(count, self.lines[:])
+
+
+def capture_access_log(service: object, lines: AccessLines) -> None:
+    """wstunnel's lines go to their files as usual and to ``lines`` as they are written."""
+    logs = service.runtime.access_logs  # type: ignore[attr-defined]
+    write = logs.write
+
+    def both(targets: tuple, line: str) -> None:
+        write(targets, line)
+        lines.append(line)
+
+    logs.write = both
+
+
 async def read_until(reader: asyncio.StreamReader, marker: bytes) -> bytes:
     return await asyncio.wait_for(reader.readuntil(marker), WAIT)
 
@@ -320,9 +373,9 @@ async def read_exactly(reader: asyncio.StreamReader, size: int) -> bytes:
     return await asyncio.wait_for(reader.readexactly(size), WAIT)
 
 
-async def talk(port: int, data: bytes) -> bytes:
-    """Send ``data`` on a new connection and read until the proxy closes it."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def talk(port: int, data: bytes, source: str = "127.0.0.1") -> bytes:
+    """Send ``data`` on a new connection from ``source`` and read until the proxy closes it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
     writer.write(data)
     try:
         return await asyncio.wait_for(reader.read(), WAIT)

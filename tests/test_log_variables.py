@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Callable
 
 import pytest_twisted
-from twisted.internet import defer, reactor
 
 from support import (
-    WAIT,
+    AccessLines,
     MemoryProxy,
     aio,
+    capture_access_log,
     listen_backend,
     load_text,
     log_fields,
@@ -164,25 +164,6 @@ def answer(backend, head: bytes, rest: bytes) -> None:
         backend.transport.write(ANSWER)
 
 
-def capture_lines(service) -> tuple[list[str], Callable[[], defer.Deferred]]:
-    """Every access-log line as written, and ``next_line()``: a Deferred of the next one."""
-    lines: list[str] = []
-    waiting: list[defer.Deferred] = []
-
-    def next_line() -> defer.Deferred:
-        d = defer.Deferred()
-        waiting.append(d)
-        return d.addTimeout(WAIT, reactor)
-
-    def write(targets, line) -> None:
-        lines.append(line)
-        while waiting:
-            waiting.pop(0).callback(line)
-
-    service.runtime.access_logs.write = write
-    return lines, next_line
-
-
 async def exchange(port: int, data: bytes, until: bytes):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(data)
@@ -195,14 +176,13 @@ async def test_loopback_values_match_the_bytes_on_the_wire(tmp_path) -> None:
     service, port = start_proxy(tmp_path, (CONF % (FIELDS, "stdout")).replace(
         "127.0.0.1:9001; server 127.0.0.1:9002;", f"127.0.0.1:{bport.getHost().port};").replace(
         "127.0.0.1:8080", "127.0.0.1:0"))
-    lines, next_line = capture_lines(service)
+    log = AccessLines()
+    capture_access_log(service, log)
     try:
         plain = b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        line = next_line()
         got, writer, reader = await aio(exchange(port, plain, b"hello"))
         writer.close()
-        plain_line = await line
-        line = next_line()
+        plain_line = (await log.wait_for(1))[0]
         request = upgrade_request("/ws")
         head, writer, reader = await aio(exchange(port, request, b"\r\n\r\n"))
         assert await aio(read_exactly(reader, 2)) == b"hi"
@@ -210,12 +190,12 @@ async def test_loopback_values_match_the_bytes_on_the_wire(tmp_path) -> None:
         tunnel_backend = backend.connections[1]
         await tunnel_backend.wait_data(4)
         writer.close()
-        tunnel_line = await line
+        tunnel_line = (await log.wait_for(2))[1]
     finally:
         await service.stopService()
         await bport.stopListening()
     plain_up = len(backend.heads[0]) + 4
-    assert lines == [plain_line, tunnel_line]
+    assert log.lines == [plain_line, tunnel_line]
     assert plain_line.split("|")[:9] == ["200", str(len(plain)), str(len(got)), "5", "1", "1",
                                        str(plain_up), str(len(ANSWER)), "-"]
     switch = switch_answer(backend.heads[1], b"hi")

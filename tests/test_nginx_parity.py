@@ -23,14 +23,13 @@ import nginx_support
 from nginx_support import (
     Side,
     Twins,
-    aio_deferred,
     ask_both,
     find_nginx,
     read_response,
     request,
     scripted_answer,
 )
-from support import ScriptedBackend, accept_for, aio, read_exactly, switch_answer, upgrade_request
+from support import ScriptedBackend, accept_for, aio, aio_deferred, read_exactly, switch_answer, upgrade_request
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "doc" / "examples"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.conf"))

@@ -12,8 +12,8 @@ import asyncio
 import pytest
 import pytest_twisted
 
-from nginx_support import Response, Side, aio_deferred, read_response, scripted_answer
-from support import WAIT, ScriptedBackend, aio, listen_keepalive, read_until
+from nginx_support import Response, Side, read_response, scripted_answer
+from support import WAIT, ScriptedBackend, aio, aio_deferred, listen_keepalive, read_until
 
 CONF = """
 upstream pool { server 127.0.0.1:{backend}; keepalive 2; }

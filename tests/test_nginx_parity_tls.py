@@ -49,11 +49,6 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
 
 @pytest.fixture(scope="module")
-def ca(tmp_path_factory) -> Authority:
-    return Authority(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
 def seed_003(ca) -> str:
     cert, key = ca.issue("site", ["test.enzhico.net", "127.0.0.1"])
     return SEED_003.format(port="{backend}", cert=cert, key=key)

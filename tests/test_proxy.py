@@ -22,6 +22,7 @@ from wstunnel.net.tunnel import MAX_BUFFERED_PER_DIRECTION
 from support import (
     WAIT,
     aio,
+    aio_deferred,
     listen_backend,
     read_all_sampling,
     slow_reader,
@@ -637,7 +638,3 @@ async def test_keep_alive_serves_pipelined_requests_in_order(proxies) -> None:
 
 async def _first_connection(factory):
     return await aio_deferred(factory.first)
-
-
-def aio_deferred(d: defer.Deferred):
-    return d.asFuture(asyncio.get_running_loop())

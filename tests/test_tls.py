@@ -47,12 +47,7 @@ server {{
 """
 
 
-@pytest.fixture(scope="session")
-def ca(tmp_path_factory) -> Authority:
-    return Authority(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def site(ca) -> tuple[str, str]:
     return ca.issue("site", ["test.enzhico.net", "127.0.0.1"])
 

@@ -14,17 +14,12 @@ from pathlib import Path
 import pytest
 
 from test_plugin import run_twistd
-from tls_support import NOW, Authority
+from tls_support import NOW
 from wstunnel.config.loader import load_config
 from wstunnel.config.model import ConfigErrors
 from wstunnel.app.tap import check
 
 DAY = datetime.timedelta(days=1)
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory) -> Authority:
-    return Authority(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")
