@@ -30,6 +30,8 @@ from typing import Callable
 import pytest
 from attrs import define, field, frozen
 from twisted.internet import protocol, reactor
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
 
 from support import (
     WAIT,
@@ -50,6 +52,9 @@ __all__ = [
     "Answer",
     "Headers",
     "Nginx",
+    "NGINX_CHASH",
+    "NGINX_HASH",
+    "NGINX_IP_HASH",
     "NGINX_PACKAGE",
     "Response",
     "Side",
@@ -58,6 +63,7 @@ __all__ = [
     "ask",
     "ask_both",
     "echo_answer",
+    "echo_through_both",
     "find_nginx",
     "http_body",
     "parse_request_head",
@@ -72,6 +78,12 @@ STARTUP = 5.0  # seconds nginx may take to bind its listeners
 SHUTDOWN = 5.0  # seconds it may take to exit after SIGTERM
 
 _TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+# nginx's peer (the last digit of 1, 2, 3 for three server lines) for ip_hash over
+# 127.0.N.1 and for hash and hash consistent over keyK, N and K from 0 to 29.
+NGINX_IP_HASH = "312" * 10
+NGINX_HASH = "321233211222232121222132231131"
+NGINX_CHASH = "313311113223321331133221311321"
 Headers = Counter  # (name, value) pairs as a multiset: order is not compared
 
 
@@ -362,6 +374,27 @@ async def ask(port: int, request: bytes) -> Response:
 
 async def ask_both(sides: list[Side], request: bytes) -> dict[str, Response]:
     return {side.name: await aio(ask(side.port, request)) for side in sides}
+
+
+async def echo_through_both(twins: Twins, conf: str, url: Callable[[Side], str], **options) -> list[str]:
+    """
+    A websockets session (``connect(url(side), **options)``) through each
+    proxy to an echo backend; the sides that echoed every message.
+    """
+    talked = []
+
+    async def echo(ws) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async with serve(echo, "127.0.0.1", 0) as server:
+        for side in twins.start(conf, backend_port=server.sockets[0].getsockname()[1]):
+            async with connect(url(side), **options) as ws:
+                for message in ["hello", b"\x00\x01binary", "x" * 70_000]:
+                    await ws.send(message)
+                    assert await ws.recv() == message, side.name
+            talked.append(side.name)
+    return talked
 
 
 def request(path: str = "/", host: str = "localhost", method: str = "GET",

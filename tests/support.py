@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable
 
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.address import IPv4Address
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
@@ -269,6 +269,52 @@ def switch_answer(head: bytes, extra: bytes = b"") -> bytes:
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Accept: " + accept_for(key) + b"\r\n\r\n" + extra
     )
+
+
+def switching(on_tunnel: Callable[[ScriptedBackend], None] = lambda backend: None):
+    """An ``on_head`` that completes the WebSocket handshake, then hands the backend to ``on_tunnel``."""
+
+    def answer(backend: ScriptedBackend, head: bytes, rest: bytes) -> None:
+        backend.transport.write(switch_answer(head))
+        on_tunnel(backend)
+
+    return answer
+
+
+def ok_and_close(backend: ScriptedBackend, head: bytes, rest: bytes) -> None:
+    """An ``on_head`` that answers 200 "ok" and closes."""
+    backend.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    backend.transport.loseConnection()
+
+
+@implementer(IPushProducer)
+class Firehose:
+    """Writes ``total`` bytes of a pattern, pausing when told to (a well-behaved sender)."""
+
+    def __init__(self, transport: Any, total: int, chunk: int = 64 * 1024) -> None:
+        self.transport = transport
+        self.left = total
+        self.block = hashlib.sha256(b"seed").digest() * (chunk // 32)
+        self.paused = False
+        self.digest = hashlib.sha256()
+        self.done = defer.Deferred()
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        while not self.paused and self.left > 0:
+            piece = self.block[: self.left]
+            self.left -= len(piece)
+            self.digest.update(piece)
+            self.transport.write(piece)
+        if self.left == 0 and not self.done.called:
+            self.transport.unregisterProducer()
+            self.done.callback(self.digest.hexdigest())
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def stopProducing(self) -> None:
+        self.paused = True
 
 
 def listen_backend(on_head: Callable[[ScriptedBackend, bytes, bytes], None], half_close: bool = False):

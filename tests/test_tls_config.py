@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_plugin import run_twistd
+from twistd_support import run_twistd
 from tls_support import NOW
 from wstunnel.config.loader import load_config
 from wstunnel.config.model import ConfigErrors
