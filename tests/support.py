@@ -31,6 +31,7 @@ from wstunnel.config.model import Config
 from wstunnel.net.runtime import Runtime
 from wstunnel.app.service import ProxyService
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout
 WAIT = 5.0  # the longest any single step of a loopback test may take
 
 

@@ -1,6 +1,5 @@
 import ipaddress
 import os
-import pathlib
 import re
 import socket
 import textwrap
@@ -9,12 +8,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from support import ROOT
 from wstunnel.config import loader
 from wstunnel.config.loader import IGNORED_DIRECTIVES, load_config, resolve_host
 from wstunnel.obs.logs import every_error_log
 from wstunnel.config.model import AccessLog, Config, ConfigErrors, ErrorLog, Source, Template, Timeouts, VarRef
 
-EXAMPLES = pathlib.Path(__file__).parent.parent / "doc" / "examples"
+EXAMPLES = ROOT / "doc" / "examples"
 
 FAKE_DNS = {
     "localhost": ["127.0.0.1", "::1"],

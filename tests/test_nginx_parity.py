@@ -26,9 +26,9 @@ from nginx_support import (
     request,
     scripted_answer,
 )
-from support import ScriptedBackend, accept_for, aio, aio_deferred, read_exactly, switch_answer, upgrade_request
+from support import ROOT, ScriptedBackend, accept_for, aio, aio_deferred, read_exactly, switch_answer, upgrade_request
 
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "doc" / "examples"
+EXAMPLES_DIR = ROOT / "doc" / "examples"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.conf"))
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 

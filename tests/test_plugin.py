@@ -18,10 +18,9 @@ from twisted.scripts.twistd import ServerOptions
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
+from support import ROOT
 from twistd_support import STARTUP_SECONDS, run_twistd, subprocess_env
 from wstunnel.app import tap
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # Seed 003's conf.d file without its TLS lines, on loopback ports.
 SEED_CONF = """\
