@@ -13,10 +13,12 @@ import base64
 import hashlib
 import random
 import socket
+import textwrap
 from collections.abc import Sized
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+import pytest
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
@@ -27,7 +29,7 @@ from zope.interface import implementer
 
 from wstunnel.net.client import ProxyFactory
 from wstunnel.config.loader import load_config
-from wstunnel.config.model import Config
+from wstunnel.config.model import Config, ConfigErrors
 from wstunnel.net.runtime import Runtime
 from wstunnel.app.service import ProxyService
 
@@ -58,6 +60,22 @@ def start_proxy(tmp_path: Path, conf: str) -> tuple[ProxyService, int]:
 
 
 LISTEN = ("127.0.0.1", 8080)  # the listen address every MemoryProxy config declares
+
+
+def write_config(directory: Path, text: str, name: str = "nginx.conf") -> str:
+    """``text``, dedented and from its first line on, as the file ``name`` in ``directory``; its path."""
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return str(path)
+
+
+def config_errors(directory: Path, text: str, name: str = "nginx.conf", **options: Any) -> list[str]:
+    """Every error message of a config that must fail to load (``write_config``), with FILE for its path."""
+    path = write_config(directory, text, name)
+    with pytest.raises(ConfigErrors) as info:
+        load_config(path, **options)
+    return [str(e).replace(path, "FILE") for e in info.value.errors]
 
 
 def load_text(path: Path, text: str) -> Config:
