@@ -336,6 +336,19 @@ class Firehose:
         self.paused = True
 
 
+def pouring(total: int) -> tuple[Callable[[ScriptedBackend], None], list[Firehose]]:
+    """An ``on_tunnel`` for :func:`switching` that sends ``total`` bytes down each tunnel, and its hoses."""
+    hoses: list[Firehose] = []
+
+    def on_tunnel(backend: ScriptedBackend) -> None:
+        hose = Firehose(backend.transport, total)
+        hoses.append(hose)
+        backend.transport.registerProducer(hose, True)
+        hose.resumeProducing()
+
+    return on_tunnel, hoses
+
+
 def listen_backend(on_head: Callable[[ScriptedBackend, bytes, bytes], None], half_close: bool = False):
     factory = BackendFactory(on_head, half_close)
     port = reactor.listenTCP(0, factory, interface="127.0.0.1")

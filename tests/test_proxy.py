@@ -19,10 +19,10 @@ from wstunnel.net.tunnel import MAX_BUFFERED_PER_DIRECTION
 
 from support import (
     WAIT,
-    Firehose,
     aio,
     aio_deferred,
     listen_backend,
+    pouring,
     read_all_sampling,
     slow_reader,
     read_exactly,
@@ -419,14 +419,7 @@ def _proxy_buffered(proxy_service) -> int:
 @pytest_twisted.ensureDeferred
 async def test_64_mib_to_a_client_that_does_not_read_stays_bounded(tmp_path) -> None:
     total = 64 * 1024 * 1024
-    firehoses = []
-
-    def on_tunnel(b):
-        hose = Firehose(b.transport, total)
-        firehoses.append(hose)
-        b.transport.registerProducer(hose, True)
-        hose.resumeProducing()
-
+    on_tunnel, firehoses = pouring(total)
     factory, bport = listen_backend(switching(on_tunnel))
     service, port = start_proxy(tmp_path, BARE.format(port=bport.getHost().port, extra=""))
     try:

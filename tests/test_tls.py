@@ -337,7 +337,7 @@ import socket  # noqa: E402
 
 from twisted.internet import defer  # noqa: E402
 
-from support import Firehose  # noqa: E402
+from support import pouring  # noqa: E402
 
 
 def _held(transport) -> int:
@@ -376,14 +376,7 @@ server {{
 @pytest.mark.parametrize("upstream_tls", [False, True], ids=["plain-upstream", "tls-upstream"])
 async def test_64_mib_over_wss_to_a_slow_reader_stays_bounded(ca, site, tmp_path, upstream_tls) -> None:
     total = 64 * 1024 * 1024
-    hoses = []
-
-    def on_tunnel(b):
-        hose = Firehose(b.transport, total)
-        hoses.append(hose)
-        b.transport.registerProducer(hose, True)
-        hose.resumeProducing()
-
+    on_tunnel, hoses = pouring(total)
     if upstream_tls:
         factory, bport = listen_tls_backend(switching(on_tunnel), ca.issue("fast", ["127.0.0.1"]))
     else:
