@@ -59,9 +59,6 @@ def start_proxy(tmp_path: Path, conf: str) -> tuple[ProxyService, int]:
     return service, service.ports[0].getHost().port
 
 
-LISTEN = ("127.0.0.1", 8080)  # the listen address every MemoryProxy config declares
-
-
 def write_config(directory: Path, text: str, name: str = "nginx.conf") -> str:
     """``text``, dedented and from its first line on, as the file ``name`` in ``directory``; its path."""
     path = directory / name
@@ -82,6 +79,9 @@ def load_text(path: Path, text: str) -> Config:
     """Write ``text`` to ``path`` and load it, so error messages name a real file."""
     path.write_text(text)
     return load_config(str(path))
+
+
+LISTEN = ("127.0.0.1", 8080)  # the listen address every MemoryProxy config declares
 
 
 class HalfCloseTransport(StringTransport):
@@ -290,7 +290,9 @@ def switch_answer(head: bytes, extra: bytes = b"") -> bytes:
     )
 
 
-def switching(on_tunnel: Callable[[ScriptedBackend], None] = lambda backend: None):
+def switching(
+    on_tunnel: Callable[[ScriptedBackend], None] = lambda backend: None,
+) -> Callable[[ScriptedBackend, bytes, bytes], None]:
     """An ``on_head`` that completes the WebSocket handshake, then hands the backend to ``on_tunnel``."""
 
     def answer(backend: ScriptedBackend, head: bytes, rest: bytes) -> None:
