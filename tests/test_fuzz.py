@@ -17,7 +17,7 @@ from twisted.internet.error import ConnectionDone
 
 from support import MemoryProxy, load_text, split_at
 from wstunnel.net.client import H2_REFUSAL
-from wstunnel.core.headers import UpstreamRequest
+from wstunnel.wire.upstream import UpstreamRequest
 from wstunnel.config.model import Config
 from wstunnel.net.upstream import UpstreamProtocol
 

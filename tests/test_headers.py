@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import time
 from email.utils import parsedate_to_datetime
 
@@ -11,14 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wstunnel.core import headers as headers_module
 from wstunnel.wire.errors import RequestError
 from wstunnel.core.headers import (
     BodyFraming,
-    UpstreamRequest,
     accept_key,
     check_switch,
     client_response_headers,
+    header_plan,
     http_date,
     upgrade_offer,
     upstream_request,
@@ -39,8 +37,9 @@ from wstunnel.config.model import (
 from wstunnel.wire.request import ConnInfo, RequestHead, header_tokens, lower_tokens
 from wstunnel.wire.response import ResponseHead
 from wstunnel.core.routing import parse_target
-from wstunnel.wire.upstream import RequestWriter
-from wstunnel.core.variables import RequestVars, compile_template
+from wstunnel.wire.upstream import RequestWriter, UpstreamRequest
+from wstunnel.config.templates import compile_template
+from wstunnel.core.variables import RequestVars
 
 SRC = Source("test.conf", 1)
 MAP_NAMES = ("connection_upgrade",)
@@ -119,7 +118,8 @@ def rewrite(
     rv = RequestVars(
         config=CONFIG, server=SERVER, location=loc, conn=CONN, head=request, target=target, host="test.example"
     )
-    return upstream_request(loc, request, rv, upgrade=upgrade_offer(request), body=body)
+    plan = header_plan(loc, CONFIG)
+    return upstream_request(loc, request, rv, plan=plan, upgrade=upgrade_offer(request), body=body)
 
 
 def names(request: UpstreamRequest) -> list[bytes]:
@@ -462,16 +462,6 @@ def test_body_framing_is_ours(body: BodyFraming | int, framing: list[tuple[bytes
     )
     request = rewrite(location(), client, body)
     assert [(n, v) for n, v in request.headers if n.lower() in (b"content-length", b"transfer-encoding")] == framing
-
-
-def test_plans_are_forgotten_with_their_location() -> None:
-    loc = location(CONFD)
-    rewrite(loc, head((b"Host", b"h")))
-    key = id(loc)
-    assert key in headers_module._PLANS
-    del loc
-    gc.collect()
-    assert key not in headers_module._PLANS
 
 
 # accept_key and check_switch

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from support import ROOT, config_errors, write_config
-from wstunnel.config import loader
+from wstunnel.config import directives, servers
 from wstunnel.config.loader import IGNORED_DIRECTIVES, load_config, resolve_host
 from wstunnel.obs.logs import every_error_log
 from wstunnel.config.model import AccessLog, Config, ConfigErrors, ErrorLog, Source, Template, Timeouts, VarRef
@@ -910,7 +910,7 @@ def test_listen_errors(errors, listen, message):
 
 @pytest.mark.parametrize("euid, port", [(0, 80), (1000, 8000)])
 def test_default_listen_follows_nginx(load, monkeypatch, euid, port):
-    monkeypatch.setattr(loader.os, "geteuid", lambda: euid)
+    monkeypatch.setattr(servers.os, "geteuid", lambda: euid)
     config = load("server {\n}\n")
     (listen,) = config.servers[0].listens
     assert (listen.host, listen.port, listen.default_server) == ("0.0.0.0", port, False)
@@ -1055,7 +1055,7 @@ def statements(depth=2):
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(statements(), max_size=5))
 def test_fuzzed_configs_load_or_report_located_errors(write, monkeypatch, stmts):
-    monkeypatch.setattr(loader.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(servers.os, "geteuid", lambda: 1000)
     path = write("\n".join(stmts) + "\n")
     try:
         config = load_config(path, resolve=fake_resolve)
@@ -1070,5 +1070,5 @@ def test_fuzzed_configs_load_or_report_located_errors(write, monkeypatch, stmts)
 
 def test_reference_documents_every_directive_and_ignored_directive():
     reference = (EXAMPLES.parent / "configuration.md").read_text()
-    for name in set(loader._TABLE) | set(loader._UPSTREAM_TABLE) | IGNORED_DIRECTIVES:
+    for name in set(directives.TABLE) | set(directives.UPSTREAM_TABLE) | IGNORED_DIRECTIVES:
         assert re.search(rf"(`|### |, |/ ){re.escape(name)}\b", reference), name

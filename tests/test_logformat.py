@@ -7,7 +7,8 @@ import time
 import pytest
 
 from wstunnel.core.attempts import UpstreamRecord
-from wstunnel.core.logformat import LogEntry, bare_vars, combined_format, compile_log_format, render_line
+from wstunnel.config.logformats import combined_format, compile_log_format
+from wstunnel.core.logformat import LogEntry, bare_vars, render_line
 from wstunnel.config.model import Config, Server, Source
 from wstunnel.wire.request import ConnInfo, RequestHead
 

@@ -13,9 +13,8 @@ from wstunnel.obs.logs import (
     AccessLogs,
     ErrorLogService,
     error_line,
-    escape,
-    format_time_local,
 )
+from wstunnel.core.logformat import escape, format_time_local
 from wstunnel.config.model import AccessLog, ErrorLog, Source
 
 SRC = Source("test.conf", 1)

@@ -123,21 +123,6 @@ def test_snapshot_counts_states_and_live_tunnel_bytes() -> None:
     )
 
 
-def test_exchange_failures_are_counted_from_log_events() -> None:
-    stats = Stats(list, dict)
-    namespace = "wstunnel.net.exchange.Exchange"
-    stats({"log_namespace": namespace, "log_level": LogLevel.error, "peer": "10.0.0.1:80",
-           "log_format": "connect() to {peer} failed"})
-    stats({"log_namespace": namespace, "log_level": LogLevel.error, "peer": "10.0.0.1:80",
-           "log_format": "invalid 101 from upstream {peer}: {reason}"})
-    stats({"log_namespace": "elsewhere", "log_level": LogLevel.error, "peer": "x"})
-    stats({"log_namespace": namespace, "log_level": LogLevel.info, "peer": "x"})
-    assert stats.counters == {
-        series("wstunnel_upstream_failures_total", peer="10.0.0.1:80"): 2,
-        "wstunnel_upstream_invalid_101_total": 1,
-    }
-
-
 def test_merge_sums_but_takes_the_largest_per_process_copy() -> None:
     reloads = series("wstunnel_config_reloads_total", result="ok")
     merged = merge([{"a_total": 1, reloads: 2}, {"a_total": 2, reloads: 2}, {reloads: 1}])

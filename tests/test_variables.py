@@ -17,7 +17,8 @@ from wstunnel.config.model import (
     VarRef,
 )
 from wstunnel.wire.request import ConnInfo, RequestHead, Target
-from wstunnel.core.variables import BUILTIN_VARIABLES, RequestVars, compile_template, evaluate_map, render
+from wstunnel.config.templates import BUILTIN_VARIABLES, compile_template
+from wstunnel.core.variables import RequestVars, evaluate_map, render
 
 SRC = Source("test.conf", 7)
 

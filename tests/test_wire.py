@@ -23,10 +23,9 @@ from support import split_at
 from wstunnel.wire.bodies import ChunkedBody, LengthBody, UntilClose
 from wstunnel.wire.errors import RequestError
 from wstunnel.wire.heads import HeadLimits, check_response_head
-from wstunnel.core.headers import UpstreamRequest
 from wstunnel.wire.response import ResponseHead
 from wstunnel.net.upstream import UpstreamProtocol
-from wstunnel.wire.upstream import RequestWriter, keeps_alive, response_body
+from wstunnel.wire.upstream import RequestWriter, UpstreamRequest, keeps_alive, response_body
 
 LIMIT = 512  # proxy_buffer_size in these tests
 H11_LIMIT = 16 * 1024  # what h11 was given before: max(proxy_buffer_size, 16 KiB)

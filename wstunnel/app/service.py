@@ -22,7 +22,7 @@ from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.interfaces import IListeningPort, IReactorSocket, IReactorTCP
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger, globalLogPublisher
+from twisted.logger import Logger
 
 from wstunnel.net.client import ProxyFactory
 from wstunnel.app.lifecycle import Drain, SignalHandlers, stop_reactor
@@ -150,7 +150,6 @@ class ProxyService(MultiService):
 
     def startService(self) -> None:
         super().startService()
-        globalLogPublisher.addObserver(self.registry.stats)
         files = self.registry.stats.files
         if files is not None:
             self._publisher = LoopingCall(lambda: files.publish(self.registry.stats.snapshot()))
@@ -270,7 +269,6 @@ class ProxyService(MultiService):
         return closed
 
     def _stopped(self) -> Deferred[None] | None:
-        globalLogPublisher.removeObserver(self.registry.stats)
         self.runtime.access_logs.close()
         if self._signals is not None:
             self._signals.restore()

@@ -9,20 +9,16 @@ configuration never leaves a half-started proxy behind.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import NoReturn
 
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService
 from twisted.python import usage
 
-from wstunnel.config.loader import load_config
-from wstunnel.obs.logs import ErrorLogService, every_error_log
-from wstunnel.config.model import Config, ConfigErrors
-from wstunnel.app.service import ProxyService
+from wstunnel.app.assemble import error_logs_first, load, open_error_logs, proxy_process
 from wstunnel.app.workers import Supervisor
 
-__all__ = ["DEFAULT_CONFIG", "Options", "check", "load", "makeService"]
+__all__ = ["DEFAULT_CONFIG", "Options", "check", "makeService"]
 
 DEFAULT_CONFIG = "/etc/wstunnel/wstunnel.conf"
 
@@ -42,18 +38,6 @@ class Options(usage.Options):
     ]
 
 
-def load(path: str) -> Config:
-    """The configuration at ``path``, or ``SystemExit`` listing what is wrong."""
-    if not os.path.isfile(path):
-        raise SystemExit(f"wstunnel: configuration file {path} not found (use --config FILE)")
-    try:
-        return load_config(path)
-    except ConfigErrors as e:
-        raise SystemExit("\n".join(str(error) for error in e.errors)) from None
-    except OSError as e:
-        raise SystemExit(f"wstunnel: cannot read {e.filename or path}: {e.strerror}") from None
-
-
 def check(path: str) -> NoReturn:
     """``nginx -t``: report on stderr and exit 0 when the configuration is valid, 1 when not."""
     try:
@@ -71,29 +55,17 @@ def check(path: str) -> NoReturn:
 
 def makeService(options: Options) -> IService:
     """
-    The error logs, then the proxy: started in that order so the listeners'
-    startup lines reach the configured error logs, and stopped in reverse.
+    The error logs, then the proxy, or with ``worker_processes N`` the
+    parent that supervises N proxies (see :mod:`wstunnel.app.assemble`).
     """
     if options["check"]:
         check(options["config"])
     config = load(options["config"])
-    try:
-        error_logs = ErrorLogService(
-            config.error_logs, config.notices, warnings=config.warnings, scoped=every_error_log(config)
-        )
-    except OSError as e:
-        raise SystemExit(f"wstunnel: cannot open error log {e.filename}: {e.strerror}") from None
+    error_logs = open_error_logs(config, announce=True)
     # The global reactor is imported only now, after twistd has installed
     # the one chosen with --reactor.
     from twisted.internet import reactor
 
-    top = MultiService()
-    error_logs.setServiceParent(top)
     if config.workers.processes > 1:
-        Supervisor(config, reactor, [error_logs]).setServiceParent(top)
-        return top
-    proxy = ProxyService(config, reactor, signals=True)
-    proxy.log_files.append(error_logs)
-    proxy.reload_hooks.append(lambda new: error_logs.reconfigure(new.error_logs, every_error_log(new)))
-    proxy.setServiceParent(top)
-    return top
+        return error_logs_first(error_logs, Supervisor(config, reactor, [error_logs]))
+    return proxy_process(config, reactor, error_logs)

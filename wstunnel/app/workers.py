@@ -39,10 +39,12 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from wstunnel.app.assemble import load, open_error_logs, proxy_process
 from wstunnel.app.lifecycle import FINAL_GRACE, SignalHandlers, stop_reactor
 from wstunnel.config.loader import load_config
 from wstunnel.config.model import Config, ConfigErrors
 from wstunnel.net.runtime import Runtime
+from wstunnel.obs.metrics import SnapshotFiles
 from wstunnel.app.service import bind_socket
 
 __all__ = ["Supervisor", "main"]
@@ -201,11 +203,6 @@ def main(argv: list[str]) -> int:
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
-    from wstunnel.obs.logs import ErrorLogService, every_error_log
-    from wstunnel.obs.metrics import SnapshotFiles
-    from wstunnel.app.service import ProxyService
-    from wstunnel.app.tap import load
-
     path, index, directory = argv
     # Out of the terminal's process group: a Ctrl-C reaches the parent
     # only, which passes one TERM on (two would cut the drain short).
@@ -216,14 +213,8 @@ def main(argv: list[str]) -> int:
         return 1
     config = load(path)
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
-    top = MultiService()
-    error_logs = ErrorLogService(config.error_logs, scoped=every_error_log(config))
-    error_logs.setServiceParent(top)
-    proxy = ProxyService(config, reactor, reuse_port=True, signals=True,
-                         files=SnapshotFiles(directory, int(index)))
-    proxy.log_files.append(error_logs)
-    proxy.reload_hooks.append(lambda new: error_logs.reconfigure(new.error_logs, every_error_log(new)))
-    proxy.setServiceParent(top)
+    error_logs = open_error_logs(config, announce=False)
+    top = proxy_process(config, reactor, error_logs, reuse_port=True, files=SnapshotFiles(directory, int(index)))
     try:
         top.privilegedStartService()
     except OSError as e:

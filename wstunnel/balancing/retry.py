@@ -23,10 +23,9 @@ The rules are nginx's (ngx_http_upstream_next, ngx_http_upstream_test_next):
 
 from __future__ import annotations
 
-from wstunnel.config.model import NextUpstream
+from wstunnel.config.model import NEXT_UPSTREAM_CONDITIONS as CONDITIONS, NextUpstream
 
 __all__ = [
-    "CONDITIONS",
     "NON_IDEMPOTENT_METHODS",
     "Retries",
     "client_status",
@@ -34,21 +33,6 @@ __all__ = [
     "status_condition",
 ]
 
-CONDITIONS = frozenset(
-    {
-        "error",
-        "timeout",
-        "invalid_header",
-        "http_500",
-        "http_502",
-        "http_503",
-        "http_504",
-        "http_403",
-        "http_404",
-        "http_429",
-        "non_idempotent",
-    }
-)
 NON_IDEMPOTENT_METHODS = frozenset({b"POST", b"LOCK", b"PATCH"})
 _STATUS_CONDITIONS = {int(c[5:]): c for c in CONDITIONS if c.startswith("http_")}
 _NOT_FAILURES = frozenset({"http_403", "http_404"})

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Mapping
 from attrs import field, frozen
 
 if TYPE_CHECKING:
-    from wstunnel.config.tls import ServerTLS, UpstreamTLS
+    from cryptography import x509
 
 __all__ = [
     "AccessLog",
@@ -24,23 +24,28 @@ __all__ = [
     "DEFAULT_HIDDEN",
     "ConfigError",
     "ConfigErrors",
+    "ERROR_LOG_LEVELS",
     "ErrorLog",
     "Balancing",
     "HeaderSetting",
+    "KeyPair",
     "Listen",
     "Location",
     "LogFormat",
     "MapDef",
+    "NEXT_UPSTREAM_CONDITIONS",
     "NextUpstream",
     "Peer",
     "ProxyPass",
     "RedirectRule",
     "ResponseRules",
     "Server",
+    "ServerTLS",
     "Source",
     "Template",
     "Timeouts",
     "Upstream",
+    "UpstreamTLS",
     "VarRef",
     "Workers",
     "one_per_path",
@@ -230,6 +235,46 @@ class Upstream:
     keepalive_requests: int = 1000  # requests per connection before it is retired
 
 
+@frozen(eq=False)
+class KeyPair:
+    """A certificate chain (leaf first, then intermediates) and its private key."""
+
+    certificate_file: str
+    chain: tuple[x509.Certificate, ...]
+    key: object  # a cryptography private key
+
+    @property
+    def leaf(self) -> x509.Certificate:
+        return self.chain[0]
+
+
+@frozen(eq=False)
+class ServerTLS:
+    """What one ``server`` block presents and demands in a TLS handshake."""
+
+    key_pair: KeyPair
+    protocols: tuple[str, ...]
+    ciphers: str | None  # OpenSSL syntax; None: Twisted's modern default list
+    session_timeout: float
+    session_tickets: bool
+    client_ca_file: str | None  # ssl_client_certificate
+    verify_client: str  # "off", "on", "optional"
+    verify_depth: int
+
+
+@frozen(eq=False)
+class UpstreamTLS:
+    """How a location talks TLS to an ``https://`` upstream."""
+
+    verify: bool
+    trusted_file: str | None  # None: the system trust store
+    verify_depth: int
+    name: str  # checked against the certificate, sent as SNI
+    server_name: bool
+    protocols: tuple[str, ...]
+    client: KeyPair | None
+
+
 @frozen
 class ProxyPass:
     """A parsed ``proxy_pass`` URL."""
@@ -261,6 +306,24 @@ class LogFormat:
     source: Source
 
 
+# proxy_next_upstream's conditions, as nginx names them.
+NEXT_UPSTREAM_CONDITIONS = frozenset(
+    {
+        "error",
+        "timeout",
+        "invalid_header",
+        "http_500",
+        "http_502",
+        "http_503",
+        "http_504",
+        "http_403",
+        "http_404",
+        "http_429",
+        "non_idempotent",
+    }
+)
+
+
 @frozen
 class NextUpstream:
     """
@@ -282,7 +345,8 @@ class ErrorLog:
     source: Source
 
 
-_SEVERITY = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
+# error_log levels, least severe first.
+ERROR_LOG_LEVELS = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
 
 
 def one_per_path(error_logs: "tuple[ErrorLog, ...] | list[ErrorLog]") -> tuple[ErrorLog, ...]:
@@ -294,7 +358,7 @@ def one_per_path(error_logs: "tuple[ErrorLog, ...] | list[ErrorLog]") -> tuple[E
     chosen: dict[str, ErrorLog] = {}
     for error_log in error_logs:
         known = chosen.get(error_log.path)
-        if known is None or _SEVERITY.index(error_log.level) < _SEVERITY.index(known.level):
+        if known is None or ERROR_LOG_LEVELS.index(error_log.level) < ERROR_LOG_LEVELS.index(known.level):
             chosen[error_log.path] = error_log
     return tuple(chosen.values())
 

@@ -7,10 +7,9 @@ A certificate problem must stop ``--check`` and startup with the file and
 line of the directive and a plain reason, never surface as an OpenSSL error
 list at the first handshake (or as a passphrase prompt on the terminal).
 This module does the loading with ``cryptography`` and knows nothing of
-sockets or Twisted; :mod:`wstunnel.net.tls` builds OpenSSL contexts from it.
-It also holds the per-request rules that depend on TLS (421 for a Host that
-names another server than SNI chose, mTLS refusals) and the ``$ssl_*``
-variables.
+sockets or Twisted; the values it makes are in :mod:`wstunnel.config.model`,
+:mod:`wstunnel.net.tls` builds OpenSSL contexts from them, and the rules a
+request obeys on a TLS connection are in :mod:`wstunnel.core.tls_rules`.
 """
 
 from __future__ import annotations
@@ -24,57 +23,41 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 
-from wstunnel.wire.errors import RequestError
-from wstunnel.config.model import Binding, ConfigError, Server, Source
+from wstunnel.config.model import Binding, ConfigError, KeyPair, Server, ServerTLS, Source, UpstreamTLS
 from wstunnel.config.units import parse_time
 
 __all__ = [
-    "DIRECTIVES",
-    "KeyPair",
+    "KINDS",
     "Materials",
-    "ServerTLS",
     "Setting",
-    "TLSInfo",
-    "TLS_VARIABLES",
-    "UpstreamTLS",
     "check_bindings",
-    "handshake_server",
     "parse_setting",
-    "refusal",
     "server_tls",
     "upstream_tls",
 ]
 
-# nginx's own pages for its internal 496 and 495 (both sent as 400).
-NO_CERTIFICATE_NOTE = "No required SSL certificate was sent"
-CERTIFICATE_ERROR_NOTE = "The SSL certificate error"
-
-_HTTP, _SERVER, _LOCATION = "http", "server", "location"
-_SERVER_LEVELS = frozenset({_HTTP, _SERVER})
-_ALL_LEVELS = frozenset({_HTTP, _SERVER, _LOCATION})
-
-# name: (contexts, min args, max args, kind of value)
-DIRECTIVES: dict[str, tuple[frozenset[str], int, int | None, str]] = {
-    "ssl_certificate": (_SERVER_LEVELS, 1, 1, "path"),
-    "ssl_certificate_key": (_SERVER_LEVELS, 1, 1, "path"),
-    "ssl_password_file": (_SERVER_LEVELS, 1, 1, "path"),
-    "ssl_protocols": (_SERVER_LEVELS, 1, None, "protocols"),
-    "ssl_ciphers": (_SERVER_LEVELS, 1, 1, "ciphers"),
-    "ssl_prefer_server_ciphers": (_SERVER_LEVELS, 1, 1, "on"),
-    "ssl_session_timeout": (_SERVER_LEVELS, 1, 1, "time"),
-    "ssl_session_tickets": (_SERVER_LEVELS, 1, 1, "flag"),
-    "ssl_client_certificate": (_SERVER_LEVELS, 1, 1, "path"),
-    "ssl_verify_client": (_SERVER_LEVELS, 1, 1, "verify_client"),
-    "ssl_verify_depth": (_SERVER_LEVELS, 1, 1, "number"),
-    "proxy_ssl_verify": (_ALL_LEVELS, 1, 1, "flag"),
-    "proxy_ssl_trusted_certificate": (_ALL_LEVELS, 1, 1, "path"),
-    "proxy_ssl_verify_depth": (_ALL_LEVELS, 1, 1, "number"),
-    "proxy_ssl_name": (_ALL_LEVELS, 1, 1, "name"),
-    "proxy_ssl_server_name": (_ALL_LEVELS, 1, 1, "flag"),
-    "proxy_ssl_protocols": (_ALL_LEVELS, 1, None, "protocols"),
-    "proxy_ssl_certificate": (_ALL_LEVELS, 1, 1, "path"),
-    "proxy_ssl_certificate_key": (_ALL_LEVELS, 1, 1, "path"),
-    "proxy_ssl_password_file": (_ALL_LEVELS, 1, 1, "path"),
+# The kind of value of each directive; its contexts and argument counts are in the directive table.
+KINDS: dict[str, str] = {
+    "ssl_certificate": "path",
+    "ssl_certificate_key": "path",
+    "ssl_password_file": "path",
+    "ssl_protocols": "protocols",
+    "ssl_ciphers": "ciphers",
+    "ssl_prefer_server_ciphers": "on",
+    "ssl_session_timeout": "time",
+    "ssl_session_tickets": "flag",
+    "ssl_client_certificate": "path",
+    "ssl_verify_client": "verify_client",
+    "ssl_verify_depth": "number",
+    "proxy_ssl_verify": "flag",
+    "proxy_ssl_trusted_certificate": "path",
+    "proxy_ssl_verify_depth": "number",
+    "proxy_ssl_name": "name",
+    "proxy_ssl_server_name": "flag",
+    "proxy_ssl_protocols": "protocols",
+    "proxy_ssl_certificate": "path",
+    "proxy_ssl_certificate_key": "path",
+    "proxy_ssl_password_file": "path",
 }
 
 DEFAULT_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
@@ -93,8 +76,7 @@ class Setting:
 
 def parse_setting(name: str, args: tuple[str, ...], source: Source) -> Setting:
     """Check a directive's arguments now, so a typo is reported even where it is never used."""
-    kind = DIRECTIVES[name][3]
-    return Setting(_PARSERS[kind](name, args, source), source)
+    return Setting(_PARSERS[KINDS[name]](name, args, source), source)
 
 
 def _invalid(name: str, value: str, source: Source, hint: str = "") -> ConfigError:
@@ -181,46 +163,6 @@ _PARSERS: dict[str, Callable[[str, tuple[str, ...], Source], object]] = {
 
 
 # -- loaded material -------------------------------------------------------------------
-
-
-@frozen(eq=False)
-class KeyPair:
-    """A certificate chain (leaf first, then intermediates) and its private key."""
-
-    certificate_file: str
-    chain: tuple[x509.Certificate, ...]
-    key: object  # a cryptography private key
-
-    @property
-    def leaf(self) -> x509.Certificate:
-        return self.chain[0]
-
-
-@frozen(eq=False)
-class ServerTLS:
-    """What one ``server`` block presents and demands in a TLS handshake."""
-
-    key_pair: KeyPair
-    protocols: tuple[str, ...]
-    ciphers: str | None  # OpenSSL syntax; None: Twisted's modern default list
-    session_timeout: float
-    session_tickets: bool
-    client_ca_file: str | None  # ssl_client_certificate
-    verify_client: str  # "off", "on", "optional"
-    verify_depth: int
-
-
-@frozen(eq=False)
-class UpstreamTLS:
-    """How a location talks TLS to an ``https://`` upstream."""
-
-    verify: bool
-    trusted_file: str | None  # None: the system trust store
-    verify_depth: int
-    name: str  # checked against the certificate, sent as SNI
-    server_name: bool
-    protocols: tuple[str, ...]
-    client: KeyPair | None
 
 
 @define
@@ -411,52 +353,3 @@ def check_bindings(bindings: tuple[Binding, ...], failed: Collection[int] = ()) 
 
 def _listen_source(server: Server, binding: Binding) -> Source:
     return next((l.source for l in server.listens if (l.host, l.port) == (binding.host, binding.port)), server.source)
-
-
-# -- per connection and per request ------------------------------------------------------------
-
-
-@frozen
-class TLSInfo:
-    """What the handshake of one client connection settled, for variables and checks."""
-
-    protocol: str  # "TLSv1.3"
-    cipher: str  # OpenSSL name
-    server_name: str  # SNI as sent, lower-cased; "" without SNI
-    client_s_dn: str  # RFC 4514 subject of the client certificate, "" without one
-    client_verify: str  # "SUCCESS", "FAILED:reason" or "NONE"
-
-
-TLS_VARIABLES: dict[str, Callable[[TLSInfo], str]] = {
-    "ssl_protocol": lambda info: info.protocol,
-    "ssl_cipher": lambda info: info.cipher,
-    "ssl_server_name": lambda info: info.server_name,
-    "ssl_client_s_dn": lambda info: info.client_s_dn,
-    "ssl_client_verify": lambda info: info.client_verify,
-}
-
-
-def handshake_server(select: Callable[[str], Server], binding: Binding, sni: str | None) -> Server:
-    """
-    The server whose certificate and client-certificate rules the handshake
-    used: the one SNI names, the default server without SNI (nginx).
-    """
-    return binding.default if not sni else select(sni.rstrip(".").lower())
-
-
-def refusal(handshake: Server, server: Server, info: TLSInfo) -> RequestError | None:
-    """
-    A request that its TLS connection may not make: one whose Host names
-    another server than the handshake chose (it would escape that server's
-    certificate and client-certificate rules), or one without the client
-    certificate ``ssl_verify_client on`` demands (nginx's 496/495, sent as 400).
-    """
-    if handshake is not server:
-        return RequestError(421, f'Host names server "{server.name}", the TLS handshake chose "{handshake.name}"')
-    tls = server.tls
-    if tls is not None and tls.verify_client == "on":
-        if info.client_verify == "NONE":
-            return RequestError(400, "no required SSL certificate was sent", NO_CERTIFICATE_NOTE)
-        if info.client_verify != "SUCCESS":
-            return RequestError(400, f"the SSL certificate error: {info.client_verify}", CERTIFICATE_ERROR_NOTE)
-    return None

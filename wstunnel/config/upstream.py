@@ -1,25 +1,38 @@
 """
-The arguments of the upstream directives, checked as nginx checks them:
-``server`` parameters, the balancing methods (``least_conn``, ``ip_hash``,
-``hash``, ``random``) and ``proxy_next_upstream*``.
+Upstreams: the ``upstream`` block and its directives, ``proxy_next_upstream*``,
+and the resolution of every peer's name at load time.
 
-Each function turns directive arguments into values or raises
-``ValueError`` with nginx's wording; the loader adds the file and line.
+The argument parsers (``server`` parameters, the balancing methods
+``least_conn``, ``ip_hash``, ``hash``, ``random``, ``proxy_next_upstream*``)
+raise ``ValueError`` with nginx's wording; the handlers add the file and line.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from wstunnel.balancing.retry import CONDITIONS
+from wstunnel.config.addresses import split_host_port
+from wstunnel.config.args import count, time_arg
+from wstunnel.config.levels import Level, UpstreamLevel, UpstreamServer
+from wstunnel.config.model import NEXT_UPSTREAM_CONDITIONS, Balancing, ConfigError, Peer, Source, Upstream
+from wstunnel.config.read import Stmt
 from wstunnel.config.units import parse_time
+from wstunnel.config.walk import UPSTREAM, Load
 
 __all__ = [
     "BACKUP_METHODS",
+    "balancing",
+    "next_upstream",
+    "next_upstream_limit",
     "parse_balancing",
     "parse_next_upstream",
     "parse_server_params",
     "parse_tries",
+    "resolve_addresses",
+    "resolve_upstreams",
+    "upstream_block",
+    "upstream_keepalive",
+    "upstream_server",
 ]
 
 # nginx: only round robin and least_conn have the BACKUP flag.
@@ -77,7 +90,7 @@ def parse_balancing(directive: str, args: Sequence[str]) -> tuple[str, str | Non
 def parse_next_upstream(args: Sequence[str]) -> frozenset[str]:
     """``proxy_next_upstream`` conditions; ``off`` anywhere means none, as in nginx."""
     for arg in args:
-        if arg != "off" and arg not in CONDITIONS:
+        if arg != "off" and arg not in NEXT_UPSTREAM_CONDITIONS:
             raise ValueError(f'invalid value "{arg}" in "proxy_next_upstream" directive')
     if "off" in args:
         return frozenset()
@@ -89,3 +102,108 @@ def parse_tries(text: str) -> int:
     if not text.isdigit():
         raise ValueError(f'invalid number "{text}"')
     return int(text)
+
+
+def upstream_block(load: Load, stmt: Stmt, level: Level) -> None:
+    name = stmt.args[0]
+    if name.lower() in load.upstreams:
+        raise ConfigError(stmt.source, f'duplicate upstream "{name}"')
+    upstream = UpstreamLevel(stmt.source, name=name)
+    load.upstreams[name.lower()] = upstream
+    load.walk(stmt.block or (), UPSTREAM, upstream)
+    if not any(s.name == "server" for s in stmt.block or ()):
+        raise ConfigError(stmt.source, "no servers are inside upstream")
+
+
+def upstream_server(load: Load, stmt: Stmt, level: Level) -> None:
+    assert isinstance(level, UpstreamLevel)
+    address, *params = stmt.args
+    try:
+        fields = parse_server_params(params)
+        if address.startswith("unix:"):
+            host, port = address[5:], 0
+            fields["unix"] = True
+            if not host:
+                raise ValueError(f'no path in "{address}"')
+        else:
+            host, port = split_host_port(address, 80)  # type: ignore[assignment]
+    except ValueError as exc:
+        raise ConfigError(stmt.source, str(exc)) from None
+    assert port is not None
+    level.servers.append(UpstreamServer(address, host, port, fields, stmt.source))
+
+
+def balancing(load: Load, stmt: Stmt, level: Level) -> None:
+    assert isinstance(level, UpstreamLevel)
+    if level.balancing_source is not None:
+        raise ConfigError(stmt.source, f'load balancing method redefined (first at line {level.balancing_source.line})')
+    try:
+        level.balancing = parse_balancing(stmt.name, stmt.args)
+    except ValueError as exc:
+        raise ConfigError(stmt.source, str(exc)) from None
+    level.balancing_source = stmt.source
+
+
+def upstream_keepalive(load: Load, stmt: Stmt, level: Level) -> None:
+    assert isinstance(level, UpstreamLevel)
+    if stmt.name == "keepalive_timeout":
+        level.keepalive["keepalive_timeout"] = time_arg(stmt, stmt.args[0])
+    else:
+        level.keepalive["keepalive"] = count(stmt, stmt.args[0], lowest=1)
+
+
+def next_upstream(load: Load, stmt: Stmt, level: Level) -> None:
+    try:
+        level.next_upstream["conditions"] = parse_next_upstream(stmt.args)
+    except ValueError as exc:
+        raise ConfigError(stmt.source, str(exc)) from None
+
+
+def next_upstream_limit(load: Load, stmt: Stmt, level: Level) -> None:
+    value = stmt.args[0]
+    try:
+        if stmt.name == "proxy_next_upstream_tries":
+            level.next_upstream["tries"] = parse_tries(value)
+        else:
+            level.next_upstream["timeout"] = parse_time(value)
+    except ValueError:
+        raise ConfigError(stmt.source, f'"{stmt.name}" directive invalid value') from None
+
+
+def resolve_addresses(load: Load, host: str, port: int, what: str, source: Source) -> list[str]:
+    try:
+        addresses = list(load.resolve(host, port))
+    except OSError:
+        addresses = []
+    if not addresses:
+        load.errors.append(ConfigError(source, f'host not found in upstream "{what}"'))
+    return addresses
+
+
+def resolve_upstreams(load: Load) -> dict[str, Upstream]:
+    resolved: dict[str, Upstream] = {}
+    for key, level in load.upstreams.items():
+        peers = [
+            Peer(ip, s.port, s.text, **s.params)  # type: ignore[arg-type]
+            for s in level.servers
+            for ip in ([s.host] if s.params.get("unix") else resolve_addresses(load, s.host, s.port, s.text, s.source))
+        ]
+        resolved[key] = Upstream(
+            level.name, tuple(peers), False, level.source, _balancing_of(load, level), **level.keepalive  # type: ignore[arg-type]
+        )
+    return resolved
+
+
+def _balancing_of(load: Load, level: UpstreamLevel) -> Balancing:
+    method, key_text, consistent, two = level.balancing
+    if method not in BACKUP_METHODS:
+        for server in level.servers:
+            if server.params.get("backup"):
+                load.errors.append(
+                    ConfigError(server.source, f'balancing method "{method}" does not support parameter "backup"')
+                )
+    key = None
+    if key_text is not None:
+        assert level.balancing_source is not None
+        key = load.template(key_text, level.balancing_source)
+    return Balancing(method, key, consistent, two)

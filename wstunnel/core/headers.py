@@ -20,7 +20,6 @@ import enum
 import hashlib
 import re
 import time
-import weakref
 from email.utils import formatdate
 from typing import Sequence
 
@@ -30,15 +29,17 @@ from wstunnel.wire.errors import SERVER_TOKEN, RequestError
 from wstunnel.config.model import DEFAULT_HIDDEN, Config, Location, RedirectRule, ResponseRules, Template, VarRef
 from wstunnel.wire.request import RequestHead, header_tokens, lower_tokens
 from wstunnel.wire.response import ResponseHead
+from wstunnel.wire.upstream import UpstreamRequest
 from wstunnel.core.routing import origin, upstream_target
 from wstunnel.core.variables import RequestVars, render
 
 __all__ = [
     "BodyFraming",
-    "UpstreamRequest",
+    "HeaderPlan",
     "accept_key",
     "check_switch",
     "client_response_headers",
+    "header_plan",
     "http_date",
     "upgrade_offer",
     "upstream_request",
@@ -75,17 +76,6 @@ class BodyFraming(enum.Enum):
     NONE = "none"
 
 
-@frozen
-class UpstreamRequest:
-    """The request head for the upstream, as :class:`~wstunnel.wire.upstream.RequestWriter` writes it."""
-
-    method: bytes
-    target: bytes
-    http_version: bytes
-    headers: tuple[tuple[bytes, bytes], ...]
-    upgrade: bool  # whether this request asks the upstream to switch protocols
-
-
 def upgrade_offer(head: RequestHead) -> tuple[bytes, ...]:
     """
     The protocols a client asks to upgrade to, or ``()`` for a plain request.
@@ -104,8 +94,12 @@ def _protocol(token: bytes) -> bytes:
 
 
 @frozen
-class _Plan:
-    """What a Location's proxy_set_header list means, worked out once."""
+class HeaderPlan:
+    """
+    What a Location's proxy_set_header list means, worked out once per
+    configuration (:func:`header_plan`, called when the configuration's
+    runtime is built) rather than per request.
+    """
 
     version: bytes
     proxy_host: bytes
@@ -117,23 +111,7 @@ class _Plan:
     read: frozenset[bytes]  # $http_* keys the templates read ("x_token")
 
 
-_PLANS: dict[int, _Plan] = {}
-
-
-def _plan(location: Location, config: Config) -> _Plan:
-    """
-    Plans are found by the Location's identity (hashing a frozen Location
-    walks the whole nested model) and forgotten when it is collected.
-    """
-    key = id(location)
-    plan = _PLANS.get(key)
-    if plan is None:
-        plan = _PLANS[key] = _build_plan(location, config)
-        weakref.finalize(location, _PLANS.pop, key, None)
-    return plan
-
-
-def _build_plan(location: Location, config: Config) -> _Plan:
+def header_plan(location: Location, config: Config) -> HeaderPlan:
     """A repeated Host, Connection or Upgrade setting: the first one counts."""
     assert location.proxy_pass is not None, "upstream_target checked it"
     special: dict[bytes, Template] = {}
@@ -147,7 +125,7 @@ def _build_plan(location: Location, config: Config) -> _Plan:
             others.append((name, setting.value))
     configured = frozenset(s.name.lower().encode("latin-1") for s in location.set_headers)
     templates = [s.value for s in location.set_headers]
-    return _Plan(
+    return HeaderPlan(
         version=location.http_version.encode("ascii"),
         proxy_host=location.proxy_pass.proxy_host.encode("latin-1"),
         host=special.get(b"host"),
@@ -182,12 +160,14 @@ def upstream_request(
     head: RequestHead,
     rv: RequestVars,
     *,
+    plan: HeaderPlan,
     upgrade: tuple[bytes, ...],
     body: BodyFraming | int,
     keepalive: bool = False,
 ) -> UpstreamRequest:
     """
-    The head to send upstream for ``head`` through ``location``.
+    The head to send upstream for ``head`` through ``location``, whose
+    :func:`header_plan` is ``plan``.
 
     ``upgrade`` is :func:`upgrade_offer` of the request.  An upgrade is
     forwarded even when the config sets neither Upgrade nor Connection (a
@@ -206,7 +186,6 @@ def upstream_request(
     buffering them as nginx does, so the client must send a length.
     """
     target = upstream_target(location, rv.target)
-    plan = _plan(location, rv.config)
     headers = _host(plan, rv)
     connection, protocols = _upgrade_pair(plan, rv, upgrade, keepalive and plan.version == b"1.1")
     for name, template in plan.others:
@@ -238,7 +217,7 @@ def _value(template: Template, rv: RequestVars) -> bytes:
         raise RequestError(500, f"header value from {template.text!r} is not latin-1") from None
 
 
-def _host(plan: _Plan, rv: RequestVars) -> list[tuple[bytes, bytes]]:
+def _host(plan: HeaderPlan, rv: RequestVars) -> list[tuple[bytes, bytes]]:
     """
     Host goes first.  HTTP/1.1 requires one, so an empty configured value
     falls back to $proxy_host there; with 1.0 it sends none (nginx 1.31).
@@ -252,7 +231,7 @@ def _host(plan: _Plan, rv: RequestVars) -> list[tuple[bytes, bytes]]:
 
 
 def _upgrade_pair(
-    plan: _Plan, rv: RequestVars, offer: tuple[bytes, ...], keepalive: bool
+    plan: HeaderPlan, rv: RequestVars, offer: tuple[bytes, ...], keepalive: bool
 ) -> tuple[bytes, bytes]:
     """
     The Connection and Upgrade values to send; an empty Upgrade means no
@@ -272,14 +251,14 @@ def _upgrade_pair(
     return b", ".join(kept) or b"close", b""
 
 
-def _protocols(plan: _Plan, rv: RequestVars, offer: tuple[bytes, ...]) -> bytes:
+def _protocols(plan: HeaderPlan, rv: RequestVars, offer: tuple[bytes, ...]) -> bytes:
     if plan.upgrade is None:
         return b", ".join(offer)
     offered = {t.lower() for t in offer}
     return b", ".join(t for t in header_tokens([_value(plan.upgrade, rv)]) if t.lower() in offered)
 
 
-def _framing(plan: _Plan, body: BodyFraming | int) -> list[tuple[bytes, bytes]]:
+def _framing(plan: HeaderPlan, body: BodyFraming | int) -> list[tuple[bytes, bytes]]:
     if body is BodyFraming.NONE:
         return []
     if body is BodyFraming.CHUNKED:
@@ -289,7 +268,7 @@ def _framing(plan: _Plan, body: BodyFraming | int) -> list[tuple[bytes, bytes]]:
     return [(b"Content-Length", str(body).encode("ascii"))]
 
 
-def _client_headers(plan: _Plan, head: RequestHead) -> list[tuple[bytes, bytes]]:
+def _client_headers(plan: HeaderPlan, head: RequestHead) -> list[tuple[bytes, bytes]]:
     drop = plan.drop
     nominated = _nominated(plan, head)
     if nominated:
@@ -297,7 +276,7 @@ def _client_headers(plan: _Plan, head: RequestHead) -> list[tuple[bytes, bytes]]
     return [(n, v) for n, v in head.headers if n.lower() not in drop]
 
 
-def _nominated(plan: _Plan, head: RequestHead) -> set[bytes]:
+def _nominated(plan: HeaderPlan, head: RequestHead) -> set[bytes]:
     """Headers the client listed in Connection that it may remove."""
     return {
         t

@@ -1,9 +1,10 @@
 """
 ``log_format``: access-log lines made from nginx variables.
 
-A format is compiled once, at load time, into a
-:class:`~wstunnel.config.model.Template` whose variables are the request variables
-of :mod:`wstunnel.core.variables` plus the log-only ones below.  The frontend
+A format is compiled once, at load time (:mod:`wstunnel.config.logformats`),
+into a :class:`~wstunnel.config.model.Template` whose variables are the
+request variables of :mod:`wstunnel.core.variables` plus the log-only ones
+below.  The frontend
 fills a :class:`LogEntry` per request and the line is rendered when it is
 written: at the end of the response, or for a WebSocket when the tunnel
 ends, so ``$request_time`` and ``$upstream_response_time`` cover the
@@ -19,35 +20,64 @@ upstream) is ``-``, except with ``json``, where it is empty.
 from __future__ import annotations
 
 import time
-from typing import Callable, Collection, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Protocol
 
 from attrs import frozen
 
 from wstunnel.core.attempts import UpstreamRecord
 from wstunnel.wire.errors import RequestError
-from wstunnel.obs.logs import AccessLogs, escape, format_time_local
-from wstunnel.config.model import AccessLog, Config, LogFormat, Server, Source
+from wstunnel.config.model import AccessLog, Config, LogFormat, Server
 from wstunnel.wire.request import ConnInfo, RequestHead, Target
 from wstunnel.core.routing import parse_target, request_host
-from wstunnel.core.variables import RequestVars, compile_template
+from wstunnel.core.variables import RequestVars
 
 __all__ = [
-    "COMBINED",
-    "ESCAPES",
-    "LOG_VARIABLES",
+    "LineWriter",
     "LogEntry",
     "bare_vars",
-    "compile_log_format",
-    "combined_format",
+    "escape",
+    "format_time_local",
     "render_line",
     "write_entry",
 ]
 
-COMBINED = (
-    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
-    '"$http_referer" "$http_user_agent"'
-)
-ESCAPES = ("default", "json", "none")
+# nginx's default log_format escaping (ngx_http_log_escape): '"', '\' and
+# every byte below 0x20 or from 0x7F on become \xHH with upper-case hex.
+_DEFAULT_ESCAPES = {c: f"\\x{c:02X}" for c in (*range(0x20), 0x22, 0x5C, *range(0x7F, 0x100))}
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def escape(value: str | bytes | None) -> str:
+    """
+    A log field with nginx's default escaping; empty or missing is ``-``.
+
+    A ``str`` is taken as latin-1 decoded bytes (the lossless way HTTP bytes
+    become text); characters beyond U+00FF are written as their UTF-8 bytes.
+    """
+    if not value:
+        return "-"
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    elif not value.isascii() and max(value) > "\xff":
+        value = value.encode("utf-8", "surrogatepass").decode("latin-1")
+    return value.translate(_DEFAULT_ESCAPES)
+
+
+def format_time_local(when: float) -> str:
+    """``$time_local``: ``21/Nov/2026:15:07:56 +0000``, in the local zone, English months."""
+    tm = time.localtime(when)
+    offset = abs(tm.tm_gmtoff) // 60
+    sign = "-" if tm.tm_gmtoff < 0 else "+"
+    return (
+        f"{tm.tm_mday:02d}/{_MONTHS[tm.tm_mon - 1]}/{tm.tm_year}:"
+        f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} {sign}{offset // 60:02d}{offset % 60:02d}"
+    )
+
+
+class LineWriter(Protocol):
+    """The one thing a line needs of the access-log files, which obs opens and owns."""
+
+    def write(self, targets: tuple[AccessLog, ...], line: str) -> None: ...
 
 
 @frozen
@@ -118,7 +148,6 @@ _LOG_GETTERS: dict[str, Callable[[LogEntry], str | None]] = {
     "upstream_bytes_sent": _upstream(UpstreamRecord.bytes_sent),
     "upstream_bytes_received": _upstream(UpstreamRecord.bytes_received),
 }
-LOG_VARIABLES = frozenset(_LOG_GETTERS)
 
 _JSON = {c: f"\\u{c:04x}" for c in range(0x20)}
 _JSON.update({0x22: '\\"', 0x5C: "\\\\", 0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
@@ -137,17 +166,6 @@ _ESCAPERS: dict[str, Callable[[str | None], str]] = {
     "json": _escape_json,
     "none": _escape_none,
 }
-
-
-def compile_log_format(name: str, escaping: str, text: str, source: Source, maps: Collection[str]) -> LogFormat:
-    """A ``log_format``; an unknown variable is a ConfigError at ``source``."""
-    template = compile_template(text, source, LOG_VARIABLES.union(maps))
-    return LogFormat(name, escaping, template, source)
-
-
-def combined_format(source: Source) -> LogFormat:
-    """nginx's predefined ``combined``."""
-    return compile_log_format("combined", "default", COMBINED, source, ())
 
 
 def bare_vars(config: Config, server: Server, conn: ConnInfo, head: RequestHead) -> RequestVars:
@@ -187,7 +205,7 @@ def render_line(fmt: LogFormat, entry: LogEntry) -> str:
 
 
 def write_entry(
-    logs: AccessLogs, formats: Mapping[str, LogFormat], targets: Iterable[AccessLog], entry: LogEntry
+    logs: LineWriter, formats: Mapping[str, LogFormat], targets: Iterable[AccessLog], entry: LogEntry
 ) -> None:
     """Write ``entry`` to each target in the target's format, rendering each format once."""
     lines: dict[str, str] = {}

@@ -1,90 +1,26 @@
 """
-nginx variables: ``$name`` / ``${name}`` in directive values.
+nginx variables per request: the values of ``$name`` / ``${name}``.
 
-Templates are parsed and checked once, at load time, so an unknown variable
-is a config error at its line and the request path only concatenates.
+Templates are compiled and checked at load time
+(:mod:`wstunnel.config.templates`), so here they are only rendered.
 :class:`RequestVars` computes a value only when a template asks for it, and
 caches map results for the rest of the request, as nginx does.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Callable, Collection
+from typing import Callable
 
-from wstunnel.config.model import Config, ConfigError, Location, MapDef, Server, Source, Template, VarRef
-from wstunnel.wire.request import ConnInfo, RequestHead, Target
-from wstunnel.config.tls import TLS_VARIABLES, TLSInfo
+from wstunnel.config.model import Config, Location, MapDef, Server, Template
+from wstunnel.config.templates import ARG_PREFIX, HEADER_PREFIX
+from wstunnel.core.tls_rules import TLS_VARIABLES
+from wstunnel.wire.request import ConnInfo, RequestHead, Target, TLSInfo
 
 __all__ = [
-    "BUILTIN_VARIABLES",
     "RequestVars",
-    "compile_template",
     "evaluate_map",
-    "is_builtin",
     "render",
 ]
-
-BUILTIN_VARIABLES = frozenset(
-    {
-        "host",
-        "remote_addr",
-        "remote_port",
-        "server_addr",
-        "server_port",
-        "server_name",
-        "scheme",
-        "request_uri",
-        "uri",
-        "args",
-        "proxy_host",
-        "proxy_add_x_forwarded_for",
-        "proxy_protocol_addr",
-        "proxy_protocol_port",
-        *TLS_VARIABLES,
-    }
-)
-_HEADER_PREFIX = "http_"
-_ARG_PREFIX = "arg_"
-
-# "$" then either "{name}" (closing brace optional so we can report it) or a bare name.
-_VARIABLE = re.compile(r"\$(?:\{([A-Za-z0-9_]*)(\}?)|([A-Za-z0-9_]*))")
-
-
-def is_builtin(name: str) -> bool:
-    """Whether ``name`` (lower-case, no ``$``) is provided by wstunnel itself."""
-    return name in BUILTIN_VARIABLES or name.startswith((_HEADER_PREFIX, _ARG_PREFIX))
-
-
-def compile_template(text: str, source: Source, maps: Collection[str]) -> Template:
-    """
-    Split ``text`` into literals and variable references, checking every
-    name now; nginx variable names are case-insensitive, so they are
-    stored lower-cased.
-    """
-    parts: list[str | VarRef] = []
-    literal = ""
-    pos = 0
-    for match in _VARIABLE.finditer(text):
-        braced, closing, bare = match.groups()
-        name = bare if braced is None else braced
-        if braced is not None and not closing:
-            raise ConfigError(source, f'the closing bracket in "{braced}" variable is missing')
-        if not name:
-            raise ConfigError(source, f'invalid variable name in "{text}"')
-        name = name.lower()
-        if not is_builtin(name) and name not in maps:
-            raise ConfigError(source, f'unknown "{name}" variable')
-        literal += text[pos : match.start()]
-        if literal:
-            parts.append(literal)
-            literal = ""
-        parts.append(VarRef(name))
-        pos = match.end()
-    literal += text[pos:]
-    if literal or not parts:
-        parts.append(literal)
-    return Template(text=text, parts=tuple(parts))
 
 
 def render(template: Template, rv: RequestVars) -> str:
@@ -139,10 +75,10 @@ class RequestVars:
         getter = _GETTERS.get(name)
         if getter is not None:
             return getter(self)
-        if name.startswith(_HEADER_PREFIX):
-            return self.header(name[len(_HEADER_PREFIX) :])
-        if name.startswith(_ARG_PREFIX):
-            return self.arg(name[len(_ARG_PREFIX) :])
+        if name.startswith(HEADER_PREFIX):
+            return self.header(name[len(HEADER_PREFIX) :])
+        if name.startswith(ARG_PREFIX):
+            return self.arg(name[len(ARG_PREFIX) :])
         return self._map(name)
 
     def header(self, key: str) -> str:

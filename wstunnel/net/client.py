@@ -30,11 +30,10 @@ from zope.interface import implementer
 from wstunnel.core.attempts import UpstreamRecord
 from wstunnel.balancing.balancer import request_key
 from wstunnel.wire.bodies import LAST_CHUNK, BodyError, ChunkedBody, LengthBody, chunk
-from wstunnel.net.bodytimer import BodyTimeout
 from wstunnel.wire.errors import RequestError, error_page, reason_phrase
 from wstunnel.net.exchange import Exchange, Phase
 from wstunnel.net.fastwrite import direct_writer
-from wstunnel.net.throttle import Drained, Throttle, arm_abort
+from wstunnel.net.throttle import BodyTimeout, Drained, Throttle, arm_abort
 from wstunnel.wire.framing import BodyMode, ResponsePlan, client_wants_keepalive, plan_response
 from wstunnel.wire.heads import HeadGate, HeadLimits, HeadSoFar, Http2Preface, check_request_head, head_so_far
 from wstunnel.core.headers import BodyFraming, client_response_headers, upgrade_offer, upstream_request
@@ -42,7 +41,8 @@ from wstunnel.core.logformat import LogEntry, bare_vars, write_entry
 from wstunnel.obs.logs import ScopedLogger
 from wstunnel.obs.metrics import status_page
 from wstunnel.config.model import Binding, ClientLimits, ErrorLog, Location
-from wstunnel.wire.proxyproto import ProxyPreamble, is_trusted
+from wstunnel.net.proxyfirst import ProxyPreamble
+from wstunnel.wire.proxyproto import is_trusted
 from wstunnel.net.registry import Registry
 from wstunnel.wire.request import ConnInfo, RequestHead, lower_tokens
 from wstunnel.wire.response import ResponseHead
@@ -120,9 +120,9 @@ class ClientProtocol(Protocol):
     """
 
     log = ScopedLogger()
-    # A connection's own state, in slots: as ~40 dict entries it cost 1.5 KB
-    # per connection (an instance dict shares its keys only up to 30) and
-    # was the largest single object of an idle tunnel (doc/performance.md).
+    # A connection's own state, in slots: as ~40 dict entries it would cost
+    # 1.5 KB per connection (an instance dict shares its keys only up to 30)
+    # and be the largest single object of an idle tunnel (doc/performance.md).
     # ``dataReceived`` is rebound per instance (PROXY header, tunnel) and
     # lives in the instance dict Protocol still has.
     __slots__ = (
@@ -420,7 +420,10 @@ class ClientProtocol(Protocol):
         offer = upgrade_offer(head)
         upstream_name = found.proxy_pass.upstream.name
         pool = runtime.pools.get(upstream_name)
-        request = upstream_request(found, head, rv, upgrade=offer, body=framing, keepalive=pool is not None)
+        forwarding = runtime.forwarding(found)
+        request = upstream_request(
+            found, head, rv, plan=forwarding.plan, upgrade=offer, body=framing, keepalive=pool is not None
+        )
         if offer or any(head.values(b"upgrade")):
             # A protocol switch that is not accepted (or not offered on, as
             # h2c) must not leave the client's next bytes to be read as a
@@ -433,9 +436,10 @@ class ClientProtocol(Protocol):
             location=found,
             balancer=runtime.balancer(upstream_name),
             key=request_key(found.proxy_pass.upstream, rv),
-            reactor=self._factory.reactor,
+            connect=forwarding.connector.bind(self._factory.reactor, self._clock),
             clock=self._clock,
             has_body=framing not in (BodyFraming.NONE, 0),
+            stats=self._factory.registry.stats,
             pool=pool,
         )
         self._upstream_record = self._exchange.record

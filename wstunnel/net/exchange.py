@@ -16,30 +16,63 @@ checked before a tunnel may open; any other 101 is a 502.
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import Callable, Protocol
 
 from twisted.internet.error import TimeoutError as ConnectTimeout
-from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime, IReactorUNIX
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from wstunnel.core.attempts import Attempt, UpstreamRecord
 from wstunnel.balancing.balancer import Balancer
-from wstunnel.core.headers import UpstreamRequest, check_switch
+from wstunnel.core.headers import check_switch
+from wstunnel.wire.upstream import UpstreamRequest
 from wstunnel.obs.logs import ScopedLogger
-from wstunnel.config.model import Location, Peer
+from wstunnel.obs.metrics import Stats
+from wstunnel.config.model import Location
 from wstunnel.balancing.peers import PeerState
 from wstunnel.net.pool import IdlePool
 from wstunnel.wire.request import RequestHead
 from wstunnel.wire.response import ResponseHead
 from wstunnel.balancing.retry import Retries, client_status, counts_as_failure, status_condition
-from wstunnel.net.tls import UpstreamTLSError, upstream_factory
-from wstunnel.net.upstream import UpstreamFactory, UpstreamProtocol
+from wstunnel.net.tunnel import Tunnel
+from wstunnel.net.upstream import Connect, Connecting, UpstreamProtocol, UpstreamTLSError
 
-if TYPE_CHECKING:
-    from wstunnel.net.client import ClientProtocol
-    from wstunnel.net.tunnel import Tunnel
+__all__ = ["ClientSide", "Exchange", "Phase"]
 
-__all__ = ["Exchange"]
+
+class ClientSide(Protocol):
+    """
+    What the exchange tells the client side (the client protocol), which
+    owns the client connection and everything written to it.
+    """
+
+    peer_text: str  # the client's address, for error messages
+
+    def stream_body(self, upstream: UpstreamProtocol) -> None:
+        """The upstream has the request head: let the body flow to it, then call ``request_sent``."""
+
+    def may_retry(self) -> bool:
+        """Whether the client has seen nothing yet, so another peer may be tried."""
+
+    def send_informational(self, response: ResponseHead) -> None: ...
+    def send_head(self, response: ResponseHead, upstream: UpstreamProtocol | None) -> None: ...
+    def send_data(self, data: bytes) -> None: ...
+
+    def release_upstream(self) -> None:
+        """The answer is complete: the upstream connection is taken back (pooled or closed)."""
+
+    def end_response(self) -> None: ...
+
+    def abort_response(self) -> None:
+        """The upstream broke off after the head: close the client connection without a proper end."""
+
+    def fail(self, status: int, detail: str, *, close: bool = False) -> None:
+        """No answer from any peer: an error page (``close``: and no keep-alive)."""
+
+    def switch(
+        self, upstream: UpstreamProtocol, response: ResponseHead, early: bytes, on_end: Callable[[Tunnel], None]
+    ) -> None:
+        """A valid 101: relay it and join both connections; ``on_end`` runs when the tunnel ends."""
 
 
 class Phase(Enum):
@@ -62,15 +95,16 @@ class Exchange:
     def __init__(
         self,
         *,
-        client: "ClientProtocol",
+        client: ClientSide,
         head: RequestHead,
         request: UpstreamRequest,
         location: Location,
         balancer: Balancer,
         key: str,
-        reactor: IReactorTCP,
+        connect: Connect,
         clock: IReactorTime,
         has_body: bool,
+        stats: Stats,
         pool: IdlePool | None = None,
     ) -> None:
         self._client = client
@@ -81,7 +115,7 @@ class Exchange:
         self.error_logs = location.error_logs  # where self.log writes (ScopedLogger)
         self._balancer = balancer
         self._pick = balancer.start(key)
-        self._reactor = reactor
+        self._connect = connect
         self._clock = clock
         self._has_body = has_body
         self._retries = Retries(location.next_upstream, balancer.tries, head.method, clock.seconds())
@@ -93,8 +127,9 @@ class Exchange:
         self._request_sent = False
         self._early = 0  # bytes that came with the 101, relayed by the tunnel
         self._timer: IDelayedCall | None = None
-        self._connector: object | None = None
+        self._connector: Connecting | None = None
         self._pool = pool
+        self._stats = stats
 
     def start(self) -> None:
         self._try_next_peer()
@@ -122,16 +157,7 @@ class Exchange:
             idle.reuse(self)
             self.upstream_connected(idle)
             return
-        self._connector = self._connect(state.peer)
-
-    def _connect(self, peer: Peer) -> object:
-        timeout = self._timeouts.connect
-        tls = self._location.proxy_pass.tls  # type: ignore[union-attr]
-        factory = UpstreamFactory(self) if tls is None else upstream_factory(self, tls, self._clock, timeout)
-        if peer.unix:
-            reactor: IReactorUNIX = self._reactor  # type: ignore[assignment]
-            return reactor.connectUNIX(peer.host, factory, timeout=timeout)
-        return self._reactor.connectTCP(peer.host, peer.port, factory, timeout=timeout)
+        self._connector = self._connect(state.peer, self)
 
     @property
     def _peer_address(self) -> str:
@@ -162,6 +188,7 @@ class Exchange:
             error=reason.getErrorMessage(),
             client=self._client.peer_text,
         )
+        self._stats.upstream_failed(self._peer_address)
         self._next("timeout" if reason.check(ConnectTimeout) else "error")
 
     # The request body has been handed over by the client side.
@@ -250,6 +277,8 @@ class Exchange:
                 reason=reason,
                 client=self._client.peer_text,
             )
+            self._stats.upstream_failed(self._peer_address)
+            self._stats.invalid_101()
             self._next("invalid_header", close=True)
             return
         self._attempt.status = 101
@@ -264,7 +293,7 @@ class Exchange:
         self.request = self._pick = self._connector = self.upstream = None  # type: ignore[assignment]
         self._client.switch(upstream, response, early, on_end=self._tunnel_ended)
 
-    def _tunnel_ended(self, tunnel: "Tunnel") -> None:
+    def _tunnel_ended(self, tunnel: Tunnel) -> None:
         """The tunnel is closed: only now is the peer's connection over."""
         attempt = self._attempt
         self._end_attempt(101, failed=False)
@@ -281,6 +310,7 @@ class Exchange:
             detail=detail,
             client=self._client.peer_text,
         )
+        self._stats.upstream_failed(self._peer_address)
         self._upstream_failed("invalid_header", close=True)
 
     def upstream_lost(self, reason: Failure) -> None:
@@ -294,6 +324,7 @@ class Exchange:
             phase=self.phase.value,
             client=self._client.peer_text,
         )
+        self._stats.upstream_failed(self._peer_address)
         self._upstream_failed("timeout" if reason.check(TimeoutError) else "error")
 
     def _stale_reuse(self) -> bool:
@@ -325,6 +356,7 @@ class Exchange:
             phase=self.phase.value,
             client=self._client.peer_text,
         )
+        self._stats.upstream_failed(self._peer_address)
         self._upstream_failed("timeout")
 
     def _upstream_failed(self, condition: str, *, close: bool = False) -> None:
@@ -407,7 +439,7 @@ class Exchange:
             self.upstream.stop()
         elif self._connector is not None:
             # Still connecting, or (TLS) connected and in the handshake.
-            self._connector.disconnect()  # type: ignore[attr-defined]
+            self._connector.disconnect()
 
     def _finish(self) -> None:
         self.phase = Phase.DONE

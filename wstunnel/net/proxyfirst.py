@@ -1,27 +1,77 @@
 """
-``listen ... ssl proxy_protocol``: the PROXY header before the TLS handshake.
+``listen ... proxy_protocol``: the PROXY header read off a client
+connection before anything else.
 
-An L4 balancer that leaves TLS to wstunnel writes its PROXY header first
-and the client's TLS records after it, so on such a socket the header is
-read here, outside the TLS layer, and the result is handed to the HTTP
-protocol inside it.  Once the header is read, every byte goes straight to
-the TLS layer.
+:class:`ProxyPreamble` stands in for a protocol's ``dataReceived`` for
+exactly as long as the header takes (the parser is
+:mod:`wstunnel.wire.proxyproto`), so nothing on the data path pays for it
+afterwards.  On a plain socket the client protocol binds it itself.  An L4
+balancer that leaves TLS to wstunnel writes its PROXY header first and the
+client's TLS records after it, so on a TLS socket :func:`header_first_factory`
+binds it outside the TLS layer and hands the result to the HTTP protocol
+inside; once the header is read, every byte goes straight to the TLS layer.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Protocol
 
+from attrs import evolve
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 
 from wstunnel.config.model import Binding
-from wstunnel.wire.proxyproto import ProxyPreamble, is_trusted
-from wstunnel.wire.request import ConnInfo
 from wstunnel.net.runtime import Runtime
+from wstunnel.wire.proxyproto import ProxyHeader, ProxyHeaderError, ProxyHeaderParser, is_trusted
+from wstunnel.wire.request import ConnInfo
 
-__all__ = ["header_first_factory"]
+__all__ = ["PreambleClient", "ProxyPreamble", "header_first_factory"]
+
+
+class PreambleClient(Protocol):
+    """What :class:`ProxyPreamble` needs from the client protocol."""
+
+    peer_text: str
+
+    def proxy_header_received(self, conn: ConnInfo, rest: bytes) -> None: ...
+    def proxy_header_failed(self) -> None: ...
+
+
+class ProxyPreamble:
+    """
+    Bound as the client protocol's ``dataReceived`` until the header is
+    complete; then the client protocol takes its own method back.
+    """
+
+    log = Logger()
+
+    def __init__(self, client: PreambleClient, conn: ConnInfo, rewrite_remote: bool) -> None:
+        self._client = client
+        self._conn = conn
+        self._rewrite = rewrite_remote
+        self._parser = ProxyHeaderParser()
+
+    def feed(self, data: bytes) -> None:
+        try:
+            found = self._parser.feed(data)
+        except ProxyHeaderError as e:
+            self.log.info("broken PROXY protocol header from {client}: {error}",
+                          client=self._client.peer_text, error=str(e))
+            self._client.proxy_header_failed()
+            return
+        if found is not None:
+            header, rest = found
+            self._client.proxy_header_received(self._apply(header), rest)
+
+    def _apply(self, header: ProxyHeader) -> ConnInfo:
+        if header.source is None:
+            return self._conn
+        host, port = header.source
+        conn = evolve(self._conn, proxy_protocol_addr=host, proxy_protocol_port=str(port))
+        if self._rewrite:
+            conn = evolve(conn, remote_addr=host, remote_port=port)
+        return conn
 
 
 class _HeaderFirst(ProtocolWrapper):

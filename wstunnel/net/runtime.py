@@ -3,7 +3,10 @@ Everything a connection needs from one loaded configuration, built once.
 
 A connection takes the current :class:`Runtime` when it is accepted and
 keeps it to the end, so a reload (one reference swap) never changes the
-rules under a request or tunnel that is already running.
+rules under a request or tunnel that is already running.  Whatever is
+derived from the configuration (routing tables, balancers, header plans,
+upstream TLS contexts) lives here, so it shares that one lifecycle: no
+module keeps a cache of its own.
 """
 
 from __future__ import annotations
@@ -12,11 +15,22 @@ from attrs import field, frozen
 
 from wstunnel.balancing.balancer import Balancer, make_balancer
 from wstunnel.obs.logs import AccessLogs
-from wstunnel.config.model import Binding, Config
+from wstunnel.config.model import Binding, Config, Location
+from wstunnel.core.headers import HeaderPlan, header_plan
 from wstunnel.net.pool import IdlePool
 from wstunnel.core.routing import Router
+from wstunnel.net.tls import UpstreamTLSContexts
+from wstunnel.net.upstream import PeerConnector
 
-__all__ = ["Runtime"]
+__all__ = ["Forwarding", "Runtime"]
+
+
+@frozen
+class Forwarding:
+    """How the requests of one ``proxy_pass`` location go upstream, worked out at load."""
+
+    plan: HeaderPlan  # its proxy_set_header list
+    connector: PeerConnector  # TCP or unix, plain or TLS, under its proxy_connect_timeout
 
 
 @frozen
@@ -27,6 +41,9 @@ class Runtime:
     bindings: dict[tuple[str, int], Binding]
     access_logs: AccessLogs
     pools: dict[str, IdlePool] = field(factory=dict)  # upstreams with keepalive
+    # By the Location's identity: hashing a frozen Location walks the whole
+    # nested model, and the config held here keeps every Location alive.
+    forwardings: dict[int, Forwarding] = field(factory=dict)
 
     @classmethod
     def build(cls, config: Config, access_logs: AccessLogs | None = None) -> "Runtime":
@@ -39,11 +56,16 @@ class Runtime:
             bindings={(b.host, b.port): b for b in config.bindings},
             access_logs=access_logs if access_logs is not None else AccessLogs(),
             pools={name: IdlePool(up) for name, up in upstreams.items() if up.keepalive > 0},
+            forwardings=_forwardings(config),
         )
 
     def balancer(self, upstream_name: str) -> Balancer:
         """The group's balancer, which holds its peers' live state (wstunnel.balancing.peers)."""
         return self.balancers[upstream_name]
+
+    def forwarding(self, location: Location) -> Forwarding:
+        """``location`` (a ``proxy_pass`` one of this runtime's config) as it forwards requests."""
+        return self.forwardings[id(location)]
 
     @property
     def sockets(self) -> list[Binding]:
@@ -72,4 +94,19 @@ def _all_upstreams(config: Config) -> dict:
             if location.proxy_pass is not None:
                 up = location.proxy_pass.upstream
                 found.setdefault(up.name, up)
+    return found
+
+
+def _forwardings(config: Config) -> dict[int, Forwarding]:
+    contexts = UpstreamTLSContexts()
+    found = {}
+    for server in config.servers:
+        for location in server.locations:
+            proxy_pass = location.proxy_pass
+            if proxy_pass is None:
+                continue
+            timeout = location.timeouts.connect
+            tls = proxy_pass.tls
+            connector = PeerConnector(timeout) if tls is None else contexts.connector(tls, timeout)
+            found[id(location)] = Forwarding(header_plan(location, config), connector)
     return found

@@ -6,7 +6,18 @@ A consumer transport pauses its producer when its write buffer passes
 stopped reading.  :class:`Throttle` sits between the two so that the pause
 also starts the send timeout (``send_timeout`` towards the client,
 ``proxy_send_timeout`` towards the upstream), and the resume cancels it.
-Nothing here runs per chunk of data: only per pause and resume.
+
+The other stall is a client that stops sending its request body
+(``client_body_timeout``, the longest wait between two reads, as nginx
+defines it).  :class:`BodyTimeout` stands under the body's Throttle: while
+the upstream is not taking the body the client is paused, no read is
+expected, so the pause stops that timer and ``proxy_send_timeout`` bounds
+the wait instead, as in nginx.  Reads are many and the timeout long, so a
+read only notes the time; the one timer, when it fires, re-arms for what
+is left since the last read.
+
+Nothing here runs per chunk of data: only per pause and resume, and per
+body read a clock reading.
 """
 
 from __future__ import annotations
@@ -16,7 +27,7 @@ from typing import Callable
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from zope.interface import implementer
 
-__all__ = ["Drained", "Throttle", "arm_abort"]
+__all__ = ["BodyTimeout", "Drained", "Throttle", "arm_abort"]
 
 
 @implementer(IPushProducer)
@@ -25,7 +36,7 @@ class Throttle:
     A revocable push producer standing for ``source`` on one consumer.
 
     Pause and resume are idempotent: Twisted calls ``pauseProducing`` on
-    every write while the buffer is over its mark (twisted-notes P4).
+    every write while the buffer is over its mark, not once.
     ``stopProducing`` only cancels the timer: closing is the owner's job,
     so a dying consumer cannot close the other side behind its back.
     """
@@ -79,10 +90,8 @@ class Throttle:
             self._on_stall()
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            if self._timer.active():
-                self._timer.cancel()
-            self._timer = None
+        _cancel(self._timer)
+        self._timer = None
 
 
 @implementer(IPushProducer)
@@ -104,12 +113,76 @@ class Drained:
         """The consumer is gone; its owner closes."""
 
 
+@implementer(IPushProducer)
+class BodyTimeout:
+    """
+    Stands for the client transport under the body's Throttle, so the
+    Throttle's pause stops the timer and its resume starts it again.
+    Armed from construction until :meth:`stop`.
+    """
+
+    __slots__ = ("_source", "_clock", "_timeout", "_on_expiry", "_timer", "_last")
+
+    def __init__(
+        self, source: IPushProducer, clock: IReactorTime, timeout: float, on_expiry: Callable[[], None]
+    ) -> None:
+        self._source = source
+        self._clock = clock
+        self._timeout = timeout
+        self._on_expiry = on_expiry
+        self._timer: IDelayedCall | None = None
+        self._last = 0.0
+        self._arm()
+
+    def read(self) -> None:
+        """Body bytes arrived: the wait starts again (noted, not re-armed)."""
+        self._last = self._clock.seconds()
+
+    def pauseProducing(self) -> None:
+        self._cancel()
+        self._source.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self._source.resumeProducing()
+        if self._timer is None:
+            self._arm()
+
+    def stopProducing(self) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """The body ended or the request did: no expiry from now on."""
+        self._cancel()
+
+    def _arm(self) -> None:
+        self._last = self._clock.seconds()
+        self._timer = self._clock.callLater(self._timeout, self._check)
+
+    def _check(self) -> None:
+        left = self._last + self._timeout - self._clock.seconds()
+        if left > 0:
+            self._timer = self._clock.callLater(left, self._check)
+            return
+        self._timer = None
+        self._on_expiry()
+
+    def _cancel(self) -> None:
+        _cancel(self._timer)
+        self._timer = None
+
+
 def arm_abort(clock: IReactorTime, transport: object, grace: float) -> IDelayedCall:
     """
     Make sure a closing transport really goes away.
 
     ``loseConnection`` can wait forever: for a paused producer that died
-    (twisted-notes P1), for a TLS peer that never answers close_notify (P3).
+    (the transport resumes it instead of closing), for a TLS peer that
+    never answers close_notify.
     The caller cancels the returned call from ``connectionLost``.
     """
     return clock.callLater(grace, transport.abortConnection)  # type: ignore[attr-defined]
+
+
+def _cancel(timer: IDelayedCall | None) -> None:
+    if timer is not None and timer.active():
+        timer.cancel()

@@ -22,9 +22,7 @@ cannot keep a connection open (twisted#7926).
 from __future__ import annotations
 
 import hashlib
-import ipaddress
-import weakref
-from typing import Callable
+from typing import Callable, Protocol
 
 from cryptography.hazmat.primitives.hashes import SHA256
 from OpenSSL import SSL
@@ -49,18 +47,20 @@ from wstunnel.wire.errors import RequestError
 from wstunnel.config.model import Binding, Config, Server
 from wstunnel.wire.request import ConnInfo
 from wstunnel.core.routing import Router
-from wstunnel.net.runtime import Runtime
-from wstunnel.config.tls import KeyPair, ServerTLS, TLSInfo, UpstreamTLS, handshake_server, refusal
-from wstunnel.net.upstream import UpstreamFactory, UpstreamListener, UpstreamProtocol
+from wstunnel.config.addresses import is_ip
+from wstunnel.config.model import KeyPair, ServerTLS, UpstreamTLS
+from wstunnel.core.tls_rules import handshake_server, refusal
+from wstunnel.wire.request import TLSInfo
+from wstunnel.net.upstream import PeerConnector, UpstreamFactory, UpstreamListener, UpstreamProtocol, UpstreamTLSError
 
 __all__ = [
     "ContextCache",
     "HandshakeTimeout",
-    "UpstreamTLSError",
+    "RunningConfig",
+    "UpstreamTLSContexts",
     "check_request",
     "server_factory",
     "session_info",
-    "upstream_factory",
 ]
 
 _ALPN = [b"http/1.1"]
@@ -253,11 +253,23 @@ class ContextCache:
         return self._contexts
 
 
+class RunningConfig(Protocol):
+    """What the TLS sockets read from the running configuration (its :class:`~wstunnel.net.runtime.Runtime`)."""
+
+    @property
+    def config(self) -> Config: ...
+    @property
+    def router(self) -> Router: ...
+    @property
+    def bindings(self) -> dict[tuple[str, int], Binding]: ...
+    def binding_for(self, key: tuple[str, int], local_host: str) -> Binding: ...
+
+
 @implementer(IOpenSSLServerConnectionCreator)
 class _ServerConnections:
     """The TLS connections of one listening socket."""
 
-    def __init__(self, runtime: Callable[[], Runtime], key: tuple[str, int], cache: ContextCache) -> None:
+    def __init__(self, runtime: Callable[[], RunningConfig], key: tuple[str, int], cache: ContextCache) -> None:
         self._runtime = runtime
         self._key = key
         self._cache = cache
@@ -286,7 +298,7 @@ class _ServerConnections:
 def server_factory(
     factory: IProtocolFactory,
     *,
-    runtime: Callable[[], Runtime],
+    runtime: Callable[[], RunningConfig],
     key: tuple[str, int],
     cache: ContextCache,
     clock: IReactorTime,
@@ -337,20 +349,8 @@ def check_request(transport: _ServerTLSProtocol, conn: ConnInfo, router: Router,
 # -- the upstream side -----------------------------------------------------------------------
 
 
-class UpstreamTLSError(Exception):
-    """The TLS handshake with an upstream failed; the message says why, in nginx's words."""
-
-
 class HandshakeTimeout(UpstreamTLSError, ConnectTimeout):
     """No complete handshake within ``proxy_connect_timeout``: a 504, like a connect timeout."""
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 @implementer(IOpenSSLClientConnectionCreator)
@@ -367,7 +367,7 @@ class _UpstreamConnections:
                 ctx.load_verify_locations(tls.trusted_file)
             ctx.set_verify(SSL.VERIFY_PEER, _verify_callback(tls.verify_depth, strict=True))
         self._ctx = ctx
-        ip = _is_ip(tls.name)
+        ip = is_ip(tls.name)
         self._sni = tls.name.encode("idna") if tls.server_name and not ip else None
 
     def clientConnectionForTLS(self, tlsProtocol: _TLSProtocol) -> SSL.Connection:
@@ -380,22 +380,12 @@ class _UpstreamConnections:
         return conn
 
 
-_CONNECTIONS: "weakref.WeakKeyDictionary[UpstreamTLS, _UpstreamConnections]" = weakref.WeakKeyDictionary()
-
-
-def _connections(tls: UpstreamTLS) -> _UpstreamConnections:
-    found = _CONNECTIONS.get(tls)
-    if found is None:
-        found = _CONNECTIONS[tls] = _UpstreamConnections(tls)
-    return found
-
-
 def _name_problem(transport: _TLSProtocol, tls: UpstreamTLS) -> str | None:
     if not tls.verify:
         return None
     cert = transport.getHandle().get_peer_certificate(as_cryptography=True)
     try:
-        if _is_ip(tls.name):
+        if is_ip(tls.name):
             verify_certificate_ip_address(cert, tls.name)
         else:
             verify_certificate_hostname(cert, tls.name)
@@ -477,8 +467,31 @@ class _TLSUpstreamFactory(UpstreamFactory):
         return _TLSUpstreamProtocol(self._listener, self._tls, self._clock, self._timeout)
 
 
-def upstream_factory(
-    listener: UpstreamListener, tls: UpstreamTLS, clock: IReactorTime, timeout: float
-) -> IProtocolFactory:
-    """The factory to connect one upstream attempt over TLS with."""
-    return _ClientTLSFactory(_connections(tls), True, _TLSUpstreamFactory(listener, tls, clock, timeout), clock)
+class _TLSPeerConnector(PeerConnector):
+    """A location's peers over TLS: the handshake and name check come before the exchange hears of the connection."""
+
+    def __init__(self, timeout: float, tls: UpstreamTLS, connections: _UpstreamConnections) -> None:
+        super().__init__(timeout)
+        self._tls = tls
+        self._connections = connections
+
+    def factory(self, listener: UpstreamListener, clock: IReactorTime) -> IProtocolFactory:
+        wrapped = _TLSUpstreamFactory(listener, self._tls, clock, self.timeout)
+        return _ClientTLSFactory(self._connections, True, wrapped, clock)
+
+
+class UpstreamTLSContexts:
+    """
+    The client TLS contexts of one configuration, built with its runtime
+    and dropped with it: one per distinct ``proxy_ssl_*`` settings, shared
+    by the locations that have the same ones.
+    """
+
+    def __init__(self) -> None:
+        self._contexts: dict[UpstreamTLS, _UpstreamConnections] = {}
+
+    def connector(self, tls: UpstreamTLS, timeout: float) -> PeerConnector:
+        connections = self._contexts.get(tls)
+        if connections is None:
+            connections = self._contexts[tls] = _UpstreamConnections(tls)
+        return _TLSPeerConnector(timeout, tls, connections)

@@ -2,14 +2,15 @@
 The tunnel: after a valid 101 the client and upstream connections carry
 opaque bytes both ways until both are done.
 
-Rules (doc/tunnel.md): each transport is the streaming producer of the
-other, so a side that stops reading pauses the other side's reads and at
-most ``bufferSize`` plus one read is held per direction; a FIN is passed on
-as a write shutdown while the other direction keeps flowing (over TLS,
-which cannot half-close, it becomes a close after the pending bytes);
-``proxy_read_timeout`` is an idle timeout re-armed by traffic either way;
-a stalled write is bounded by ``send_timeout`` / ``proxy_send_timeout``;
-every close unregisters producers first and arms an abort.
+Rules (doc/proxying.md describes them for operators): each transport is
+the streaming producer of the other, so a side that stops reading pauses
+the other side's reads and at most ``bufferSize`` plus one read is held per
+direction; a FIN is passed on as a write shutdown while the other direction
+keeps flowing (over TLS, which cannot half-close, it becomes a close after
+the pending bytes); ``proxy_read_timeout`` is an idle timeout re-armed by
+traffic either way; a stalled write is bounded by ``send_timeout`` /
+``proxy_send_timeout``; every close unregisters producers first and arms an
+abort.
 """
 
 from __future__ import annotations
@@ -183,8 +184,8 @@ class Tunnel:
     def close(self, reason: TunnelEnd) -> None:
         """
         Close both sides after their pending bytes, unregistering our
-        producers first (a transport with a producer never finishes closing,
-        twisted-notes P1/P2) and arming an abort for each.
+        producers first (Twisted's ``loseConnection`` does not close while a
+        producer is registered) and arming an abort for each.
         """
         if self.closing:
             return

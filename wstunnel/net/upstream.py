@@ -16,7 +16,13 @@ from __future__ import annotations
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IProtocolFactory,
+    IReactorTCP,
+    IReactorTime,
+    IReactorUNIX,
+)
 from twisted.internet.protocol import ClientFactory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -25,16 +31,24 @@ from wstunnel.wire.bodies import BodyError
 from wstunnel.wire.errors import RequestError
 from wstunnel.net.fastwrite import direct_writer
 from wstunnel.wire.heads import HeadGate, HeadLimits, check_response_head
-from wstunnel.core.headers import UpstreamRequest
 from wstunnel.config.model import Peer
 from wstunnel.wire.response import ResponseHead
 from wstunnel.net.tunnel import Tunnel
-from wstunnel.wire.upstream import BodyReader, RequestWriter, keeps_alive, response_body
+from wstunnel.wire.upstream import BodyReader, RequestWriter, UpstreamRequest, keeps_alive, response_body
 
-__all__ = ["IdleSlot", "UpstreamFactory", "UpstreamListener", "UpstreamProtocol"]
+__all__ = [
+    "Connect",
+    "Connecting",
+    "IdleSlot",
+    "PeerConnector",
+    "UpstreamFactory",
+    "UpstreamListener",
+    "UpstreamProtocol",
+    "UpstreamTLSError",
+]
 
 # A chunk-size line, or a chunked body's trailer section, may be as long as
-# proxy_buffer_size or this, whichever is larger (h11's bound before).
+# proxy_buffer_size or this, whichever is larger (h11's default bound).
 _CHUNK_LINE_LIMIT = 16 * 1024
 
 
@@ -317,3 +331,50 @@ class UpstreamFactory(ClientFactory):
 
     def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
         self._listener.upstream_connect_failed(reason)
+
+
+class UpstreamTLSError(Exception):
+    """The TLS handshake with an upstream failed; the message says why, in nginx's words."""
+
+
+class Connecting(TypingProtocol):
+    """A connection attempt under way (Twisted's ``IConnector``), as far as the exchange needs it."""
+
+    def disconnect(self) -> None: ...
+
+
+class Connect(TypingProtocol):
+    """
+    Opens one connection to ``peer`` whose events go to ``listener``: what
+    an endpoint's ``connect`` is to Twisted, with the peer chosen per attempt.
+    A failed connect or TLS handshake reaches ``upstream_connect_failed``.
+    """
+
+    def __call__(self, peer: Peer, listener: UpstreamListener) -> Connecting: ...
+
+
+class PeerConnector:
+    """
+    How one location reaches its peers, built once per configuration:
+    TCP or unix (as each peer says), in plain text, under
+    ``proxy_connect_timeout``.  The TLS connector of :mod:`wstunnel.net.tls`
+    only changes the factory.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+
+    def factory(self, listener: UpstreamListener, clock: IReactorTime) -> IProtocolFactory:
+        return UpstreamFactory(listener)
+
+    def bind(self, reactor: IReactorTCP, clock: IReactorTime) -> Connect:
+        """The connect of one exchange, on the reactor its client connection was accepted by."""
+
+        def connect(peer: Peer, listener: UpstreamListener) -> Connecting:
+            factory = self.factory(listener, clock)
+            if peer.unix:
+                unix: IReactorUNIX = reactor  # type: ignore[assignment]
+                return unix.connectUNIX(peer.host, factory, timeout=self.timeout)
+            return reactor.connectTCP(peer.host, peer.port, factory, timeout=self.timeout)
+
+        return connect

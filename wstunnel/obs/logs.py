@@ -48,8 +48,6 @@ __all__ = [
     "ScopedLogger",
     "error_line",
     "every_error_log",
-    "escape",
-    "format_time_local",
 ]
 
 NGINX_LEVELS: Mapping[str, LogLevel] = MappingProxyType(
@@ -72,13 +70,6 @@ _LEVEL_NAMES = {
     LogLevel.error: "error",
     LogLevel.critical: "crit",
 }
-
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-# nginx's default log_format escaping (ngx_http_log_escape): '"', '\' and
-# every byte below 0x20 or from 0x7F on become \xHH with upper-case hex.
-_ESCAPES = {c: f"\\x{c:02X}" for c in (*range(0x20), 0x22, 0x5C, *range(0x7F, 0x100))}
-
 
 _STANDARD_FDS = {"stdout": 1, "stderr": 2}
 _APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
@@ -266,33 +257,6 @@ class ErrorLogService(Service):
 def _paths(main: Iterable[ErrorLog], scoped: Iterable[ErrorLog]) -> tuple[str, ...]:
     """Every file to open, once."""
     return tuple(dict.fromkeys(e.path for e in (*main, *scoped)))
-
-
-def escape(value: str | bytes | None) -> str:
-    """
-    A log field with nginx's default escaping; empty or missing is ``-``.
-
-    A ``str`` is taken as latin-1 decoded bytes (the lossless way HTTP bytes
-    become text); characters beyond U+00FF are written as their UTF-8 bytes.
-    """
-    if not value:
-        return "-"
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    elif not value.isascii() and max(value) > "\xff":
-        value = value.encode("utf-8", "surrogatepass").decode("latin-1")
-    return value.translate(_ESCAPES)
-
-
-def format_time_local(when: float) -> str:
-    """``$time_local``: ``21/Nov/2026:15:07:56 +0000``, in the local zone, English months."""
-    tm = time.localtime(when)
-    offset = abs(tm.tm_gmtoff) // 60
-    sign = "-" if tm.tm_gmtoff < 0 else "+"
-    return (
-        f"{tm.tm_mday:02d}/{_MONTHS[tm.tm_mon - 1]}/{tm.tm_year}:"
-        f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} {sign}{offset // 60:02d}{offset % 60:02d}"
-    )
 
 
 class AccessLogs:

@@ -24,9 +24,6 @@ import math
 import os
 from typing import Callable, Iterable, Mapping, Protocol
 
-from twisted.logger import ILogObserver, LogEvent, LogLevel
-from zope.interface import implementer
-
 __all__ = [
     "DURATION_BUCKETS",
     "PUBLISH_INTERVAL",
@@ -66,7 +63,6 @@ FAMILIES: Mapping[str, tuple[str, str]] = {
 }
 # Counted identically by every worker: merged by maximum, not by sum.
 _MAX_MERGED = ("wstunnel_config_reloads_total", "wstunnel_upstream_peer_up")
-_EXCHANGE_NAMESPACE = "wstunnel.net.exchange.Exchange"
 
 
 def series(name: str, **labels: str) -> str:
@@ -88,12 +84,10 @@ class Live(Protocol):
     tunnel_bytes: tuple[int, int] | None  # (client to upstream, upstream to client) while a tunnel runs
 
 
-@implementer(ILogObserver)
 class Stats:
     """
-    One process's counters.  It is also a log observer: the exchange
-    reports each failed peer attempt as an error event carrying ``peer``,
-    and counting those events keeps the exchange free of metrics code.
+    One process's counters, bumped by explicit calls where each event
+    happens: the client protocol, the exchange, the service.
     """
 
     def __init__(self, clients: Callable[[], Iterable[Live]], peers: Callable[[], Mapping[str, Iterable[tuple[str, bool]]]]) -> None:
@@ -107,7 +101,7 @@ class Stats:
     def add(self, key: str, amount: float = 1) -> None:
         self.counters[key] = self.counters.get(key, 0) + amount
 
-    # Hooks called by the client protocol and the service.
+    # Hooks called by the client protocol, the exchange and the service.
 
     def accepted(self, handled: bool) -> None:
         self.add("wstunnel_connections_accepted_total")
@@ -140,15 +134,13 @@ class Stats:
     def reloaded(self, ok: bool) -> None:
         self.add(series("wstunnel_config_reloads_total", result="ok" if ok else "failed"))
 
-    def __call__(self, event: LogEvent) -> None:
-        if event.get("log_namespace") != _EXCHANGE_NAMESPACE or event.get("log_level") is not LogLevel.error:
-            return
-        peer = event.get("peer")
-        if peer is None:
-            return
-        self.add(series("wstunnel_upstream_failures_total", peer=str(peer)))
-        if str(event.get("log_format", "")).startswith("invalid 101"):
-            self.add("wstunnel_upstream_invalid_101_total")
+    def upstream_failed(self, peer: str) -> None:
+        """An attempt at ``peer`` failed: connect, timeout, invalid answer or early close."""
+        self.add(series("wstunnel_upstream_failures_total", peer=peer))
+
+    def invalid_101(self) -> None:
+        """A 101 that failed validation (also counted as a failure of its peer)."""
+        self.add("wstunnel_upstream_invalid_101_total")
 
     # Reading.
 
@@ -203,7 +195,7 @@ def _number(value: float) -> str:
 
 
 # The series a request or tunnel counts, named once: building a series name
-# per request was a measurable share of a plain GET (doc/performance.md).
+# per request is a measurable share of a plain GET (doc/performance.md).
 # A status of 600 or more (the gate allows up to 999) is counted as such.
 _RESPONSES = tuple(series("wstunnel_responses_total", **{"class": f"{n}xx"}) for n in range(10))
 _UPGRADES_REFUSED = series("wstunnel_upgrades_total", outcome="refused")

@@ -4,7 +4,7 @@ Message bodies on the wire: Content-Length, chunked, and read-until-close.
 The heads around a body are parsed and checked by :mod:`wstunnel.wire.heads`;
 what is left of HTTP/1.1 framing is small enough to write here, sans-IO,
 instead of running every request through a general parser's event state
-machine (doc/performance.md: that machine was the largest single cost of a
+machine (doc/performance.md: that machine is the largest single cost of a
 request).  The readers are held to the strict side of RFC 9112 section 7.1,
 because a proxy that decodes a chunked body more leniently than the peer
 behind it can be made to see a different message than that peer does:
@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from wstunnel.config.tokens import TOKEN
+
 __all__ = ["LAST_CHUNK", "BodyError", "ChunkedBody", "LengthBody", "UntilClose", "chunk"]
 
 LAST_CHUNK = b"0\r\n\r\n"
@@ -29,7 +31,7 @@ LAST_CHUNK = b"0\r\n\r\n"
 Sink = Callable[[bytes], None]
 
 _SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[\t\x20-\x7e\x80-\xff]*)?\Z")
-_TRAILER_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*\Z")
+_TRAILER_LINE = re.compile(TOKEN.encode("ascii") + rb":[\t\x20-\x7e\x80-\xff]*\Z")
 
 # ChunkedBody states: which kind of line, or chunk data, comes next.
 _SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)

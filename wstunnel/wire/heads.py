@@ -26,6 +26,7 @@ import re
 
 from attrs import frozen
 
+from wstunnel.config.tokens import TOKEN
 from wstunnel.wire.errors import RequestError
 from wstunnel.wire.request import RequestHead
 from wstunnel.wire.response import ResponseHead
@@ -43,7 +44,7 @@ __all__ = [
 
 H2_PREFACE_LINE = b"PRI * HTTP/2.0"
 
-_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_TOKEN = TOKEN.encode("ascii")
 # nginx's request line takes an origin-form path or an absolute-form URL
 # (``scheme://``) and nothing else: authority-form (``CONNECT host:443``) and
 # asterisk-form (``OPTIONS *``) are refused with 400 before any header is read.
@@ -274,9 +275,10 @@ def check_request_head(head: bytes, limits: HeadLimits) -> RequestHead:
     Parse a complete request head, header names as the client spelled them;
     refuse it with the status that says why (400, 405, 414, 431, 501, 505), or
     :class:`Http2Preface` for HTTP/2 with prior knowledge.  The checks run
-    in the order the old gate-then-h11 pair ran them, so a head breaking two
-    rules gets the same status as before; CONNECT and TRACE (405) come
-    last, as nginx refuses them once the head is read.  Lines end in CRLF
+    in a fixed order (request line, version, header lines, framing, Host,
+    target), so a head breaking two rules gets the first one's status;
+    CONNECT and TRACE (405) come last, as nginx refuses them once the head
+    is read.  Lines end in CRLF
     (the gate refuses a bare LF in a request, and a LF left inside a line
     breaks it).
     """

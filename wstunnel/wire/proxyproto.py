@@ -4,11 +4,10 @@ The PROXY protocol (v1 text and v2 binary), as sent by an L4 balancer
 
 :class:`ProxyHeaderParser` is sans-IO: it is fed the connection's first
 bytes, buffers at most one header, and returns the client's address plus
-whatever followed the header.  :class:`ProxyPreamble` puts it in front of a
-client protocol for exactly as long as the header takes, so nothing on the
-data path pays for it afterwards.
+whatever followed the header.  Reading it off a connection is the net
+layer's job (:mod:`wstunnel.net.proxyfirst`).
 
-The specification is haproxy's doc/proxy-protocol.txt.  As nginx does, a
+The specification is HAProxy's "The PROXY protocol".  As nginx does, a
 header that is missing or malformed closes the connection; so does one
 from a source outside ``set_real_ip_from`` when that is configured.
 """
@@ -16,18 +15,14 @@ from a source outside ``set_real_ip_from`` when that is configured.
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable, Protocol
+from typing import Iterable
 
-from attrs import evolve, frozen
-from twisted.logger import Logger
-
-from wstunnel.wire.request import ConnInfo
+from attrs import frozen
 
 __all__ = [
     "ProxyHeader",
     "ProxyHeaderError",
     "ProxyHeaderParser",
-    "ProxyPreamble",
     "is_trusted",
     "V2_SIGNATURE",
 ]
@@ -136,48 +131,3 @@ def is_trusted(host: str, networks: Iterable[ipaddress.IPv4Network | ipaddress.I
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return any(address in network for network in networks)
-
-
-class PreambleClient(Protocol):
-    """What :class:`ProxyPreamble` needs from the client protocol."""
-
-    peer_text: str
-
-    def proxy_header_received(self, conn: ConnInfo, rest: bytes) -> None: ...
-    def proxy_header_failed(self) -> None: ...
-
-
-class ProxyPreamble:
-    """
-    Bound as the client protocol's ``dataReceived`` until the header is
-    complete; then the client protocol takes its own method back.
-    """
-
-    log = Logger()
-
-    def __init__(self, client: PreambleClient, conn: ConnInfo, rewrite_remote: bool) -> None:
-        self._client = client
-        self._conn = conn
-        self._rewrite = rewrite_remote
-        self._parser = ProxyHeaderParser()
-
-    def feed(self, data: bytes) -> None:
-        try:
-            found = self._parser.feed(data)
-        except ProxyHeaderError as e:
-            self.log.info("broken PROXY protocol header from {client}: {error}",
-                          client=self._client.peer_text, error=str(e))
-            self._client.proxy_header_failed()
-            return
-        if found is not None:
-            header, rest = found
-            self._client.proxy_header_received(self._apply(header), rest)
-
-    def _apply(self, header: ProxyHeader) -> ConnInfo:
-        if header.source is None:
-            return self._conn
-        host, port = header.source
-        conn = evolve(self._conn, proxy_protocol_addr=host, proxy_protocol_port=str(port))
-        if self._rewrite:
-            conn = evolve(conn, remote_addr=host, remote_port=port)
-        return conn

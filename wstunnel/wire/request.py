@@ -6,14 +6,22 @@ and header rewriting, so none of those needs to know about h11 or sockets.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
-from attrs import field, frozen
+from attrs import define, field, frozen
 
-if TYPE_CHECKING:
-    from wstunnel.config.tls import TLSInfo
+__all__ = ["ConnInfo", "RequestHead", "TLSInfo", "Target", "header_tokens", "lower_tokens"]
 
-__all__ = ["ConnInfo", "RequestHead", "Target", "header_tokens", "lower_tokens"]
+
+@frozen
+class TLSInfo:
+    """What the handshake of one client connection settled, for variables and checks."""
+
+    protocol: str  # "TLSv1.3"
+    cipher: str  # OpenSSL name
+    server_name: str  # SNI as sent, lower-cased; "" without SNI
+    client_s_dn: str  # RFC 4514 subject of the client certificate, "" without one
+    client_verify: str  # "SUCCESS", "FAILED:reason" or "NONE"
 
 
 @frozen
@@ -31,46 +39,56 @@ class ConnInfo:
     tls: TLSInfo | None = None  # set at the first request of a TLS connection
 
 
-@frozen
+@define
 class RequestHead:
     """
     A parsed request head.  Header names keep the client's spelling and
-    order (nginx forwards them as sent); look-ups compare them lower-cased,
-    through an index built once: a request asks for some header about
-    seven times on its way (doc/performance.md).
+    order (nginx forwards them as sent); look-ups compare them lower-cased.
+
+    Not frozen, on purpose: besides the four parsed fields, which nothing
+    changes after the parse, it carries a look-up index of the headers by
+    lower-cased name, built at the first :meth:`values` (a request asks for
+    some header about seven times on its way, doc/performance.md) and given
+    up by :meth:`drop_index`, after which look-ups scan.
     """
 
     method: bytes
     target: bytes
     http_version: bytes  # b"1.1" or b"1.0"
     headers: tuple[tuple[bytes, bytes], ...]
-    _index: dict[bytes, list[bytes]] | None = field(init=False, eq=False, repr=False)
-
-    def __attrs_post_init__(self) -> None:
-        index: dict[bytes, list[bytes]] = {}
-        for name, value in self.headers:
-            key = name.lower()
-            found = index.get(key)
-            if found is None:
-                index[key] = [value]
-            else:
-                found.append(value)
-        object.__setattr__(self, "_index", index)
+    _index: dict[bytes, list[bytes]] | None = field(init=False, default=None, eq=False, repr=False)
+    _scan: bool = field(init=False, default=False, eq=False, repr=False)
 
     def values(self, name: bytes) -> list[bytes]:
         """Every value of header ``name`` (lower-case), in order."""
         index = self._index
         if index is None:
-            return [v for n, v in self.headers if n.lower() == name]
+            if self._scan:
+                return [v for n, v in self.headers if n.lower() == name]
+            index = self._index = _index(self.headers)
         found = index.get(name)
         return [] if found is None else found.copy()
 
     def drop_index(self) -> None:
         """
-        Forget the look-up index, a cache of ~700 bytes: a tunnel keeps its
-        head for hours only to write one log line, where a scan will do.
+        Forget the look-up index, a cache of ~700 bytes, for good: a tunnel
+        keeps its head for hours only to write one log line, where a scan
+        will do.
         """
-        object.__setattr__(self, "_index", None)
+        self._index = None
+        self._scan = True
+
+
+def _index(headers: tuple[tuple[bytes, bytes], ...]) -> dict[bytes, list[bytes]]:
+    index: dict[bytes, list[bytes]] = {}
+    for name, value in headers:
+        key = name.lower()
+        found = index.get(key)
+        if found is None:
+            index[key] = [value]
+        else:
+            found.append(value)
+    return index
 
 
 @frozen

@@ -6,7 +6,7 @@ the connection may carry another request afterwards.
 The request head was built by :func:`wstunnel.core.headers.upstream_request`,
 whose values are validated as they are rendered, and the answer's head by
 :func:`wstunnel.wire.heads.check_response_head`; nothing here checks them again.
-The keep-alive rule is h11's, which the upstream side used before:
+The keep-alive rule is h11's (the wire tests hold us to it):
 both messages complete, neither says ``Connection: close``, the answer is
 HTTP/1.1 and framed (not read until the close).
 """
@@ -15,14 +15,26 @@ from __future__ import annotations
 
 from typing import Union
 
+from attrs import frozen
+
 from wstunnel.wire.bodies import LAST_CHUNK, ChunkedBody, LengthBody, UntilClose, chunk
-from wstunnel.core.headers import UpstreamRequest
 from wstunnel.wire.request import lower_tokens
 from wstunnel.wire.response import ResponseHead
 
-__all__ = ["BodyReader", "RequestWriter", "keeps_alive", "response_body"]
+__all__ = ["BodyReader", "RequestWriter", "UpstreamRequest", "keeps_alive", "response_body"]
 
 BodyReader = Union[LengthBody, ChunkedBody, UntilClose]
+
+
+@frozen
+class UpstreamRequest:
+    """The request head for the upstream, as :class:`RequestWriter` writes it."""
+
+    method: bytes
+    target: bytes
+    http_version: bytes
+    headers: tuple[tuple[bytes, bytes], ...]
+    upgrade: bool  # whether this request asks the upstream to switch protocols
 
 
 class RequestWriter:

@@ -1,0 +1,150 @@
+"""
+The directive table: every directive wstunnel accepts, the contexts it may
+appear in, its argument counts, whether it opens a block or may be given
+only once, and its handler.  A directive not in the table is an error, never
+silently skipped: an ignored ``deny`` or ``auth_basic`` would open what the
+operator closed.  Only directives that cannot change what is proxied
+(``pid``, ``sendfile``, ``types``...) are accepted, with a notice.
+
+A new directive is one line here and a handler in the module of its topic.
+"""
+
+from __future__ import annotations
+
+from crossplane.analyzer import DIRECTIVES as NGINX_DIRECTIVES
+
+from wstunnel.config import limits, locations, logs, maps, proxy, servers, upstream, workers
+from wstunnel.config.levels import Level
+from wstunnel.config.model import ConfigError
+from wstunnel.config.read import Stmt, ignored_notice
+from wstunnel.config.walk import (
+    ALL_CONTEXTS,
+    EVENTS,
+    HTTP,
+    HTTP_LEVELS,
+    LOCATION,
+    MAIN,
+    SERVER,
+    SERVER_LEVELS,
+    UPSTREAM,
+    Load,
+    Spec,
+    spec,
+)
+
+__all__ = ["IGNORED_DIRECTIVES", "TABLE", "UPSTREAM_TABLE", "lookup"]
+
+
+def ignored(load: Load, stmt: Stmt, level: Level) -> None:
+    load.notices.append(ignored_notice(stmt.source, stmt.name))
+
+
+TABLE: dict[str, Spec] = {
+    "worker_processes": spec({MAIN}, 1, 1, workers.worker_processes, once=True),
+    "events": spec({MAIN}, 0, 0, workers.events, block=True, once=True),
+    "worker_connections": spec({EVENTS}, 1, 1, workers.worker_connections, once=True),
+    "worker_rlimit_nofile": spec({MAIN}, 1, 1, workers.worker_rlimit_nofile, once=True),
+    "worker_shutdown_timeout": spec({MAIN}, 1, 1, workers.worker_shutdown_timeout, once=True),
+    "set_real_ip_from": spec({HTTP, SERVER}, 1, 1, servers.set_real_ip_from),
+    "real_ip_header": spec({HTTP, SERVER}, 1, 1, servers.real_ip_header, once=True),
+    "stub_status": spec({LOCATION}, 0, 1, locations.status_page),
+    "wstunnel_metrics": spec({LOCATION}, 0, 1, locations.status_page),
+    "http": spec({MAIN}, 0, 0, servers.http_block, block=True, once=True),
+    "error_log": spec(ALL_CONTEXTS, 1, 2, logs.error_log),
+    "map": spec({HTTP}, 2, 2, maps.map_block, block=True),
+    "upstream": spec({HTTP}, 1, 1, upstream.upstream_block, block=True),
+    "server": spec({HTTP}, 0, 0, servers.server_block, block=True),
+    "listen": spec({SERVER}, 1, None, servers.listen),
+    "server_name": spec({SERVER}, 1, None, servers.server_name),
+    "location": spec({SERVER, LOCATION}, 1, 2, locations.location, block=True),
+    "proxy_pass": spec({LOCATION}, 1, 1, proxy.proxy_pass, once=True),
+    "proxy_http_version": spec(HTTP_LEVELS, 1, 1, proxy.proxy_http_version, once=True),
+    "proxy_set_header": spec(HTTP_LEVELS, 2, 2, proxy.proxy_set_header),
+    "access_log": spec(HTTP_LEVELS, 1, None, logs.access_log),
+    "log_format": spec({HTTP}, 2, None, logs.log_format),
+    "proxy_next_upstream": spec(HTTP_LEVELS, 1, None, upstream.next_upstream, once=True),
+    "proxy_next_upstream_tries": spec(HTTP_LEVELS, 1, 1, upstream.next_upstream_limit, once=True),
+    "proxy_next_upstream_timeout": spec(HTTP_LEVELS, 1, 1, upstream.next_upstream_limit, once=True),
+    "proxy_connect_timeout": spec(HTTP_LEVELS, 1, 1, proxy.timeout, once=True),
+    "proxy_read_timeout": spec(HTTP_LEVELS, 1, 1, proxy.timeout, once=True),
+    "proxy_send_timeout": spec(HTTP_LEVELS, 1, 1, proxy.timeout, once=True),
+    "send_timeout": spec(HTTP_LEVELS, 1, 1, proxy.timeout, once=True),
+    "ssl_certificate": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "ssl_certificate_key": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "ssl_password_file": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "ssl_protocols": spec(SERVER_LEVELS, 1, None, servers.tls_setting, once=True),
+    "ssl_ciphers": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "ssl_prefer_server_ciphers": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "ssl_session_timeout": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "ssl_session_tickets": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "ssl_client_certificate": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "ssl_verify_client": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "ssl_verify_depth": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "proxy_ssl_verify": spec(HTTP_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "proxy_ssl_trusted_certificate": spec(HTTP_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "proxy_ssl_verify_depth": spec(HTTP_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "proxy_ssl_name": spec(HTTP_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "proxy_ssl_server_name": spec(HTTP_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "proxy_ssl_protocols": spec(HTTP_LEVELS, 1, None, servers.tls_setting, once=True),
+    "proxy_ssl_certificate": spec(HTTP_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "proxy_ssl_certificate_key": spec(HTTP_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "proxy_ssl_password_file": spec(HTTP_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "client_header_timeout": spec({HTTP, SERVER}, 1, 1, limits.client_time, once=True),
+    "client_body_timeout": spec(HTTP_LEVELS, 1, 1, limits.client_time, once=True),
+    "keepalive_timeout": spec(HTTP_LEVELS, 1, 2, limits.keepalive_timeout, once=True),
+    "keepalive_requests": spec(HTTP_LEVELS, 1, 1, limits.client_count, once=True),
+    "large_client_header_buffers": spec({HTTP, SERVER}, 2, 2, limits.header_buffers, once=True),
+    "client_max_body_size": spec(HTTP_LEVELS, 1, 1, limits.client_max_body_size, once=True),
+    "proxy_buffer_size": spec(HTTP_LEVELS, 1, 1, proxy.proxy_buffer_size, once=True),
+    "proxy_hide_header": spec(HTTP_LEVELS, 1, 1, proxy.header_list),
+    "proxy_pass_header": spec(HTTP_LEVELS, 1, 1, proxy.header_list),
+    "proxy_redirect": spec(HTTP_LEVELS, 1, 2, proxy.proxy_redirect),
+    # Accepted and ignored: none of these can change what is proxied.
+    "pid": spec({MAIN}, 1, 1, ignored, once=True),
+    "user": spec({MAIN}, 1, 2, ignored, once=True),
+    "use": spec({EVENTS}, 1, 1, ignored, once=True),
+    "multi_accept": spec({EVENTS}, 1, 1, ignored, once=True),
+    "accept_mutex": spec({EVENTS}, 1, 1, ignored, once=True),
+    "sendfile": spec(HTTP_LEVELS, 1, 1, ignored, once=True),
+    "tcp_nopush": spec(HTTP_LEVELS, 1, 1, ignored, once=True),
+    "tcp_nodelay": spec(HTTP_LEVELS, 1, 1, ignored, once=True),
+    "types": spec(HTTP_LEVELS, 0, 0, ignored, block=True),
+    "default_type": spec(HTTP_LEVELS, 1, 1, ignored, once=True),
+    "types_hash_max_size": spec(HTTP_LEVELS, 1, 1, ignored, once=True),
+    "types_hash_bucket_size": spec(HTTP_LEVELS, 1, 1, ignored, once=True),
+    **{
+        f"{prefix}_temp_path": spec(HTTP_LEVELS, 1, 4, ignored, once=True)
+        for prefix in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    },
+}
+UPSTREAM_TABLE: dict[str, Spec] = {
+    "server": spec({UPSTREAM}, 1, None, upstream.upstream_server),
+    "least_conn": spec({UPSTREAM}, 0, 0, upstream.balancing, once=True),
+    "ip_hash": spec({UPSTREAM}, 0, 0, upstream.balancing, once=True),
+    "hash": spec({UPSTREAM}, 1, 2, upstream.balancing, once=True),
+    "random": spec({UPSTREAM}, 0, 2, upstream.balancing, once=True),
+    "keepalive": spec({UPSTREAM}, 1, 1, upstream.upstream_keepalive, once=True),
+    "keepalive_timeout": spec({UPSTREAM}, 1, 1, upstream.upstream_keepalive, once=True),
+    "keepalive_requests": spec({UPSTREAM}, 1, 1, limits.client_count, once=True),
+}
+
+IGNORED_DIRECTIVES = frozenset(name for name, entry in TABLE.items() if entry.handler is ignored) | {
+    "include mime.types"
+}
+
+
+def lookup(stmt: Stmt, ctx: str) -> Spec:
+    """The entry for ``stmt`` in ``ctx``: inside ``upstream``, its own directives come first."""
+    entry = UPSTREAM_TABLE.get(stmt.name) if ctx == UPSTREAM else None
+    entry = entry or TABLE.get(stmt.name)
+    if entry is None and stmt.name in UPSTREAM_TABLE:
+        raise ConfigError(stmt.source, f'"{stmt.name}" directive is not allowed here')
+    if entry is None:
+        raise _unknown(stmt)
+    return entry
+
+
+def _unknown(stmt: Stmt) -> ConfigError:
+    if stmt.name in NGINX_DIRECTIVES:
+        return ConfigError(stmt.source, f'"{stmt.name}" is not supported by wstunnel')
+    return ConfigError(stmt.source, f'unknown directive "{stmt.name}"')

@@ -1,0 +1,88 @@
+"""
+nginx's inheritance between http, server and location: a setting not given
+at a level is the enclosing level's.  Scalars inherit one by one; lists
+(``proxy_set_header``, ``access_log``, ``error_log``, ``proxy_hide_header``...)
+all or nothing, so one entry at a level replaces every inherited one.
+"""
+
+from __future__ import annotations
+
+from attrs import evolve, frozen
+
+from wstunnel.config.levels import Level
+from wstunnel.config.model import (
+    AccessLog,
+    ClientLimits,
+    ErrorLog,
+    HeaderSetting,
+    NextUpstream,
+    ResponseRules,
+    Source,
+    Timeouts,
+    one_per_path,
+)
+from wstunnel.config.walk import Load
+
+__all__ = ["Effective", "effective", "root_settings"]
+
+_DEFAULT_HTTP_VERSION = "1.1"
+
+
+@frozen
+class Effective:
+    """The inheritable settings in force at one level."""
+
+    http_version: str
+    timeouts: Timeouts
+    headers: tuple[HeaderSetting, ...]
+    access_logs: tuple[AccessLog, ...]
+    next_upstream: NextUpstream
+    error_logs: tuple[ErrorLog, ...]
+    client: ClientLimits = ClientLimits()
+    buffer_size: int = ResponseRules().buffer_size
+    hide: tuple[bytes, ...] = ()
+    passed: tuple[bytes, ...] = ()
+    redirects: tuple[tuple[str, ...], ...] = (("default",),)
+
+
+def root_settings(path: str, error_logs: tuple[ErrorLog, ...]) -> Effective:
+    """
+    What applies when no level sets anything.  The access log goes to
+    stdout and the error log to stderr, as in the official nginx container
+    image, since there is no nginx prefix directory to put logs/ in;
+    ``error_logs`` are the main level's, which http inherits.
+    """
+    return Effective(
+        http_version=_DEFAULT_HTTP_VERSION,
+        timeouts=Timeouts(),
+        headers=(),
+        access_logs=(AccessLog("stdout", "combined", Source(path, 0)),),
+        next_upstream=NextUpstream(),
+        error_logs=error_logs,
+    )
+
+
+def effective(load: Load, level: Level, parent: Effective) -> Effective:
+    """nginx's merge: scalars inherit one by one, lists all-or-nothing."""
+    headers = parent.headers
+    if level.headers is not None:
+        compiled = [(n, load.template(v, s), s) for n, v, s in level.headers]
+        headers = tuple(HeaderSetting(n, t, s) for n, t, s in compiled if t is not None)
+    access_logs = parent.access_logs
+    if level.access_off:
+        access_logs = ()
+    elif level.access_logs is not None:
+        access_logs = tuple(level.access_logs)
+    return Effective(
+        http_version=level.http_version or parent.http_version,
+        timeouts=evolve(parent.timeouts, **level.timeouts),
+        headers=headers,
+        access_logs=access_logs,
+        next_upstream=evolve(parent.next_upstream, **level.next_upstream),
+        error_logs=parent.error_logs if level.error_logs is None else one_per_path(level.error_logs),
+        client=evolve(parent.client, **level.client),  # type: ignore[arg-type]
+        buffer_size=level.buffer_size or parent.buffer_size,
+        hide=parent.hide if level.hide is None else tuple(level.hide),
+        passed=parent.passed if level.passed is None else tuple(level.passed),
+        redirects=parent.redirects if level.redirects is None else tuple(level.redirects),
+    )

@@ -1,0 +1,86 @@
+"""
+What the walk gathers at each level (main, http, server, location,
+upstream) before anything is built: directive values as written, checked
+for syntax, kept apart per level so that nginx's inheritance can be applied
+afterwards (:mod:`wstunnel.config.inherit`).  ``None`` means "not set
+here", which differs from an empty list for the all-or-nothing lists.
+"""
+
+from __future__ import annotations
+
+from attrs import define, field
+
+from wstunnel.config.addresses import ProxyURL
+from wstunnel.config.model import AccessLog, ErrorLog, Listen, Source
+from wstunnel.config.tls import Setting
+
+__all__ = ["Level", "LocationLevel", "RawMap", "ServerLevel", "UpstreamLevel", "UpstreamServer"]
+
+
+@define
+class Level:
+    """One block's settings; the inheritable ones exist at every level, subclasses add the rest."""
+
+    source: Source
+    seen: set[str] = field(factory=set)  # the "once" directives given here
+    http_version: str | None = None
+    timeouts: dict[str, float] = field(factory=dict)
+    headers: list[tuple[str, str, Source]] | None = None
+    access_logs: list[AccessLog] | None = None
+    access_off: bool = False
+    real_ip_from: list | None = None
+    real_ip_header: str | None = None
+    error_logs: list[ErrorLog] | None = None  # error_log directives of this level
+    tls: dict[str, Setting] = field(factory=dict)  # ssl_* / proxy_ssl_*, inherited one by one
+    next_upstream: dict[str, object] = field(factory=dict)  # NextUpstream fields set here
+    client: dict[str, float | int] = field(factory=dict)
+    buffer_size: int | None = None
+    hide: list[bytes] | None = None
+    passed: list[bytes] | None = None
+    redirects: list[tuple[str, ...]] | None = None  # [("off",)], [("default",)], pairs
+
+
+@define
+class LocationLevel(Level):
+    path: str = ""
+    exact: bool = False
+    proxy_pass: ProxyURL | None = None
+    status_page: str | None = None
+
+
+@define
+class ServerLevel(Level):
+    names: list[str] = field(factory=list)
+    listens: list[Listen] = field(factory=list)
+    locations: list[LocationLevel] = field(factory=list)
+
+
+@define
+class UpstreamServer:
+    """One ``server`` line of an upstream block, before its name is resolved."""
+
+    text: str
+    host: str  # the path for unix:
+    port: int
+    params: dict[str, object]  # Peer fields
+    source: Source
+
+
+@define
+class UpstreamLevel(Level):
+    name: str = ""
+    servers: list[UpstreamServer] = field(factory=list)
+    balancing: tuple[str, str | None, bool, bool] = ("round_robin", None, False, False)
+    balancing_source: Source | None = None
+    keepalive: dict[str, float | int] = field(factory=dict)
+
+
+@define
+class RawMap:
+    """A ``map`` block as written, compiled once every map's name is known."""
+
+    variable: str
+    source_text: str
+    entries: dict[str, tuple[str, Source]]
+    default: tuple[str, Source] | None
+    source: Source

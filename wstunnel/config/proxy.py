@@ -1,0 +1,185 @@
+"""
+The ``proxy_*`` directives of http, server and location: where a location
+proxies to and how (HTTP version, headers set, hidden and passed, timeouts,
+``proxy_redirect``), and the ``proxy_pass`` URL resolved into its upstream
+once every upstream block is known.
+"""
+
+from __future__ import annotations
+
+import re
+
+from attrs import evolve
+
+from wstunnel.config import tls
+from wstunnel.config.addresses import ProxyURL, parse_proxy_url
+from wstunnel.config.args import size_arg, time_arg
+from wstunnel.config.inherit import Effective
+from wstunnel.config.levels import Level, LocationLevel
+from wstunnel.config.model import (
+    DEFAULT_HIDDEN,
+    ConfigError,
+    Peer,
+    ProxyPass,
+    RedirectRule,
+    ResponseRules,
+    Template,
+    Upstream,
+)
+from wstunnel.config.read import Stmt
+from wstunnel.config.tokens import TOKEN
+from wstunnel.config.upstream import resolve_addresses
+from wstunnel.config.walk import Load
+
+__all__ = [
+    "header_list",
+    "proxy_buffer_size",
+    "proxy_http_version",
+    "proxy_pass",
+    "proxy_redirect",
+    "proxy_set_header",
+    "proxy_target",
+    "response_rules",
+    "timeout",
+    "with_upstream_tls",
+]
+
+_TOKEN = re.compile(TOKEN)
+_TIMEOUT_FIELDS = {
+    "proxy_connect_timeout": "connect",
+    "proxy_read_timeout": "read",
+    "proxy_send_timeout": "send",
+    "send_timeout": "client_send",
+}
+
+
+def proxy_pass(load: Load, stmt: Stmt, level: Level) -> None:
+    assert isinstance(level, LocationLevel)
+    try:
+        level.proxy_pass = parse_proxy_url(stmt.args[0], stmt.source)
+    except ValueError as exc:
+        raise ConfigError(stmt.source, str(exc)) from None
+
+
+def proxy_http_version(load: Load, stmt: Stmt, level: Level) -> None:
+    value = stmt.args[0]
+    if value not in ("1.0", "1.1"):
+        raise ConfigError(
+            stmt.source, f'invalid value "{value}" in "proxy_http_version" directive, it must be "1.0" or "1.1"'
+        )
+    level.http_version = value
+
+
+def proxy_set_header(load: Load, stmt: Stmt, level: Level) -> None:
+    name, value = stmt.args
+    if not _TOKEN.fullmatch(name):
+        raise ConfigError(stmt.source, f'invalid header name "{name}"')
+    if any(c in value for c in "\r\n\0"):
+        raise ConfigError(stmt.source, f'invalid value for header "{name}": CR, LF and NUL are not allowed')
+    if level.headers is None:
+        level.headers = []
+    level.headers.append((name, value, stmt.source))
+
+
+def timeout(load: Load, stmt: Stmt, level: Level) -> None:
+    level.timeouts[_TIMEOUT_FIELDS[stmt.name]] = time_arg(stmt, stmt.args[0])
+
+
+def proxy_buffer_size(load: Load, stmt: Stmt, level: Level) -> None:
+    size = size_arg(stmt, stmt.args[0])
+    if size < 64:
+        raise ConfigError(stmt.source, f'"proxy_buffer_size" {stmt.args[0]} is too small')
+    level.buffer_size = size
+
+
+def header_list(load: Load, stmt: Stmt, level: Level) -> None:
+    name = stmt.args[0]
+    if not _TOKEN.fullmatch(name):
+        raise ConfigError(stmt.source, f'invalid header name "{name}"')
+    attribute = "hide" if stmt.name == "proxy_hide_header" else "passed"
+    if getattr(level, attribute) is None:
+        setattr(level, attribute, [])
+    getattr(level, attribute).append(name.lower().encode("ascii"))
+
+
+def proxy_redirect(load: Load, stmt: Stmt, level: Level) -> None:
+    args = stmt.args
+    if len(args) == 1 and args[0] not in ("default", "off"):
+        raise ConfigError(stmt.source, f'invalid parameter "{args[0]}"')
+    if len(args) == 2 and args[0].startswith("~"):
+        raise ConfigError(stmt.source, "regular expressions in proxy_redirect are not supported by wstunnel")
+    if level.redirects is None:
+        level.redirects = []
+    level.redirects.append(args)
+
+
+def proxy_target(
+    load: Load, url: ProxyURL, upstreams: dict[str, Upstream], implicit: dict[tuple[str, int], Upstream]
+) -> ProxyPass | None:
+    """
+    A ``proxy_pass`` URL resolved: an upstream block by name, else the
+    implicit upstream of ``host:port``, one per address, shared by the
+    locations that name it.
+    """
+    named = upstreams.get(url.host.lower())
+    if named is not None:
+        if url.port is not None:
+            load.errors.append(ConfigError(url.source, f'upstream "{url.host}" may not have port {url.port}'))
+            return None
+        return ProxyPass(url.scheme, named, url.uri, named.name, url.source)
+    default_port = 443 if url.scheme == "https" else 80
+    port = default_port if url.port is None else url.port
+    upstream = implicit.get((url.host, port))
+    if upstream is None:
+        addresses = resolve_addresses(load, url.host, port, url.authority, url.source)
+        peers = tuple(Peer(ip, port, url.authority) for ip in addresses)
+        upstream = implicit[(url.host, port)] = Upstream(url.authority, peers, True, url.source)
+    proxy_host = f"[{url.host}]" if ":" in url.host else url.host
+    if port != default_port:
+        proxy_host += f":{port}"
+    return ProxyPass(url.scheme, upstream, url.uri, proxy_host, url.source)
+
+
+def with_upstream_tls(load: Load, proxy_pass: ProxyPass, settings: dict, url: ProxyURL | None) -> ProxyPass:
+    """An ``https://`` proxy_pass with its TLS settings; unchanged when they are wrong (reported)."""
+    assert url is not None
+    try:
+        settled = tls.upstream_tls(settings, url.host.lower(), load.materials)
+    except ConfigError as exc:
+        load.errors.append(exc)
+        return proxy_pass
+    return evolve(proxy_pass, tls=settled)
+
+
+def response_rules(load: Load, eff: Effective, loc: LocationLevel, proxy_pass: ProxyPass | None) -> ResponseRules:
+    """nginx: the hide list is the built-in one plus proxy_hide_header minus proxy_pass_header."""
+    hide = (DEFAULT_HIDDEN | frozenset(eff.hide)) - frozenset(eff.passed)
+    rules: list[RedirectRule] = []
+    for args in () if ("off",) in eff.redirects else eff.redirects:
+        if args == ("default",):
+            if proxy_pass is not None:
+                rules.append(_default_redirect(loc, proxy_pass))
+            continue
+        pattern = load.template(args[0], loc.source)
+        replacement = load.template(args[1], loc.source)
+        if pattern is not None and replacement is not None:
+            rules.append(RedirectRule(pattern, replacement))
+    return ResponseRules(hide=hide, redirects=tuple(rules), buffer_size=eff.buffer_size)
+
+
+def _default_redirect(loc: LocationLevel, proxy_pass: ProxyPass) -> RedirectRule:
+    """
+    ``proxy_redirect default``: the proxy_pass URL is replaced by the
+    location prefix, or, without a URI part, ``URL/`` by ``/``.
+    """
+    assert loc.proxy_pass is not None
+    base = f"{proxy_pass.scheme}://{loc.proxy_pass.authority}"
+    if proxy_pass.uri is None:
+        pattern, replacement = base + "/", "/"
+    else:
+        pattern, replacement = base + proxy_pass.uri, loc.path
+    return RedirectRule(_literal(pattern), _literal(replacement))
+
+
+def _literal(text: str) -> Template:
+    return Template(text, (text,))
