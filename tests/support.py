@@ -93,7 +93,43 @@ class HalfCloseTransport(StringTransport):
         self.write_closed = True
 
 
-class MemoryProxy:
+class Dials:
+    """
+    The upstream side of a MemoryReactorClock: where the code under test
+    dialled, and the test's part as each upstream (complete the attempt,
+    refuse it, or answer at once).
+    """
+
+    def __init__(self, reactor: MemoryReactorClock) -> None:
+        self.reactor = reactor
+
+    def dialled(self) -> list[tuple[str, int]]:
+        """Every TCP connection attempt so far, in order."""
+        return [(host, port) for host, port, *_ in self.reactor.tcpClients]
+
+    def ports(self) -> list[int]:
+        """The ports of :meth:`dialled`."""
+        return [port for _, port in self.dialled()]
+
+    def upstream(self, index: int = -1) -> tuple[protocol.Protocol, HalfCloseTransport]:
+        """Complete connection attempt ``index``: wstunnel's upstream protocol and the transport it writes to."""
+        upstream = self.reactor.tcpClients[index][2].buildProtocol(None)
+        transport = HalfCloseTransport()
+        upstream.makeConnection(transport)
+        return upstream, transport
+
+    def refuse(self, reason: Exception | None = None, index: int = -1) -> None:
+        """Fail connection attempt ``index``, refused unless ``reason`` says otherwise."""
+        failure = Failure(reason or ConnectionRefusedError())
+        self.reactor.tcpClients[index][2].clientConnectionFailed(None, failure)
+
+    def answer(self, status: bytes, body: bytes = b"", index: int = -1) -> None:
+        """Complete connection attempt ``index`` and answer ``status`` with ``body`` at once."""
+        upstream, _ = self.upstream(index)
+        upstream.dataReceived(b"HTTP/1.1 " + status + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+
+class MemoryProxy(Dials):
     """
     A config's proxy driven step by step, with no sockets and no real time.
     The test plays both peers: it opens client connections and feeds them
@@ -106,9 +142,9 @@ class MemoryProxy:
     """
 
     def __init__(self, config: Config) -> None:
+        super().__init__(MemoryReactorClock())
         self.config = config
         self.runtime = Runtime.build(config)
-        self.reactor = MemoryReactorClock()
         self.factory = ProxyFactory(runtime=lambda: self.runtime, key=LISTEN, reactor=self.reactor)
         self.client: protocol.Protocol | None = None
         self.ct: HalfCloseTransport | None = None
@@ -132,27 +168,6 @@ class MemoryProxy:
         if data:
             client.dataReceived(data)
         return client, transport
-
-    def dialled(self) -> list[tuple[str, int]]:
-        """Every TCP connection attempt so far, in order."""
-        return [(host, port) for host, port, *_ in self.reactor.tcpClients]
-
-    def upstream(self, index: int = -1) -> tuple[protocol.Protocol, HalfCloseTransport]:
-        """Complete connection attempt ``index``: wstunnel's upstream protocol and the transport it writes to."""
-        upstream = self.reactor.tcpClients[index][2].buildProtocol(None)
-        transport = HalfCloseTransport()
-        upstream.makeConnection(transport)
-        return upstream, transport
-
-    def refuse(self, reason: Exception | None = None, index: int = -1) -> None:
-        """Fail connection attempt ``index``, refused unless ``reason`` says otherwise."""
-        failure = Failure(reason or ConnectionRefusedError())
-        self.reactor.tcpClients[index][2].clientConnectionFailed(None, failure)
-
-    def answer(self, status: bytes, body: bytes = b"", index: int = -1) -> None:
-        """Complete connection attempt ``index`` and answer ``status`` with ``body`` at once."""
-        upstream, _ = self.upstream(index)
-        upstream.dataReceived(b"HTTP/1.1 " + status + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
 
 def log_fields(path: Path) -> list[list[str]]:

@@ -56,9 +56,6 @@ class Proxy(MemoryProxy):
         text = CONF.format(method=method, p1=p1, p2=p2, p3=p3, extra=extra, log=self.log)
         super().__init__(load_text(tmp_path / "t.conf", text))
 
-    def ports(self) -> list[int]:
-        return [port for _, port in self.dialled()]
-
     def lines(self) -> list[list[str]]:
         return log_fields(self.log)
 
