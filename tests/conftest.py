@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import socket
+import sys
 import sysconfig
 from importlib.metadata import distributions
 from pathlib import Path
@@ -13,7 +14,13 @@ import pytest
 import pytest_twisted
 from hypothesis import settings
 
-ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+
+# Test modules in any folder below this one import the shared helpers
+# (support, nginx_support, tls_support) by their bare names.
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
 
 # Property tests are deterministic and write no example database into the clone.
 settings.register_profile("wstunnel", database=None, derandomize=True, deadline=None)
@@ -94,6 +101,14 @@ def proxy_services(tmp_path):
 def proxies(proxy_services):
     """Like ``proxy_services``, giving only the port."""
     return lambda conf: proxy_services(conf)[1]
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    """A test certificate authority (tests/tls_support.py); one per module, so leaf file names never clash."""
+    from tls_support import Authority
+
+    return Authority(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture

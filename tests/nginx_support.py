@@ -29,13 +29,17 @@ from typing import Callable
 
 import pytest
 from attrs import define, field, frozen
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import protocol, reactor
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
 
 from support import (
     WAIT,
+    AccessLines,
     BackendFactory,
     ScriptedBackend,
     aio,
+    capture_access_log,
     listen_backend,
     read_exactly,
     read_until,
@@ -45,20 +49,21 @@ from support import (
 )
 
 __all__ = [
-    "AccessLines",
     "Answer",
     "Headers",
     "Nginx",
+    "NGINX_CHASH",
+    "NGINX_HASH",
+    "NGINX_IP_HASH",
     "NGINX_PACKAGE",
     "Response",
     "Side",
     "Twins",
-    "aio_deferred",
-    "capture_access_log",
     "listen_syslog",
     "ask",
     "ask_both",
     "echo_answer",
+    "echo_through_both",
     "find_nginx",
     "http_body",
     "parse_request_head",
@@ -73,6 +78,12 @@ STARTUP = 5.0  # seconds nginx may take to bind its listeners
 SHUTDOWN = 5.0  # seconds it may take to exit after SIGTERM
 
 _TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+# nginx's peer (the last digit of 1, 2, 3 for three server lines) for ip_hash over
+# 127.0.N.1 and for hash and hash consistent over keyK, N and K from 0 to 29.
+NGINX_IP_HASH = "312" * 10
+NGINX_HASH = "321233211222232121222132231131"
+NGINX_CHASH = "313311113223321331133221311321"
 Headers = Counter  # (name, value) pairs as a multiset: order is not compared
 
 
@@ -201,36 +212,6 @@ def _field(line: bytes) -> tuple[bytes, bytes]:
 SYSLOG_TAG = "parity"
 
 
-class AccessLines:
-    """
-    The access-log lines one proxy wrote, in order.  A proxy writes a line
-    after the response's last byte may already have reached the client (and
-    a tunnel's when it ends), so tests await a count instead of reading a
-    file at some moment.
-    """
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self._waiting: list[tuple[int, defer.Deferred]] = []
-
-    def append(self, line: str) -> None:
-        self.lines.append(line)
-        self._wake()
-
-    def wait_for(self, count: int) -> defer.Deferred:
-        """Fires with the lines once there are at least ``count``; fails after ``WAIT``."""
-        d = defer.Deferred()
-        self._waiting.append((count, d))
-        self._wake()
-        return d.addTimeout(WAIT, reactor)
-
-    def _wake(self) -> None:
-        ready = [(n, d) for n, d in self._waiting if n <= len(self.lines)]
-        self._waiting = [(n, d) for n, d in self._waiting if n > len(self.lines)]
-        for _, d in ready:
-            d.callback(self.lines[:])
-
-
 class _Syslog(protocol.DatagramProtocol):
     """nginx's ``access_log syslog:``: one datagram a line, ``<PRI>TIMESTAMP TAG: LINE``."""
 
@@ -248,18 +229,6 @@ def listen_syslog(lines: AccessLines) -> tuple[object, str]:
     port = reactor.listenUDP(0, _Syslog(lines), interface="127.0.0.1")
     target = f"syslog:server=127.0.0.1:{port.getHost().port},tag={SYSLOG_TAG},nohostname"
     return port, target
-
-
-def capture_access_log(service: object, lines: AccessLines) -> None:
-    """wstunnel's lines go to their files as usual and to ``lines`` as they are written."""
-    logs = service.runtime.access_logs  # type: ignore[attr-defined]
-    write = logs.write
-
-    def both(targets: tuple, line: str) -> None:
-        write(targets, line)
-        lines.append(line)
-
-    logs.write = both
 
 
 @frozen
@@ -407,8 +376,25 @@ async def ask_both(sides: list[Side], request: bytes) -> dict[str, Response]:
     return {side.name: await aio(ask(side.port, request)) for side in sides}
 
 
-def aio_deferred(d: defer.Deferred) -> asyncio.Future:
-    return d.asFuture(asyncio.get_running_loop())
+async def echo_through_both(twins: Twins, conf: str, url: Callable[[Side], str], **options) -> list[str]:
+    """
+    A websockets session (``connect(url(side), **options)``) through each
+    proxy to an echo backend; the sides that echoed every message.
+    """
+    talked = []
+
+    async def echo(ws) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async with serve(echo, "127.0.0.1", 0) as server:
+        for side in twins.start(conf, backend_port=server.sockets[0].getsockname()[1]):
+            async with connect(url(side), **options) as ws:
+                for message in ["hello", b"\x00\x01binary", "x" * 70_000]:
+                    await ws.send(message)
+                    assert await ws.recv() == message, side.name
+            talked.append(side.name)
+    return talked
 
 
 def request(path: str = "/", host: str = "localhost", method: str = "GET",

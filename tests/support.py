@@ -2,8 +2,8 @@
 Loopback helpers for the integration tests: a proxy started from nginx
 config text, scripted raw backends, and bridges between the asyncio world
 of the ``websockets`` library and Twisted (the suite runs Twisted on the
-asyncio reactor, so both share one event loop).  Also one client connection
-on a memory transport, for deterministic protocol tests.
+asyncio reactor, so both share one event loop).  Also the proxy on memory
+transports (:class:`MemoryProxy`), for deterministic protocol tests.
 """
 
 from __future__ import annotations
@@ -13,20 +13,27 @@ import base64
 import hashlib
 import random
 import socket
+import textwrap
+from collections.abc import Sized
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+import pytest
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.address import IPv4Address
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from wstunnel.net.client import ProxyFactory
 from wstunnel.config.loader import load_config
+from wstunnel.config.model import Config, ConfigErrors
 from wstunnel.net.runtime import Runtime
 from wstunnel.app.service import ProxyService
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout
 WAIT = 5.0  # the longest any single step of a loopback test may take
 
 
@@ -35,6 +42,11 @@ def aio(awaitable: Awaitable[Any]) -> defer.Deferred:
     return defer.Deferred.fromFuture(
         asyncio.ensure_future(asyncio.wait_for(awaitable, WAIT))
     )
+
+
+def aio_deferred(d: defer.Deferred) -> asyncio.Future:
+    """Await a Deferred from asyncio code (the other direction of :func:`aio`)."""
+    return d.asFuture(asyncio.get_running_loop())
 
 
 def start_proxy(tmp_path: Path, conf: str) -> tuple[ProxyService, int]:
@@ -47,29 +59,122 @@ def start_proxy(tmp_path: Path, conf: str) -> tuple[ProxyService, int]:
     return service, service.ports[0].getHost().port
 
 
-class MemoryClient:
+def write_config(directory: Path, text: str, name: str = "nginx.conf") -> str:
+    """``text``, dedented and from its first line on, as the file ``name`` in ``directory``; its path."""
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return str(path)
+
+
+def config_errors(directory: Path, text: str, name: str = "nginx.conf", **options: Any) -> list[str]:
+    """Every error message of a config that must fail to load (``write_config``), with FILE for its path."""
+    path = write_config(directory, text, name)
+    with pytest.raises(ConfigErrors) as info:
+        load_config(path, **options)
+    return [str(e).replace(path, "FILE") for e in info.value.errors]
+
+
+def load_text(path: Path, text: str) -> Config:
+    """Write ``text`` to ``path`` and load it, so error messages name a real file."""
+    path.write_text(text)
+    return load_config(str(path))
+
+
+LISTEN = ("127.0.0.1", 8080)  # the listen address every MemoryProxy config declares
+
+
+class HalfCloseTransport(StringTransport):
+    """A StringTransport that records a write shutdown, as TCP has."""
+
+    write_closed = False
+
+    def loseWriteConnection(self) -> None:
+        self.write_closed = True
+
+
+class Dials:
     """
-    One client connection of the config at ``conf`` (listening on
-    127.0.0.1:8080) on a StringTransport; the reactor is a
-    MemoryReactorClock that records where wstunnel dials.
+    The upstream side of a MemoryReactorClock: where the code under test
+    dialled, and the test's part as each upstream (complete the attempt,
+    refuse it, or answer at once).
     """
 
-    def __init__(self, conf: Path) -> None:
-        self.runtime = Runtime.build(load_config(str(conf)))
-        self.reactor = MemoryReactorClock()
-        self.factory = ProxyFactory(runtime=lambda: self.runtime, key=("127.0.0.1", 8080), reactor=self.reactor)
-        self.client = self.factory.buildProtocol(None)
-        self.ct = StringTransport(
-            hostAddress=IPv4Address("TCP", "127.0.0.1", 8080), peerAddress=IPv4Address("TCP", "127.0.0.1", 40000)
-        )
-        self.client.makeConnection(self.ct)
+    def __init__(self, reactor: MemoryReactorClock) -> None:
+        self.reactor = reactor
 
-    def upstream(self) -> tuple[protocol.Protocol, StringTransport]:
-        """Complete the last connection attempt with a StringTransport."""
-        upstream = self.reactor.tcpClients[-1][2].buildProtocol(None)
-        transport = StringTransport()
+    def dialled(self) -> list[tuple[str, int]]:
+        """Every TCP connection attempt so far, in order."""
+        return [(host, port) for host, port, *_ in self.reactor.tcpClients]
+
+    def ports(self) -> list[int]:
+        """The ports of :meth:`dialled`."""
+        return [port for _, port in self.dialled()]
+
+    def upstream(self, index: int = -1) -> tuple[protocol.Protocol, HalfCloseTransport]:
+        """Complete connection attempt ``index``: wstunnel's upstream protocol and the transport it writes to."""
+        upstream = self.reactor.tcpClients[index][2].buildProtocol(None)
+        transport = HalfCloseTransport()
         upstream.makeConnection(transport)
         return upstream, transport
+
+    def refuse(self, reason: Exception | None = None, index: int = -1) -> None:
+        """Fail connection attempt ``index``, refused unless ``reason`` says otherwise."""
+        failure = Failure(reason or ConnectionRefusedError())
+        self.reactor.tcpClients[index][2].clientConnectionFailed(None, failure)
+
+    def answer(self, status: bytes, body: bytes = b"", index: int = -1) -> None:
+        """Complete connection attempt ``index`` and answer ``status`` with ``body`` at once."""
+        upstream, _ = self.upstream(index)
+        upstream.dataReceived(b"HTTP/1.1 " + status + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+
+class MemoryProxy(Dials):
+    """
+    A config's proxy driven step by step, with no sockets and no real time.
+    The test plays both peers: it opens client connections and feeds them
+    bytes, sees where wstunnel dialled (``reactor`` is a MemoryReactorClock
+    that records every attempt and runs every timer), completes or refuses
+    each attempt and answers as the upstream, then reads what the client
+    got from its transport.  Only the package's entry points are used
+    (load_config, Runtime, ProxyFactory), so the protocols behind them may
+    change shape freely.  The config listens on ``LISTEN``.
+    """
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(MemoryReactorClock())
+        self.config = config
+        self.runtime = Runtime.build(config)
+        self.factory = ProxyFactory(runtime=lambda: self.runtime, key=LISTEN, reactor=self.reactor)
+        self.client: protocol.Protocol | None = None
+        self.ct: HalfCloseTransport | None = None
+
+    def reload(self, config: Config) -> None:
+        """Serve ``config`` from now on, as a SIGHUP would."""
+        self.config = config
+        self.runtime = Runtime.build(config)
+
+    def connect_client(self, data: bytes = b"") -> tuple[protocol.Protocol, HalfCloseTransport]:
+        """
+        A new client connection that has sent ``data``; it is also kept as
+        ``client`` (the protocol) and ``ct`` (its transport).
+        """
+        client = self.factory.buildProtocol(None)
+        transport = HalfCloseTransport(
+            hostAddress=IPv4Address("TCP", *LISTEN), peerAddress=IPv4Address("TCP", "127.0.0.1", 40000)
+        )
+        client.makeConnection(transport)
+        self.client, self.ct = client, transport
+        if data:
+            client.dataReceived(data)
+        return client, transport
+
+
+def log_fields(path: Path) -> list[list[str]]:
+    """The access-log lines at ``path``, each split at ``|``; none while the file does not exist."""
+    if not path.exists():
+        return []
+    return [line.split("|") for line in path.read_text().splitlines()]
 
 
 def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -96,6 +201,29 @@ def upgrade_request(path: str = "/", host: str = "localhost", key: bytes = b"dGh
     ).encode()
 
 
+class Thresholds:
+    """
+    Deferreds that fire once something that only grows reaches a size, so
+    a test awaits a count of bytes or lines instead of a moment.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[int, defer.Deferred]] = []
+
+    def wait(self, size: int, now: Sized) -> defer.Deferred:
+        """Fires with the value once it has ``size`` items (``now`` may do already); fails after ``WAIT``."""
+        d = defer.Deferred()
+        self._waiting.append((size, d))
+        self.grew(now)
+        return d.addTimeout(WAIT, reactor)
+
+    def grew(self, value: Sized) -> None:
+        ready = [d for n, d in self._waiting if len(value) >= n]
+        self._waiting = [(n, d) for n, d in self._waiting if len(value) < n]
+        for d in ready:
+            d.callback(value)
+
+
 @implementer(IHalfCloseableProtocol)
 class ScriptedBackend(protocol.Protocol):
     """
@@ -112,7 +240,7 @@ class ScriptedBackend(protocol.Protocol):
         self.received = b""
         self.eof = defer.Deferred()
         self.lost = defer.Deferred()
-        self.waiters: list[tuple[int, defer.Deferred]] = []
+        self.waiters = Thresholds()
 
     def connectionMade(self) -> None:
         self.factory.connections.append(self)
@@ -129,20 +257,11 @@ class ScriptedBackend(protocol.Protocol):
                 self.factory.on_head(self, self.head, rest)
             return
         self.received += data
-        self._wake()
+        self.waiters.grew(self.received)
 
     def wait_data(self, size: int) -> defer.Deferred:
         """Fires once at least ``size`` bytes arrived after the head."""
-        d = defer.Deferred()
-        self.waiters.append((size, d))
-        self._wake()
-        return d.addTimeout(WAIT, reactor)
-
-    def _wake(self) -> None:
-        ready = [(n, d) for n, d in self.waiters if len(self.received) >= n]
-        self.waiters = [(n, d) for n, d in self.waiters if len(self.received) < n]
-        for _, d in ready:
-            d.callback(self.received)
+        return self.waiters.wait(size, self.received)
 
     def readConnectionLost(self) -> None:
         self.eof.callback(self.received)
@@ -186,10 +305,159 @@ def switch_answer(head: bytes, extra: bytes = b"") -> bytes:
     )
 
 
+def switching(
+    on_tunnel: Callable[[ScriptedBackend], None] = lambda backend: None,
+) -> Callable[[ScriptedBackend, bytes, bytes], None]:
+    """An ``on_head`` that completes the WebSocket handshake, then hands the backend to ``on_tunnel``."""
+
+    def answer(backend: ScriptedBackend, head: bytes, rest: bytes) -> None:
+        backend.transport.write(switch_answer(head))
+        on_tunnel(backend)
+
+    return answer
+
+
+def ok_and_close(backend: ScriptedBackend, head: bytes, rest: bytes) -> None:
+    """An ``on_head`` that answers 200 "ok" and closes."""
+    backend.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    backend.transport.loseConnection()
+
+
+@implementer(IPushProducer)
+class Firehose:
+    """Writes ``total`` bytes of a pattern, pausing when told to (a well-behaved sender)."""
+
+    def __init__(self, transport: Any, total: int, chunk: int = 64 * 1024) -> None:
+        self.transport = transport
+        self.left = total
+        self.block = hashlib.sha256(b"seed").digest() * (chunk // 32)
+        self.paused = False
+        self.digest = hashlib.sha256()
+        self.done = defer.Deferred()
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        while not self.paused and self.left > 0:
+            piece = self.block[: self.left]
+            self.left -= len(piece)
+            self.digest.update(piece)
+            self.transport.write(piece)
+        if self.left == 0 and not self.done.called:
+            self.transport.unregisterProducer()
+            self.done.callback(self.digest.hexdigest())
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def stopProducing(self) -> None:
+        self.paused = True
+
+
+def pouring(total: int) -> tuple[Callable[[ScriptedBackend], None], list[Firehose]]:
+    """An ``on_tunnel`` for :func:`switching` that sends ``total`` bytes down each tunnel, and its hoses."""
+    hoses: list[Firehose] = []
+
+    def on_tunnel(backend: ScriptedBackend) -> None:
+        hose = Firehose(backend.transport, total)
+        hoses.append(hose)
+        backend.transport.registerProducer(hose, True)
+        hose.resumeProducing()
+
+    return on_tunnel, hoses
+
+
 def listen_backend(on_head: Callable[[ScriptedBackend, bytes, bytes], None], half_close: bool = False):
     factory = BackendFactory(on_head, half_close)
     port = reactor.listenTCP(0, factory, interface="127.0.0.1")
     return factory, port
+
+
+class KeepAliveBackend(protocol.Protocol):
+    """
+    A raw upstream that answers every request on its connection, bodies
+    framed by Content-Length, with ``factory.answer(method, path, head,
+    body)``; each request is recorded as (connection number, head, body).
+    """
+
+    def connectionMade(self) -> None:
+        self.factory.connections.append(self)
+        self.number = len(self.factory.connections)
+        self.buffer = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\r\n\r\n" in self.buffer:
+            head, rest = self.buffer.split(b"\r\n\r\n", 1)
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if len(rest) < length:
+                return
+            body, self.buffer = rest[:length], rest[length:]
+            method, path = head.split(b" ")[:2]
+            self.factory.requests.append((self.number, head, body))
+            self.transport.write(self.factory.answer(method, path, head, body))
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.factory.closed += 1
+        if not self.factory.first_close.called:
+            self.factory.first_close.callback(None)
+
+
+class KeepAliveFactory(protocol.Factory):
+    """What the connections of :class:`KeepAliveBackend` saw: ``connections``, ``requests``, ``closed``."""
+
+    protocol = KeepAliveBackend
+    noisy = False
+
+    def __init__(self, answer: Callable[[bytes, bytes, bytes, bytes], bytes]) -> None:
+        self.answer = answer
+        self.connections: list[KeepAliveBackend] = []
+        self.requests: list[tuple[int, bytes, bytes]] = []
+        self.closed = 0
+        self.first_close: defer.Deferred = defer.Deferred()
+
+
+def listen_keepalive(answer: Callable[[bytes, bytes, bytes, bytes], bytes]):
+    """A :class:`KeepAliveFactory` listening on a loopback port: the factory and the port."""
+    factory = KeepAliveFactory(answer)
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    return factory, port
+
+
+class AccessLines:
+    """
+    The access-log lines one proxy wrote, in order.  A proxy writes a line
+    after the response's last byte may already have reached the client (and
+    a tunnel's when it ends), so tests await a count instead of reading a
+    file at some moment.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._waiters = Thresholds()
+
+    def append(self, line: str) -> None:
+        self.lines.append(line)
+        self._waiters.grew(self.lines[:])
+
+    def wait_for(self, count: int) -> defer.Deferred:
+        """Fires with the lines once there are at least ``count``; fails after ``WAIT``."""
+        return self._waiters.wait(count, self.lines[:])
+
+
+def capture_access_log(service: object, lines: AccessLines) -> None:
+    """wstunnel's lines go to their files as usual and to ``lines`` as they are written."""
+    logs = service.runtime.access_logs  # type: ignore[attr-defined]
+    write = logs.write
+
+    def both(targets: tuple, line: str) -> None:
+        write(targets, line)
+        lines.append(line)
+
+    logs.write = both
 
 
 async def read_until(reader: asyncio.StreamReader, marker: bytes) -> bytes:
@@ -200,9 +468,9 @@ async def read_exactly(reader: asyncio.StreamReader, size: int) -> bytes:
     return await asyncio.wait_for(reader.readexactly(size), WAIT)
 
 
-async def talk(port: int, data: bytes) -> bytes:
-    """Send ``data`` on a new connection and read until the proxy closes it."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def talk(port: int, data: bytes, source: str = "127.0.0.1") -> bytes:
+    """Send ``data`` on a new connection from ``source`` and read until the proxy closes it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
     writer.write(data)
     try:
         return await asyncio.wait_for(reader.read(), WAIT)

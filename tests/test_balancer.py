@@ -19,14 +19,12 @@ from collections import Counter
 
 import pytest
 
+from nginx_support import NGINX_CHASH, NGINX_HASH, NGINX_IP_HASH
 from wstunnel.balancing.balancer import Balancer, make_balancer
 from wstunnel.config.model import Balancing, Peer, Source, Template, Upstream, VarRef
 from wstunnel.balancing.peers import PeerState, failed_out, released, selected, usable
 
 SRC = Source("test.conf", 1)
-NGINX_CHASH = "313311113223321331133221311321"
-NGINX_HASH = "321233211222232121222132231131"
-NGINX_IP_HASH = "312" * 10
 
 
 def peer(port: int, **params) -> Peer:

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import accept_for, upgrade_request
+from support import ROOT, WAIT, accept_for, upgrade_request
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
-WAIT = 5.0
+BENCH = ROOT / "bench"
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from twisted.internet.testing import StringTransport
 
-from support import MemoryClient
+from support import MemoryProxy, load_text
 from wstunnel.wire.bodies import ChunkedBody
 
 CONF = """
@@ -27,12 +27,11 @@ server {
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
-class Proxy(MemoryClient):
+class Proxy(MemoryProxy):
     def __init__(self, tmp_path: Path) -> None:
         self.log = tmp_path / "access.log"
-        path = tmp_path / "t.conf"
-        path.write_text(CONF % self.log)
-        super().__init__(path)
+        super().__init__(load_text(tmp_path / "t.conf", CONF % self.log))
+        self.connect_client()
 
     def lines(self) -> list[str]:
         return self.log.read_text().splitlines() if self.log.exists() else []

@@ -7,17 +7,14 @@ loop through ``support.aio``.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Awaitable, Callable
 
 import pytest_twisted
-from support import aio
+from support import ROOT, aio
 from websockets.asyncio.client import connect
 
 from wstunnel.demo.backend import start
 from wstunnel.config.loader import load_config
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 async def on_backend(check: Callable[[int], Awaitable[None]]) -> None:

@@ -13,18 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from twisted.internet.address import IPv4Address
-from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import LogPublisher, Logger, globalLogPublisher
-from twisted.python.failure import Failure
 
-from support import switch_answer, upgrade_request
-from wstunnel.net.client import ProxyFactory
-from wstunnel.config.loader import load_config
+from support import MemoryProxy, load_text, switch_answer, upgrade_request
 from wstunnel.obs.logs import ErrorLogService, ScopedLogger, every_error_log
 from wstunnel.config.model import ErrorLog, Source
-from wstunnel.net.runtime import Runtime
 
 SRC = Source("t.conf", 1)
 
@@ -99,26 +92,14 @@ http {{
 """
 
 
-class Proxy:
+class Proxy(MemoryProxy):
+    """The config with an error log at each level, and its ErrorLogService on the global publisher."""
+
     def __init__(self, tmp_path: Path) -> None:
         self.files = {name: tmp_path / f"{name}.log" for name in ("main", "http", "server", "own")}
-        path = tmp_path / "t.conf"
-        path.write_text(CONF.format(**self.files))
-        config = load_config(str(path))
-        self.runtime = Runtime.build(config)
-        self.reactor = MemoryReactorClock()
-        self.factory = ProxyFactory(runtime=lambda: self.runtime, key=("127.0.0.1", 8080), reactor=self.reactor)
-        self.service = ErrorLogService(config.error_logs, publisher=globalLogPublisher,
-                                       scoped=every_error_log(config))
-
-    def request(self, data: bytes):
-        client = self.factory.buildProtocol(None)
-        transport = StringTransport(
-            hostAddress=IPv4Address("TCP", "127.0.0.1", 8080), peerAddress=IPv4Address("TCP", "127.0.0.1", 40000)
-        )
-        client.makeConnection(transport)
-        client.dataReceived(data)
-        return client, transport
+        super().__init__(load_text(tmp_path / "t.conf", CONF.format(**self.files)))
+        self.service = ErrorLogService(self.config.error_logs, publisher=globalLogPublisher,
+                                       scoped=every_error_log(self.config))
 
     def log(self, name: str) -> list[str]:
         return messages(self.files[name])
@@ -128,15 +109,13 @@ def test_requests_log_to_their_location_and_the_rest_to_main(tmp_path) -> None:
     p = Proxy(tmp_path)
     p.service.startService()
     try:
-        p.request(b"GET /inherits HTTP/1.1\r\nHost: a\r\n\r\n")
-        p.reactor.tcpClients[-1][2].clientConnectionFailed(None, Failure(ConnectionRefusedError()))
-        p.request(b"GET /own HTTP/1.1\r\nHost: a\r\n\r\n")
-        p.reactor.tcpClients[-1][2].clientConnectionFailed(None, Failure(ConnectionRefusedError()))
-        p.request(b"GET /nowhere HTTP/1.1\r\nHost: a\r\n\r\n")  # refused at info, no location
-        client, _ = p.request(upgrade_request("/own"))
-        upstream = p.reactor.tcpClients[-1][2].buildProtocol(None)
-        ut = StringTransport()
-        upstream.makeConnection(ut)
+        p.connect_client(b"GET /inherits HTTP/1.1\r\nHost: a\r\n\r\n")
+        p.refuse()
+        p.connect_client(b"GET /own HTTP/1.1\r\nHost: a\r\n\r\n")
+        p.refuse()
+        p.connect_client(b"GET /nowhere HTTP/1.1\r\nHost: a\r\n\r\n")  # refused at info, no location
+        client, _ = p.connect_client(upgrade_request("/own"))
+        upstream, ut = p.upstream()
         upstream.dataReceived(switch_answer(ut.value()))
         p.reactor.advance(5)  # the tunnel's idle timeout, logged at info
         Logger().info("no request here, below main's level")

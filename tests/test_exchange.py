@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from twisted.internet.error import ConnectionDone, ConnectionRefusedError
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
+from support import Dials
 from wstunnel.balancing.balancer import make_balancer
 from wstunnel.config.model import Location, Peer, ProxyPass, Source, Timeouts, Upstream
 from wstunnel.net.exchange import Exchange, Phase
@@ -78,10 +79,11 @@ class FakeClient:
         self.events.append(("switch", response.status))
 
 
-class Rig:
+class Rig(Dials):
     """One upstream group, its balancer and pool, and the exchanges of its requests."""
 
     def __init__(self, *peers: Peer, keepalive: int = 0, timeouts: Timeouts = Timeouts()) -> None:
+        super().__init__(MemoryReactorClock())
         upstream = Upstream("backend", peers, False, SRC, keepalive=keepalive)
         self.location = Location(
             path="/", exact=False, proxy_pass=ProxyPass("http", upstream, None, "backend", SRC),
@@ -89,7 +91,6 @@ class Rig:
         )
         self.balancer = make_balancer(upstream)
         self.pool = IdlePool(upstream) if keepalive else None
-        self.reactor = MemoryReactorClock()
         self.stats = Stats(list, dict)
 
     def exchange(self, head: RequestHead = GET, connect: Connect | None = None) -> tuple[Exchange, FakeClient]:
@@ -115,18 +116,6 @@ class Rig:
         exchange.start()
         return exchange, client
 
-    def dialled(self) -> list[int]:
-        return [port for _, port, *_ in self.reactor.tcpClients]
-
-    def connect(self, index: int = -1) -> tuple[UpstreamProtocol, StringTransport]:
-        upstream = self.reactor.tcpClients[index][2].buildProtocol(None)
-        transport = StringTransport()
-        upstream.makeConnection(transport)
-        return upstream, transport
-
-    def refuse(self, index: int = -1) -> None:
-        self.reactor.tcpClients[index][2].clientConnectionFailed(None, Failure(ConnectionRefusedError()))
-
     def failures(self) -> dict[str, float]:
         prefix = "wstunnel_upstream_"
         return {key: value for key, value in self.stats.counters.items() if key.startswith(prefix)}
@@ -135,11 +124,11 @@ class Rig:
 def test_a_refused_connect_goes_to_the_next_peer_and_counts_against_the_first() -> None:
     rig = Rig(A, B)
     exchange, client = rig.exchange()
-    assert rig.dialled() == [9001]
+    assert rig.ports() == [9001]
     assert exchange.phase is Phase.CONNECTING
     rig.refuse()
-    assert rig.dialled() == [9001, 9002]
-    upstream, transport = rig.connect()
+    assert rig.ports() == [9001, 9002]
+    upstream, transport = rig.upstream()
     assert transport.value().startswith(b"GET / HTTP/1.1\r\nHost: backend\r\n")
     assert exchange.phase is Phase.AWAITING_HEAD
     upstream.dataReceived(OK)
@@ -153,7 +142,7 @@ def test_when_every_peer_failed_the_client_gets_the_last_status() -> None:
     _, client = rig.exchange()
     rig.refuse()
     rig.refuse()
-    assert rig.dialled() == [9001, 9002]
+    assert rig.ports() == [9001, 9002]
     assert client.events == [("fail", 502, False)]
     assert sum(rig.failures().values()) == 2
 
@@ -161,7 +150,7 @@ def test_when_every_peer_failed_the_client_gets_the_last_status() -> None:
 def test_a_silent_upstream_is_a_504_after_proxy_read_timeout() -> None:
     rig = Rig(A, timeouts=Timeouts(read=5.0))
     exchange, client = rig.exchange()
-    _, transport = rig.connect()
+    _, transport = rig.upstream()
     rig.reactor.advance(4.9)
     assert client.events == []
     rig.reactor.advance(0.1)
@@ -173,17 +162,17 @@ def test_a_silent_upstream_is_a_504_after_proxy_read_timeout() -> None:
 def test_a_stale_pooled_connection_is_retried_without_spending_a_try_or_counting_a_failure() -> None:
     rig = Rig(A, keepalive=1)
     _, first = rig.exchange()
-    upstream, transport = rig.connect()
+    upstream, transport = rig.upstream()
     upstream.dataReceived(OK)
     assert first.events[-1] == ("end",)
     assert len(rig.pool) == 1 and not transport.disconnecting
 
     exchange, second = rig.exchange()
-    assert rig.dialled() == [9001], "the pooled connection took the request"
+    assert rig.ports() == [9001], "the pooled connection took the request"
     assert upstream.reused and transport.value().count(b"GET / HTTP/1.1") == 2
     upstream.connectionLost(Failure(ConnectionDone()))
-    assert rig.dialled() == [9001, 9001], "a fresh connection to the same (only) peer"
-    fresh, _ = rig.connect()
+    assert rig.ports() == [9001, 9001], "a fresh connection to the same (only) peer"
+    fresh, _ = rig.upstream()
     fresh.dataReceived(OK)
     assert second.events == [("head", 200), ("data", b"ok"), ("release",), ("end",)]
     assert [a.status for a in exchange.record.attempts] == [None, 200]
@@ -193,13 +182,13 @@ def test_a_stale_pooled_connection_is_retried_without_spending_a_try_or_counting
 def test_a_pooled_connection_closed_after_its_answer_began_is_an_ordinary_failure() -> None:
     rig = Rig(A, keepalive=1)
     rig.exchange()
-    upstream, _ = rig.connect()
+    upstream, _ = rig.upstream()
     upstream.dataReceived(OK)
     _, client = rig.exchange()
     assert upstream.reused
     upstream.dataReceived(b"HTTP/1.1 200 OK\r\n")
     upstream.connectionLost(Failure(ConnectionDone()))
-    assert rig.dialled() == [9001], "the only peer has had its try"
+    assert rig.ports() == [9001], "the only peer has had its try"
     assert client.events == [("fail", 502, False)]
     assert rig.failures() == {series("wstunnel_upstream_failures_total", peer="127.0.0.1:9001"): 1}
 
@@ -207,14 +196,14 @@ def test_a_pooled_connection_closed_after_its_answer_began_is_an_ordinary_failur
 def test_an_invalid_101_is_a_502_that_closes_and_is_counted() -> None:
     rig = Rig(A, B)
     exchange, client = rig.exchange(UPGRADE)
-    upstream, transport = rig.connect()
+    upstream, transport = rig.upstream()
     assert b"Upgrade: websocket" in transport.value()
     upstream.dataReceived(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Accept: bm90IHRoZSBhY2NlcHQ=\r\n\r\n"
     )
     assert client.events == [("fail", 502, True)]
-    assert rig.dialled() == [9001], "invalid_header is not retried by default"
+    assert rig.ports() == [9001], "invalid_header is not retried by default"
     assert transport.disconnecting
     assert exchange.phase is Phase.DONE
     assert rig.failures() == {
@@ -226,7 +215,7 @@ def test_an_invalid_101_is_a_502_that_closes_and_is_counted() -> None:
 def test_a_valid_101_switches_and_counts_nothing() -> None:
     rig = Rig(A)
     exchange, client = rig.exchange(UPGRADE)
-    upstream, _ = rig.connect()
+    upstream, _ = rig.upstream()
     upstream.dataReceived(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"

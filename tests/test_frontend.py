@@ -9,15 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionRefusedError, TimeoutError as ConnectTimeout
-from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
-from support import switch_answer, upgrade_request
-from wstunnel.net.client import EARLY_DATA_LIMIT, ProxyFactory
-from wstunnel.config.loader import load_config
-from wstunnel.net.runtime import Runtime
+from support import MemoryProxy, load_text, switch_answer, upgrade_request
+from wstunnel.net.client import EARLY_DATA_LIMIT
 
 CONF = """
 map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
@@ -36,47 +32,15 @@ server {{
 """
 
 
-class Transport(StringTransport):
-    write_closed = False
-
-    def loseWriteConnection(self) -> None:
-        self.write_closed = True
-
-
-class Harness:
-    def __init__(self, tmp_path: Path, extra: str = "") -> None:
-        path = tmp_path / "t.conf"
-        path.write_text(CONF.format(extra=extra))
-        self.runtime = Runtime.build(load_config(str(path)))
-        self.reactor = MemoryReactorClock()
-        self.factory = ProxyFactory(
-            runtime=lambda: self.runtime, key=("127.0.0.1", 8080), reactor=self.reactor
-        )
-        self.client = self.factory.buildProtocol(None)
-        self.ct = Transport(
-            hostAddress=IPv4Address("TCP", "127.0.0.1", 8080),
-            peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
-        )
-        self.client.makeConnection(self.ct)
-
-    def dialled(self) -> list[tuple[str, int]]:
-        return [(host, port) for host, port, *_ in self.reactor.tcpClients]
-
-    def connect_upstream(self, index: int = -1):
-        """Complete the recorded connection attempt with a StringTransport."""
-        factory = self.reactor.tcpClients[index][2]
-        protocol = factory.buildProtocol(None)
-        transport = Transport()
-        protocol.makeConnection(transport)
-        return protocol, transport
-
-    def fail_connect(self, reason: Exception, index: int = -1) -> None:
-        factory = self.reactor.tcpClients[index][2]
-        factory.clientConnectionFailed(None, Failure(reason))
+def connected(tmp_path: Path, extra: str = "") -> MemoryProxy:
+    """The config with ``extra`` in its location, and one client connection to it."""
+    proxy = MemoryProxy(load_text(tmp_path / "t.conf", CONF.format(extra=extra)))
+    proxy.connect_client()
+    return proxy
 
 
 def test_upgrade_dials_the_upstream_and_pauses_the_client(tmp_path) -> None:
-    h = Harness(tmp_path)
+    h = connected(tmp_path)
     h.client.dataReceived(upgrade_request("/chat/room"))
     assert h.dialled() == [("127.0.0.1", 9001)]
     assert h.reactor.tcpClients[0][3] == 3.0, "proxy_connect_timeout is the connect timeout"
@@ -84,9 +48,9 @@ def test_upgrade_dials_the_upstream_and_pauses_the_client(tmp_path) -> None:
 
 
 def test_the_upstream_head_is_rewritten(tmp_path) -> None:
-    h = Harness(tmp_path)
+    h = connected(tmp_path)
     h.client.dataReceived(upgrade_request("/chat/room", extra="Keep-Alive: 5\r\nTE: trailers\r\n"))
-    _, ut = h.connect_upstream()
+    _, ut = h.upstream()
     head = ut.value().decode()
     assert head.startswith("GET /chat/room HTTP/1.1\r\nHost: backend\r\n")
     assert "\r\nUpgrade: websocket\r\n" in head
@@ -96,9 +60,9 @@ def test_the_upstream_head_is_rewritten(tmp_path) -> None:
 
 
 def test_a_valid_101_wires_the_tunnel(tmp_path) -> None:
-    h = Harness(tmp_path)
+    h = connected(tmp_path)
     h.client.dataReceived(upgrade_request("/chat/") + b"early")
-    upstream, ut = h.connect_upstream()
+    upstream, ut = h.upstream()
     head = ut.value().split(b"\r\n\r\n")[0]
     ut.clear()
     upstream.dataReceived(switch_answer(head, b"first"))
@@ -114,46 +78,46 @@ def test_a_valid_101_wires_the_tunnel(tmp_path) -> None:
 
 
 def test_connect_refused_tries_the_next_peer_then_answers_502(tmp_path) -> None:
-    h = Harness(tmp_path)
+    h = connected(tmp_path)
     h.client.dataReceived(upgrade_request("/chat/"))
-    h.fail_connect(ConnectionRefusedError())
+    h.refuse(ConnectionRefusedError())
     assert h.dialled() == [("127.0.0.1", 9001), ("127.0.0.1", 9002)]
-    h.fail_connect(ConnectionRefusedError())
+    h.refuse(ConnectionRefusedError())
     assert h.ct.value().startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
 
 
 def test_connect_timeout_is_a_504(tmp_path) -> None:
-    h = Harness(tmp_path)
+    h = connected(tmp_path)
     h.client.dataReceived(upgrade_request("/chat/"))
-    h.fail_connect(ConnectTimeout())
-    h.fail_connect(ConnectTimeout())
+    h.refuse(ConnectTimeout())
+    h.refuse(ConnectTimeout())
     assert h.ct.value().startswith(b"HTTP/1.1 504 Gateway Timeout\r\n")
 
 
 def test_response_header_timeout_is_a_504_after_trying_each_peer(tmp_path) -> None:
-    h = Harness(tmp_path)
+    h = connected(tmp_path)
     h.client.dataReceived(upgrade_request("/chat/"))
-    h.connect_upstream()
+    h.upstream()
     h.reactor.advance(19.9)
     assert h.ct.value() == b""
     h.reactor.advance(0.1)
-    h.connect_upstream()  # the second peer
+    h.upstream()  # the second peer
     h.reactor.advance(20)
     assert h.ct.value().startswith(b"HTTP/1.1 504 ")
 
 
 def test_client_closing_while_waiting_aborts_the_upstream(tmp_path) -> None:
-    h = Harness(tmp_path)
+    h = connected(tmp_path)
     h.client.dataReceived(upgrade_request("/chat/"))
-    _, ut = h.connect_upstream()
+    _, ut = h.upstream()
     h.client.connectionLost(Failure(ConnectionRefusedError()))
     assert ut.disconnected
 
 
 def test_early_data_is_bounded_while_waiting(tmp_path) -> None:
-    h = Harness(tmp_path)
+    h = connected(tmp_path)
     h.client.dataReceived(upgrade_request("/chat/"))
-    h.connect_upstream()
+    h.upstream()
     assert h.ct.producerState == "producing"
     h.client.dataReceived(b"x" * EARLY_DATA_LIMIT)
     assert h.ct.producerState == "producing"
@@ -162,9 +126,9 @@ def test_early_data_is_bounded_while_waiting(tmp_path) -> None:
 
 
 def test_a_101_without_the_matching_accept_is_a_502(tmp_path) -> None:
-    h = Harness(tmp_path)
+    h = connected(tmp_path)
     h.client.dataReceived(upgrade_request("/chat/"))
-    upstream, ut = h.connect_upstream()
+    upstream, ut = h.upstream()
     upstream.dataReceived(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
         b"Sec-WebSocket-Accept: bm9wZQ==\r\n\r\n"
@@ -175,9 +139,9 @@ def test_a_101_without_the_matching_accept_is_a_502(tmp_path) -> None:
 
 @pytest.mark.parametrize("status", [b"200 OK", b"426 Upgrade Required"])
 def test_a_non_101_answer_to_an_upgrade_is_relayed_then_the_connection_closes(tmp_path, status) -> None:
-    h = Harness(tmp_path)
+    h = connected(tmp_path)
     h.client.dataReceived(upgrade_request("/chat/"))
-    upstream, ut = h.connect_upstream()
+    upstream, ut = h.upstream()
     upstream.dataReceived(b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\n\r\nno")
     out = h.ct.value()
     assert out.startswith(b"HTTP/1.1 " + status)
@@ -188,9 +152,9 @@ def test_a_non_101_answer_to_an_upgrade_is_relayed_then_the_connection_closes(tm
 
 def test_tunnel_end_is_logged_with_status_101(tmp_path) -> None:
     log = tmp_path / "access.log"
-    h = Harness(tmp_path, extra=f"access_log {log};")
+    h = connected(tmp_path, extra=f"access_log {log};")
     h.client.dataReceived(upgrade_request("/chat/"))
-    upstream, ut = h.connect_upstream()
+    upstream, ut = h.upstream()
     upstream.dataReceived(switch_answer(ut.value().split(b"\r\n\r\n")[0], b"12345"))
     assert not log.exists() or log.read_text() == ""
     h.client.readConnectionLost()
@@ -202,9 +166,9 @@ def test_tunnel_end_is_logged_with_status_101(tmp_path) -> None:
 
 
 def test_proxy_http_version_1_0_writes_an_http_1_0_head(tmp_path) -> None:
-    h = Harness(tmp_path, extra="proxy_http_version 1.0;")
+    h = connected(tmp_path, extra="proxy_http_version 1.0;")
     h.client.dataReceived(b"GET /chat/x HTTP/1.1\r\nHost: a\r\n\r\n")
-    upstream, ut = h.connect_upstream()
+    upstream, ut = h.upstream()
     assert ut.value().startswith(b"GET /chat/x HTTP/1.0\r\nHost: backend\r\n")
     upstream.dataReceived(b"HTTP/1.0 200 OK\r\n\r\nbody until close")
     upstream.readConnectionLost()
@@ -214,9 +178,9 @@ def test_proxy_http_version_1_0_writes_an_http_1_0_head(tmp_path) -> None:
 
 
 def test_an_upgrade_over_http_1_0_is_not_attempted(tmp_path) -> None:
-    h = Harness(tmp_path, extra="proxy_http_version 1.0;")
+    h = connected(tmp_path, extra="proxy_http_version 1.0;")
     h.client.dataReceived(upgrade_request("/chat/"))
-    _, ut = h.connect_upstream()
+    _, ut = h.upstream()
     head = ut.value().lower()
     assert head.startswith(b"get /chat/ http/1.0\r\n")
     assert b"\r\nupgrade:" not in head

@@ -11,16 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings, strategies as st
-from twisted.internet.address import IPv4Address
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.internet.error import ConnectionDone
 
-from support import split_at
-from wstunnel.net.client import H2_REFUSAL, ProxyFactory
+from support import MemoryProxy, load_text, split_at
+from wstunnel.net.client import H2_REFUSAL
 from wstunnel.wire.upstream import UpstreamRequest
-from wstunnel.config.loader import load_config
-from wstunnel.net.runtime import Runtime
+from wstunnel.config.model import Config
 from wstunnel.net.upstream import UpstreamProtocol
 
 CONF = """
@@ -42,27 +40,20 @@ PIECES = [b"\r", b"GET ", b"/ ", b"HTTP/1.1", b"\r\n", b"\n", b"Host: a", b"Cont
           b" ", b":", b"\x00", b"0\r\n\r\n", b"PRI * HTTP/2.0", b"\r\n\r\n", b"x" * 300]
 
 
-def _runtime(tmp: Path) -> Runtime:
-    path = tmp / "fuzz.conf"
-    path.write_text(CONF)
-    return Runtime.build(load_config(str(path)))
+def _config(tmp: Path) -> Config:
+    return load_text(tmp / "fuzz.conf", CONF)
 
 
-def _drive_client(runtime: Runtime, chunks: list[bytes]) -> tuple[bytes, bool, int]:
-    reactor = MemoryReactorClock()
-    factory = ProxyFactory(runtime=lambda: runtime, key=("127.0.0.1", 8080), reactor=reactor)
-    client = factory.buildProtocol(None)
-    transport = StringTransport(
-        hostAddress=IPv4Address("TCP", "127.0.0.1", 8080), peerAddress=IPv4Address("TCP", "127.0.0.1", 40000)
-    )
-    client.makeConnection(transport)
+def _drive_client(config: Config, chunks: list[bytes]) -> tuple[bytes, bool, int]:
+    proxy = MemoryProxy(config)
+    client, transport = proxy.connect_client()
     for piece in chunks:
         if transport.disconnecting:
             break
         client.dataReceived(piece)
-    dialled = len(reactor.tcpClients)
+    dialled = len(proxy.dialled())
     if not transport.disconnecting and not dialled:
-        reactor.advance(61)  # client_header_timeout: nothing waits longer
+        proxy.reactor.advance(61)  # client_header_timeout: nothing waits longer
         assert transport.disconnecting, "a partial head outlived the header deadline"
     return transport.value(), transport.disconnecting, dialled
 
@@ -84,9 +75,9 @@ _client_settings = settings(max_examples=300, deadline=None, suppress_health_che
 @given(data=st.one_of(st.binary(max_size=600), st.lists(st.sampled_from(PIECES + VALID), max_size=12).map(b"".join)),
        cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=8))
 def test_client_parser_on_any_bytes_anysplit_at(tmp_path, data, cuts) -> None:
-    runtime = _runtime(tmp_path)
-    whole = _drive_client(runtime, [data] if data else [])
-    split = _drive_client(runtime, split_at(data, cuts))
+    config = _config(tmp_path)
+    whole = _drive_client(config, [data] if data else [])
+    split = _drive_client(config, split_at(data, cuts))
     _outcome_ok(*whole)
     assert split == whole
 
@@ -95,8 +86,8 @@ def test_client_parser_on_any_bytes_anysplit_at(tmp_path, data, cuts) -> None:
 @given(index=st.integers(min_value=0, max_value=len(VALID) - 1),
        cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=8))
 def test_valid_requests_reach_the_upstream_whatever_thesplit_at(tmp_path, index, cuts) -> None:
-    runtime = _runtime(tmp_path)
-    assert _drive_client(runtime, split_at(VALID[index], cuts)) == (b"", False, 1)
+    config = _config(tmp_path)
+    assert _drive_client(config, split_at(VALID[index], cuts)) == (b"", False, 1)
 
 
 class _Recorder:

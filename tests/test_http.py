@@ -14,7 +14,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, protocol, reactor
 
-from support import WAIT, aio, read_all_sampling, read_until, slow_reader, start_proxy, talk
+from support import WAIT, aio, listen_keepalive, read_all_sampling, read_until, slow_reader, start_proxy, talk
 
 CONF = """
 upstream backend {{
@@ -45,35 +45,6 @@ server {{
 """
 
 
-class KeepAliveBackend(protocol.Protocol):
-    """Answers each request with ``factory.answer(method, path, head, body)``; several per connection."""
-
-    def connectionMade(self) -> None:
-        self.factory.connections.append(self)
-        self.buffer = b""
-
-    def dataReceived(self, data: bytes) -> None:
-        self.buffer += data
-        while b"\r\n\r\n" in self.buffer:
-            head, rest = self.buffer.split(b"\r\n\r\n", 1)
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            if len(rest) < length:
-                return
-            body, self.buffer = rest[:length], rest[length:]
-            method, path = head.split(b" ")[:2]
-            self.factory.requests.append((len(self.factory.connections), head, body))
-            self.transport.write(self.factory.answer(method, path, head, body))
-
-    def connectionLost(self, reason=None) -> None:
-        self.factory.closed += 1
-        if not self.factory.first_close.called:
-            self.factory.first_close.callback(None)
-
-
 def _default_answer(method: bytes, path: bytes, head: bytes, body: bytes) -> bytes:
     payload = method + b" " + path + b" " + body
     return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(payload), b"" if method == b"HEAD" else payload)
@@ -84,10 +55,7 @@ def setup(tmp_path):
     started = []
 
     def start(answer=_default_answer, keepalive="keepalive 4;", extra=""):
-        factory = protocol.Factory.forProtocol(KeepAliveBackend)
-        factory.connections, factory.requests, factory.closed, factory.answer = [], [], 0, answer
-        factory.first_close = defer.Deferred()
-        bport = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        factory, bport = listen_keepalive(answer)
         log = tmp_path / "access.log"
         conf = CONF.format(port=bport.getHost().port, keepalive=keepalive, extra=extra, log=log)
         service, port = start_proxy(tmp_path, conf)
@@ -122,6 +90,7 @@ async def test_every_method_over_one_client_and_one_upstream_connection(setup) -
     assert results[2][1] == b"POST /m/post posted"
     assert all(r[2] == "keep-alive" for r in results)
     assert [n for n, _, _ in factory.requests] == [1] * 7, "the upstream connection was reused"
+    assert len(factory.connections) == 1
     assert len(factory.requests) == 7
     assert all(b"\r\nconnection: close" not in head.lower() for _, head, _ in factory.requests)
 

@@ -22,7 +22,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
-from test_plugin import subprocess_env
+from twistd_support import subprocess_env
 
 STEP = 10.0  # the longest one step may take (startup included)
 

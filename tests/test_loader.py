@@ -1,20 +1,19 @@
 import ipaddress
 import os
-import pathlib
 import re
 import socket
-import textwrap
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from support import ROOT, config_errors, write_config
 from wstunnel.config import directives, servers
 from wstunnel.config.loader import IGNORED_DIRECTIVES, load_config, resolve_host
 from wstunnel.obs.logs import every_error_log
 from wstunnel.config.model import AccessLog, Config, ConfigErrors, ErrorLog, Source, Template, Timeouts, VarRef
 
-EXAMPLES = pathlib.Path(__file__).parent.parent / "doc" / "examples"
+EXAMPLES = ROOT / "doc" / "examples"
 
 FAKE_DNS = {
     "localhost": ["127.0.0.1", "::1"],
@@ -35,13 +34,7 @@ def fake_resolve(host, port):
 
 @pytest.fixture
 def write(tmp_path):
-    def write(text, name="nginx.conf"):
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-        return str(path)
-
-    return write
+    return lambda text, name="nginx.conf": write_config(tmp_path, text, name)
 
 
 @pytest.fixture
@@ -53,16 +46,9 @@ def load(write):
 
 
 @pytest.fixture
-def errors(write):
+def errors(tmp_path):
     """Every error message of a config that must fail, with FILE replaced by its path."""
-
-    def errors(text, name="nginx.conf"):
-        path = write(text, name)
-        with pytest.raises(ConfigErrors) as info:
-            load_config(path, resolve=fake_resolve)
-        return [str(e).replace(path, "FILE") for e in info.value.errors]
-
-    return errors
+    return lambda text, name="nginx.conf": config_errors(tmp_path, text, name, resolve=fake_resolve)
 
 
 def only_location(config: Config):

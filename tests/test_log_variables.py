@@ -14,16 +14,21 @@ from pathlib import Path
 from typing import Callable
 
 import pytest_twisted
-from twisted.internet import defer, reactor
-from twisted.internet.address import IPv4Address
-from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.python.failure import Failure
 
-from support import WAIT, aio, listen_backend, read_exactly, read_until, start_proxy, switch_answer, upgrade_request
-from wstunnel.net.client import ProxyFactory
-from wstunnel.config.loader import load_config
-from wstunnel.net.runtime import Runtime
+from support import (
+    AccessLines,
+    MemoryProxy,
+    aio,
+    capture_access_log,
+    listen_backend,
+    load_text,
+    log_fields,
+    read_exactly,
+    read_until,
+    start_proxy,
+    switch_answer,
+    upgrade_request,
+)
 
 FIELDS = (
     "$status|$request_length|$bytes_sent|$body_bytes_sent|$connection|$connection_requests|"
@@ -49,33 +54,16 @@ POST = b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody"
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 
 
-class HalfClose(StringTransport):
-    def loseWriteConnection(self) -> None:
-        self.write_closed = True
+class Proxy(MemoryProxy):
+    """The config, edited by ``edit``, with one client connection open."""
 
-
-class Proxy:
     def __init__(self, tmp_path: Path, edit: Callable[[str], str] = str) -> None:
         self.log = tmp_path / "access.log"
-        path = tmp_path / "t.conf"
-        path.write_text(edit(CONF % (FIELDS, self.log)))
-        self.runtime = Runtime.build(load_config(str(path)))
-        self.reactor = MemoryReactorClock()
-        self.factory = ProxyFactory(runtime=lambda: self.runtime, key=("127.0.0.1", 8080), reactor=self.reactor)
-        self.client = self.factory.buildProtocol(None)
-        self.ct = HalfClose(
-            hostAddress=IPv4Address("TCP", "127.0.0.1", 8080), peerAddress=IPv4Address("TCP", "127.0.0.1", 40000)
-        )
-        self.client.makeConnection(self.ct)
-
-    def upstream(self, index: int = -1):
-        protocol = self.reactor.tcpClients[index][2].buildProtocol(None)
-        transport = HalfClose()
-        protocol.makeConnection(transport)
-        return protocol, transport
+        super().__init__(load_text(tmp_path / "t.conf", edit(CONF % (FIELDS, self.log))))
+        self.connect_client()
 
     def lines(self) -> list[list[str]]:
-        return [line.split("|") for line in self.log.read_text().splitlines()]
+        return log_fields(self.log)
 
 
 def test_a_plain_request_counts_what_was_read_and_written(tmp_path) -> None:
@@ -127,8 +115,8 @@ def test_on_a_pooled_upstream_connection_each_request_counts_its_own_bytes(tmp_p
 def test_an_answer_made_by_wstunnel_counts_its_bytes_and_a_failed_attempt_counts_zero(tmp_path) -> None:
     p = Proxy(tmp_path)
     p.client.dataReceived(GET)
-    p.reactor.tcpClients[0][2].clientConnectionFailed(None, Failure(ConnectionRefusedError()))
-    p.reactor.tcpClients[1][2].clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+    p.refuse(index=0)
+    p.refuse(index=1)
     (line,) = p.lines()
     body = p.ct.value().split(b"\r\n\r\n", 1)[1]
     assert line == ["502", str(len(GET)), str(len(p.ct.value())), str(len(body)), "1", "1",
@@ -176,25 +164,6 @@ def answer(backend, head: bytes, rest: bytes) -> None:
         backend.transport.write(ANSWER)
 
 
-def capture_lines(service) -> tuple[list[str], Callable[[], defer.Deferred]]:
-    """Every access-log line as written, and ``next_line()``: a Deferred of the next one."""
-    lines: list[str] = []
-    waiting: list[defer.Deferred] = []
-
-    def next_line() -> defer.Deferred:
-        d = defer.Deferred()
-        waiting.append(d)
-        return d.addTimeout(WAIT, reactor)
-
-    def write(targets, line) -> None:
-        lines.append(line)
-        while waiting:
-            waiting.pop(0).callback(line)
-
-    service.runtime.access_logs.write = write
-    return lines, next_line
-
-
 async def exchange(port: int, data: bytes, until: bytes):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(data)
@@ -207,14 +176,13 @@ async def test_loopback_values_match_the_bytes_on_the_wire(tmp_path) -> None:
     service, port = start_proxy(tmp_path, (CONF % (FIELDS, "stdout")).replace(
         "127.0.0.1:9001; server 127.0.0.1:9002;", f"127.0.0.1:{bport.getHost().port};").replace(
         "127.0.0.1:8080", "127.0.0.1:0"))
-    lines, next_line = capture_lines(service)
+    log = AccessLines()
+    capture_access_log(service, log)
     try:
         plain = b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        line = next_line()
         got, writer, reader = await aio(exchange(port, plain, b"hello"))
         writer.close()
-        plain_line = await line
-        line = next_line()
+        plain_line = (await log.wait_for(1))[0]
         request = upgrade_request("/ws")
         head, writer, reader = await aio(exchange(port, request, b"\r\n\r\n"))
         assert await aio(read_exactly(reader, 2)) == b"hi"
@@ -222,12 +190,12 @@ async def test_loopback_values_match_the_bytes_on_the_wire(tmp_path) -> None:
         tunnel_backend = backend.connections[1]
         await tunnel_backend.wait_data(4)
         writer.close()
-        tunnel_line = await line
+        tunnel_line = (await log.wait_for(2))[1]
     finally:
         await service.stopService()
         await bport.stopListening()
     plain_up = len(backend.heads[0]) + 4
-    assert lines == [plain_line, tunnel_line]
+    assert log.lines == [plain_line, tunnel_line]
     assert plain_line.split("|")[:9] == ["200", str(len(plain)), str(len(got)), "5", "1", "1",
                                        str(plain_up), str(len(ANSWER)), "-"]
     switch = switch_answer(backend.heads[1], b"hi")

@@ -9,13 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
-from twisted.internet.address import IPv4Address
-from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.testing import StringTransport
-from twisted.python.failure import Failure
 
 from wstunnel.obs.metrics import FAMILIES, Stats, status_page
-from support import MemoryClient, upgrade_request
+from support import MemoryProxy, load_text, upgrade_request
 
 CONF = """
 upstream backend { server 127.0.0.1:9001; }
@@ -31,17 +27,6 @@ BAD_101 = (
 )
 
 
-def _client(memory: MemoryClient, data: bytes) -> StringTransport:
-    """Another client connection of the same factory (and so the same counters)."""
-    client = memory.factory.buildProtocol(None)
-    transport = StringTransport(
-        hostAddress=IPv4Address("TCP", "127.0.0.1", 8080), peerAddress=IPv4Address("TCP", "127.0.0.1", 40001)
-    )
-    client.makeConnection(transport)
-    client.dataReceived(data)
-    return transport
-
-
 def _exposition(stats: Stats) -> dict:
     headers, body = status_page("metrics", stats)
     assert headers == [(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8")]
@@ -53,21 +38,19 @@ def _samples(family) -> dict[tuple, float]:
 
 
 def test_the_exposition_after_a_refused_connect_an_invalid_101_and_an_answer(tmp_path: Path) -> None:
-    conf = tmp_path / "t.conf"
-    conf.write_text(CONF)
-    memory = MemoryClient(conf)
-    reactor = memory.reactor
+    memory = MemoryProxy(load_text(tmp_path / "t.conf", CONF))
+    memory.connect_client()  # one connection that sends nothing: accepted all the same
 
-    refused = _client(memory, GET)
-    reactor.tcpClients[-1][2].clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+    _, refused = memory.connect_client(GET)
+    memory.refuse()
     assert refused.value().startswith(b"HTTP/1.1 502 ")
 
-    upgrade = _client(memory, upgrade_request())
+    _, upgrade = memory.connect_client(upgrade_request())
     upstream, _ = memory.upstream()
     upstream.dataReceived(BAD_101)
     assert upgrade.value().startswith(b"HTTP/1.1 502 ")
 
-    answered = _client(memory, GET)
+    _, answered = memory.connect_client(GET)
     upstream, _ = memory.upstream()
     upstream.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     assert answered.value().startswith(b"HTTP/1.1 200 ")

@@ -16,16 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionRefusedError, TimeoutError as ConnectTimeout
-from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
-from support import switch_answer, upgrade_request
-from wstunnel.net.client import ProxyFactory
+from support import MemoryProxy, load_text, log_fields, switch_answer, upgrade_request
 from wstunnel.config.loader import load_config
-from wstunnel.net.runtime import Runtime
 
 CONF = """
 log_format up '$upstream_addr|$upstream_status|$upstream_connect_time|$upstream_header_time|$upstream_response_time|$status|$request_time';
@@ -51,48 +47,17 @@ POST = b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"
 POST_BODY = b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody"
 
 
-class Proxy:
-    """One loaded config and its reactor; ``client()`` opens a client connection."""
+class Proxy(MemoryProxy):
+    """The config with its peer flags and ``extra``; the access log holds the $upstream_* lists."""
 
     def __init__(self, tmp_path: Path, *, method: str = "", p1: str = "", p2: str = "", p3: str = "",
                  extra: str = "") -> None:
         self.log = tmp_path / "access.log"
-        path = tmp_path / "t.conf"
-        path.write_text(CONF.format(method=method, p1=p1, p2=p2, p3=p3, extra=extra, log=self.log))
-        self.runtime = Runtime.build(load_config(str(path)))
-        self.reactor = MemoryReactorClock()
-        self.factory = ProxyFactory(runtime=lambda: self.runtime, key=("127.0.0.1", 8080), reactor=self.reactor)
-        self.answered = 0
-
-    def client(self, data: bytes) -> StringTransport:
-        protocol = self.factory.buildProtocol(None)
-        transport = StringTransport(
-            hostAddress=IPv4Address("TCP", "127.0.0.1", 8080),
-            peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
-        )
-        protocol.makeConnection(transport)
-        protocol.dataReceived(data)
-        self.protocol = protocol
-        return transport
-
-    def dialled(self) -> list[int]:
-        return [port for _, port, *_ in self.reactor.tcpClients]
-
-    def connect(self, index: int = -1):
-        protocol = self.reactor.tcpClients[index][2].buildProtocol(None)
-        transport = StringTransport()
-        protocol.makeConnection(transport)
-        return protocol, transport
-
-    def refuse(self, index: int = -1, reason: Exception | None = None) -> None:
-        self.reactor.tcpClients[index][2].clientConnectionFailed(None, Failure(reason or ConnectionRefusedError()))
-
-    def answer(self, status: bytes, body: bytes = b"", index: int = -1) -> None:
-        upstream, _ = self.connect(index)
-        upstream.dataReceived(b"HTTP/1.1 " + status + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        text = CONF.format(method=method, p1=p1, p2=p2, p3=p3, extra=extra, log=self.log)
+        super().__init__(load_text(tmp_path / "t.conf", text))
 
     def lines(self) -> list[list[str]]:
-        return [line.split("|") for line in self.log.read_text().splitlines()]
+        return log_fields(self.log)
 
     def state(self, port: int):
         return next(s for s in self.runtime.balancer("backend").primary if s.peer.port == port)
@@ -100,7 +65,7 @@ class Proxy:
 
 def test_a_refused_peer_is_skipped_and_both_are_logged(tmp_path) -> None:
     proxy = Proxy(tmp_path)
-    client = proxy.client(GET)
+    _, client = proxy.connect_client(GET)
     proxy.reactor.advance(0.25)
     proxy.refuse()
     proxy.reactor.advance(0.5)
@@ -113,9 +78,9 @@ def test_a_refused_peer_is_skipped_and_both_are_logged(tmp_path) -> None:
 
 def test_an_upgrade_is_retried_like_a_get_and_logged_at_tunnel_end(tmp_path) -> None:
     proxy = Proxy(tmp_path, extra="proxy_read_timeout 100s;")
-    client = proxy.client(upgrade_request("/chat"))
+    _, client = proxy.connect_client(upgrade_request("/chat"))
     proxy.refuse()
-    upstream, ut = proxy.connect()
+    upstream, ut = proxy.upstream()
     proxy.reactor.advance(1.0)
     upstream.dataReceived(switch_answer(ut.value().split(b"\r\n\r\n")[0]))
     assert client.value().startswith(b"HTTP/1.1 101 ")
@@ -125,7 +90,7 @@ def test_an_upgrade_is_retried_like_a_get_and_logged_at_tunnel_end(tmp_path) -> 
     proxy.reactor.advance(1.0)  # idle timeout: the tunnel closes both sides
     assert client.disconnecting and ut.disconnecting
     upstream.connectionLost(Failure(ConnectionRefusedError()))
-    proxy.protocol.connectionLost(Failure(ConnectionRefusedError()))
+    proxy.client.connectionLost(Failure(ConnectionRefusedError()))
     assert proxy.state(9002).conns == 0
     assert proxy.lines() == [
         ["127.0.0.1:9001, 127.0.0.1:9002", "502, 101", "-, 0.000", "-, 1.000", "0.000, 101.000", "101", "101.000"]
@@ -134,14 +99,14 @@ def test_an_upgrade_is_retried_like_a_get_and_logged_at_tunnel_end(tmp_path) -> 
 
 def test_a_timeout_is_504_only_when_every_try_is_spent(tmp_path) -> None:
     proxy = Proxy(tmp_path, extra="proxy_next_upstream_tries 2; proxy_read_timeout 20s;")
-    client = proxy.client(GET)
-    proxy.connect()
+    _, client = proxy.connect_client(GET)
+    proxy.upstream()
     proxy.reactor.advance(20.0)
-    assert client.value() == b"" and proxy.dialled() == [9001, 9002]
-    proxy.connect()
+    assert client.value() == b"" and proxy.ports() == [9001, 9002]
+    proxy.upstream()
     proxy.reactor.advance(20.0)
     assert client.value().startswith(b"HTTP/1.1 504 Gateway Timeout\r\n")
-    assert proxy.dialled() == [9001, 9002]
+    assert proxy.ports() == [9001, 9002]
     assert proxy.lines()[0][:2] == ["127.0.0.1:9001, 127.0.0.1:9002", "504, 504"]
 
 
@@ -149,7 +114,7 @@ def test_a_timeout_is_504_only_when_every_try_is_spent(tmp_path) -> None:
 def test_http_404_tries(tmp_path, tries, statuses) -> None:
     """proxy_next_upstream_tries.t: the last 404 itself reaches the client."""
     proxy = Proxy(tmp_path, extra=f"proxy_next_upstream http_404; proxy_next_upstream_tries {tries};")
-    client = proxy.client(GET)
+    _, client = proxy.connect_client(GET)
     for n in range(len(statuses.split(", "))):
         proxy.answer(b"404 Not Found", b"nf%d" % n)
     assert client.value().startswith(b"HTTP/1.1 404 Not Found\r\n")
@@ -160,33 +125,33 @@ def test_http_404_tries(tmp_path, tries, statuses) -> None:
 def test_a_404_does_not_disable_a_peer_but_a_listed_500_does(tmp_path) -> None:
     """proxy_next_upstream.t."""
     proxy = Proxy(tmp_path, extra="proxy_next_upstream http_500 http_404;")
-    proxy.client(GET)
+    proxy.connect_client(GET)
     proxy.answer(b"404 Not Found")
     proxy.answer(b"200 OK")
     assert proxy.state(9001).fails == 0
-    proxy.client(GET)  # round robin: 9003 first
+    proxy.connect_client(GET)  # round robin: 9003 first
     proxy.answer(b"500 Internal Server Error")
     proxy.answer(b"200 OK")
-    assert proxy.dialled()[2] == 9003 and proxy.dialled()[3] != 9003
+    assert proxy.ports()[2] == 9003 and proxy.ports()[3] != 9003
     assert proxy.state(9003).fails == 1
     for _ in range(4):
-        proxy.client(GET)
+        proxy.connect_client(GET)
         proxy.answer(b"200 OK")
-    assert 9003 not in proxy.dialled()[4:]
+    assert 9003 not in proxy.ports()[4:]
 
 
 def test_a_down_peer_is_skipped_without_no_live_upstreams(tmp_path) -> None:
     proxy = Proxy(tmp_path, p1=" down", p3=" down", extra="proxy_next_upstream http_404;")
-    client = proxy.client(GET)
+    _, client = proxy.connect_client(GET)
     proxy.answer(b"404 Not Found", b"A")
-    assert client.value().endswith(b"A") and proxy.dialled() == [9002]
+    assert client.value().endswith(b"A") and proxy.ports() == [9002]
 
 
 def test_a_sent_post_is_not_retried(tmp_path) -> None:
     """proxy_non_idempotent.t: the peer closes without answering."""
     proxy = Proxy(tmp_path)
-    client = proxy.client(POST)
-    upstream, _ = proxy.connect()
+    _, client = proxy.connect_client(POST)
+    upstream, _ = proxy.upstream()
     upstream.readConnectionLost()
     assert client.value().startswith(b"HTTP/1.1 502 ")
     assert proxy.lines()[0][0] == "127.0.0.1:9001"
@@ -194,8 +159,8 @@ def test_a_sent_post_is_not_retried(tmp_path) -> None:
 
 def test_a_get_closed_without_answer_is_retried(tmp_path) -> None:
     proxy = Proxy(tmp_path)
-    client = proxy.client(GET)
-    upstream, _ = proxy.connect()
+    _, client = proxy.connect_client(GET)
+    upstream, _ = proxy.upstream()
     upstream.dataReceived(b"HTTP/1.1 200 OK\r\nContent-")
     upstream.readConnectionLost()
     proxy.answer(b"200 OK")
@@ -205,50 +170,50 @@ def test_a_get_closed_without_answer_is_retried(tmp_path) -> None:
 
 def test_non_idempotent_allows_a_post_retry(tmp_path) -> None:
     proxy = Proxy(tmp_path, extra="proxy_next_upstream error timeout non_idempotent;")
-    client = proxy.client(POST)
-    proxy.connect()[0].readConnectionLost()
+    _, client = proxy.connect_client(POST)
+    proxy.upstream()[0].readConnectionLost()
     proxy.answer(b"200 OK")
     assert client.value().startswith(b"HTTP/1.1 200 OK\r\n")
 
 
 def test_a_refused_post_goes_to_the_next_peer_with_its_body(tmp_path) -> None:
     proxy = Proxy(tmp_path)
-    proxy.client(POST_BODY)
+    proxy.connect_client(POST_BODY)
     proxy.refuse()
-    _, ut = proxy.connect()
+    _, ut = proxy.upstream()
     assert ut.value().endswith(b"\r\n\r\nbody"), "nothing was sent yet: the body goes to the next peer"
 
 
 def test_a_post_body_that_started_flowing_is_never_sent_twice(tmp_path) -> None:
     proxy = Proxy(tmp_path, extra="proxy_next_upstream error timeout non_idempotent;")
-    client = proxy.client(POST_BODY)
-    proxy.connect()[0].readConnectionLost()
-    assert client.value().startswith(b"HTTP/1.1 502 ") and proxy.dialled() == [9001]
+    _, client = proxy.connect_client(POST_BODY)
+    proxy.upstream()[0].readConnectionLost()
+    assert client.value().startswith(b"HTTP/1.1 502 ") and proxy.ports() == [9001]
 
 
 def test_next_upstream_off_and_timeout(tmp_path) -> None:
     proxy = Proxy(tmp_path, extra="proxy_next_upstream off;")
-    client = proxy.client(GET)
+    _, client = proxy.connect_client(GET)
     proxy.refuse()
-    assert client.value().startswith(b"HTTP/1.1 502 ") and proxy.dialled() == [9001]
+    assert client.value().startswith(b"HTTP/1.1 502 ") and proxy.ports() == [9001]
     timed = Proxy(tmp_path, extra="proxy_next_upstream_timeout 2s;")
-    client = timed.client(GET)
+    _, client = timed.connect_client(GET)
     timed.reactor.advance(1.9)
     timed.refuse(reason=ConnectTimeout())
-    assert timed.dialled() == [9001, 9002]
+    assert timed.ports() == [9001, 9002]
     timed.reactor.advance(0.1)
     timed.refuse(reason=ConnectTimeout())
-    assert client.value().startswith(b"HTTP/1.1 504 ") and timed.dialled() == [9001, 9002]
+    assert client.value().startswith(b"HTTP/1.1 504 ") and timed.ports() == [9001, 9002]
 
 
 def test_no_live_upstreams(tmp_path) -> None:
     proxy = Proxy(tmp_path, p3=" down")
     for _ in range(2):
-        proxy.client(GET)
+        proxy.connect_client(GET)
         proxy.refuse()
         proxy.refuse()
     with capturedLogs() as events:
-        client = proxy.client(GET)
+        _, client = proxy.connect_client(GET)
     assert client.value().startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
     assert any("no live upstreams while connecting to upstream" in e["log_format"] for e in events)
     assert proxy.lines()[-1][:2] == ["backend", "502"]
@@ -257,11 +222,11 @@ def test_no_live_upstreams(tmp_path) -> None:
 def test_a_peer_failing_mid_retry_with_the_rest_failed_out_is_no_live_upstreams(tmp_path) -> None:
     """nginx: a retry that finds nothing usable ends in "no live upstreams" and 502."""
     proxy = Proxy(tmp_path, p3=" down")
-    proxy.client(GET)
+    proxy.connect_client(GET)
     proxy.refuse()
     proxy.answer(b"200 OK")  # 9001 is out now
-    client = proxy.client(GET)
-    assert proxy.dialled()[-1] == 9002
+    _, client = proxy.connect_client(GET)
+    assert proxy.ports()[-1] == 9002
     proxy.refuse(reason=ConnectTimeout())
     assert client.value().startswith(b"HTTP/1.1 502 ")
     assert proxy.lines()[-1][:2] == ["127.0.0.1:9002, backend", "504, 502"]
@@ -272,9 +237,9 @@ def test_invalid_header_is_retried_only_when_listed(tmp_path) -> None:
         path = tmp_path / str(len(extra))
         path.mkdir()
         proxy = Proxy(path, extra=extra)
-        client = proxy.client(GET)
-        proxy.connect()[0].dataReceived(b"garbage\r\n\r\n")
-        if proxy.dialled() == [9001, 9002]:
+        _, client = proxy.connect_client(GET)
+        proxy.upstream()[0].dataReceived(b"garbage\r\n\r\n")
+        if proxy.ports() == [9001, 9002]:
             proxy.answer(b"200 OK")
         assert client.value().startswith(expected)
         assert proxy.state(9001).fails == 1, "an invalid header always counts"
@@ -283,11 +248,11 @@ def test_invalid_header_is_retried_only_when_listed(tmp_path) -> None:
 def test_max_conns_with_tunnels_overflows_to_the_next_peer(tmp_path) -> None:
     proxy = Proxy(tmp_path, method="least_conn;", p1=" max_conns=1", p2=" max_conns=1", p3=" down")
     for expected in ([9001], [9001, 9002]):
-        proxy.client(upgrade_request("/chat"))
-        upstream, ut = proxy.connect()
+        proxy.connect_client(upgrade_request("/chat"))
+        upstream, ut = proxy.upstream()
         upstream.dataReceived(switch_answer(ut.value().split(b"\r\n\r\n")[0]))
-        assert proxy.dialled() == expected
-    client = proxy.client(GET)
+        assert proxy.ports() == expected
+    _, client = proxy.connect_client(GET)
     assert client.value().startswith(b"HTTP/1.1 502 "), "both peers are full"
 
 
@@ -295,7 +260,7 @@ def test_unix_peers_are_dialled_with_connect_unix(tmp_path) -> None:
     proxy = Proxy(tmp_path)
     text = (tmp_path / "t.conf").read_text().replace("server 127.0.0.1:9001;", "server unix:/run/app.sock;")
     (tmp_path / "t.conf").write_text(text)
-    proxy.runtime = Runtime.build(load_config(str(tmp_path / "t.conf")))
-    proxy.client(GET)
+    proxy.reload(load_config(str(tmp_path / "t.conf")))
+    proxy.connect_client(GET)
     assert proxy.reactor.unixClients[0][0] == "/run/app.sock"
     assert proxy.reactor.unixClients[0][2] == 3.0

@@ -12,27 +12,23 @@ import asyncio
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import pytest_twisted
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import serve
 
 import nginx_support
 from nginx_support import (
     Side,
-    Twins,
-    aio_deferred,
     ask_both,
+    echo_through_both,
     find_nginx,
     read_response,
     request,
     scripted_answer,
 )
-from support import ScriptedBackend, accept_for, aio, read_exactly, switch_answer, upgrade_request
+from support import ROOT, ScriptedBackend, accept_for, aio, aio_deferred, read_exactly, switch_answer, upgrade_request
 
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "doc" / "examples"
+EXAMPLES_DIR = ROOT / "doc" / "examples"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.conf"))
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -76,27 +72,6 @@ def example_conf(path: Path) -> str:
 
 def example_prefix(conf: str) -> str:
     return re.search(r"\blocation\s+(\S+)\s*\{", conf).group(1)
-
-
-async def echo_through_both(twins: Twins, conf: str, url: Callable[[Side], str], **options) -> list[str]:
-    """
-    A websockets session (``connect(url(side), **options)``) through each
-    proxy to an echo backend; the sides that echoed every message.
-    """
-    talked = []
-
-    async def echo(ws) -> None:
-        async for message in ws:
-            await ws.send(message)
-
-    async with serve(echo, "127.0.0.1", 0) as server:
-        for side in twins.start(conf, backend_port=server.sockets[0].getsockname()[1]):
-            async with connect(url(side), **options) as ws:
-                for message in ["hello", b"\x00\x01binary", "x" * 70_000]:
-                    await ws.send(message)
-                    assert await ws.recv() == message, side.name
-            talked.append(side.name)
-    return talked
 
 
 @pytest_twisted.ensureDeferred

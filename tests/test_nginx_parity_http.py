@@ -11,10 +11,9 @@ import asyncio
 
 import pytest
 import pytest_twisted
-from twisted.internet import protocol, reactor
 
-from nginx_support import Response, Side, aio_deferred, read_response, scripted_answer
-from support import WAIT, ScriptedBackend, aio, read_until
+from nginx_support import Response, Side, read_response, scripted_answer
+from support import WAIT, ScriptedBackend, aio, aio_deferred, listen_keepalive, read_until
 
 CONF = """
 upstream pool { server 127.0.0.1:{backend}; keepalive 2; }
@@ -332,34 +331,17 @@ async def test_proxy_hide_header_and_proxy_pass_header(twins) -> None:
 # ---------------------------------------------------------------- upstream keep-alive
 
 
-class KeepAliveBackend(protocol.Protocol):
-    """Answers every GET on its connection; the factory records (connection, request line)."""
-
-    def connectionMade(self) -> None:
-        self.factory.count += 1
-        self.number = self.factory.count
-        self.buffer = b""
-
-    def dataReceived(self, data: bytes) -> None:
-        self.buffer += data
-        while b"\r\n\r\n" in self.buffer:
-            head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-            self.factory.seen.append((self.number, head.split(b"\r\n", 1)[0]))
-            self.transport.write(OK)
-
-
 @pytest_twisted.ensureDeferred
 async def test_upstream_keepalive_reuses_one_connection(twins) -> None:
-    factory = protocol.Factory.forProtocol(KeepAliveBackend)
-    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    factory, port = listen_keepalive(lambda *request: OK)
     try:
         sides = twins.start(CONF, backend_port=port.getHost().port)
         seen = {}
         for side in reversed(sides):
-            factory.count, factory.seen = 0, []
+            factory.connections, factory.requests = [], []
             for _ in range(2):  # two client connections, one after the other
                 await both([side], b"GET /pool/a HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-            seen[side.name] = factory.seen
+            seen[side.name] = [(number, head.split(b"\r\n", 1)[0]) for number, head, _ in factory.requests]
         assert seen["nginx"] == seen["wstunnel"] == [(1, b"GET /pool/a HTTP/1.1")] * 2
     finally:
         await port.stopListening()

@@ -16,14 +16,12 @@ import pytest_twisted
 from cryptography import x509
 
 from support import WAIT, aio
-from nginx_support import Response, ask, read_response, request, scripted_answer
-from test_nginx_parity import echo_through_both
-from test_tls import SEED_003_TLS
-from tls_support import Authority, client_context, listen_tls_backend
+from nginx_support import Response, ask, echo_through_both, read_response, request, scripted_answer
+from tls_support import SEED_003_TLS, Authority, client_context, listen_tls_backend
 
 LOG = "log_format tls '$request $status';\naccess_log {{log}} tls;\n"
 
-# tests/test_tls.py's copy of the seed's conf.d file, on the twins' addresses.
+# tls_support's copy of the seed's conf.d file, on the twins' addresses.
 SEED_003 = LOG + SEED_003_TLS.replace("listen 127.0.0.1:0 ssl", "listen {{listen}} ssl")
 
 
@@ -46,11 +44,6 @@ server {
 """.replace("$TLS", '"$ssl_protocol|$ssl_cipher|$ssl_server_name"')
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory) -> Authority:
-    return Authority(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,7 @@ import pytest
 import pytest_twisted
 
 from support import WAIT, aio, listen_backend, read_until, switch_answer, upgrade_request
-from test_balancer import NGINX_HASH
-from nginx_support import Side
+from nginx_support import NGINX_HASH, Side
 
 LOG = "log_format up '$remote_addr $request_uri|$upstream_addr|$upstream_status';\n"
 HOWTO = """
@@ -132,7 +131,7 @@ async def test_hash_of_a_query_argument_over_30_keys(twins, peers, method) -> No
     assert logs["wstunnel"] == logs["nginx"]
     assert set(chosen(logs["nginx"])) == {"a", "b", "c"}
     if "consistent" not in method:
-        # The constant tests/test_balancer.py recorded (peer N is the Nth server line).
+        # The picks nginx_support recorded for the balancer's unit tests (peer N is the Nth server line).
         assert chosen(logs["nginx"]) == NGINX_HASH.translate(str.maketrans("123", "abc"))
 
 

@@ -13,7 +13,7 @@ import struct
 import pytest
 import pytest_twisted
 
-from support import WAIT, aio, listen_backend, read_until, switch_answer, upgrade_request
+from support import WAIT, aio, listen_backend, read_until, switching, upgrade_request
 from tls_support import Authority, client_context
 from wstunnel.config.loader import load_config
 from wstunnel.wire.proxyproto import V2_SIGNATURE
@@ -21,10 +21,6 @@ from wstunnel.wire.proxyproto import V2_SIGNATURE
 
 def answer_200(b, head, rest) -> None:
     b.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-
-
-def answer_switch(b, head, rest) -> None:
-    b.transport.write(switch_answer(head))
 
 
 async def closed_at_once(port: int) -> bool:
@@ -57,7 +53,7 @@ http {{
 
 @pytest_twisted.ensureDeferred
 async def test_worker_connections_counts_both_legs_of_a_tunnel(proxy_services) -> None:
-    factory, bport = listen_backend(answer_switch)
+    factory, bport = listen_backend(switching())
     try:
         service, port = proxy_services(LIMITED.format(port=bport.getHost().port))
 
@@ -201,7 +197,7 @@ async def test_stub_status_is_nginx_text(proxy_services) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_prometheus_endpoint_counts_requests_and_tunnels(proxy_services) -> None:
-    factory, bport = listen_backend(answer_switch)
+    factory, bport = listen_backend(switching())
     try:
         _, port = proxy_services(STATUS.format(port=bport.getHost().port))
 
@@ -311,7 +307,7 @@ async def test_proxy_protocol_before_tls(proxy_services, tmp_path, header) -> No
 async def test_proxy_protocol_before_tls_carries_a_wss_tunnel(proxy_services, tmp_path) -> None:
     ca = Authority(tmp_path)
     cert, key = ca.issue("site", ["test.enzhico.net"])
-    factory, bport = listen_backend(answer_switch)
+    factory, bport = listen_backend(switching())
     try:
         _, port = proxy_services(PROXIED_TLS.format(port=bport.getHost().port, trust=TRUSTED, cert=cert, key=key))
 

@@ -6,10 +6,8 @@ wstunnel`` in a subprocess, the way an operator runs it.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest_twisted
@@ -20,11 +18,9 @@ from twisted.scripts.twistd import ServerOptions
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
+from support import ROOT
+from twistd_support import STARTUP_SECONDS, run_twistd, subprocess_env
 from wstunnel.app import tap
-
-ROOT = Path(__file__).resolve().parent.parent
-# Generous: a loaded CI machine may take seconds to import Twisted.
-STARTUP_SECONDS = 30
 
 # Seed 003's conf.d file without its TLS lines, on loopback ports.
 SEED_CONF = """\
@@ -95,22 +91,6 @@ def test_twistd_parses_the_subcommand() -> None:
     assert config.subCommand == "wstunnel"
     assert config.subOptions["config"] == "/srv/ws.conf"
     assert config.subOptions["check"]
-
-
-def run_twistd(twistd: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [twistd, *args],
-        cwd=cwd,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_SECONDS,
-    )
-
-
-def subprocess_env() -> dict[str, str]:
-    """The environment minus PYTHONPATH, so the installed wstunnel is what runs."""
-    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 def test_installed_twistd_lists_wstunnel(twistd: str, tmp_path: Path) -> None:

@@ -7,13 +7,11 @@ validation, backpressure, half-close, timeouts) and plain HTTP.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import socket
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, interfaces
-from zope.interface import implementer
+from twisted.internet import defer
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
@@ -22,13 +20,16 @@ from wstunnel.net.tunnel import MAX_BUFFERED_PER_DIRECTION
 from support import (
     WAIT,
     aio,
+    aio_deferred,
     listen_backend,
+    pouring,
     read_all_sampling,
     slow_reader,
     read_exactly,
     read_until,
     start_proxy,
     switch_answer,
+    switching,
     upgrade_request,
 )
 
@@ -138,7 +139,7 @@ async def test_websocket_echo_through_seed_configs(proxies, conf, path) -> None:
 @pytest_twisted.ensureDeferred
 async def test_conf_d_headers_reach_the_backend(proxies) -> None:
     """Host, X-Real-IP and X-Forwarded-For as the seed 003 config sets them."""
-    factory, bport = listen_backend(lambda b, head, rest: b.transport.write(switch_answer(head)))
+    factory, bport = listen_backend(switching())
     try:
         port = proxies(CONF_D.format(port=bport.getHost().port))
 
@@ -307,16 +308,9 @@ async def test_opt_out_sends_a_plain_request(proxies) -> None:
         await bport.stopListening()
 
 
-def _tunnel_backend(on_tunnel):
-    def answer(b, head, rest):
-        b.transport.write(switch_answer(head))
-        on_tunnel(b)
-    return answer
-
-
 @pytest_twisted.ensureDeferred
 async def test_half_close_from_the_client_keeps_the_other_direction_open(proxies) -> None:
-    factory, bport = listen_backend(_tunnel_backend(lambda b: None), half_close=True)
+    factory, bport = listen_backend(switching(), half_close=True)
     try:
         port = proxies(BARE.format(port=bport.getHost().port, extra=""))
 
@@ -344,7 +338,7 @@ async def test_half_close_from_the_upstream_keeps_the_client_sending(proxies) ->
         b.transport.write(b"bye")
         b.transport.loseWriteConnection()
 
-    factory, bport = listen_backend(_tunnel_backend(on_tunnel))
+    factory, bport = listen_backend(switching(on_tunnel))
     try:
         port = proxies(BARE.format(port=bport.getHost().port, extra=""))
 
@@ -366,7 +360,7 @@ async def test_half_close_from_the_upstream_keeps_the_client_sending(proxies) ->
 
 @pytest_twisted.ensureDeferred
 async def test_idle_tunnel_is_closed_after_proxy_read_timeout(proxies) -> None:
-    factory, bport = listen_backend(_tunnel_backend(lambda b: None))
+    factory, bport = listen_backend(switching())
     try:
         port = proxies(BARE.format(port=bport.getHost().port, extra="proxy_read_timeout 300ms;"))
 
@@ -390,7 +384,7 @@ async def test_idle_tunnel_is_closed_after_proxy_read_timeout(proxies) -> None:
 @pytest_twisted.ensureDeferred
 async def test_traffic_keeps_an_idle_timeout_tunnel_open(proxies) -> None:
     """Client-to-upstream traffic alone re-arms proxy_read_timeout (nginx [obs])."""
-    factory, bport = listen_backend(_tunnel_backend(lambda b: None))
+    factory, bport = listen_backend(switching())
     try:
         port = proxies(BARE.format(port=bport.getHost().port, extra="proxy_read_timeout 400ms;"))
 
@@ -411,38 +405,6 @@ async def test_traffic_keeps_an_idle_timeout_tunnel_open(proxies) -> None:
         await bport.stopListening()
 
 
-class _Firehose:
-    """Writes ``total`` bytes of a pattern, pausing when told to (a well-behaved sender)."""
-
-    def __init__(self, transport, total: int, chunk: int = 64 * 1024) -> None:
-        self.transport = transport
-        self.left = total
-        self.block = hashlib.sha256(b"seed").digest() * (chunk // 32)
-        self.paused = False
-        self.digest = hashlib.sha256()
-        self.done = defer.Deferred()
-
-    def resumeProducing(self) -> None:
-        self.paused = False
-        while not self.paused and self.left > 0:
-            piece = self.block[: self.left]
-            self.left -= len(piece)
-            self.digest.update(piece)
-            self.transport.write(piece)
-        if self.left == 0 and not self.done.called:
-            self.transport.unregisterProducer()
-            self.done.callback(self.digest.hexdigest())
-
-    def pauseProducing(self) -> None:
-        self.paused = True
-
-    def stopProducing(self) -> None:
-        self.paused = True
-
-
-implementer(interfaces.IPushProducer)(_Firehose)
-
-
 def _proxy_buffered(proxy_service) -> int:
     """Bytes held in the proxy's user-space write buffers on both legs."""
     total = 0
@@ -457,15 +419,8 @@ def _proxy_buffered(proxy_service) -> int:
 @pytest_twisted.ensureDeferred
 async def test_64_mib_to_a_client_that_does_not_read_stays_bounded(tmp_path) -> None:
     total = 64 * 1024 * 1024
-    firehoses = []
-
-    def on_tunnel(b):
-        hose = _Firehose(b.transport, total)
-        firehoses.append(hose)
-        b.transport.registerProducer(hose, True)
-        hose.resumeProducing()
-
-    factory, bport = listen_backend(_tunnel_backend(on_tunnel))
+    on_tunnel, firehoses = pouring(total)
+    factory, bport = listen_backend(switching(on_tunnel))
     service, port = start_proxy(tmp_path, BARE.format(port=bport.getHost().port, extra=""))
     try:
         peak = 0
@@ -637,7 +592,3 @@ async def test_keep_alive_serves_pipelined_requests_in_order(proxies) -> None:
 
 async def _first_connection(factory):
     return await aio_deferred(factory.first)
-
-
-def aio_deferred(d: defer.Deferred):
-    return d.asFuture(asyncio.get_running_loop())

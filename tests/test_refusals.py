@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 
-from support import WAIT, MemoryClient, aio, listen_backend, start_proxy
+from support import WAIT, MemoryProxy, aio, listen_backend, load_text, log_fields, start_proxy
 
 FIELDS = "[$request]|$status|$body_bytes_sent|$bytes_sent|$request_length|$request_uri|$uri|$http_x_a|$request_time"
 
@@ -39,19 +39,16 @@ server {
 """
 
 
-class Proxy(MemoryClient):
+class Proxy(MemoryProxy):
     """One client connection on a StringTransport; the access log in a file."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.log = tmp_path / "access.log"
-        path = tmp_path / "t.conf"
-        path.write_text(CONF % (FIELDS, self.log))
-        super().__init__(path)
+        super().__init__(load_text(tmp_path / "t.conf", CONF % (FIELDS, self.log)))
+        self.connect_client()
 
     def lines(self) -> list[list[str]]:
-        if not self.log.exists():
-            return []
-        return [line.split("|") for line in self.log.read_text().splitlines()]
+        return log_fields(self.log)
 
 
 LONG_LINE = b"GET /" + b"a" * 2000 + b" HTTP/1.1\r\nHost: a\r\n\r\n"

@@ -15,9 +15,8 @@ import shutil
 import pytest_twisted
 from cryptography import x509
 
-from support import aio, listen_backend, start_proxy
-from test_tls import _any_cert_context, _ok
-from tls_support import Authority
+from support import aio, listen_backend, ok_and_close, start_proxy
+from tls_support import Authority, any_cert_context
 
 CONF = """
 server {{
@@ -31,7 +30,7 @@ server {{
 
 async def served_serial(port: int) -> int:
     """The serial number of the certificate a new TLS connection is given, after one request."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=_any_cert_context(),
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=any_cert_context(),
                                                    server_hostname="site.test")
     der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
     writer.write(b"GET / HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
@@ -45,12 +44,12 @@ async def served_serial(port: int) -> int:
 async def test_reload_serves_a_replaced_certificate_to_new_connections(tmp_path) -> None:
     ca = Authority(tmp_path)
     cert, key = ca.issue("site", ["site.test"])
-    factory, bport = listen_backend(_ok)
+    factory, bport = listen_backend(ok_and_close)
     service, port = start_proxy(tmp_path, CONF.format(cert=cert, key=key, port=bport.getHost().port))
     try:
         old_serial = await aio(served_serial(port))
         # A connection opened before the reload, used after it.
-        reader, writer = await aio(asyncio.open_connection("127.0.0.1", port, ssl=_any_cert_context(),
+        reader, writer = await aio(asyncio.open_connection("127.0.0.1", port, ssl=any_cert_context(),
                                                           server_hostname="site.test"))
         ca.issue("site", ["site.test"])  # new key and certificate, same file names
         assert service.reload()

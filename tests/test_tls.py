@@ -16,43 +16,10 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
 from support import aio, start_proxy
-from tls_support import Authority, client_context
-
-SEED_003_TLS = """
-map $http_upgrade $connection_upgrade {{
-    default upgrade;
-    '' close;
-}}
-upstream websocket {{
-    server localhost:{port};
-}}
-server {{
-    server_name test.enzhico.net;
-    listen 127.0.0.1:0 ssl;
-    location / {{
-        proxy_pass http://websocket;
-        proxy_read_timeout 300s;
-        proxy_send_timeout 300s;
-        proxy_set_header Host $host;
-        proxy_set_header X-Real-IP $remote_addr;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_http_version 1.1;
-        proxy_set_header Upgrade $http_upgrade;
-        proxy_set_header Connection $connection_upgrade;
-    }}
-    ssl_certificate {cert};
-    ssl_certificate_key {key};
-}}
-"""
+from tls_support import SEED_003_TLS, Authority, any_cert_context, client_context
 
 
-@pytest.fixture(scope="session")
-def ca(tmp_path_factory) -> Authority:
-    return Authority(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def site(ca) -> tuple[str, str]:
     return ca.issue("site", ["test.enzhico.net", "127.0.0.1"])
 
@@ -85,13 +52,8 @@ async def test_wss_echo_through_the_seed_003_config(proxies, ca, site) -> None:
 from cryptography import x509  # noqa: E402
 from twisted.logger import globalLogPublisher  # noqa: E402
 
-from support import listen_backend, read_until, switch_answer, upgrade_request  # noqa: E402
+from support import listen_backend, ok_and_close, read_until, switching, upgrade_request  # noqa: E402
 from tls_support import listen_tls_backend  # noqa: E402
-
-
-def _ok(b, head, rest) -> None:
-    b.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-    b.transport.loseConnection()
 
 
 async def _https_get(port: int, context: ssl.SSLContext, server_hostname: str | None,
@@ -118,14 +80,6 @@ async def _plain_exchange(port: int, request: bytes) -> bytes:
 
 def _cn(cert: x509.Certificate) -> str:
     return cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
-
-
-def _any_cert_context() -> ssl.SSLContext:
-    """A client that checks nothing, to see which certificate it is given."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 @pytest.fixture
@@ -163,7 +117,7 @@ server {{
 def two_sites(ca, proxies, free_port):
     a = ca.issue("a", ["a.test"])
     b = ca.issue("b", ["b.test"])
-    factory, bport = listen_backend(_ok)
+    factory, bport = listen_backend(ok_and_close)
     port = proxies(TWO_SITES.format(a=a, b=b, port=bport.getHost().port, listen=free_port).replace(
         "127.0.0.1:0 ssl", f"127.0.0.1:{free_port} ssl"))
     yield port, factory
@@ -180,7 +134,7 @@ def two_sites(ca, proxies, free_port):
 )
 async def test_sni_chooses_the_certificate(ca, two_sites, sni, expected) -> None:
     port, factory = two_sites
-    answer, cert = await aio(_https_get(port, _any_cert_context(), sni, host=sni or "b.test"))
+    answer, cert = await aio(_https_get(port, any_cert_context(), sni, host=sni or "b.test"))
     assert _cn(cert) == expected
     assert answer.startswith(b"HTTP/1.1 200 ")
 
@@ -197,7 +151,7 @@ async def test_sni_variables_and_a_verified_client(ca, two_sites) -> None:
 @pytest.mark.parametrize("sni, host", [("a.test", "b.test"), ("b.test", "a.test"), (None, "a.test")])
 async def test_host_naming_another_server_than_sni_is_421(two_sites, sni, host) -> None:
     port, factory = two_sites
-    answer, _ = await aio(_https_get(port, _any_cert_context(), sni, host=host))
+    answer, _ = await aio(_https_get(port, any_cert_context(), sni, host=host))
     assert answer.startswith(b"HTTP/1.1 421 Misdirected Request\r\n")
     assert factory.heads == []
 
@@ -209,7 +163,7 @@ async def test_tls_1_0_and_1_1_are_refused(two_sites, version) -> None:
     port, _ = two_sites
 
     def old_client(maximum: ssl.TLSVersion) -> ssl.SSLContext:
-        context = _any_cert_context()
+        context = any_cert_context()
         context.set_ciphers("ALL:@SECLEVEL=0")
         context.minimum_version = ssl.TLSVersion.TLSv1
         context.maximum_version = maximum
@@ -259,7 +213,7 @@ server {{
     ],
 )
 async def test_client_certificates(ca, site, proxies, tmp_path, mode, who, status, verify) -> None:
-    factory, bport = listen_backend(_ok)
+    factory, bport = listen_backend(ok_and_close)
     try:
         port = proxies(MTLS.format(site=site, ca=ca.path, mode=mode, port=bport.getHost().port))
         cert = None
@@ -314,7 +268,7 @@ async def test_https_upstream_verification(ca, proxies, error_log, backend_names
 
     def answer(b, head, rest) -> None:
         seen_sni.append(b.transport.getHandle().get_servername())
-        _ok(b, head, rest)
+        ok_and_close(b, head, rest)
 
     factory, bport = listen_tls_backend(answer, ca.issue("upstream", backend_names))
     try:
@@ -351,9 +305,7 @@ async def test_an_upstream_that_never_finishes_the_handshake_is_504(proxies, err
 @pytest_twisted.ensureDeferred
 async def test_wss_to_a_wss_upstream(ca, site, proxies) -> None:
     """TLS on both legs of a tunnel, both verified."""
-    factory, bport = listen_tls_backend(
-        lambda b, head, rest: b.transport.write(switch_answer(head)), ca.issue("ws-upstream", ["127.0.0.1"])
-    )
+    factory, bport = listen_tls_backend(switching(), ca.issue("ws-upstream", ["127.0.0.1"]))
     try:
         port = proxies(HTTPS_UPSTREAM.format(
             target=f"127.0.0.1:{bport.getHost().port}", extra=f"proxy_ssl_trusted_certificate {ca.path};"
@@ -385,7 +337,7 @@ import socket  # noqa: E402
 
 from twisted.internet import defer  # noqa: E402
 
-from test_proxy import _Firehose, _tunnel_backend  # noqa: E402
+from support import pouring  # noqa: E402
 
 
 def _held(transport) -> int:
@@ -424,18 +376,11 @@ server {{
 @pytest.mark.parametrize("upstream_tls", [False, True], ids=["plain-upstream", "tls-upstream"])
 async def test_64_mib_over_wss_to_a_slow_reader_stays_bounded(ca, site, tmp_path, upstream_tls) -> None:
     total = 64 * 1024 * 1024
-    hoses = []
-
-    def on_tunnel(b):
-        hose = _Firehose(b.transport, total)
-        hoses.append(hose)
-        b.transport.registerProducer(hose, True)
-        hose.resumeProducing()
-
+    on_tunnel, hoses = pouring(total)
     if upstream_tls:
-        factory, bport = listen_tls_backend(_tunnel_backend(on_tunnel), ca.issue("fast", ["127.0.0.1"]))
+        factory, bport = listen_tls_backend(switching(on_tunnel), ca.issue("fast", ["127.0.0.1"]))
     else:
-        factory, bport = listen_backend(_tunnel_backend(on_tunnel))
+        factory, bport = listen_backend(switching(on_tunnel))
     service, port = start_proxy(tmp_path, TLS_TUNNEL.format(
         site=site, idle="60s", scheme="https" if upstream_tls else "http", port=bport.getHost().port, ca=ca.path))
     try:
@@ -520,7 +465,7 @@ class _SilentTLSClient:
 
 @pytest_twisted.ensureDeferred
 async def test_a_tls_peer_that_vanishes_does_not_keep_the_tunnel_open(ca, site, tmp_path) -> None:
-    factory, bport = listen_backend(_tunnel_backend(lambda b: None))
+    factory, bport = listen_backend(switching())
     service, port = start_proxy(tmp_path, TLS_TUNNEL.format(
         site=site, idle="300ms", scheme="http", port=bport.getHost().port, ca=ca.path))
     try:
@@ -553,7 +498,7 @@ async def test_a_tls_peer_that_vanishes_does_not_keep_the_tunnel_open(ca, site, 
 
 
 async def _alpn(port: int, offer: list[str]) -> str | None:
-    context = _any_cert_context()
+    context = any_cert_context()
     context.set_alpn_protocols(offer)
     _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="a.test")
     try:

@@ -8,41 +8,21 @@ from __future__ import annotations
 
 import datetime
 import socket
-import textwrap
-from pathlib import Path
 
 import pytest
 
-from test_plugin import run_twistd
-from tls_support import NOW, Authority
+from support import config_errors, write_config
+from twistd_support import run_twistd
+from tls_support import NOW
 from wstunnel.config.loader import load_config
-from wstunnel.config.model import ConfigErrors
 from wstunnel.app.tap import check
 
 DAY = datetime.timedelta(days=1)
 
 
 @pytest.fixture(scope="module")
-def ca(tmp_path_factory) -> Authority:
-    return Authority(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
 def site(ca) -> tuple[str, str]:
     return ca.issue("site", ["example.test"])
-
-
-def write(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "nginx.conf"
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-    return str(path)
-
-
-def errors(tmp_path: Path, text: str) -> list[str]:
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigErrors) as info:
-        load_config(path)
-    return [str(e).replace(path, "FILE") for e in info.value.errors]
 
 
 def server(cert: str, key: str, extra: str = "") -> str:
@@ -58,14 +38,14 @@ def server(cert: str, key: str, extra: str = "") -> str:
 
 
 def test_missing_file(tmp_path, site) -> None:
-    assert errors(tmp_path, server("/nonexistent/cert.pem", site[1])) == [
+    assert config_errors(tmp_path, server("/nonexistent/cert.pem", site[1])) == [
         'FILE:3: ssl_certificate "/nonexistent/cert.pem": cannot read the file (No such file or directory)'
     ]
 
 
 def test_unreadable_file(tmp_path, site) -> None:
     # A directory cannot be read as a file, whatever the user (the tests may run as root).
-    assert errors(tmp_path, server(site[0], str(tmp_path))) == [
+    assert config_errors(tmp_path, server(site[0], str(tmp_path))) == [
         f'FILE:4: ssl_certificate_key "{tmp_path}": cannot read the file (Is a directory)'
     ]
 
@@ -73,34 +53,34 @@ def test_unreadable_file(tmp_path, site) -> None:
 def test_not_pem(tmp_path, site) -> None:
     junk = tmp_path / "junk.pem"
     junk.write_text("hello\n")
-    assert errors(tmp_path, server(str(junk), site[1])) == [
+    assert config_errors(tmp_path, server(str(junk), site[1])) == [
         f'FILE:3: ssl_certificate "{junk}": not a PEM certificate file'
     ]
-    assert errors(tmp_path, server(site[0], site[0])) == [
+    assert config_errors(tmp_path, server(site[0], site[0])) == [
         f'FILE:4: ssl_certificate_key "{site[0]}": not a PEM private key file'
     ]
 
 
 def test_key_that_does_not_match(tmp_path, ca, site) -> None:
     other = ca.issue("other", ["other.test"])
-    assert errors(tmp_path, server(site[0], other[1])) == [
+    assert config_errors(tmp_path, server(site[0], other[1])) == [
         f'FILE:4: ssl_certificate_key "{other[1]}" does not match the certificate "{site[0]}"'
     ]
 
 
 def test_encrypted_key_needs_a_password_file(tmp_path, ca) -> None:
     cert, key = ca.issue("locked", ["locked.test"], password=b"s3cret")
-    assert errors(tmp_path, server(cert, key)) == [
+    assert config_errors(tmp_path, server(cert, key)) == [
         f'FILE:4: ssl_certificate_key "{key}": the key is encrypted and no "ssl_password_file" is set'
     ]
     wrong = tmp_path / "wrong.pass"
     wrong.write_text("nope\nstill-nope\n")
-    assert errors(tmp_path, server(cert, key, f"ssl_password_file {wrong};")) == [
+    assert config_errors(tmp_path, server(cert, key, f"ssl_password_file {wrong};")) == [
         f'FILE:4: ssl_certificate_key "{key}": no password in the password file decrypts the key'
     ]
     right = tmp_path / "right.pass"
     right.write_text("nope\ns3cret\n")
-    config = load_config(write(tmp_path, server(cert, key, f"ssl_password_file {right};")))
+    config = load_config(write_config(tmp_path, server(cert, key, f"ssl_password_file {right};")))
     assert config.servers[0].tls is not None
 
 
@@ -111,7 +91,7 @@ def test_encrypted_key_needs_a_password_file(tmp_path, ca) -> None:
 )
 def test_out_of_date_certificate_is_a_warning(tmp_path, ca, dates, words) -> None:
     cert, key = ca.issue("dated", ["dated.test"], not_before=dates[0], not_after=dates[1])
-    config = load_config(write(tmp_path, server(cert, key)))
+    config = load_config(write_config(tmp_path, server(cert, key)))
     date = dates[1] if words == "expired on" else dates[0]
     assert config.warnings == (
         f'{tmp_path}/nginx.conf:3: ssl_certificate "{cert}" {words} {date:%Y-%m-%d %H:%M:%S} UTC',
@@ -121,7 +101,7 @@ def test_out_of_date_certificate_is_a_warning(tmp_path, ca, dates, words) -> Non
 def test_check_prints_the_warning_and_succeeds(tmp_path, ca, capsys) -> None:
     cert, key = ca.issue("old", ["old.test"], not_before=NOW - 10 * DAY, not_after=NOW - DAY)
     with pytest.raises(SystemExit) as info:
-        check(write(tmp_path, server(cert, key)))
+        check(write_config(tmp_path, server(cert, key)))
     assert info.value.code == 0
     assert f'[warn] {tmp_path}/nginx.conf:3: ssl_certificate "{cert}" expired on' in capsys.readouterr().err
 
@@ -131,7 +111,7 @@ def test_a_bad_key_never_binds(twistd, tmp_path, ca, site) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     other = ca.issue("mismatch", ["mismatch.test"])
-    conf = write(tmp_path, server(site[0], other[1]).replace("127.0.0.1:0", f"127.0.0.1:{port}"))
+    conf = write_config(tmp_path, server(site[0], other[1]).replace("127.0.0.1:0", f"127.0.0.1:{port}"))
     for args in (["--check"], []):
         result = run_twistd(twistd, tmp_path, "-n", "--pidfile=", "wstunnel", "--config", conf, *args)
         assert result.returncode == 1
@@ -165,24 +145,24 @@ def test_a_bad_key_never_binds(twistd, tmp_path, ca, site) -> None:
     ],
 )
 def test_directive_errors(tmp_path, text, message) -> None:
-    assert message in errors(tmp_path, text)
+    assert message in config_errors(tmp_path, text)
 
 
 def test_verify_client_needs_a_ca(tmp_path, site) -> None:
-    assert errors(tmp_path, server(*site, "ssl_verify_client on;")) == [
+    assert config_errors(tmp_path, server(*site, "ssl_verify_client on;")) == [
         'FILE:5: no "ssl_client_certificate" for "ssl_verify_client"'
     ]
 
 
 def test_tls_and_plain_listens_sharing_a_socket_must_agree(tmp_path, site) -> None:
     text = server(*site).replace("127.0.0.1:0 ssl", "8443 ssl") + "server { listen 127.0.0.1:8443; }"
-    assert errors(tmp_path, text) == [
+    assert config_errors(tmp_path, text) == [
         'FILE:8: "listen 127.0.0.1:8443" and a wildcard listen on port 8443 must both use "ssl" or neither'
     ]
 
 
 def test_defaults_and_inheritance(tmp_path, ca, site) -> None:
-    config = load_config(write(tmp_path, f"""
+    config = load_config(write_config(tmp_path, f"""
         ssl_certificate {site[0]};
         ssl_certificate_key {site[1]};
         ssl_protocols TLSv1.3;

@@ -7,23 +7,14 @@ from __future__ import annotations
 
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from zope.interface import directlyProvides
 
+from support import HalfCloseTransport
 from wstunnel.net.fastwrite import direct_writer
 from wstunnel.config.model import Timeouts
 from wstunnel.net.tunnel import Tunnel, TunnelEnd
 
 TIMEOUTS = Timeouts(connect=5.0, read=30.0, send=7.0, client_send=11.0)
-
-
-class HalfCloseTransport(StringTransport):
-    """A StringTransport that records a write shutdown, as TCP has."""
-
-    write_closed = False
-
-    def loseWriteConnection(self) -> None:
-        self.write_closed = True
 
 
 def make(client_early: bytes = b"", upstream_early: bytes = b""):

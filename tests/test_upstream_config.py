@@ -5,12 +5,11 @@ proxy_next_upstream*) and log_format: values, inheritance and errors.
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
+from support import config_errors, write_config
 from wstunnel.config.loader import load_config
-from wstunnel.config.model import Balancing, ConfigErrors, NextUpstream, Peer, VarRef
+from wstunnel.config.model import Balancing, NextUpstream, Peer, VarRef
 
 
 def resolve(host, port):
@@ -19,22 +18,12 @@ def resolve(host, port):
 
 @pytest.fixture
 def load(tmp_path):
-    def load(text):
-        path = tmp_path / "nginx.conf"
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-        return load_config(str(path), resolve=resolve)
-
-    return load
+    return lambda text: load_config(write_config(tmp_path, text), resolve=resolve)
 
 
 @pytest.fixture
-def errors(load, tmp_path):
-    def errors(text):
-        with pytest.raises(ConfigErrors) as info:
-            load(text)
-        return [str(e).replace(str(tmp_path / "nginx.conf"), "FILE") for e in info.value.errors]
-
-    return errors
+def errors(tmp_path):
+    return lambda text: config_errors(tmp_path, text, resolve=resolve)
 
 
 def test_server_parameters_become_peer_fields(load):

@@ -10,53 +10,42 @@ Access-log lines are captured as they are written (the runtime's
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer
 
-from support import WAIT, aio, listen_backend, read_until, start_proxy, switch_answer, upgrade_request
+from support import (
+    WAIT,
+    AccessLines,
+    aio,
+    capture_access_log,
+    listen_backend,
+    read_until,
+    start_proxy,
+    switch_answer,
+    talk,
+    upgrade_request,
+)
 
 LOG = "log_format up '$request|$upstream_addr|$upstream_status';\n"
 
 
 @pytest.fixture
 def proxy(tmp_path):
-    """Start a config; ``lines`` gets every access-log line, ``next_line()`` awaits one."""
+    """Start a config; ``log`` (support.AccessLines) gets every access-log line, ``lines`` is its list."""
     started = []
 
     class Proxy:
         def __init__(self, conf: str) -> None:
             service, self.port = start_proxy(tmp_path, conf)
             started.append(service)
-            self.lines: list[str] = []
-            self._waiting: list[defer.Deferred] = []
-            logs = service.runtime.access_logs
-
-            def write(targets, line) -> None:
-                self.lines.append(line)
-                waiting, self._waiting = self._waiting, []
-                for d in waiting:
-                    d.callback(line)
-
-            logs.write = write
-
-        def next_line(self) -> defer.Deferred:
-            d = defer.Deferred()
-            self._waiting.append(d)
-            return d
+            self.log = AccessLines()
+            self.lines = self.log.lines
+            capture_access_log(service, self.log)
 
     yield Proxy
     for service in started:
         service.stopService()
-
-
-def dead_port() -> int:
-    """A loopback port nobody listens on (connections are refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def named_backend(name: bytes):
@@ -69,15 +58,6 @@ def named_backend(name: bytes):
             b.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(name) + name)
 
     return listen_backend(answer)
-
-
-async def ask(port: int, data: bytes, source: str = "127.0.0.1") -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
-    writer.write(data)
-    try:
-        return await asyncio.wait_for(reader.read(), WAIT)
-    finally:
-        writer.close()
 
 
 async def upgrade(port: int, path: str, source: str = "127.0.0.1", size: int = 1) -> bytes:
@@ -96,9 +76,9 @@ def close_request(path: str, method: str = "GET") -> bytes:
 
 
 @pytest_twisted.ensureDeferred
-async def test_one_refusing_peer_costs_requests_and_upgrades_nothing(proxy) -> None:
+async def test_one_refusing_peer_costs_requests_and_upgrades_nothing(proxy, refused_port) -> None:
     live, lport = named_backend(b"live")
-    dead = dead_port()
+    dead = refused_port
     try:
         p = proxy(LOG + f"""
         upstream plain {{ server 127.0.0.1:{dead}; server 127.0.0.1:{lport.getHost().port}; }}
@@ -111,14 +91,14 @@ async def test_one_refusing_peer_costs_requests_and_upgrades_nothing(proxy) -> N
         }}""")
         live_addr = f"127.0.0.1:{lport.getHost().port}"
         both = f"127.0.0.1:{dead}, {live_addr}"
-        answer = await aio(ask(p.port, close_request("/plain/")))
+        answer = await aio(talk(p.port, close_request("/plain/")))
         assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"live")
         assert p.lines[-1] == f"GET /plain/ HTTP/1.1|{both}|502, 200"
-        logged = p.next_line()
+        logged = p.log.wait_for(len(p.lines) + 1)
         assert await aio(upgrade(p.port, "/ws/", size=4)) == b"live"
-        assert await logged == f"GET /ws/ HTTP/1.1|{both}|502, 101"
+        assert (await logged)[-1] == f"GET /ws/ HTTP/1.1|{both}|502, 101"
         # The refusing peer is out for fail_timeout: the next ones go straight to the live one.
-        await aio(ask(p.port, close_request("/plain/")))
+        await aio(talk(p.port, close_request("/plain/")))
         assert p.lines[-1] == f"GET /plain/ HTTP/1.1|{live_addr}|200"
     finally:
         await lport.stopListening()
@@ -141,10 +121,10 @@ async def test_a_timing_out_peer_is_504_only_when_every_try_is_spent(proxy) -> N
             location /dead/ {{ proxy_pass http://dead; }}
             location /half/ {{ proxy_pass http://half; }}
         }}""")
-        answer = await aio(ask(p.port, close_request("/half/")))
+        answer = await aio(talk(p.port, close_request("/half/")))
         assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
         assert p.lines[-1] == f"GET /half/ HTTP/1.1|{s}, {ok}|504, 200"
-        answer = await aio(ask(p.port, close_request("/dead/")))
+        answer = await aio(talk(p.port, close_request("/dead/")))
         assert answer.startswith(b"HTTP/1.1 504 Gateway Timeout\r\n")
         assert p.lines[-1].endswith(f"|{s}, {m}|504, 504")
     finally:
@@ -167,11 +147,11 @@ async def test_a_post_is_not_retried_but_a_get_is(proxy) -> None:
             location /post/ {{ proxy_pass http://u; }}
             location /get/ {{ proxy_pass http://v; }}
         }}""")
-        answer = await aio(ask(p.port, close_request("/post/", "POST")))
+        answer = await aio(talk(p.port, close_request("/post/", "POST")))
         assert answer.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
         assert p.lines[-1] == f"POST /post/ HTTP/1.1|{c}|502"
         assert not live.heads
-        answer = await aio(ask(p.port, close_request("/get/")))
+        answer = await aio(talk(p.port, close_request("/get/")))
         assert answer.endswith(b"live")
         assert p.lines[-1] == f"GET /get/ HTTP/1.1|{c}, {ok}|502, 200"
     finally:
@@ -200,8 +180,8 @@ async def test_ip_hash_keeps_a_socket_io_session_on_one_of_three_backends(proxy)
         for source in ("127.0.0.1", "127.0.1.1", "127.0.2.1"):
             names = set()
             for _ in range(2):
-                names.add((await aio(ask(p.port, close_request("/socket.io/?EIO=4&transport=polling", "GET"), source)))[-2:])
-                names.add((await aio(ask(p.port, close_request("/socket.io/?EIO=4&transport=polling", "POST"), source)))[-2:])
+                names.add((await aio(talk(p.port, close_request("/socket.io/?EIO=4&transport=polling", "GET"), source)))[-2:])
+                names.add((await aio(talk(p.port, close_request("/socket.io/?EIO=4&transport=polling", "POST"), source)))[-2:])
                 names.add(await aio(upgrade(p.port, "/socket.io/?EIO=4&transport=websocket", source, size=2)))
             assert len(names) == 1, (source, names)
             seen[source] = names.pop()

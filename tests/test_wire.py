@@ -19,6 +19,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
+from support import split_at
 from wstunnel.wire.bodies import ChunkedBody, LengthBody, UntilClose
 from wstunnel.wire.errors import RequestError
 from wstunnel.wire.heads import HeadLimits, check_response_head
@@ -341,11 +342,6 @@ def _as_h11_sees(head: ResponseHead) -> ResponseHead:
     return ResponseHead(head.status, head.reason, head.http_version, headers)
 
 
-def _split(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(data) + 1) for c in cuts})
-    return [p for p in (data[a:b] for a, b in zip([0, *points], [*points, len(data)])) if p]
-
-
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     case=responses(),
@@ -355,7 +351,7 @@ def _split(data: bytes, cuts: list[int]) -> list[bytes]:
 )
 def test_the_upstream_side_reads_what_h11_reads(case: tuple[bytes, set[str]], method: bytes, request: str, cuts: list[int]) -> None:
     wire, tags = case
-    parts = _split(wire, cuts)
+    parts = split_at(wire, cuts)
     got = ours(method, request, parts)
     oracle = theirs(method, request, parts)
     whole = ours(method, request, [wire] if wire else [])

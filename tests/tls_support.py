@@ -25,6 +25,35 @@ from support import BackendFactory, ScriptedBackend
 NOW = datetime.datetime.now(datetime.timezone.utc)
 DAY = datetime.timedelta(days=1)
 
+# The seed's conf.d file with TLS on its listener: {port} is the backend's, {cert} and {key} the site's files.
+SEED_003_TLS = """
+map $http_upgrade $connection_upgrade {{
+    default upgrade;
+    '' close;
+}}
+upstream websocket {{
+    server localhost:{port};
+}}
+server {{
+    server_name test.enzhico.net;
+    listen 127.0.0.1:0 ssl;
+    location / {{
+        proxy_pass http://websocket;
+        proxy_read_timeout 300s;
+        proxy_send_timeout 300s;
+        proxy_set_header Host $host;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;
+    }}
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+}}
+"""
+
 
 def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "wstunnel tests"),
@@ -116,3 +145,11 @@ def listen_tls_backend(
     factory = BackendFactory(on_head, half_close)
     port = reactor.listenSSL(0, factory, server_options(cert), interface="127.0.0.1")
     return factory, port
+
+
+def any_cert_context() -> ssl.SSLContext:
+    """A client that checks nothing, to see which certificate it is given."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
