@@ -24,7 +24,6 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
-from twisted.web.http import datetimeToString
 from zope.interface import implementer
 
 from wstunnel.core.attempts import UpstreamRecord
@@ -35,7 +34,7 @@ from wstunnel.wire.errors import RequestError, error_page, reason_phrase
 from wstunnel.net.exchange import Exchange, Phase
 from wstunnel.net.fastwrite import direct_writer
 from wstunnel.net.throttle import Drained, Throttle, arm_abort
-from wstunnel.wire.framing import BodyMode, ResponsePlan, client_wants_keepalive, plan_response
+from wstunnel.wire.framing import BodyMode, ResponsePlan, client_wants_keepalive, head_bytes, http_date, plan_response
 from wstunnel.wire.heads import HeadGate, HeadLimits, HeadSoFar, Http2Preface, check_request_head, head_so_far
 from wstunnel.core.headers import BodyFraming, client_response_headers, upgrade_offer, upstream_request
 from wstunnel.core.logformat import LogEntry, bare_vars, write_entry
@@ -81,26 +80,6 @@ class State(Enum):
     PROXYING = "an exchange is running"
     TUNNEL = "tunnel"
     CLOSED = "closed"
-
-
-class _DateCache:
-    """The ``Date`` value changes once a second; format it once a second."""
-
-    __slots__ = ("_second", "_value")
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._value = b""
-
-    def __call__(self, now: float) -> bytes:
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._value = datetimeToString(second)
-        return self._value
-
-
-http_date = _DateCache()
 
 
 @implementer(IHalfCloseableProtocol)
@@ -460,7 +439,7 @@ class ClientProtocol(Protocol):
         if not self._continued and _expects_continue(self._head):  # type: ignore[arg-type]
             # Answered here, never forwarded (Expect is not sent upstream).
             self._continued = True
-            self._send(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self._send(head_bytes(100, b"Continue", ()))
         if not self._body.done:  # type: ignore[union-attr]
             location = self._location
             self._body_timer = BodyTimeout(
@@ -520,9 +499,7 @@ class ClientProtocol(Protocol):
         headers = client_response_headers(
             response, request_method=self._head.method, date=http_date(self._clock.seconds()),
         )
-        lines = [b"HTTP/1.1 %d %s" % (response.status, response.reason)]
-        lines += [name + b": " + value for name, value in headers]
-        self._send(b"\r\n".join(lines) + b"\r\n\r\n")
+        self._send(head_bytes(response.status, response.reason, headers))
 
     def send_head(self, response: ResponseHead, upstream: UpstreamProtocol | None) -> None:
         location = self._location
@@ -659,10 +636,7 @@ class ClientProtocol(Protocol):
             rules=self._location.response,  # type: ignore[union-attr]
             rv=self._rv,
         )
-        reason = response.reason or b"Switching Protocols"
-        lines = [b"HTTP/1.1 101 " + reason]
-        lines.extend(name + b": " + value for name, value in headers)
-        self._send(b"\r\n".join(lines) + b"\r\n\r\n")
+        self._send(head_bytes(101, response.reason or b"Switching Protocols", headers))
         self._status = 101
         self._exchange = None
         self._tunnel_done = on_end
