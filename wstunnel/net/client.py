@@ -21,6 +21,7 @@ from twisted.internet.interfaces import (
     IReactorTCP,
     IReactorTime,
     ISSLTransport,
+    ITransport,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
@@ -36,18 +37,19 @@ from wstunnel.net.fastwrite import direct_writer
 from wstunnel.net.throttle import Drained, Throttle, arm_abort
 from wstunnel.wire.framing import BodyMode, ResponsePlan, client_wants_keepalive, head_bytes, http_date, plan_response
 from wstunnel.wire.heads import HeadGate, HeadLimits, HeadSoFar, Http2Preface, check_request_head, head_so_far
-from wstunnel.core.headers import BodyFraming, client_response_headers, upgrade_offer, upstream_request
+from wstunnel.core.headers import BodyFraming, client_response_headers
 from wstunnel.core.logformat import LogEntry, bare_vars, write_entry
 from wstunnel.obs.logs import ScopedLogger
 from wstunnel.obs.metrics import status_page
 from wstunnel.config.model import Binding, ClientLimits, ErrorLog, Location
+from wstunnel.config.tls import TLSInfo
 from wstunnel.wire.proxyproto import ProxyPreamble, is_trusted
 from wstunnel.net.registry import Registry
 from wstunnel.wire.request import ConnInfo, RequestHead, lower_tokens
 from wstunnel.wire.response import ResponseHead
-from wstunnel.core.routing import Redirect, parse_target, redirect_url, request_host
+from wstunnel.core.dispatch import Forward, Respond, StatusPage, body_framing, prepare
 from wstunnel.net.runtime import Runtime
-from wstunnel.net.tls import check_request
+from wstunnel.net.tls import PLAIN_HTTP_NOTE, session_info
 from wstunnel.net.tunnel import Tunnel, TunnelEnd
 from wstunnel.net.upstream import UpstreamProtocol
 from wstunnel.core.variables import RequestVars
@@ -334,11 +336,7 @@ class ClientProtocol(Protocol):
         self._head = head
         self._body = body
         self._state = State.PROXYING
-        try:
-            self._route(head)
-        except RequestError as e:
-            self.log.info("request from {client} refused: {error}", client=self.peer_text, error=str(e))
-            self.fail(e.status, e.detail, close=e.status in _CLOSING_STATUSES, note=e.note)
+        self._route(head)
 
     def _new_request(self) -> None:
         """A request starts: counted, timed, and nothing of the previous one kept."""
@@ -362,64 +360,52 @@ class ClientProtocol(Protocol):
         runtime = self.runtime
         conn = self.conn
         assert conn is not None
-        target = parse_target(head.target)
-        host = request_host(head, target)
-        binding = self._factory.binding(runtime, conn.server_addr)
-        server = runtime.router.select_server(binding, host)
-        if conn.scheme == "https":
-            conn = self.conn = check_request(self.transport, conn, runtime.router, binding, server)
-        found = runtime.router.find_location(server, target.uri)
-        vhost = host if host is not None else server.name
-        if isinstance(found, Redirect):
-            self._respond(301, [(b"Location", redirect_url(found, target, conn, vhost).encode("latin-1"))])
-            return
-        if found is not None and found.status_page is not None:
-            self._location = found
-            self._respond(200, *status_page(found.status_page, self._factory.registry.stats))
-            return
-        if found is None or found.proxy_pass is None:
-            raise RequestError(404, f"no location for {target.uri!r}")
-        self._location = found
-        framing = _framing(head)
-        limit = found.client.max_body_size
-        if limit:
-            if isinstance(framing, int) and framing > limit:
-                raise RequestError(413, f"Content-Length {framing} over client_max_body_size {limit}")
-            self._body_left = limit
-        rv = RequestVars(
+        decision = prepare(
             config=runtime.config,
-            server=server,
-            location=found,
+            router=runtime.router,
+            binding=self._factory.binding(runtime, conn.server_addr),
             conn=conn,
+            tls=_tls_standing(self.transport, conn),
             head=head,
-            target=target,
-            host=vhost,
+            pooled=runtime.pools,
         )
+        self.conn = decision.conn
+        self._location = decision.location
+        if isinstance(decision, Forward):
+            self._forward(decision)
+        elif isinstance(decision, Respond):
+            self._respond(decision.status, list(decision.headers), decision.body)
+        elif isinstance(decision, StatusPage):
+            self._respond(200, *status_page(decision.location.status_page, self._factory.registry.stats))
+        else:
+            self._rv = decision.vars
+            self._refused(decision.error)
+
+    def _refused(self, error: RequestError) -> None:
+        self.log.info("request from {client} refused: {error}", client=self.peer_text, error=str(error))
+        self.fail(error.status, error.detail, close=error.status in _CLOSING_STATUSES, note=error.note)
+
+    def _forward(self, forward: Forward) -> None:
+        location, rv = forward.location, forward.vars
+        self._body_left = forward.body_limit
         self._rv = rv
-        offer = upgrade_offer(head)
-        upstream_name = found.proxy_pass.upstream.name
-        pool = runtime.pools.get(upstream_name)
-        request = upstream_request(found, head, rv, upgrade=offer, body=framing, keepalive=pool is not None)
-        if offer or any(head.values(b"upgrade")):
-            # A protocol switch that is not accepted (or not offered on, as
-            # h2c) must not leave the client's next bytes to be read as a
-            # new request (RFC 9931): close after the answer.
-            self._close_after = True
-        self._exchange = Exchange(
+        self._close_after = forward.close_after
+        assert location.proxy_pass is not None
+        upstream = location.proxy_pass.upstream
+        self._exchange = exchange = Exchange(
             client=self,
-            head=head,
-            request=request,
-            location=found,
-            balancer=runtime.balancer(upstream_name),
-            key=request_key(found.proxy_pass.upstream, rv),
+            head=self._head,
+            request=forward.request,
+            location=location,
+            balancer=self.runtime.balancer(upstream.name),
+            key=request_key(upstream, rv),
             reactor=self._factory.reactor,
             clock=self._clock,
-            has_body=framing not in (BodyFraming.NONE, 0),
-            pool=pool,
+            has_body=forward.has_body,
+            pool=self.runtime.pools.get(upstream.name),
         )
-        self._upstream_record = self._exchange.record
+        self._upstream_record = exchange.record
         self._early = 0
-        exchange = self._exchange
         exchange.start()
         if exchange.phase is Phase.CONNECTING:
             # Nothing is read until there is somewhere to send it.  A pooled
@@ -941,19 +927,18 @@ class ClientProtocol(Protocol):
         self.transport.abortConnection()
 
 
-def _framing(head: RequestHead) -> "BodyFraming | int":
-    """How the client framed its body (the gate has already validated it)."""
-    if head.values(b"transfer-encoding"):
-        return BodyFraming.CHUNKED
-    lengths = head.values(b"content-length")
-    if lengths:
-        return int(lengths[0])
-    return BodyFraming.NONE
+def _tls_standing(transport: ITransport, conn: ConnInfo) -> TLSInfo | RequestError | None:
+    """What :func:`~wstunnel.core.dispatch.prepare` needs of a TLS connection; None for plain TCP."""
+    if conn.scheme != "https":
+        return None
+    if transport.plain:  # type: ignore[attr-defined]
+        return RequestError(400, "client sent plain HTTP request to HTTPS port", PLAIN_HTTP_NOTE)
+    return conn.tls if conn.tls is not None else session_info(transport)  # type: ignore[arg-type]
 
 
 def _body_reader(head: RequestHead, limits: HeadLimits) -> LengthBody | ChunkedBody:
     """The request body's reader; a chunk-size line or the trailers may be as long as a whole head and 1 KiB."""
-    framing = _framing(head)
+    framing = body_framing(head)
     if framing is BodyFraming.CHUNKED:
         return ChunkedBody(limits.total + 1024)
     return LengthBody(0 if framing is BodyFraming.NONE else framing)  # type: ignore[arg-type]
