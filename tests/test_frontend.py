@@ -15,7 +15,8 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from support import switch_answer, upgrade_request
-from wstunnel.net.client import EARLY_DATA_LIMIT, ProxyFactory
+from wstunnel.net.client import ProxyFactory
+from wstunnel.net.intake import EARLY_DATA_LIMIT
 from wstunnel.config.loader import load_config
 from wstunnel.net.runtime import Runtime
 
