@@ -65,7 +65,7 @@ class AnswerWriter:
         self.write(data)
 
     def informational(self, response: ResponseHead, method: bytes) -> None:
-        headers = client_response_headers(response, request_method=method, date=self._date())
+        headers = client_response_headers(response, request_method=method, date=http_date(self._clock.seconds()))
         self.send(head_bytes(response.status, response.reason, headers))
 
     def relay(self, response: ResponseHead, keep_alive: bool) -> None:
@@ -83,7 +83,7 @@ class AnswerWriter:
         """A whole answer wstunnel makes itself (errors, redirects, status pages)."""
         all_headers = [
             (b"Server", b"wstunnel"),
-            (b"Date", self._date()),
+            (b"Date", http_date(self._clock.seconds())),
             *headers,
             (b"Content-Length", str(len(body)).encode()),
         ]
@@ -105,7 +105,7 @@ class AnswerWriter:
         return client_response_headers(
             response,
             request_method=record.head.method,
-            date=self._date(),
+            date=http_date(self._clock.seconds()),
             rules=location.response if location is not None else None,
             rv=record.vars,
         )
@@ -123,9 +123,6 @@ class AnswerWriter:
         self.plan = plan
         self.send(plan.head)
         return plan
-
-    def _date(self) -> bytes:
-        return http_date(self._clock.seconds())
 
     def data(self, data: bytes) -> None:
         plan = self.plan
