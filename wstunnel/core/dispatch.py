@@ -6,16 +6,19 @@ trip upstream.
 :func:`prepare` runs the core's steps in nginx's order (target, Host,
 virtual server, the TLS rules of the connection, location, body size) and
 returns one value; the client protocol acts on it.  Each kind of decision
-is a frozen value carrying the connection's values as the request knew them
-and the location that took it (its logs, limits and error pages), so a new
-kind of answer is one more class here and one more branch where it is acted on.
+is an immutable value carrying the connection's values as the request knew
+them and the location that took it (its logs, limits and error pages), so a
+new kind of answer is one more class here and one more branch where it is
+acted on.  They are NamedTuples rather than frozen attrs classes because one
+is built per request, and a frozen attrs instance costs several times as
+much to build (each field set through ``object.__setattr__``).
 """
 
 from __future__ import annotations
 
-from typing import Container, Union
+from typing import Container, NamedTuple, Union
 
-from attrs import evolve, frozen
+from attrs import evolve
 
 from wstunnel.config.model import Binding, Config, Location, Server
 from wstunnel.config.tls import TLSInfo, handshake_server, refusal
@@ -30,8 +33,7 @@ __all__ = ["Decision", "Forward", "Refuse", "Respond", "StatusPage", "body_frami
 _Headers = tuple[tuple[bytes, bytes], ...]
 
 
-@frozen
-class Respond:
+class Respond(NamedTuple):
     """A whole answer wstunnel writes itself (Server, Date and Content-Length are added as it is written)."""
 
     conn: ConnInfo
@@ -41,16 +43,14 @@ class Respond:
     body: bytes
 
 
-@frozen
-class StatusPage:
+class StatusPage(NamedTuple):
     """``stub_status`` or the metrics page of ``location``: rendered from live counters where it is written."""
 
     conn: ConnInfo
     location: Location
 
 
-@frozen
-class Refuse:
+class Refuse(NamedTuple):
     """
     An error answer.  ``location`` and ``vars`` are what the request had
     reached when it was refused (a body too large is refused inside its
@@ -63,8 +63,7 @@ class Refuse:
     error: RequestError
 
 
-@frozen
-class Forward:
+class Forward(NamedTuple):
     """
     A trip upstream: ``request`` is the head to send, ``body`` how the
     client frames its body, ``body_limit`` client_max_body_size (None: no

@@ -383,8 +383,9 @@ class ClientProtocol(Proxying, Protocol):
 
     def _unregister_all(self) -> None:
         """Drop the producer registrations this protocol made (it owns them) and the body's timer."""
-        if self._upload is not None:
-            self._upload.stop()
+        upload = self._upload
+        if upload is not None and upload.to is not None:  # else nothing of it is registered
+            upload.stop()
         self._answer.stop()
 
     def _head_timed_out(self) -> None:
