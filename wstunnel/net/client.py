@@ -230,7 +230,7 @@ class ClientProtocol(Proxying, Protocol):
         except RequestError as e:
             self._body_error(e.status, e.detail)
             return False
-        intake.recount()
+        intake.early = 0
         if self._exchange is not None:
             self._exchange.request_sent()
         return True
@@ -272,7 +272,9 @@ class ClientProtocol(Proxying, Protocol):
         self.fail(status, detail, close=True)
 
     def _begin(self, head: RequestHead, length: int, body: LengthBody | ChunkedBody) -> None:
-        self._stop_deadline()
+        intake = self._intake
+        assert intake is not None
+        intake.stop_deadline()
         self._new_request()
         self._req.head = head
         self._req.fed = length

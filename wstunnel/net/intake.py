@@ -34,7 +34,7 @@ class Intake:
     until a head is read).  The head deadline runs from construction.
     """
 
-    __slots__ = ("gate", "limits", "_transport", "_clock", "_on_timeout", "_timer", "_idle", "_early", "_paused")
+    __slots__ = ("gate", "limits", "early", "_transport", "_clock", "_on_timeout", "_timer", "_idle", "_paused")
 
     def __init__(
         self, transport: IPushProducer, clock: IReactorTime, limits: ClientLimits, on_timeout: Callable[[], None]
@@ -46,7 +46,7 @@ class Intake:
         self._on_timeout = on_timeout
         self._timer: IDelayedCall | None = clock.callLater(limits.header_timeout, on_timeout)
         self._idle = False
-        self._early = 0
+        self.early = 0  # held bytes nothing reads yet; reset when something will
         self._paused = False
 
     def push(self, data: bytes) -> None:
@@ -63,13 +63,9 @@ class Intake:
     def hold(self, data: bytes) -> None:
         """Bytes that arrived while nothing reads them; past ``EARLY_DATA_LIMIT`` reading pauses."""
         self.gate.push(data)
-        self._early += len(data)
-        if self._early > EARLY_DATA_LIMIT and not self._paused:
+        self.early += len(data)
+        if self.early > EARLY_DATA_LIMIT and not self._paused:
             self.pause()
-
-    def recount(self) -> None:
-        """What is held so far no longer counts as early (a new exchange, or the body has ended)."""
-        self._early = 0
 
     def pause(self) -> None:
         if not self._paused:

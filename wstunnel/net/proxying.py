@@ -139,7 +139,7 @@ class Proxying:
             pool=self.runtime.pools.get(upstream.name),
         )
         req.upstream = exchange.record
-        intake.recount()
+        intake.early = 0
         exchange.start()
         if exchange.phase is Phase.CONNECTING:
             # Nothing is read until there is somewhere to send it.  A pooled
