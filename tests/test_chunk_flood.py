@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from twisted.internet import protocol, reactor
 
 from support import aio, start_proxy, talk
-from wstunnel.wire.bodies import LAST_CHUNK, BodyError, ChunkedBody, chunk
+from wstunnel.wire.bodies import LAST_CHUNK, BodyError, ChunkedBody
 
 LIMIT = 4096
 NGINX_MAX = 0x7FFFFFFFFFFFFFF  # the largest chunk size nginx 1.22.1 reads (measured)

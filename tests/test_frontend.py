@@ -13,7 +13,7 @@ from twisted.internet.error import ConnectionRefusedError, TimeoutError as Conne
 from twisted.python.failure import Failure
 
 from support import MemoryProxy, load_text, switch_answer, upgrade_request
-from wstunnel.net.client import EARLY_DATA_LIMIT
+from wstunnel.net.intake import EARLY_DATA_LIMIT
 
 CONF = """
 map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}

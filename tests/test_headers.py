@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from email.utils import parsedate_to_datetime
 
 import h11
 import pytest
@@ -17,7 +15,6 @@ from wstunnel.core.headers import (
     check_switch,
     client_response_headers,
     header_plan,
-    http_date,
     upgrade_offer,
     upstream_request,
 )
@@ -594,16 +591,6 @@ def test_content_length_beside_transfer_encoding(status: int, method: bytes, kep
 def test_connection_cannot_remove_content_length() -> None:
     upstream = ((b"Connection", b"Content-Length"), (b"Content-Length", b"3"))
     assert (b"Content-Length", b"3") in client_response_headers(answer(200, upstream), request_method=b"GET", date=DATE)
-
-
-def test_date_defaults_to_now() -> None:
-    out = client_response_headers(answer(200, ()), request_method=b"GET")
-    assert out[0] == (b"Server", b"wstunnel") and out[1][0] == b"Date"
-    assert abs(parsedate_to_datetime(out[1][1].decode()).timestamp() - time.time()) < 5
-
-
-def test_http_date() -> None:
-    assert http_date(784111777) == DATE
 
 
 # Properties

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from support import split_at
 from wstunnel.wire.bodies import BodyError
 from wstunnel.wire.errors import RequestError
-from wstunnel.net.client import _body_reader
+from wstunnel.net.upload import body_reader as _body_reader
 from wstunnel.wire.heads import HeadGate, HeadLimits, Http2Preface, check_request_head
 
 LIMITS = HeadLimits.for_buffers(4, 256)

@@ -19,8 +19,6 @@ import base64
 import enum
 import hashlib
 import re
-import time
-from email.utils import formatdate
 from typing import Sequence
 
 from attrs import frozen
@@ -40,7 +38,6 @@ __all__ = [
     "check_switch",
     "client_response_headers",
     "header_plan",
-    "http_date",
     "upgrade_offer",
     "upstream_request",
 ]
@@ -325,16 +322,11 @@ def _check_accept(head: RequestHead, response: ResponseHead) -> str | None:
     return None
 
 
-def http_date(seconds: float) -> bytes:
-    """An IMF-fixdate for the Date header."""
-    return formatdate(seconds, usegmt=True).encode("ascii")
-
-
 def client_response_headers(
     response: ResponseHead,
     *,
     request_method: bytes,
-    date: bytes | None = None,
+    date: bytes,
     rules: ResponseRules | None = None,
     rv: RequestVars | None = None,
 ) -> list[tuple[bytes, bytes]]:
@@ -344,7 +336,7 @@ def client_response_headers(
     Content-Length is dropped where it cannot describe the body we relay:
     1xx and 204 have none, and with Transfer-Encoding the length is the
     de-chunked one (a HEAD answer keeps it: it describes the GET).
-    ``date`` defaults to now.  ``rules`` (proxy_hide_header,
+    ``date`` is the Date value, from the caller's clock.  ``rules`` (proxy_hide_header,
     proxy_pass_header, proxy_redirect) need ``rv`` to render redirects;
     a passed Server or Date replaces ours, as in nginx.
     """
@@ -365,7 +357,7 @@ def client_response_headers(
     if b"server" in hide:
         out.append(_SERVER)
     if b"date" in hide:
-        out.append((b"Date", date if date is not None else http_date(time.time())))
+        out.append((b"Date", date))
     if switching:
         out.append((b"Connection", b"upgrade"))
     redirects = rules.redirects if rules is not None and rv is not None else ()

@@ -63,6 +63,10 @@ class Runtime:
         """The group's balancer, which holds its peers' live state (wstunnel.balancing.peers)."""
         return self.balancers[upstream_name]
 
+    def plan(self, location: Location) -> HeaderPlan:
+        """The ``proxy_set_header`` plan of a ``proxy_pass`` location of this config."""
+        return self.forwardings[id(location)].plan
+
     def forwarding(self, location: Location) -> Forwarding:
         """``location`` (a ``proxy_pass`` one of this runtime's config) as it forwards requests."""
         return self.forwardings[id(location)]

@@ -40,16 +40,12 @@ from twisted.internet.interfaces import (
 from twisted.internet.ssl import AcceptableCiphers, CertificateOptions, TLSVersion
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from twisted.python.failure import Failure
-from attrs import evolve
 from zope.interface import implementer
 
-from wstunnel.wire.errors import RequestError
-from wstunnel.config.model import Binding, Config, Server
-from wstunnel.wire.request import ConnInfo
-from wstunnel.core.routing import Router
 from wstunnel.config.addresses import is_ip
-from wstunnel.config.model import KeyPair, ServerTLS, UpstreamTLS
-from wstunnel.core.tls_rules import handshake_server, refusal
+from wstunnel.config.model import Binding, Config, KeyPair, ServerTLS, UpstreamTLS
+from wstunnel.core.routing import Router
+from wstunnel.core.tls_rules import handshake_server
 from wstunnel.wire.request import TLSInfo
 from wstunnel.net.upstream import PeerConnector, UpstreamFactory, UpstreamListener, UpstreamProtocol, UpstreamTLSError
 
@@ -58,7 +54,6 @@ __all__ = [
     "HandshakeTimeout",
     "RunningConfig",
     "UpstreamTLSContexts",
-    "check_request",
     "server_factory",
     "session_info",
 ]
@@ -111,7 +106,7 @@ class _ServerTLSProtocol(_TLSProtocol):
     A connection to a TLS socket.  One whose first byte is not a TLS
     handshake record is ``plain``: from then on bytes pass through
     untouched both ways, so the HTTP protocol reads the request, and
-    :func:`check_request` refuses it as nginx does (a 400 with its page,
+    :mod:`wstunnel.core.dispatch` refuses it as nginx does (a 400 with its page,
     logged like any request, then the close).
     """
 
@@ -325,25 +320,6 @@ def session_info(transport: _TLSProtocol) -> TLSInfo:
         client_s_dn=subject,
         client_verify=verify,
     )
-
-
-def check_request(transport: _ServerTLSProtocol, conn: ConnInfo, router: Router, binding: Binding, server: Server) -> ConnInfo:
-    """
-    The connection's values with its TLS session added, or the
-    :class:`~wstunnel.wire.errors.RequestError` (421, or 400 for a missing client
-    certificate, or for plain HTTP sent to the TLS port) that the request
-    gets instead.
-    """
-    if transport.plain:
-        raise RequestError(400, "client sent plain HTTP request to HTTPS port", PLAIN_HTTP_NOTE)
-    if conn.tls is None:
-        conn = evolve(conn, tls=session_info(transport))
-    assert conn.tls is not None
-    handshake = handshake_server(lambda name: router.select_server(binding, name), binding, conn.tls.server_name)
-    error = refusal(handshake, server, conn.tls)
-    if error is not None:
-        raise error
-    return conn
 
 
 # -- the upstream side -----------------------------------------------------------------------

@@ -13,13 +13,17 @@ ends when the connection closes.
 from __future__ import annotations
 
 import enum
+import time
 from typing import Sequence
 
 from attrs import frozen
 
 from wstunnel.wire.request import lower_tokens
 
-__all__ = ["BodyMode", "ResponsePlan", "client_wants_keepalive", "plan_response"]
+__all__ = ["BodyMode", "ResponsePlan", "client_wants_keepalive", "head_bytes", "http_date", "plan_response"]
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 class BodyMode(enum.Enum):
@@ -42,6 +46,39 @@ def client_wants_keepalive(http_version: bytes, connection: Sequence[bytes]) -> 
     if http_version == b"1.1":
         return b"close" not in tokens
     return b"keep-alive" in tokens and b"close" not in tokens
+
+
+class _DateCache:
+    """
+    The Date header's IMF-fixdate for ``now``, which the caller reads from
+    its own clock.  The value changes once a second; it is formatted once a second.
+    """
+
+    __slots__ = ("_second", "_value")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def __call__(self, now: float) -> bytes:
+        second = int(now)
+        if second != self._second:
+            t = time.gmtime(second)
+            self._value = b"%s, %02d %s %04d %02d:%02d:%02d GMT" % (
+                _DAYS[t.tm_wday].encode(), t.tm_mday, _MONTHS[t.tm_mon - 1].encode(),
+                t.tm_year, t.tm_hour, t.tm_min, t.tm_sec,
+            )
+            self._second = second
+        return self._value
+
+
+http_date = _DateCache()
+
+
+def head_bytes(status: int, reason: bytes, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """A response head for the client, status line to the blank line: every head wstunnel writes."""
+    # Each (name, value) pair joins with ": " in C; the two empty items end the head.
+    return b"\r\n".join([b"HTTP/1.1 %d %s" % (status, reason), *map(b": ".join, headers), b"", b""])
 
 
 def _has_body(status: int, request_method: bytes) -> bool:
@@ -76,7 +113,5 @@ def plan_response(
         mode = BodyMode.CLOSE
         keep_alive = False
     extra.append((b"Connection", b"keep-alive" if keep_alive else b"close"))
-    lines = [b"HTTP/1.1 %d %s" % (status, reason)]
-    lines += [name + b": " + value for name, value in (*headers, *extra)]
-    return ResponsePlan(b"\r\n".join(lines) + b"\r\n\r\n", mode, keep_alive)
+    return ResponsePlan(head_bytes(status, reason, (*headers, *extra)), mode, keep_alive)
 

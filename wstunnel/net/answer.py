@@ -1,0 +1,170 @@
+"""
+The answer towards the client: every byte wstunnel writes to it before a
+tunnel, counted into the request's record as it is written.
+
+Heads come from :func:`wstunnel.wire.framing.plan_response` (relayed
+answers, answers of our own) or :func:`~wstunnel.wire.framing.head_bytes`
+(1xx, 101), all with :func:`~wstunnel.wire.framing.http_date` read from the
+injected clock.  While an upstream's body is relayed, the client's flow
+control reaches the upstream through a :class:`~wstunnel.net.throttle.Throttle`
+under ``send_timeout``; an answer the client has not read when its upstream
+is released stays held as the backlog, which holds the next request.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from twisted.internet.interfaces import IPushProducer, IReactorTime, ITransport
+
+from wstunnel.core.headers import client_response_headers
+from wstunnel.net.fastwrite import direct_writer
+from wstunnel.net.requestlog import RequestRecord
+from wstunnel.net.throttle import Drained, Throttle
+from wstunnel.wire.bodies import LAST_CHUNK, chunk
+from wstunnel.wire.errors import reason_phrase
+from wstunnel.wire.framing import BodyMode, ResponsePlan, head_bytes, http_date, plan_response
+from wstunnel.wire.response import ResponseHead
+
+__all__ = ["CONTINUE", "AnswerWriter"]
+
+CONTINUE = head_bytes(100, b"Continue", ())
+
+
+class AnswerWriter:
+    """
+    Writes one connection's answers, one request at a time: :meth:`begin`
+    names the request's record, which counts ``$bytes_sent``,
+    ``$body_bytes_sent`` and ``$status``.  ``plan`` is the head written
+    for it (None while the client has seen nothing of the answer).
+    """
+
+    __slots__ = ("write", "record", "plan", "_transport", "_clock", "_throttle", "_backlog")
+
+    def __init__(self, transport: ITransport, clock: IReactorTime, record: RequestRecord) -> None:
+        self.write = direct_writer(transport)
+        self.record = record
+        self.plan: ResponsePlan | None = None
+        self._transport = transport
+        self._clock = clock
+        self._throttle: Throttle | None = None
+        self._backlog: Throttle | None = None
+
+    def begin(self, record: RequestRecord) -> None:
+        self.record = record
+        self.plan = None
+
+    @property
+    def held(self) -> bool:
+        """The previous answer is still unread: the next request waits for it."""
+        return self._backlog is not None
+
+    def send(self, data: bytes) -> None:
+        """Every write to the client before a tunnel, counted where it is written."""
+        self.record.sent += len(data)
+        self.write(data)
+
+    def informational(self, response: ResponseHead, method: bytes) -> None:
+        headers = client_response_headers(response, request_method=method, date=http_date(self._clock.seconds()))
+        self.send(head_bytes(response.status, response.reason, headers))
+
+    def relay(self, response: ResponseHead, keep_alive: bool) -> None:
+        """The upstream's answer head, rewritten by the location's rules."""
+        headers = self._relayed(response)
+        status = self.record.status = response.status
+        self._head(status, response.reason or reason_phrase(status).encode(), headers, keep_alive)
+
+    def follow(self, upstream: IPushProducer, timeout: float, on_stall: Callable[[], None]) -> None:
+        """The upstream's body is read at the client's pace; ``on_stall`` after ``timeout`` paused."""
+        self._throttle = Throttle(upstream, self._clock, timeout, on_stall)
+        self._transport.registerProducer(self._throttle, True)
+
+    def own(self, status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes, keep_alive: bool) -> None:
+        """A whole answer wstunnel makes itself (errors, redirects, status pages)."""
+        all_headers = [
+            (b"Server", b"wstunnel"),
+            (b"Date", http_date(self._clock.seconds())),
+            *headers,
+            (b"Content-Length", str(len(body)).encode()),
+        ]
+        self.record.status = status
+        plan = self._head(status, reason_phrase(status).encode("ascii"), all_headers, keep_alive)
+        if body and plan.mode is not BodyMode.NONE:
+            self.send(body)
+            self.record.body_bytes += len(body)
+
+    def switching(self, response: ResponseHead) -> None:
+        """A valid 101, rewritten by the location's rules; after it the bytes are the tunnel's."""
+        self.send(head_bytes(101, response.reason or b"Switching Protocols", self._relayed(response)))
+        self.record.status = 101
+
+    def _relayed(self, response: ResponseHead) -> list[tuple[bytes, bytes]]:
+        record = self.record
+        location = record.location
+        assert record.head is not None
+        return client_response_headers(
+            response,
+            request_method=record.head.method,
+            date=http_date(self._clock.seconds()),
+            rules=location.response if location is not None else None,
+            rv=record.vars,
+        )
+
+    def _head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> ResponsePlan:
+        head = self.record.head
+        plan = plan_response(
+            status,
+            reason,
+            headers,
+            request_method=head.method if head is not None else b"GET",
+            client_version=head.http_version if head is not None else b"1.1",
+            keep_alive=keep_alive,
+        )
+        self.plan = plan
+        self.send(plan.head)
+        return plan
+
+    def data(self, data: bytes) -> None:
+        plan = self.plan
+        assert plan is not None
+        mode = plan.mode
+        if not data or mode is BodyMode.NONE:
+            return
+        self.record.body_bytes += len(data)
+        if mode is BodyMode.CHUNKED:
+            pieces = chunk(data)
+            self.record.sent += len(pieces[0]) + len(data) + 2
+            self._transport.writeSequence(pieces)
+        else:
+            self.send(data)
+
+    def end(self) -> None:
+        if self.plan is not None and self.plan.mode is BodyMode.CHUNKED:
+            self.send(LAST_CHUNK)
+
+    def release(self, on_drained: Callable[[], None]) -> None:
+        """
+        The upstream is released.  An answer still over the client's write
+        buffer mark keeps its throttle (and send_timeout): as in nginx, the
+        next request is read only once the client has read this one, so a
+        client that pipelines and never reads cannot make us buffer an
+        answer per request.  ``on_drained`` runs when it has.
+        """
+        throttle = self._throttle
+        if throttle is not None and throttle.paused:
+            self._throttle = None
+            self._backlog = throttle
+            throttle.retarget(Drained(on_drained))
+
+    def stop(self) -> None:
+        """The upstream's body no longer follows the client's pace."""
+        if self._throttle is not None:
+            self._throttle.revoke()
+            self._throttle = None
+            self._transport.unregisterProducer()
+
+    def drop_backlog(self) -> None:
+        if self._backlog is not None:
+            self._backlog.revoke()
+            self._backlog = None
+            self._transport.unregisterProducer()

@@ -1,0 +1,323 @@
+"""
+A client connection's side of a request that goes somewhere: the decision
+of :func:`wstunnel.core.dispatch.prepare` acted on, and every call the
+:class:`~wstunnel.net.exchange.Exchange` makes on the client (the body to
+stream, the answer's head and body, the error page, the 101 and the
+tunnel), under their names.
+
+:class:`Proxying` is a base of :class:`~wstunnel.net.client.ClientProtocol`,
+which owns the connection (its bytes, its states, keep-alive and closing);
+the attributes and methods declared here without a body are the
+protocol's.  The work itself is done by the request's
+:class:`~wstunnel.net.upload.Upload`, the connection's
+:class:`~wstunnel.net.answer.AnswerWriter` and the request's
+:class:`~wstunnel.net.requestlog.RequestRecord`.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import TYPE_CHECKING, Callable
+
+from twisted.internet.interfaces import IReactorTCP, IReactorTime, ITransport
+from twisted.python.failure import Failure
+
+from wstunnel.balancing.balancer import request_key
+from wstunnel.config.model import Binding, ClientLimits
+from wstunnel.wire.request import TLSInfo
+from wstunnel.core.dispatch import Forward, Respond, StatusPage, prepare
+from wstunnel.net.answer import CONTINUE, AnswerWriter
+from wstunnel.net.clientstate import State
+from wstunnel.net.exchange import Exchange, Phase
+from wstunnel.net.intake import Intake
+from wstunnel.net.registry import Registry
+from wstunnel.net.requestlog import RequestRecord
+from wstunnel.net.runtime import Runtime
+from wstunnel.net.tls import PLAIN_HTTP_NOTE, session_info
+from wstunnel.net.tunnel import Tunnel, TunnelEnd
+from wstunnel.net.upload import Upload, expects_continue
+from wstunnel.net.upstream import UpstreamProtocol
+from wstunnel.obs.logs import ScopedLogger
+from wstunnel.obs.metrics import status_page
+from wstunnel.wire.errors import RequestError, error_page
+from wstunnel.wire.framing import client_wants_keepalive
+from wstunnel.wire.request import ConnInfo, RequestHead
+from wstunnel.wire.response import ResponseHead
+
+__all__ = ["Proxying"]
+
+# nginx closes the connection after these answers of its own.
+_CLOSING_STATUSES = frozenset({400, 408, 413, 414, 431, 500, 501, 505})
+
+
+class _Factory(typing.Protocol):
+    """What the request side reads of the connection's factory."""
+
+    registry: Registry
+    reactor: IReactorTCP
+
+    def binding(self, runtime: Runtime, local_host: str) -> Binding: ...
+
+
+class Proxying:
+    """The request half of a client connection; see the module's docstring."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        log: ScopedLogger
+        transport: ITransport
+        runtime: Runtime
+        conn: ConnInfo | None
+        peer_text: str
+        requests: int
+        dataReceived: Callable[[bytes], None]
+        _clock: IReactorTime
+        _state: State
+        _req: RequestRecord
+        _answer: AnswerWriter
+        _upload: Upload | None
+        _intake: Intake | None
+        _exchange: Exchange | None
+        _tunnel: Tunnel | None
+        _tunnel_done: Callable[[Tunnel], None] | None
+        _factory: _Factory
+
+        def _pump(self) -> None: ...
+        def _resume(self) -> None: ...
+        def _request_done(self) -> None: ...
+        def _client_limits(self) -> ClientLimits: ...
+        def _drop_exchange(self) -> None: ...
+        def _unregister_all(self) -> None: ...
+        def _log_request(self) -> None: ...
+        def _close(self) -> None: ...
+
+    def _route(self, head: RequestHead) -> None:
+        runtime = self.runtime
+        conn = self.conn
+        assert conn is not None
+        decision = prepare(
+            config=runtime.config,
+            router=runtime.router,
+            binding=self._factory.binding(runtime, conn.server_addr),
+            conn=conn,
+            tls=_tls_standing(self.transport, conn),
+            head=head,
+            pooled=runtime.pools,
+            plans=runtime.plan,
+        )
+        self.conn = decision.conn
+        self._req.location = decision.location
+        if isinstance(decision, Forward):
+            self._forward(decision)
+        elif isinstance(decision, Respond):
+            self._respond(decision.status, list(decision.headers), decision.body)
+        elif isinstance(decision, StatusPage):
+            self._respond(200, *status_page(decision.location.status_page, self._factory.registry.stats))
+        else:
+            self._req.vars = decision.vars
+            error = decision.error
+            self.log.info("request from {client} refused: {error}", client=self.peer_text, error=str(error))
+            self.fail(error.status, error.detail, close=error.status in _CLOSING_STATUSES, note=error.note)
+
+    def _forward(self, forward: Forward) -> None:
+        req, upload, intake = self._req, self._upload, self._intake
+        assert upload is not None and intake is not None and forward.location.proxy_pass is not None
+        upload.limit(forward.body_limit)
+        req.vars = forward.vars
+        req.close_after = forward.close_after
+        upstream = forward.location.proxy_pass.upstream
+        self._exchange = exchange = Exchange(
+            client=self,
+            head=req.head,
+            request=forward.request,
+            location=forward.location,
+            balancer=self.runtime.balancer(upstream.name),
+            key=request_key(upstream, forward.vars),
+            connect=self.runtime.forwarding(forward.location).connector.bind(self._factory.reactor, self._clock),
+            clock=self._clock,
+            has_body=forward.has_body,
+            stats=self._factory.registry.stats,
+            pool=self.runtime.pools.get(upstream.name),
+        )
+        req.upstream = exchange.record
+        intake.early = 0
+        exchange.start()
+        if exchange.phase is Phase.CONNECTING:
+            # Nothing is read until there is somewhere to send it.  A pooled
+            # connection has taken the request already: no pause and resume.
+            intake.pause()
+
+    # Called by the exchange.
+
+    def stream_body(self, upstream: UpstreamProtocol) -> None:
+        """The upstream has the request head: let the body flow to it."""
+        upload, req, exchange = self._upload, self._req, self._exchange
+        assert upload is not None and req.head is not None and req.location is not None and exchange is not None
+        if upload.complete:
+            # A retry of a request whose (empty) body was already read.
+            upstream.end_body()
+            exchange.request_sent()
+            return
+        if not upload.continued and expects_continue(req.head):
+            # Answered here, never forwarded (Expect is not sent upstream).
+            upload.continued = True
+            self._answer.send(CONTINUE)
+        upload.start(upstream, self.transport, self._clock, req.location, self._body_timed_out, self._body_stalled)
+        self._resume()
+        self._pump()
+
+    def _body_timed_out(self) -> None:
+        """client_body_timeout: as in nginx, no answer and a close; 408 in the log if nothing was sent."""
+        if self._upload is not None:
+            self._upload.timed_out()
+        self.log.info("client {client} timed out sending the request body", client=self.peer_text)
+        self._drop_exchange()
+        if self._answer.plan is None:
+            self._req.status = 408
+        self._log_request()
+        self._close()
+
+    def _body_stalled(self) -> None:
+        self.log.info("upstream did not read the request body in time, client: {client}",
+                      client=self.peer_text)
+        if self._exchange is not None:
+            self._exchange.upstream_lost(Failure(TimeoutError("proxy_send_timeout")))
+
+    def may_retry(self) -> bool:
+        """A retry is safe only while the client has seen nothing."""
+        upload = self._upload
+        return self._answer.plan is None and (upload is None or upload.to is None)
+
+    def send_informational(self, response: ResponseHead) -> None:
+        """1xx other than 100 (which we answer ourselves) go on to HTTP/1.1 clients."""
+        head = self._req.head
+        if head is None or head.http_version != b"1.1" or response.status == 100:
+            return
+        self._answer.informational(response, head.method)
+
+    def send_head(self, response: ResponseHead, upstream: UpstreamProtocol | None) -> None:
+        self._answer.relay(response, self._keepalive_allowed())
+        if upstream is not None:
+            location = self._req.location
+            assert location is not None
+            self._answer.follow(upstream.transport, location.timeouts.client_send, self._client_stalled)
+
+    def _keepalive_allowed(self) -> bool:
+        """nginx's decision: the client asks, the limits allow, nothing forces a close."""
+        req = self._req
+        head = req.head
+        if req.close_after or head is None:
+            return False
+        limits = self._client_limits()
+        if limits.keepalive_timeout <= 0 or self.requests >= limits.keepalive_requests:
+            return False
+        return client_wants_keepalive(head.http_version, head.values(b"connection"))
+
+    def send_data(self, data: bytes) -> None:
+        self._answer.data(data)
+
+    def release_upstream(self) -> None:
+        """The exchange takes its upstream connection back (to pool or close it)."""
+        self._answer.release(self._drained)
+        self._unregister_all()
+
+    def _drained(self) -> None:
+        self._answer.drop_backlog()
+        if self._state is State.READING:
+            self._resume()
+            self._pump()
+
+    def end_response(self) -> None:
+        self._answer.end()
+        self._exchange = None
+        self._request_done()
+
+    def abort_response(self) -> None:
+        """The upstream broke off mid-body: close without a final chunk."""
+        self._exchange = None
+        self._unregister_all()
+        self._log_request()
+        self._close()
+
+    def fail(self, status: int, detail: str, *, close: bool = False, note: str | None = None) -> None:
+        """Answer with an error page, or cut the connection if it is too late."""
+        self._exchange = None
+        if self._answer.plan is not None:
+            self.abort_response()
+            return
+        self._req.close_after = self._req.close_after or close
+        self._respond(status, [(b"Content-Type", b"text/html")], error_page(status, note))
+
+    def _respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """A response wstunnel makes itself (errors, redirects, status pages)."""
+        self._answer.own(status, headers, body, self._keepalive_allowed())
+        self._request_done()
+
+    def switch(
+        self,
+        upstream: UpstreamProtocol,
+        response: ResponseHead,
+        early: bytes,
+        on_end: Callable[[Tunnel], None],
+    ) -> None:
+        """A valid 101: send it on and join the two connections; ``on_end`` runs when the tunnel ends."""
+        req, intake = self._req, self._intake
+        assert req.head is not None and req.location is not None and intake is not None
+        self._answer.switching(response)
+        self._exchange = None
+        self._tunnel_done = on_end
+        self._state = State.TUNNEL
+        tunnel = Tunnel(
+            client=self.transport,
+            upstream=upstream.transport,
+            to_client=self._answer.write,
+            to_upstream=upstream.direct_write,
+            clock=self._clock,
+            timeouts=req.location.timeouts,
+            on_end=self._tunnel_ended,
+            error_logs=req.location.error_logs,
+        )
+        self._tunnel = tunnel
+        self._factory.registry.stats.tunnel_opened()
+        self.dataReceived = tunnel.from_client  # type: ignore[method-assign]
+        upstream.become_tunnel(tunnel)
+        client_early = intake.gate.take_rest()
+        # Nothing is parsed any more: a long-lived tunnel keeps no parser
+        # state, only the request's length for its log line.  Pausing and
+        # resuming the client is the tunnel's business from here.
+        self._upload = self._intake = None
+        req.head.drop_index()
+        tunnel.start(client_early, early)
+
+    def _tunnel_ended(self, tunnel: Tunnel) -> None:
+        req = self._req
+        req.close_reason = reason = (tunnel.reason or TunnelEnd.CLIENT_CLOSED).name.lower()
+        self._factory.registry.stats.tunnel_closed(
+            reason,
+            self._clock.seconds() - req.started,
+            tunnel.client_bytes,
+            tunnel.upstream_bytes,
+        )
+        if self._tunnel_done is not None:
+            self._tunnel_done(tunnel)
+        req.body_bytes = tunnel.upstream_bytes
+        req.sent += tunnel.upstream_bytes
+        self._log_request()
+        self._state = State.CLOSED
+
+    def _client_stalled(self) -> None:
+        self.log.info("client {client} did not read the response in time", client=self.peer_text)
+        self._drop_exchange()
+        self._log_request()
+        self._state = State.CLOSED
+        self.transport.abortConnection()
+
+
+def _tls_standing(transport: ITransport, conn: ConnInfo) -> TLSInfo | RequestError | None:
+    """What :func:`~wstunnel.core.dispatch.prepare` needs of a TLS connection; None for plain TCP."""
+    if conn.scheme != "https":
+        return None
+    if transport.plain:  # type: ignore[attr-defined]
+        return RequestError(400, "client sent plain HTTP request to HTTPS port", PLAIN_HTTP_NOTE)
+    return conn.tls if conn.tls is not None else session_info(transport)  # type: ignore[arg-type]
