@@ -39,7 +39,7 @@ def direct_writer(transport: ITransport) -> Callable[[bytes], None]:
         if not data:
             return  # as Twisted's write: no empty send (an empty end of a request body)
         # Anything queued, or a close under way: Twisted's path keeps the order.
-        # Two of these are private to Twisted: tests/test_twisted_canary.py.
+        # Two of these are private to Twisted: tests/protocol/test_twisted_canary.py.
         if (
             conn._tempDataBuffer
             or conn.dataBuffer

@@ -8,7 +8,7 @@ let Content-Length ride along with Transfer-Encoding and parse any
 about where a message ends (request smuggling), so a head is checked here,
 whole.  A request head is refused for everything h11 refused (the Host
 and request-target rules with h11's 400), for each of those leniencies
-(tests/test_wire_client.py), and for what nginx 1.22 refuses and h11
+(tests/unit/wire/test_wire_client.py), and for what nginx 1.22 refuses and h11
 takes: a target in authority or asterisk form (400), CONNECT and TRACE
 (405).  :class:`HeadGate` also enforces
 the size limits as bytes arrive, so a client can never make us hold more

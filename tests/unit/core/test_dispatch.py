@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from wstunnel.net.runtime import Runtime
 from wstunnel.config.loader import load_config
 from wstunnel.config.model import Config
 from wstunnel.wire.request import TLSInfo
 from wstunnel.core.dispatch import Decision, Forward, Refuse, Respond, StatusPage, body_framing, prepare
-from wstunnel.core.headers import BodyFraming
+from wstunnel.core.headers import BodyFraming, header_plan
 from wstunnel.core.routing import Router
 from wstunnel.wire.errors import RequestError, error_page
 from wstunnel.wire.request import ConnInfo, RequestHead
@@ -54,7 +53,7 @@ def decide(config: Config, target: bytes, *headers: tuple[bytes, bytes], **kw) -
         tls=kw.pop("tls", None),
         head=head,
         pooled=kw.pop("pooled", {"app"}),
-        plans=Runtime.build(config).plan,
+        plans=lambda location: header_plan(location, config),
     )
 
 
@@ -126,7 +125,7 @@ def test_a_host_other_than_the_handshakes_is_421_and_keeps_the_connection_as_it_
     router = Router(config)
     decision = prepare(
         config=config, router=router, binding=config.bindings[0], conn=CONN, tls=SESSION, head=head, pooled=(),
-        plans=Runtime.build(config).plan,
+        plans=lambda location: header_plan(location, config),
     )
     assert isinstance(decision, Refuse) and decision.error.status == 421 and decision.conn is CONN
 

@@ -40,7 +40,7 @@ SPREAD = 6  # sessions, from as many client addresses, for ip-hash-spread
 # python-engineio's client drops the connection on a long-poll response of
 # more than 16 packets (Payload.max_decode_packets, a guard of its own), and
 # its server answers a long-poll with everything queued: a burst over
-# polling needs a larger limit in the client.  See tests/interop/README.md.
+# polling needs a larger limit in the client.  See tests/system/interop/README.md.
 DECODE_PACKETS = 2 * PUSHED
 
 # scenario -> (the client's transports, what the server saw first, what it sees after connect)
