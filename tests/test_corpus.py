@@ -186,6 +186,7 @@ CORPUS_TABLE: dict[str, Entry] = {
         "ssl_stapling", "ssl_stapling_verify", "try_files",
     ),
     "rancher.conf": entry("listen http2", "return"),
+    "rocketchat.conf": entry("ssl", "ssl_protocols TLSv1"),
     "synapse.conf": entry("location ~"),
     "zammad.conf": entry("gzip", "gzip_proxied", "gzip_types", "location ~", "root", "server_tokens"),
     "zulip.conf": entry("listen http2", "proxy_buffering", "return"),
