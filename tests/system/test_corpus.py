@@ -1,20 +1,20 @@
 """
 The real-config corpus: nginx WebSocket configs as well-known self-hosted
-projects publish them (tests/corpus/, each file naming its source), run
+projects publish them (tests/system/corpus/, each file naming its source), run
 through real nginx 1.22 (`nginx -t`) and through wstunnel's loader.
 
 ``CORPUS_TABLE`` is the measuring instrument for the real-configs issue: for each
 file, what wstunnel refuses today and which issue adds it.  The test fails
 when a file that should load does not, and also when a file listed as
 refused starts loading or is refused for a different set of reasons, so the
-table stays true as features land.  ``tests/corpus/README.md`` holds the
+table stays true as features land.  ``tests/system/corpus/README.md`` holds the
 counts the table gives; a test keeps it in step.
 
 The files are kept as published.  What the test changes, only in its temporary
 copy, is where they point on disk: certificate, key, DH-parameter and log
 paths go to files under the test's directory, and an absolute ``include`` of
 a file another tool installs (certbot's options-ssl-nginx.conf) goes to the
-copy in tests/corpus/include/.
+copy in tests/system/corpus/include/.
 """
 
 from __future__ import annotations
@@ -377,7 +377,7 @@ def test_wstunnel_refuses_exactly_what_the_table_says(name, materials, tmp_path)
 
 
 def summary() -> str:
-    """The counts the table gives, as tests/corpus/README.md records them."""
+    """The counts the table gives, as tests/system/corpus/README.md records them."""
     loading = sorted(n for n, e in CORPUS_TABLE.items() if not e.refused)
     needs = Counter(f for e in CORPUS_TABLE.values() for f in e.refused)
     only_later = sorted(
@@ -405,4 +405,4 @@ def summary() -> str:
 def test_the_readme_records_the_counts():
     text = summary()
     print(text)
-    assert text in README.read_text(), f"tests/corpus/README.md should contain:\n{text}"
+    assert text in README.read_text(), f"tests/system/corpus/README.md should contain:\n{text}"
