@@ -307,3 +307,38 @@ async def test_maps_match_nginx(twins) -> None:
         [b"none", b"deeper", b"perup", b"api-other"],
         [b"none", b"dotted", b"none", b"case:Thing"],
     ]
+
+
+DIALECT = r"""
+map $uri $dialect {
+    default                        none;
+    ~^/posix/[[:digit:]]+$         posix;
+    ~^/quote/\Q.*\E$               quoted;
+    "~^/brace/a{,2}$"              brace;
+    ~^/(?<w>[a-z]+)/\k<w>$         backref-$w;
+    ~*^/ascii/\w+$                 word;
+    ~^/one/(.)$                    one-$1;
+    "~^/hex/\x{41}$"               hex;
+}
+server {
+    listen {listen};
+    location / {
+        proxy_pass http://127.0.0.1:{backend};
+        proxy_set_header X-Dialect $dialect;
+    }
+}
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_pcre_dialect_matches_nginx(twins) -> None:
+    """The spellings the translation rewrites, and bytes beyond ASCII, read as nginx's PCRE reads them."""
+    sides = twins.start(DIALECT)
+    paths = ["/posix/123", "/posix/12a", "/quote/.*", "/quote/ab", "/brace/a%7B,2%7D", "/brace/aa",
+             "/dup/dup", "/dup/dupe", "/ASCII/Az_9", "/ascii/%C3%A9", "/one/x", "/one/%C3%A9", "/hex/A"]
+    for path in paths:
+        await ask_both(sides, request(path))
+    seen = {side.name: [dict(f.keys()).get(b"X-Dialect") for _, f in side.heads()] for side in sides}
+    assert seen["wstunnel"] == seen["nginx"] == [
+        b"posix", b"none", b"quoted", b"none", b"brace", b"none", b"backref-dup", b"none",
+        b"word", b"none", b"one-x", b"none", b"hex"]
