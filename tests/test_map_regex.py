@@ -189,7 +189,8 @@ def test_without_hostnames_wildcards_are_plain_keys(tmp_path) -> None:
         ("hostnames;\n a..b x;", 'invalid hostname or wildcard "a..b"'),
         ("hostnames;\n *.*.b x;", 'invalid hostname or wildcard "*.*.b"'),
         ("hostnames;\n .A.com x;\n *.a.COM y;", 'conflicting parameter "*.a.com"'),
-        ("hostnames;\n A.com x;\n .a.COM y;", 'conflicting parameter "a.com"'),
+        ("hostnames;\n A.com x;\n .a.COM y;", 'conflicting parameter ".a.com"'),
+        ("hostnames;\n .a.com x;\n A.com y;", 'conflicting parameter "a.com"'),
         ("hostnames;\n w.* x;\n W.* y;", 'conflicting parameter "w.*"'),
     ],
 )
@@ -225,6 +226,13 @@ def test_named_captures_are_variables_for_later_directives(tmp_path) -> None:
 def test_numbered_captures_are_directive_values_not_log_format_variables(tmp_path) -> None:
     text = "log_format f '$1';\n" + SERVER.replace("$m", "$1")
     assert config_errors(tmp_path, text) == ['FILE:1: unknown "1" variable']
+
+
+def test_a_capture_is_one_digit_and_never_braced(tmp_path) -> None:
+    config = load(tmp_path, "map $uri $m {\n ~^/(a)(b) $12;\n}\n")
+    assert value(config, "$m", uri="/ab") == "a2"
+    text = "map $uri $m {\n ~^/(a) ${1}x;\n}\n" + SERVER
+    assert config_errors(tmp_path, text) == ['FILE:2: unknown "1" variable']
 
 
 def test_a_header_read_by_a_regex_value_is_passed_to_the_map(tmp_path) -> None:
@@ -315,6 +323,7 @@ map $uri $dialect {
     ~^/posix/[[:digit:]]+$         posix;
     ~^/quote/\Q.*\E$               quoted;
     "~^/brace/a{,2}$"              brace;
+    "~^/empty/a{,}$"               empty;
     ~^/(?<w>[a-z]+)/\k<w>$         backref-$w;
     ~*^/ascii/\w+$                 word;
     ~^/one/(.)$                    one-$1;
@@ -334,11 +343,11 @@ server {
 async def test_pcre_dialect_matches_nginx(twins) -> None:
     """The spellings the translation rewrites, and bytes beyond ASCII, read as nginx's PCRE reads them."""
     sides = twins.start(DIALECT)
-    paths = ["/posix/123", "/posix/12a", "/quote/.*", "/quote/ab", "/brace/a%7B,2%7D", "/brace/aa",
+    paths = ["/posix/123", "/posix/12a", "/quote/.*", "/quote/ab", "/brace/a%7B,2%7D", "/brace/aa", "/empty/a%7B,%7D",
              "/dup/dup", "/dup/dupe", "/ASCII/Az_9", "/ascii/%C3%A9", "/one/x", "/one/%C3%A9", "/hex/A"]
     for path in paths:
         await ask_both(sides, request(path))
     seen = {side.name: [dict(f.keys()).get(b"X-Dialect") for _, f in side.heads()] for side in sides}
     assert seen["wstunnel"] == seen["nginx"] == [
-        b"posix", b"none", b"quoted", b"none", b"brace", b"none", b"backref-dup", b"none",
+        b"posix", b"none", b"quoted", b"none", b"brace", b"none", b"empty", b"backref-dup", b"none",
         b"word", b"none", b"one-x", b"none", b"hex"]

@@ -16,6 +16,7 @@ from wstunnel.config.pcre import PcreError, compile_pcre
         (r"^[[:alpha:][:digit:]_]+$", "aZ9_", ()),
         (r"^\Q.*[\E$", ".*[", ()),
         (r"^a{,2}$", "a{,2}", ()),
+        (r"^a{,}$", "a{,}", ()),
         (r"^\x{41}\e$", "A\x1b", ()),
         (r"^[\h]+\v$", " \t\xa0\x85", ()),
         (r"^[]a]+$", "]a]", ()),

@@ -58,10 +58,10 @@ def _map_entry(load: Load, raw: RawMap, entry: Stmt) -> None:
         raw.regexes.append((_regex(load, key, entry.source), *value))
         return
     key = key.removeprefix("\\").lower()
-    if raw.hostnames and not _add_hostname(raw, key, value):
-        raise ConfigError(entry.source, f'invalid hostname or wildcard "{entry.name}"')
     if not raw.hostnames:
-        _add_exact(raw, key, value)
+        _add_exact(raw, key, value, key)
+    elif not _add_hostname(raw, key, value):
+        raise ConfigError(entry.source, f'invalid hostname or wildcard "{entry.name}"')
 
 
 def _regex(load: Load, key: str, source: Source) -> re.Pattern[str]:
@@ -83,9 +83,9 @@ def _regex(load: Load, key: str, source: Source) -> re.Pattern[str]:
     return compiled
 
 
-def _add_exact(raw: RawMap, key: str, value: tuple[str, Source]) -> None:
+def _add_exact(raw: RawMap, key: str, value: tuple[str, Source], written: str) -> None:
     if key in raw.entries:
-        raise ConfigError(value[1], f'conflicting parameter "{key}"')
+        raise ConfigError(value[1], f'conflicting parameter "{written}"')
     raw.entries[key] = value
 
 
@@ -98,14 +98,14 @@ def _add_hostname(raw: RawMap, key: str, value: tuple[str, Source]) -> bool:
     if key.count("*") > 1 or ".." in key:
         return False
     if len(key) > 1 and key.startswith("."):
-        _add_exact(raw, key[1:], value)
+        _add_exact(raw, key[1:], value, key)
         wildcard = "*" + key
     elif len(key) > 2 and (key.startswith("*.") or key.endswith(".*")):
         wildcard = key
     elif "*" in key:
         return False
     else:
-        _add_exact(raw, key, value)
+        _add_exact(raw, key, value, key)
         return True
     if wildcard in raw.wildcards:
         raise ConfigError(value[1], f'conflicting parameter "{key}"')

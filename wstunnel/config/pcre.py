@@ -1,13 +1,12 @@
 """
 nginx's regular expressions (PCRE2, without UTF) as Python ``re`` patterns.
 
-Most of PCRE's syntax means the same in ``re``; this rewrites the parts
-``re`` spells differently (named groups ``(?<name>...)``, ``\\k<name>``,
-``\\z``, POSIX classes, ``\\Q...\\E``) and refuses the parts that ``re``
-would accept with another meaning (``(?U)``, ``\\Z``'s final newline is
-kept by rewriting it) or cannot express at all.  Patterns are compiled
-with ``re.ASCII``: nginx matches bytes, so ``\\d``, ``\\w`` and caseless
-matching only know ASCII.
+Most of PCRE's syntax means the same in ``re``.  This rewrites what ``re``
+spells differently (named groups ``(?<name>...)``, ``\\k<name>``, ``\\z``
+and ``\\Z``, POSIX classes, ``\\Q...\\E``, ``{,n}``), and refuses what
+``re`` cannot express or would read with another meaning (``(?U)``,
+``\\p{..}``, recursion).  Patterns are compiled with ``re.ASCII``: nginx
+matches bytes, so ``\\d``, ``\\w`` and caseless matching only know ASCII.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ _GROUP_NAME = re.compile(r"\(\?(?:<|'|P<)([A-Za-z_][A-Za-z0-9_]*)[>']")
 _BACKREF = re.compile(r"\\k(?:<([^>]*)>|'([^']*)'|\{([^}]*)\})")
 _INLINE_FLAGS = re.compile(r"\(\?([A-Za-z^-]*)[):]")
 _HEX = re.compile(r"\\x\{([0-9A-Fa-f]+)\}")
-_EMPTY_MIN = re.compile(r"\{,[0-9]+\}")
+_EMPTY_MIN = re.compile(r"\{,[0-9]*\}")
 
 
 def compile_pcre(pattern: str, caseless: bool) -> re.Pattern[str]:
