@@ -8,6 +8,8 @@ here", which differs from an empty list for the all-or-nothing lists.
 
 from __future__ import annotations
 
+import re
+
 from attrs import define, field
 
 from wstunnel.config.addresses import ProxyURL
@@ -84,3 +86,7 @@ class RawMap:
     entries: dict[str, tuple[str, Source]]
     default: tuple[str, Source] | None
     source: Source
+    wildcards: dict[str, tuple[str, Source]] = field(factory=dict)  # "*.example.com", "www.example.*"
+    regexes: list[tuple[re.Pattern[str], str, Source]] = field(factory=list)  # in file order
+    hostnames: bool = False
+    volatile: bool = False

@@ -9,6 +9,7 @@ and swaps one reference; connections keep the snapshot they started with.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Mapping
 
 from attrs import field, frozen
@@ -447,6 +448,9 @@ class MapDef:
     """
     ``map SOURCE $variable { ... }``. Exact keys are stored lower-cased
     (nginx compares them case-insensitively); ``""`` is the empty-source key.
+    With ``hostnames``, ``head`` holds ``*.example.com`` and ``.example.com``
+    as ``example.com``, ``tail`` holds ``www.example.*`` as ``www.example``.
+    Regexes keep file order, since the first match wins.
     """
 
     variable: str
@@ -454,6 +458,16 @@ class MapDef:
     exact: Mapping[str, Template]
     default: Template
     source: Source
+    head: Mapping[str, Template] = field(factory=dict)
+    tail: Mapping[str, Template] = field(factory=dict)
+    regexes: tuple[tuple[re.Pattern[str], Template], ...] = ()
+    hostnames: bool = False  # also: one trailing dot of the source value is ignored
+    volatile: bool = False  # evaluated at every use, never kept for the request
+
+    def templates(self) -> list[Template]:
+        """Every template the map may render, for walking what it depends on."""
+        values = [*self.exact.values(), *self.head.values(), *self.tail.values()]
+        return [self.source_template, self.default, *values, *(value for _, value in self.regexes)]
 
 
 @frozen

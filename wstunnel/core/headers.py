@@ -147,8 +147,7 @@ def _header_reads(templates: list[Template], config: Config) -> set[bytes]:
             if part.name.startswith("http_"):
                 reads.add(part.name[5:].encode("latin-1"))
             elif part.name in config.maps:
-                mapdef = config.maps[part.name]
-                pending += [mapdef.source_template, mapdef.default, *mapdef.exact.values()]
+                pending += config.maps[part.name].templates()
     return reads
 
 

@@ -4,12 +4,15 @@ nginx variables per request: the values of ``$name`` / ``${name}``.
 Templates are compiled and checked at load time
 (:mod:`wstunnel.config.templates`), so here they are only rendered.
 :class:`RequestVars` computes a value only when a template asks for it, and
-caches map results for the rest of the request, as nginx does.
+caches map results for the rest of the request, as nginx does (a
+``volatile`` map is evaluated at every use).  A map regex that matches sets
+the request's captures: ``$1``..``$9`` and its named groups.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import re
+from typing import Callable, Mapping
 
 from wstunnel.config.model import Config, Location, MapDef, Server, Template
 from wstunnel.config.templates import ARG_PREFIX, HEADER_PREFIX
@@ -34,12 +37,55 @@ def render(template: Template, rv: RequestVars) -> str:
 
 def evaluate_map(mapdef: MapDef, rv: RequestVars) -> str:
     """
-    nginx's lookup for exact-key maps: the source value, lower-cased, against
-    the keys (``""`` matches an empty or missing source), else ``default``.
+    nginx's lookup: the source value, lower-cased, against the exact keys
+    (``""`` matches an empty or missing source); then, for a non-empty
+    source, the ``hostnames`` wildcards and the regexes in file order; else
+    ``default``.  A matching regex sets the request's captures.
     """
-    key = render(mapdef.source_template, rv).lower()
-    value = mapdef.exact.get(key, mapdef.default)
-    return render(value, rv)
+    key = render(mapdef.source_template, rv)
+    if mapdef.hostnames and key.endswith("."):
+        key = key[:-1]
+    value = mapdef.exact.get(key.lower())
+    if value is None and key and (mapdef.regexes or mapdef.head or mapdef.tail):
+        value = _search(mapdef, key, rv)
+    return render(mapdef.default if value is None else value, rv)
+
+
+def _search(mapdef: MapDef, key: str, rv: RequestVars) -> Template | None:
+    name = key.lower()
+    value = _wildcard_head(mapdef.head, name) if mapdef.head else None
+    if value is None and mapdef.tail:
+        value = _wildcard_tail(mapdef.tail, name)
+    if value is not None:
+        return value
+    for pattern, value in mapdef.regexes:
+        match = pattern.search(key)
+        if match is not None:
+            rv.captured(match)
+            return value
+    return None
+
+
+def _wildcard_head(head: Mapping[str, Template], name: str) -> Template | None:
+    """``*.example.com``: the longest suffix after a dot wins, as in nginx's wildcard hash."""
+    dot = name.find(".")
+    while dot >= 0:
+        value = head.get(name[dot + 1 :])
+        if value is not None:
+            return value
+        dot = name.find(".", dot + 1)
+    return None
+
+
+def _wildcard_tail(tail: Mapping[str, Template], name: str) -> Template | None:
+    """``www.example.*``: the longest prefix before a dot wins."""
+    dot = name.rfind(".")
+    while dot > 0:
+        value = tail.get(name[:dot])
+        if value is not None:
+            return value
+        dot = name.rfind(".", 0, dot)
+    return None
 
 
 class RequestVars:
@@ -48,7 +94,7 @@ class RequestVars:
     a template asks, and only map results are worth caching.
     """
 
-    __slots__ = ("config", "server", "location", "conn", "head", "target", "host", "_maps")
+    __slots__ = ("config", "server", "location", "conn", "head", "target", "host", "_maps", "_match", "_named")
 
     def __init__(
         self,
@@ -69,6 +115,8 @@ class RequestVars:
         self.target = target
         self.host = host
         self._maps: dict[str, str] | None = None
+        self._match: re.Match[str] | None = None  # the last regex match with groups: $1..$9
+        self._named: dict[str, str] | None = None  # named groups of matched regexes
 
     def get(self, name: str) -> str:
         """The value of ``$name``; a missing header is the empty string."""
@@ -108,13 +156,39 @@ class RequestVars:
                 return value
         return ""
 
+    def capture(self, number: int) -> str:
+        """``$1``..``$9``: a group of the last regex match that had groups; empty when unset."""
+        match = self._match
+        if match is None or number > match.re.groups:
+            return ""
+        return match.group(number) or ""
+
+    def captured(self, match: re.Match[str]) -> None:
+        """
+        A regex matched: as in nginx, its groups replace ``$1``..``$9`` only
+        when it has groups, and each named group sets its variable.
+        """
+        if match.re.groups:
+            self._match = match
+        if match.re.groupindex:
+            named = self._named
+            if named is None:
+                named = self._named = {}
+            for name, group in match.groupdict().items():
+                named[name.lower()] = group or ""
+
     def _map(self, name: str) -> str:
         cache = self._maps
         if cache is None:
             cache = self._maps = {}
         value = cache.get(name)
         if value is None:
-            value = cache[name] = evaluate_map(self.config.maps[name], self)
+            mapdef = self.config.maps.get(name)
+            if mapdef is None:
+                return self._named.get(name, "") if self._named else ""
+            value = evaluate_map(mapdef, self)
+            if not mapdef.volatile:
+                cache[name] = value
         return value
 
 
@@ -148,6 +222,13 @@ _GETTERS: dict[str, Callable[[RequestVars], str]] = {
     "proxy_protocol_addr": lambda rv: rv.conn.proxy_protocol_addr,
     "proxy_protocol_port": lambda rv: rv.conn.proxy_protocol_port,
 }
+
+
+def _capture_getter(number: int) -> Callable[[RequestVars], str]:
+    return lambda rv: rv.capture(number)
+
+
+_GETTERS.update((str(n), _capture_getter(n)) for n in range(1, 10))
 
 
 def _tls_getter(value: Callable[[TLSInfo], str]) -> Callable[[RequestVars], str]:

@@ -618,11 +618,7 @@ def test_maps_may_be_used_before_they_are_defined_and_chain(load):
     "text, line, message",
     [
         ("map $a $b {\n default x;\n default y;\n}\n", 3, "duplicate default map parameter"),
-        ("map $a $b {\n k x;\n K y;\n}\n", 3, 'conflicting parameter "K"'),
-        ("map $a $b {\n hostnames;\n}\n", 2, '"hostnames" in "map" is not supported by wstunnel'),
-        ("map $a $b {\n volatile;\n}\n", 2, '"volatile" in "map" is not supported by wstunnel'),
-        ("map $a $b {\n ~^ws ws;\n}\n", 2, "regular expressions in map are not supported by wstunnel"),
-        ("map $a $b {\n ~*^ws ws;\n}\n", 2, "regular expressions in map are not supported by wstunnel"),
+        ("map $a $b {\n k x;\n K y;\n}\n", 3, 'conflicting parameter "k"'),
         ("map $a $b {\n k;\n}\n", 2, "invalid number of the map parameters"),
         ("map $a $b {\n k x y;\n}\n", 2, "invalid number of the map parameters"),
         ("map $a $b {\n k { }\n}\n", 2, "invalid number of the map parameters"),
