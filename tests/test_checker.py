@@ -6,14 +6,22 @@ nginx's directive names) and the ``--dump`` of the configuration read.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
+from crossplane.analyzer import DIRECTIVES as CROSSPLANE_DIRECTIVES
 
 from nginx_support import find_nginx
 from support import config_errors, write_config
+from twistd_support import run_twistd
+from wstunnel.__main__ import main
+from wstunnel.config import tuning
+from wstunnel.config.directives import IGNORED_DIRECTIVES, TABLE, UPSTREAM_TABLE
 from wstunnel.config.loader import load_config
+from wstunnel.config.nginx_names import NGINX_DIRECTIVES
+from wstunnel.config.tuning import INSTEAD
 
 NGINX_T_TIMEOUT = 10.0  # seconds nginx -t may take
 
@@ -43,7 +51,11 @@ def nginx_test(tmp_path: Path, http_body: str) -> subprocess.CompletedProcess:
     """``nginx -t`` on a whole nginx.conf whose ``http`` block holds ``http_body``."""
     root = tmp_path / "nginx"
     root.mkdir()
-    temp = "".join(f"{name}_temp_path {root / name};\n" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "".join(
+        f"{name}_temp_path {root / name};\n"
+        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        if f"{name}_temp_path" not in http_body
+    )
     conf = root / "nginx.conf"
     conf.write_text(
         f"pid {root / 'nginx.pid'};\nerror_log {root / 'error.log'};\nevents {{}}\n"
@@ -74,3 +86,181 @@ def test_nginx_also_reads_a_comment_between_arguments_as_a_comment(tmp_path: Pat
 
 def test_a_quoted_hash_is_still_a_directive_name(tmp_path: Path) -> None:
     assert config_errors(tmp_path, '"#" x;\n' + PROXY) == ['FILE:1: unknown directive "#"']
+
+
+# -- buffering, caching and tuning: accepted with a notice ---------------------------
+
+TUNING_LINES = [
+    "proxy_buffering off;",
+    "proxy_request_buffering off;",
+    "proxy_buffers 8 16k;",
+    "proxy_busy_buffers_size 32k;",
+    "proxy_max_temp_file_size 0;",
+    "proxy_temp_file_write_size 64k;",
+    "client_body_temp_path /tmp/body 1 2;",
+    "proxy_cache off;",
+    "proxy_cache_bypass $http_upgrade;",
+    "proxy_cache_valid 200 302 10m;",
+    "proxy_cache_lock_timeout 5s;",
+    "proxy_cache_min_uses 2;",
+    "proxy_no_cache $http_pragma $http_authorization;",
+    "sendfile on;",
+    "tcp_nopush on;",
+    "tcp_nodelay off;",
+    "types_hash_max_size 2048;",
+    "proxy_headers_hash_bucket_size 128;",
+    "open_file_cache max=1000 inactive=20s;",
+    "open_file_cache_valid 30s;",
+    "reset_timedout_connection on;",
+    "chunked_transfer_encoding on;",
+    "keepalive_disable msie6 safari;",
+]
+
+
+def in_location(line: str) -> str:
+    """A server whose one location holds ``line`` on line 4."""
+    return (
+        f"server {{\n    listen 127.0.0.1:8080;\n    location / {{\n        {line}\n"
+        "        proxy_pass http://127.0.0.1:9000;\n    }\n}\n"
+    )
+
+
+def location_with(tmp_path: Path, line: str) -> str:
+    return write_config(tmp_path, in_location(line))
+
+
+@pytest.mark.parametrize("line", TUNING_LINES)
+def test_tuning_directives_load_in_a_location_with_one_notice(tmp_path: Path, line: str) -> None:
+    path = location_with(tmp_path, line)
+    name = line.split()[0]
+    config = load_config(path)
+    assert config.notices == (f'{path}:4: "{name}" has no effect in wstunnel: {INSTEAD[name]}',)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "server_names_hash_bucket_size 128;",
+        "map_hash_max_size 4096;",
+        "variables_hash_bucket_size 128;",
+        "proxy_cache_path /tmp/cache levels=1:2 keys_zone=one:10m;",
+    ],
+)
+def test_http_only_tuning_directives(tmp_path: Path, line: str) -> None:
+    name = line.split()[0]
+    path = write_config(tmp_path, f"http {{\n    {line}\n{PROXY}}}\n")
+    assert load_config(path).notices == (f'{path}:2: "{name}" has no effect in wstunnel: {INSTEAD[name]}',)
+    assert config_errors(tmp_path, in_location(line)) == [
+        f'FILE:4: "{name}" directive is not allowed here'
+    ]
+
+
+def test_a_published_websocket_config_with_proxy_buffering_off_loads(tmp_path: Path) -> None:
+    """The shape of Gradio's documented nginx config, refused before for ``proxy_buffering off``."""
+    path = write_config(
+        tmp_path,
+        """\
+        server {
+            listen 127.0.0.1:8080;
+            server_name example.com;
+            location /gradio-demo/ {
+                proxy_pass http://127.0.0.1:7860/;
+                proxy_buffering off;
+                proxy_redirect off;
+                proxy_http_version 1.1;
+                proxy_set_header Upgrade $http_upgrade;
+                proxy_set_header Connection "upgrade";
+                proxy_set_header Host $host;
+                proxy_set_header X-Forwarded-Host $host;
+                proxy_set_header X-Forwarded-Proto $scheme;
+            }
+        }
+        """,
+    )
+    assert [n.split(": ", 1)[0] for n in load_config(path).notices] == [f"{path}:6"]
+
+
+def test_every_tuning_directive_has_its_notice_and_only_those() -> None:
+    tuning_names = {name for name, entry in TABLE.items() if entry.handler in tuning.HANDLERS}
+    assert tuning_names == set(INSTEAD)
+    assert tuning_names <= IGNORED_DIRECTIVES
+    assert not tuning_names & {"proxy_pass", "proxy_set_header", "add_header", "deny", "gzip", "expires"}
+
+
+BAD_TUNING = [
+    "sendfile maybe;",
+    "proxy_buffers 0 4k;",
+    "proxy_buffers 8 abc;",
+    "proxy_busy_buffers_size x;",
+    "types_hash_max_size 1k;",
+    "proxy_cache_lock_age x;",
+    "open_file_cache_min_uses x;",
+    "proxy_temp_path /tmp/a x;",
+    "keepalive_disable chrome;",
+    "proxy_buffering;",
+    "tcp_nodelay on off;",
+]
+
+
+@pytest.mark.parametrize("line", BAD_TUNING)
+def test_tuning_arguments_are_checked_with_nginx_words(tmp_path: Path, line: str) -> None:
+    (ours,) = config_errors(tmp_path, f"http {{\n{line}\n{PROXY}}}\n")
+    result = nginx_test(tmp_path, f"{line}\n")
+    assert result.returncode == 1
+    theirs = re.search(r"\[emerg\] [^:]*: (.*) in \S+:\d+$", result.stderr, re.MULTILINE)
+    assert theirs is not None, result.stderr
+    assert ours == f"FILE:2: {theirs.group(1)}"
+
+
+def test_chunked_transfer_encoding_off_stays_an_error(tmp_path: Path) -> None:
+    assert config_errors(tmp_path, in_location("chunked_transfer_encoding off;")) == [
+        'FILE:4: "chunked_transfer_encoding off" is not supported by wstunnel: '
+        "a response of unknown length to an HTTP/1.1 client is always sent chunked"
+    ]
+
+
+def test_a_tuning_directive_given_twice_is_a_duplicate(tmp_path: Path) -> None:
+    assert config_errors(tmp_path, f"http {{\nsendfile on;\nsendfile off;\n{PROXY}}}\n") == [
+        'FILE:3: "sendfile" directive is duplicate'
+    ]
+
+
+def test_python_m_wstunnel_check_prints_the_notice(tmp_path: Path, capsys) -> None:
+    path = location_with(tmp_path, "proxy_buffering off;")
+    with pytest.raises(SystemExit) as caught:
+        main(["--check", "-c", path])
+    assert caught.value.code == 0
+    assert capsys.readouterr().err.splitlines() == [
+        f'wstunnel: [notice] {path}:4: "proxy_buffering" has no effect in wstunnel: {INSTEAD["proxy_buffering"]}',
+        f"wstunnel: configuration file {path} test is successful",
+    ]
+
+
+def test_twistd_check_prints_the_notice(twistd: str, tmp_path: Path) -> None:
+    path = location_with(tmp_path, "proxy_request_buffering off;")
+    result = run_twistd(twistd, tmp_path, "wstunnel", "--check", "--config", path)
+    assert (result.returncode, result.stdout) == (0, "")
+    (notice, _) = result.stderr.splitlines()
+    assert notice.startswith(f'wstunnel: [notice] {path}:4: "proxy_request_buffering" has no effect in wstunnel: ')
+
+
+# -- nginx's directive names -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["proxy_cookie_flags", "ssl_reject_handshake", "keepalive_time", "js_import", "http2"])
+def test_recent_nginx_directives_are_known_by_name(name: str) -> None:
+    assert name in NGINX_DIRECTIVES
+
+
+@pytest.mark.parametrize("name", ["ssl_reject_handshake", "proxy_pass_trailers", "js_import", "auth_delay"])
+def test_a_real_nginx_directive_is_not_supported_rather_than_unknown(tmp_path: Path, name: str) -> None:
+    assert config_errors(tmp_path, f"http {{\n{name} on;\n}}\n") == [f'FILE:2: "{name}" is not supported by wstunnel']
+
+
+def test_every_directive_wstunnel_takes_from_nginx_is_in_the_list() -> None:
+    assert set(TABLE) | set(UPSTREAM_TABLE) <= NGINX_DIRECTIVES | {"wstunnel_metrics"}
+
+
+def test_the_list_keeps_every_name_crossplane_knows_but_the_removed_ones() -> None:
+    removed = {"spdy_chunk_size", "spdy_headers_comp", "upstream_conf", "proxy_protocol_timeout"}
+    assert set(CROSSPLANE_DIRECTIVES) - removed <= NGINX_DIRECTIVES

@@ -158,13 +158,13 @@ def test_whole_nginx_conf(load):
     assert config.error_logs == (ErrorLog("/var/log/wstunnel.log", "warn", Source(config.path, 4)),)
     assert only_location(config).proxy_pass.proxy_host == "127.0.0.1:9000"
     ignored = [n.split(": ", 1)[1] for n in config.notices]
-    assert sorted(ignored) == sorted(
+    assert sorted(n.split(":", 1)[0] for n in ignored if "has no effect in wstunnel:" in n) == sorted(
+        f'"{d}" has no effect in wstunnel'
+        for d in ["sendfile", "tcp_nopush", "tcp_nodelay", "types_hash_max_size", "proxy_temp_path", "client_body_temp_path"]
+    )
+    assert sorted(n for n in ignored if "has no effect in wstunnel:" not in n) == sorted(
         f'directive "{d}" has no effect in wstunnel and is ignored'
-        for d in [
-            "user", "pid", "multi_accept", "use", "sendfile", "tcp_nopush", "tcp_nodelay",
-            "types_hash_max_size", "include mime.types", "default_type", "types",
-            "proxy_temp_path", "client_body_temp_path",
-        ]
+        for d in ["user", "pid", "multi_accept", "use", "include mime.types", "default_type", "types"]
     )
     assert f'{config.path}:1: directive "user" has no effect in wstunnel and is ignored' in config.notices
 
