@@ -264,3 +264,90 @@ def test_every_directive_wstunnel_takes_from_nginx_is_in_the_list() -> None:
 def test_the_list_keeps_every_name_crossplane_knows_but_the_removed_ones() -> None:
     removed = {"spdy_chunk_size", "spdy_headers_comp", "upstream_conf", "proxy_protocol_timeout"}
     assert set(CROSSPLANE_DIRECTIVES) - removed <= NGINX_DIRECTIVES
+
+
+# -- every error in one pass -----------------------------------------------------------
+
+
+def test_the_inside_of_a_refused_location_is_checked(tmp_path: Path) -> None:
+    assert config_errors(
+        tmp_path,
+        """\
+        server {
+            listen 127.0.0.1:8080;
+            location ~ \\.php$ {
+                frobnicate on;
+                proxy_pass http://127.0.0.1:9000;
+                location ~* \\.inc$ {
+                    sendfile maybe;
+                }
+            }
+            location / {
+                proxy_pass http://127.0.0.1:9000;
+                deny all;
+            }
+        }
+        """,
+    ) == [
+        "FILE:3: regular expression locations are not supported by wstunnel",
+        'FILE:4: unknown directive "frobnicate"',
+        "FILE:6: nested locations are not supported by wstunnel",
+        'FILE:7: invalid value "maybe" in "sendfile" directive, it must be "on" or "off"',
+        'FILE:12: "deny" is not supported by wstunnel',
+    ]
+
+
+def test_the_inside_of_refused_blocks_of_every_kind_is_checked(tmp_path: Path) -> None:
+    assert config_errors(
+        tmp_path,
+        """\
+        http {
+            server {
+                listen 127.0.0.1:8080;
+                if ($request_method = POST) {
+                    return 405;
+                }
+                location = /a b c {
+                    proxy_pass http://127.0.0.1:9000;
+                    proxy_buffering maybe;
+                }
+                upstream inner {
+                    server 127.0.0.1:9000 weight=0;
+                }
+                map $uri $x {
+                    ~frobnicate 1;
+                }
+            }
+        }
+        server {
+            listen 127.0.0.1:8081;
+            proxy_pass http://127.0.0.1:9000;
+        }
+        """,
+    ) == [
+        'FILE:4: "if" is not supported by wstunnel',
+        'FILE:5: "return" is not supported by wstunnel',
+        'FILE:7: invalid number of arguments in "location" directive',
+        'FILE:9: invalid value "maybe" in "proxy_buffering" directive, it must be "on" or "off"',
+        'FILE:11: "upstream" directive is not allowed here',
+        'FILE:12: invalid parameter "weight=0"',
+        'FILE:14: "map" directive is not allowed here',
+        'FILE:19: "server" directive is not allowed here',
+        'FILE:21: "proxy_pass" directive is not allowed here',
+    ]
+
+
+def test_check_prints_every_error_once_and_fails(tmp_path: Path, capsys) -> None:
+    path = write_config(
+        tmp_path,
+        "server {\n    listen 127.0.0.1:8080;\n    location ~ ^/ws {\n        gzip on;\n"
+        "        proxy_cache_valid;\n    }\n}\n",
+    )
+    with pytest.raises(SystemExit) as caught:
+        main(["--check", "-c", path])
+    assert caught.value.code == f"wstunnel: configuration file {path} test failed"
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}:3: regular expression locations are not supported by wstunnel",
+        f'{path}:4: "gzip" is not supported by wstunnel',
+        f'{path}:5: invalid number of arguments in "proxy_cache_valid" directive',
+    ]
