@@ -18,6 +18,7 @@ from support import config_errors, write_config
 from twistd_support import run_twistd
 from wstunnel.__main__ import main
 from wstunnel.config import tuning
+from wstunnel.config.dump import dump
 from wstunnel.config.directives import IGNORED_DIRECTIVES, TABLE, UPSTREAM_TABLE
 from wstunnel.config.loader import load_config
 from wstunnel.config.nginx_names import NGINX_DIRECTIVES
@@ -351,3 +352,88 @@ def test_check_prints_every_error_once_and_fails(tmp_path: Path, capsys) -> None
         f'{path}:4: "gzip" is not supported by wstunnel',
         f'{path}:5: invalid number of arguments in "proxy_cache_valid" directive',
     ]
+
+
+# -- --dump: the configuration read, includes expanded ----------------------------------
+
+DUMPED_MAIN = """\
+events { worker_connections 64; }
+http {
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        ''      close;
+    }
+    include conf.d/*.conf;
+    include mime.types;
+    proxy_read_timeout 1h;
+}
+"""
+
+DUMPED_SITE = """\
+upstream backend { server 127.0.0.1:9000; }
+server {
+    listen 127.0.0.1:8080;   # the public side
+    location /chat/ {
+        proxy_pass http://backend;
+        proxy_set_header Connection $connection_upgrade;
+        proxy_set_header X-Odd "a;b # c {d}";
+        proxy_buffering off;
+    }
+}
+"""
+
+
+def write_dumped_config(tmp_path: Path) -> str:
+    write_config(tmp_path, DUMPED_SITE, "conf.d/site.conf")
+    return write_config(tmp_path, DUMPED_MAIN)
+
+
+def test_dump_expands_includes_under_nginx_headers(tmp_path: Path) -> None:
+    path = write_dumped_config(tmp_path)
+    text = dump(path)
+    site = str(tmp_path / "conf.d" / "site.conf")
+    assert [line for line in text.splitlines() if "configuration file" in line] == [
+        f"# configuration file {path}:",
+        f"    # configuration file {site}:",
+        f"    # configuration file {path}:",
+    ]
+    assert not re.search(r"^\s*include ", text, re.MULTILINE)
+    assert "        proxy_set_header X-Odd 'a;b # c {d}';\n" in text
+
+
+def test_a_dump_loads_as_the_same_configuration(tmp_path: Path) -> None:
+    path = write_dumped_config(tmp_path)
+    again = tmp_path / "dumped.conf"
+    again.write_text(dump(path))
+    original, dumped = load_config(path), load_config(str(again))
+    assert dumped.maps["connection_upgrade"].exact == original.maps["connection_upgrade"].exact
+    assert dumped.upstreams["backend"].peers == original.upstreams["backend"].peers
+    ((before,),), ((after,),) = ([s.locations for s in c.servers] for c in (original, dumped))
+    assert [(h.name, h.value.text) for h in after.set_headers] == [(h.name, h.value.text) for h in before.set_headers]
+    assert (after.path, after.timeouts) == (before.path, before.timeouts)
+    assert len(dumped.notices) == len(original.notices) - 1  # include mime.types is not in the dump
+
+
+@pytest.mark.parametrize("flag", ["--dump", "-T"])
+def test_dump_option_checks_then_prints_on_stdout(tmp_path: Path, capsys, flag: str) -> None:
+    path = write_dumped_config(tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        main([flag, "--check", "-c", path] if flag == "--dump" else [flag, "-c", path])
+    assert caught.value.code == 0
+    out, err = capsys.readouterr()
+    assert out == dump(path)
+    assert err.splitlines()[-1] == f"wstunnel: configuration file {path} test is successful"
+
+
+def test_a_bad_configuration_is_not_dumped(tmp_path: Path, capsys) -> None:
+    path = write_config(tmp_path, "gzip on;\n")
+    with pytest.raises(SystemExit) as caught:
+        main(["--dump", "-c", path])
+    assert caught.value.code == f"wstunnel: configuration file {path} test failed"
+    assert capsys.readouterr().out == ""
+
+
+def test_twistd_dump(twistd: str, tmp_path: Path) -> None:
+    path = write_dumped_config(tmp_path)
+    result = run_twistd(twistd, tmp_path, "wstunnel", "-T", "--config", path)
+    assert (result.returncode, result.stdout) == (0, dump(path))
