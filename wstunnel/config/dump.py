@@ -8,9 +8,10 @@ the same configuration.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import crossplane
 
-from wstunnel.config.model import ConfigError
 from wstunnel.config.read import Stmt, read
 
 __all__ = ["dump"]
@@ -21,9 +22,12 @@ _OWN_LINE = -1
 
 
 def dump(path: str) -> str:
-    """The statements of ``path`` and its includes, with a header wherever the file changes."""
-    errors: list[ConfigError] = []
-    statements = read(path, errors, [])
+    """
+    The statements of ``path`` and its includes, with a header wherever the
+    file changes.  Meant for a file that passed the check, which reported
+    its mistakes: reading it again here finds none to add.
+    """
+    statements = read(path, [], [])
     headed = _Headers(path)
     payload = [headed.comment(path), *headed.payload(statements)]
     return crossplane.build(payload, indent=4) + "\n"
@@ -35,7 +39,7 @@ class _Headers:
     def __init__(self, path: str) -> None:
         self.file = path
 
-    def payload(self, statements: tuple[Stmt, ...] | list[Stmt]) -> list[dict]:
+    def payload(self, statements: Iterable[Stmt]) -> list[dict]:
         out: list[dict] = []
         for stmt in statements:
             if stmt.source.file != self.file:
