@@ -60,6 +60,7 @@ TABLE: dict[str, Spec] = {
     "proxy_pass": spec({LOCATION}, 1, 1, proxy.proxy_pass, once=True),
     "proxy_http_version": spec(HTTP_LEVELS, 1, 1, proxy.proxy_http_version, once=True),
     "proxy_set_header": spec(HTTP_LEVELS, 2, 2, proxy.proxy_set_header),
+    "proxy_upgrade_protocols": spec(HTTP_LEVELS, 1, None, proxy.proxy_upgrade_protocols, once=True),
     "access_log": spec(HTTP_LEVELS, 1, None, logs.access_log),
     "log_format": spec({HTTP}, 2, None, logs.log_format),
     "proxy_next_upstream": spec(HTTP_LEVELS, 1, None, upstream.next_upstream, once=True),

@@ -35,6 +35,7 @@ class Level:
     error_logs: list[ErrorLog] | None = None  # error_log directives of this level
     tls: dict[str, Setting] = field(factory=dict)  # ssl_* / proxy_ssl_*, inherited one by one
     next_upstream: dict[str, object] = field(factory=dict)  # NextUpstream fields set here
+    upgrade_protocols: frozenset[bytes] | None = None  # proxy_upgrade_protocols, lower case
     client: dict[str, float | int] = field(factory=dict)
     buffer_size: int | None = None
     hide: list[bytes] | None = None

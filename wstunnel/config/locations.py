@@ -88,6 +88,7 @@ def build_location(
         source=loc.source,
         status_page=loc.status_page,
         next_upstream=eff.next_upstream,
+        upgrade_protocols=eff.upgrade_protocols,
         error_logs=eff.error_logs,
         client=eff.client,
         response=response_rules(load, eff, loc, proxy_pass),

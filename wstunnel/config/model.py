@@ -23,6 +23,7 @@ __all__ = [
     "ClientLimits",
     "Config",
     "DEFAULT_HIDDEN",
+    "DEFAULT_UPGRADE_PROTOCOLS",
     "ConfigError",
     "ConfigErrors",
     "ERROR_LOG_LEVELS",
@@ -155,6 +156,10 @@ DEFAULT_HIDDEN = frozenset(
         b"x-accel-charset",
     }
 )
+
+
+# proxy_upgrade_protocols' default: the upgrade tokens that may open a tunnel.
+DEFAULT_UPGRADE_PROTOCOLS = frozenset({b"websocket"})
 
 
 @frozen
@@ -384,6 +389,8 @@ class Location:
     # itself instead of being proxied.
     status_page: str | None = None
     next_upstream: NextUpstream = field(factory=NextUpstream)
+    # proxy_upgrade_protocols, lower case: "tcp" allows every version, "tcp/2" that one.
+    upgrade_protocols: frozenset[bytes] = DEFAULT_UPGRADE_PROTOCOLS
     # Where this location's requests log errors: its own error_log list, or
     # the nearest enclosing level's (server, http, main), as in nginx.
     error_logs: tuple[ErrorLog, ...] = ()
