@@ -29,7 +29,7 @@ from wstunnel.app.lifecycle import Drain, SignalHandlers, stop_reactor
 from wstunnel.net.limits import raise_nofile
 from wstunnel.config.loader import load_config
 from wstunnel.obs.metrics import PUBLISH_INTERVAL, SnapshotFiles
-from wstunnel.config.model import Binding, Config, ConfigErrors
+from wstunnel.config.model import Binding, Config, ConfigErrors, ListenOptions
 from wstunnel.balancing.peers import failed_out
 from wstunnel.net.proxyfirst import header_first_factory
 from wstunnel.net.registry import Registry
@@ -38,17 +38,20 @@ from wstunnel.net.tls import ContextCache, server_factory
 
 __all__ = ["ProxyService", "bind_socket"]
 
-# nginx's default listen backlog on Linux.
-BACKLOG = 511
+_KEEPALIVE_TIMERS = (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT)
 
 
-def bind_socket(host: str, port: int, backlog: int = BACKLOG, reuse_port: bool = False) -> socket.socket:
+def bind_socket(
+    host: str, port: int, options: ListenOptions = ListenOptions(), reuse_port: bool = False, defer: float = 60.0
+) -> socket.socket:
     """
     A listening socket made the way nginx makes it: ``[::]:port`` is
-    IPv6-only (so ``listen 80; listen [::]:80;`` can coexist), and
-    SO_REUSEADDR lets a restart bind at once.  ``reuse_port`` lets every
-    worker process bind its own socket on the address (the kernel spreads
-    connections over them).
+    IPv6-only unless ``ipv6only=off`` (so ``listen 80; listen [::]:80;`` can
+    coexist), and SO_REUSEADDR lets a restart bind at once.  ``reuse_port``
+    lets every worker process bind its own socket on the address (the
+    kernel spreads connections over them).  ``defer`` is how long
+    ``deferred`` lets the kernel hold a connection that sent nothing
+    (nginx: the default server's ``client_header_timeout``).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -58,17 +61,34 @@ def bind_socket(host: str, port: int, backlog: int = BACKLOG, reuse_port: bool =
         # (wstunnel.net.fastwrite), as nginx's tcp_nodelay does, with no
         # setsockopt per connection.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if reuse_port:
+        if reuse_port or options.reuseport:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(options.ipv6only))
         sock.bind((host, port))
-        sock.listen(backlog)
+        _set_listen_options(sock, options, defer)
+        sock.listen(options.backlog)
         sock.setblocking(False)
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def _set_listen_options(sock: socket.socket, options: ListenOptions, defer: float) -> None:
+    """
+    Set on the listening socket as nginx does: on Linux accepted sockets
+    inherit the keepalive settings, so no connection pays a setsockopt.
+    """
+    if options.so_keepalive is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(options.so_keepalive))
+    for option, value in zip(_KEEPALIVE_TIMERS, options.keepalive_timers):
+        if value is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    if options.deferred:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, max(1, int(defer)))
+    if options.fastopen is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, options.fastopen)
 
 
 class ProxyService(MultiService):
@@ -172,7 +192,13 @@ class ProxyService(MultiService):
 
     def _listen(self, binding: Binding) -> IListeningPort:
         try:
-            sock = bind_socket(binding.host, binding.port, reuse_port=self._reuse_port)
+            sock = bind_socket(
+                binding.host,
+                binding.port,
+                binding.options,
+                reuse_port=self._reuse_port,
+                defer=binding.default.client.header_timeout,
+            )
         except OSError as e:
             raise OSError(e.errno, f"bind() to {_addr(binding)} failed ({e.strerror})") from e
         key = (binding.host, binding.port)
