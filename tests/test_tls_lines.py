@@ -18,7 +18,7 @@ import pytest
 import pytest_twisted
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
@@ -285,6 +285,46 @@ async def test_wss_through_ssl_on_and_the_certbot_options(ca, site_ec, proxy_ser
 @pytest.fixture(scope="module")
 def site_ec(ca) -> tuple[str, str]:
     return ca.issue("site", ["localhost", "127.0.0.1"])
+
+
+def peer_chain(port: int) -> list[str]:
+    """The certificates a blocking pyOpenSSL client (run in a thread) was sent, by subject."""
+    ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 5, 0))
+        conn = SSL.Connection(ctx, sock)
+        conn.set_connect_state()
+        conn.do_handshake()
+        chain = conn.get_peer_cert_chain(as_cryptography=True)
+        conn.shutdown()
+    return [cert.subject.rfc4514_string() for cert in chain]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_intermediates_of_the_chain_file_are_sent(ca, tmp_path, proxy_services) -> None:
+    key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+
+    def issue(subject: str, issuer: x509.Name, public_key, signer, ca_flag: bool) -> x509.Certificate:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - DAY)
+            .not_valid_after(NOW + DAY)
+            .add_extension(x509.BasicConstraints(ca=ca_flag, path_length=None), critical=True)
+            .sign(signer, hashes.SHA256())
+        )
+
+    middle = issue("intermediate", ca.cert.subject, key.public_key(), ca.key, True)
+    leaf = issue("leaf", middle.subject, leaf_key.public_key(), key, False)
+    chain, key_file = tmp_path / "fullchain.pem", tmp_path / "privkey.pem"
+    chain.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, middle)))
+    key_file.write_bytes(leaf_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    _, port = proxy_services(f"server {{ listen 127.0.0.1:0 ssl; ssl_certificate {chain}; ssl_certificate_key {key_file}; }}")
+    assert await threads.deferToThread(peer_chain, port) == ["CN=leaf", "CN=intermediate"]
 
 
 # -- the contexts --------------------------------------------------------------------------
