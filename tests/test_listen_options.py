@@ -149,3 +149,16 @@ def _backlog(port: int) -> int:
     out = subprocess.run([ss, "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
     (line,) = out.splitlines()
     return int(line.split()[2])
+
+
+def test_a_reload_retunes_a_kept_socket(tmp_path, proxy_services, free_port) -> None:
+    """The address keeps its socket (no connection refused) and takes the new backlog, keepalive and deferral."""
+    service, _ = proxy_services(f"server {{ listen 127.0.0.1:{free_port} backlog=13 deferred; }}")
+    (before,) = service.ports
+    conf = f"server {{ listen 127.0.0.1:{free_port} backlog=34 so_keepalive=on; }}"
+    assert service.apply(load_text(tmp_path / "reloaded.conf", conf))
+    (after,) = service.ports
+    assert after is before
+    assert _backlog(free_port) == 34
+    assert _get(after.socket, socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    assert _get(after.socket, socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT) == 0

@@ -36,7 +36,7 @@ from wstunnel.net.registry import Registry
 from wstunnel.net.runtime import Runtime
 from wstunnel.net.tls import ContextCache, server_factory
 
-__all__ = ["ProxyService", "bind_socket"]
+__all__ = ["ProxyService", "bind_socket", "tune_listener"]
 
 _KEEPALIVE_TIMERS = (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT)
 
@@ -66,8 +66,7 @@ def bind_socket(
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(options.ipv6only))
         sock.bind((host, port))
-        _set_listen_options(sock, options, defer)
-        sock.listen(options.backlog)
+        tune_listener(sock, options, defer)
         sock.setblocking(False)
     except OSError:
         sock.close()
@@ -75,20 +74,22 @@ def bind_socket(
     return sock
 
 
-def _set_listen_options(sock: socket.socket, options: ListenOptions, defer: float) -> None:
+def tune_listener(sock: socket.socket, options: ListenOptions, defer: float) -> None:
     """
-    Set on the listening socket as nginx does: on Linux accepted sockets
-    inherit the keepalive settings, so no connection pays a setsockopt.
+    The options that a bound socket can change, set on the listening socket
+    as nginx does (on Linux accepted sockets inherit the keepalive
+    settings, so no connection pays a setsockopt), then ``listen()``, which
+    also sets a new backlog on a socket already listening: a reload retunes
+    the sockets it keeps with this.
     """
-    if options.so_keepalive is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(options.so_keepalive))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(bool(options.so_keepalive)))
     for option, value in zip(_KEEPALIVE_TIMERS, options.keepalive_timers):
         if value is not None:
             sock.setsockopt(socket.IPPROTO_TCP, option, value)
-    if options.deferred:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, max(1, int(defer)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, max(1, int(defer)) if options.deferred else 0)
     if options.fastopen is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, options.fastopen)
+    sock.listen(options.backlog)
 
 
 class ProxyService(MultiService):
@@ -248,6 +249,7 @@ class ProxyService(MultiService):
             self._set_nofile(config)
             for hook in self.reload_hooks:
                 hook(config)
+            self._retune(wanted)
             added = self._listen_all(b for key, b in wanted.items() if key not in self._listeners)
         except OSError as e:
             self.log.error("reload failed, keeping the running configuration: {error}", error=str(e))
@@ -261,6 +263,16 @@ class ProxyService(MultiService):
         self.registry.stats.reloaded(True)
         self.log.info("configuration reloaded from {path}", path=config.path)
         return True
+
+    def _retune(self, wanted: dict[tuple[str, int], Binding]) -> None:
+        """
+        A kept socket takes its address's new options; ``ipv6only`` and
+        ``reuseport`` are settled at bind and keep their old values.
+        """
+        for key, port in self._listeners.items():
+            binding = wanted.get(key)
+            if binding is not None and binding.options != self.runtime.bindings[key].options:
+                tune_listener(port.socket, binding.options, binding.default.client.header_timeout)  # type: ignore[attr-defined]
 
     def _set_nofile(self, config: Config) -> None:
         nofile = config.workers.rlimit_nofile
