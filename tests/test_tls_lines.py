@@ -28,6 +28,7 @@ from websockets.asyncio.server import serve
 
 from support import aio, config_errors, listen_backend, load_text, ok_and_close
 from tls_support import DAY, NOW, any_cert_context, client_context
+from wstunnel.app.tap import check
 from wstunnel.net.tls import ContextCache
 
 # RFC 7919's ffdhe2048 group, as `openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdhe2048` writes it.
@@ -514,3 +515,26 @@ async def test_a_client_offering_only_h2_is_refused_by_both(twins, site_ec) -> N
     h2_only.set_alpn_protocols(["h2"])
     assert {side.name: await aio(outcome(side.port, h2_only)) for side in sides} == {
         "wstunnel": "refused", "nginx": "refused"}
+
+
+def test_check_prints_the_warnings_and_the_notice(tmp_path, files, capsys) -> None:
+    """``--check`` (like ``nginx -t``) shows what these lines do differently, each at its line."""
+    path = tmp_path / "nginx.conf"
+    path.write_text(f"""server {{
+    listen 127.0.0.1:8443 http2;
+    ssl on;
+    ssl_stapling on;
+    ssl_certificate {files['cert']};
+    ssl_certificate_key {files['key']};
+}}
+""")
+    with pytest.raises(SystemExit) as exit_:
+        check(str(path))
+    assert exit_.value.code == 0
+    lines = capsys.readouterr().err.replace(str(path), "FILE").splitlines()
+    assert lines == [
+        'wstunnel: [notice] FILE:2: "listen ... http2": wstunnel serves HTTP/1.1 only, its ALPN offers "http/1.1"',
+        'wstunnel: [warn] FILE:3: the "ssl" directive is deprecated, use the "listen ... ssl" directive instead',
+        'wstunnel: [warn] FILE:4: "ssl_stapling" ignored, wstunnel staples only from "ssl_stapling_file"',
+        "wstunnel: configuration file FILE test is successful",
+    ]

@@ -137,7 +137,10 @@ def _protocols(name: str, args: tuple[str, ...], source: Source) -> tuple[str, .
 
 
 def _session_cache(name: str, args: tuple[str, ...], source: Source) -> bool:
-    """Whether sessions are kept: ``builtin`` and ``shared`` both mean OpenSSL's cache in each process."""
+    """
+    Whether sessions are kept: ``builtin`` and ``shared`` both mean
+    OpenSSL's cache in each process.  Every argument is checked, hence the list.
+    """
     return any([_cache_kind(arg, source) for arg in args])
 
 
@@ -164,6 +167,7 @@ def set_groups(ctx: SSL.Context, groups: str) -> None:
     the single-curve call).  Raises ``SSL.Error`` for a name OpenSSL lacks.
     """
     if groups != "auto" and not _lib.SSL_CTX_set1_curves_list(ctx._context, groups.encode("ascii")):
+        _lib.ERR_clear_error()  # else a later, unrelated pyOpenSSL call reports it
         raise SSL.Error(f"unknown group in {groups!r}")
 
 
