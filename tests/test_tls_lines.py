@@ -538,3 +538,60 @@ def test_check_prints_the_warnings_and_the_notice(tmp_path, files, capsys) -> No
         'wstunnel: [warn] FILE:4: "ssl_stapling" ignored, wstunnel staples only from "ssl_stapling_file"',
         "wstunnel: configuration file FILE test is successful",
     ]
+
+
+# -- directives that add up, as in nginx -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "lines, kept",
+    [
+        ("ssl_session_cache shared:a:1m;", True),
+        ("ssl_session_cache builtin;", True),
+        ("ssl_session_cache none;", False),
+        ("ssl_session_cache none shared:a:1m;", False),
+        ("ssl_session_cache shared:a:1m off;", False),
+        ("ssl_session_cache off builtin:1000;", True),
+        ("ssl_session_cache shared:a:1m;\nssl_session_cache none;", False),
+        ("ssl_session_cache none;\nssl_session_cache builtin;", True),
+    ],
+)
+def test_session_cache_arguments_add_up(tmp_path, files, lines, kept) -> None:
+    config = load_text(tmp_path / "nginx.conf", f"""
+    server {{ listen 127.0.0.1:0 ssl; ssl_certificate {files['cert']}; ssl_certificate_key {files['key']};
+    {lines}
+    }}
+    """)
+    assert config.servers[0].tls.session_cache is kept
+
+
+def test_ssl_protocols_twice_on_one_level_add_up(tmp_path, site_ec) -> None:
+    """certbot's options file repeats the site's ``ssl_protocols``; nginx ORs them and warns of repeats."""
+    path = tmp_path / "nginx.conf"
+    config = load_text(path, f"""server {{
+    listen 127.0.0.1:0 ssl; ssl_certificate {site_ec[0]}; ssl_certificate_key {site_ec[1]};
+    ssl_protocols TLSv1.3;
+    ssl_protocols TLSv1.2 TLSv1.3;
+}}
+""")
+    assert config.servers[0].tls.protocols == ("TLSv1.2", "TLSv1.3")
+    assert [w.replace(str(path), "FILE") for w in config.warnings] == [
+        'FILE:4: duplicate value "TLSv1.3" in "ssl_protocols" directive']
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("cache", ["shared:SSL:1m", "none", "none shared:SSL:1m", "builtin:1000 off"])
+async def test_session_cache_resumes_as_in_nginx(twins, site_ec, cache) -> None:
+    conf = f"""
+    server {{
+        listen {{listen}} ssl;
+        ssl_certificate {site_ec[0]};
+        ssl_certificate_key {site_ec[1]};
+        ssl_session_tickets off;
+        ssl_session_cache {cache};
+        location / {{ proxy_pass http://127.0.0.1:{{backend}}; }}
+    }}
+    """
+    sides = twins.start(conf)
+    seen = {side.name: await threads.deferToThread(resumed, side.port) for side in sides}
+    assert seen["wstunnel"] == seen["nginx"]

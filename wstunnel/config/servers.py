@@ -79,7 +79,9 @@ def real_ip_header(load: Load, stmt: Stmt, level: Level) -> None:
 
 def tls_setting(load: Load, stmt: Stmt, level: Level) -> None:
     """An ``ssl_*`` or ``proxy_ssl_*`` value, checked now and inherited one by one."""
-    level.tls[stmt.name] = tls.parse_setting(stmt.name, stmt.args, stmt.source, load.materials.warnings)
+    level.tls[stmt.name] = tls.parse_setting(
+        stmt.name, stmt.args, stmt.source, load.materials.warnings, level.tls.get(stmt.name)
+    )
 
 
 def build_server(

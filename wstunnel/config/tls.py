@@ -89,25 +89,38 @@ class Setting:
 
     value: object
     source: Source
+    args: tuple[str, ...] = ()  # of every occurrence so far, for the directives that add up
 
 
-def parse_setting(name: str, args: tuple[str, ...], source: Source, warnings: list[str]) -> Setting:
-    """Check a directive's arguments now, so a typo is reported even where it is never used."""
-    setting = Setting(_PARSERS[KINDS[name]](name, args, source), source)
-    warnings.extend(f"{source}: {warning}" for warning in _warnings(name, args))
-    return setting
+def parse_setting(
+    name: str, args: tuple[str, ...], source: Source, warnings: list[str], previous: Setting | None = None
+) -> Setting:
+    """
+    Check a directive's arguments now, so a typo is reported even where it
+    is never used.  ``previous`` is the same directive earlier on the same
+    level: as in nginx, ``ssl_protocols`` and ``ssl_session_cache`` add up
+    (certbot's included file often repeats the site's ``ssl_protocols``).
+    """
+    earlier = () if previous is None else previous.args
+    warnings.extend(f"{source}: {warning}" for warning in _warnings(name, args, earlier))
+    combined = earlier + args
+    return Setting(_PARSERS[KINDS[name]](name, combined, source), source, combined)
 
 
-def _warnings(name: str, args: tuple[str, ...]) -> list[str]:
+def _warnings(name: str, args: tuple[str, ...], earlier: tuple[str, ...]) -> list[str]:
     if name == "ssl":
         return ['the "ssl" directive is deprecated, use the "listen ... ssl" directive instead']
-    old = [arg for arg in _REFUSED_BY_OPENSSL if arg in args]
-    if name == "ssl_protocols" and old:
-        return [
+    if name != "ssl_protocols":
+        return []
+    repeated = [arg for i, arg in enumerate(args) if arg in earlier or arg in args[:i]]
+    warnings = [f'duplicate value "{arg}" in "ssl_protocols" directive' for arg in repeated]
+    old = [arg for arg in _REFUSED_BY_OPENSSL if arg in args and arg not in earlier]
+    if old:
+        warnings.append(
             f'"ssl_protocols" {" ".join(old)}: OpenSSL\'s security level refuses these handshakes, '
             "as it does under nginx; TLSv1.2 and TLSv1.3 are negotiated"
-        ]
-    return []
+        )
+    return warnings
 
 
 def _invalid(name: str, value: str, source: Source, hint: str = "") -> ConfigError:
@@ -138,18 +151,27 @@ def _protocols(name: str, args: tuple[str, ...], source: Source) -> tuple[str, .
 
 def _session_cache(name: str, args: tuple[str, ...], source: Source) -> bool:
     """
-    Whether sessions are kept: ``builtin`` and ``shared`` both mean
-    OpenSSL's cache in each process.  Every argument is checked, hence the list.
+    Whether sessions are kept, by nginx's rules: the last of ``off``,
+    ``none`` and ``builtin`` decides, and a ``shared`` zone counts only
+    when none of them is written.  ``builtin`` and ``shared`` both mean
+    OpenSSL's cache in each process.
     """
-    return any([_cache_kind(arg, source) for arg in args])
+    builtin, shared = None, False
+    for arg in args:
+        kind = _cache_kind(arg, source)
+        if kind == "shared":
+            shared = True
+        else:
+            builtin = kind
+    return builtin == "builtin" or (builtin is None and shared)
 
 
-def _cache_kind(arg: str, source: Source) -> bool:
+def _cache_kind(arg: str, source: Source) -> str:
     if arg in ("off", "none"):
-        return False
+        return arg
     kind, _, rest = arg.partition(":")
     if kind == "builtin" and (not rest or (rest.isdigit() and int(rest) > 0)):
-        return True
+        return kind
     zone, _, size = rest.partition(":")
     if kind != "shared" or not zone or not size:
         raise ConfigError(source, f'invalid session cache "{arg}"')
@@ -158,7 +180,7 @@ def _cache_kind(arg: str, source: Source) -> bool:
             raise ConfigError(source, f'session cache "{arg}" is too small')
     except ValueError:
         raise ConfigError(source, f'invalid session cache "{arg}"') from None
-    return True
+    return kind
 
 
 def set_groups(ctx: SSL.Context, groups: str) -> None:
