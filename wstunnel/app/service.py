@@ -29,26 +29,29 @@ from wstunnel.app.lifecycle import Drain, SignalHandlers, stop_reactor
 from wstunnel.net.limits import raise_nofile
 from wstunnel.config.loader import load_config
 from wstunnel.obs.metrics import PUBLISH_INTERVAL, SnapshotFiles
-from wstunnel.config.model import Binding, Config, ConfigErrors
+from wstunnel.config.model import Binding, Config, ConfigErrors, ListenOptions
 from wstunnel.balancing.peers import failed_out
 from wstunnel.net.proxyfirst import header_first_factory
 from wstunnel.net.registry import Registry
 from wstunnel.net.runtime import Runtime
 from wstunnel.net.tls import ContextCache, server_factory
 
-__all__ = ["ProxyService", "bind_socket"]
+__all__ = ["ProxyService", "bind_socket", "tune_listener"]
 
-# nginx's default listen backlog on Linux.
-BACKLOG = 511
+_KEEPALIVE_TIMERS = (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT)
 
 
-def bind_socket(host: str, port: int, backlog: int = BACKLOG, reuse_port: bool = False) -> socket.socket:
+def bind_socket(
+    host: str, port: int, options: ListenOptions = ListenOptions(), reuse_port: bool = False, defer: float = 60.0
+) -> socket.socket:
     """
     A listening socket made the way nginx makes it: ``[::]:port`` is
-    IPv6-only (so ``listen 80; listen [::]:80;`` can coexist), and
-    SO_REUSEADDR lets a restart bind at once.  ``reuse_port`` lets every
-    worker process bind its own socket on the address (the kernel spreads
-    connections over them).
+    IPv6-only unless ``ipv6only=off`` (so ``listen 80; listen [::]:80;`` can
+    coexist), and SO_REUSEADDR lets a restart bind at once.  ``reuse_port``
+    lets every worker process bind its own socket on the address (the
+    kernel spreads connections over them).  ``defer`` is how long
+    ``deferred`` lets the kernel hold a connection that sent nothing
+    (nginx: the default server's ``client_header_timeout``).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -58,17 +61,35 @@ def bind_socket(host: str, port: int, backlog: int = BACKLOG, reuse_port: bool =
         # (wstunnel.net.fastwrite), as nginx's tcp_nodelay does, with no
         # setsockopt per connection.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if reuse_port:
+        if reuse_port or options.reuseport:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(options.ipv6only))
         sock.bind((host, port))
-        sock.listen(backlog)
+        tune_listener(sock, options, defer)
         sock.setblocking(False)
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def tune_listener(sock: socket.socket, options: ListenOptions, defer: float) -> None:
+    """
+    The options that a bound socket can change, set on the listening socket
+    as nginx does (on Linux accepted sockets inherit the keepalive
+    settings, so no connection pays a setsockopt), then ``listen()``, which
+    also sets a new backlog on a socket already listening: a reload retunes
+    the sockets it keeps with this.
+    """
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(bool(options.so_keepalive)))
+    for option, value in zip(_KEEPALIVE_TIMERS, options.keepalive_timers):
+        if value is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, max(1, int(defer)) if options.deferred else 0)
+    if options.fastopen is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, options.fastopen)
+    sock.listen(options.backlog)
 
 
 class ProxyService(MultiService):
@@ -172,7 +193,13 @@ class ProxyService(MultiService):
 
     def _listen(self, binding: Binding) -> IListeningPort:
         try:
-            sock = bind_socket(binding.host, binding.port, reuse_port=self._reuse_port)
+            sock = bind_socket(
+                binding.host,
+                binding.port,
+                binding.options,
+                reuse_port=self._reuse_port,
+                defer=binding.default.client.header_timeout,
+            )
         except OSError as e:
             raise OSError(e.errno, f"bind() to {_addr(binding)} failed ({e.strerror})") from e
         key = (binding.host, binding.port)
@@ -222,6 +249,7 @@ class ProxyService(MultiService):
             self._set_nofile(config)
             for hook in self.reload_hooks:
                 hook(config)
+            self._retune(wanted)
             added = self._listen_all(b for key, b in wanted.items() if key not in self._listeners)
         except OSError as e:
             self.log.error("reload failed, keeping the running configuration: {error}", error=str(e))
@@ -235,6 +263,16 @@ class ProxyService(MultiService):
         self.registry.stats.reloaded(True)
         self.log.info("configuration reloaded from {path}", path=config.path)
         return True
+
+    def _retune(self, wanted: dict[tuple[str, int], Binding]) -> None:
+        """
+        A kept socket takes its address's new options; ``ipv6only`` and
+        ``reuseport`` are settled at bind and keep their old values.
+        """
+        for key, port in self._listeners.items():
+            binding = wanted.get(key)
+            if binding is not None and binding.options != self.runtime.bindings[key].options:
+                tune_listener(port.socket, binding.options, binding.default.client.header_timeout)  # type: ignore[attr-defined]
 
     def _set_nofile(self, config: Config) -> None:
         nofile = config.workers.rlimit_nofile

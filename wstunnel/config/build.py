@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from wstunnel.config.addresses import format_address
 from wstunnel.config.inherit import effective, root_settings
+from wstunnel.config.listens import address_options
 from wstunnel.config.logs import compile_log_formats
 from wstunnel.config.maps import compile_maps
 from wstunnel.config.model import (
@@ -81,14 +82,16 @@ def _bindings(load: Load, servers: tuple[Server, ...]) -> tuple[Binding, ...]:
                 load.errors.append(ConfigError(listen.source, f"a duplicate default server for {address}"))
                 continue
             group.append((server, listen))
-    bindings = tuple(_binding(host, port, group) for (host, port), group in groups.items())
+    bindings = tuple(_binding(load, host, port, group) for (host, port), group in groups.items())
     load.errors.extend(check_bindings(bindings, load.tls_failed))
     return bindings
 
 
-def _binding(host: str, port: int, group: list[tuple[Server, Listen]]) -> Binding:
+def _binding(load: Load, host: str, port: int, group: list[tuple[Server, Listen]]) -> Binding:
     """A binding; its default is the ``default_server``, else the first."""
     servers = tuple(s for s, _ in group)
+    options, errors = address_options(l for _, l in group)
+    load.errors.extend(errors)
     return Binding(
         host,
         port,
@@ -99,4 +102,5 @@ def _binding(host: str, port: int, group: list[tuple[Server, Listen]]) -> Bindin
         real_ip_from=tuple(dict.fromkeys(net for s in servers for net in s.real_ip_from)),
         real_ip_proxy_protocol=any(s.real_ip_proxy_protocol for s in servers),
         ssl=any(l.ssl for _, l in group),
+        options=options,
     )

@@ -12,7 +12,7 @@ A new directive is one line here and a handler in the module of its topic.
 
 from __future__ import annotations
 
-from wstunnel.config import limits, locations, logs, maps, proxy, servers, tuning, upstream, workers
+from wstunnel.config import limits, listens, locations, logs, maps, proxy, servers, tuning, upstream, workers
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
 from wstunnel.config.nginx_names import NGINX_DIRECTIVES
@@ -54,7 +54,7 @@ TABLE: dict[str, Spec] = {
     "map": spec({HTTP}, 2, 2, maps.map_block, block=True),
     "upstream": spec({HTTP}, 1, 1, upstream.upstream_block, block=True),
     "server": spec({HTTP}, 0, 0, servers.server_block, block=True),
-    "listen": spec({SERVER}, 1, None, servers.listen),
+    "listen": spec({SERVER}, 1, None, listens.listen),
     "server_name": spec({SERVER}, 1, None, servers.server_name),
     "location": spec({SERVER, LOCATION}, 1, 2, locations.location, block=True),
     "proxy_pass": spec({LOCATION}, 1, 1, proxy.proxy_pass, once=True),
@@ -73,7 +73,7 @@ TABLE: dict[str, Spec] = {
     "ssl_certificate": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
     "ssl_certificate_key": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
     "ssl_password_file": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
-    "ssl_protocols": spec(SERVER_LEVELS, 1, None, servers.tls_setting, once=True),
+    "ssl_protocols": spec(SERVER_LEVELS, 1, None, servers.tls_setting),
     "ssl_ciphers": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
     "ssl_prefer_server_ciphers": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
     "ssl_session_timeout": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
@@ -81,6 +81,15 @@ TABLE: dict[str, Spec] = {
     "ssl_client_certificate": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
     "ssl_verify_client": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
     "ssl_verify_depth": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "ssl": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "ssl_session_cache": spec(SERVER_LEVELS, 1, 2, servers.tls_setting),
+    "ssl_dhparam": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "ssl_ecdh_curve": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "ssl_stapling": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "ssl_stapling_verify": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "ssl_stapling_file": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "ssl_stapling_responder": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
+    "ssl_trusted_certificate": spec(SERVER_LEVELS, 1, 1, servers.tls_setting, once=True),
     "proxy_ssl_verify": spec(HTTP_LEVELS, 1, 1, servers.tls_setting, once=True),
     "proxy_ssl_trusted_certificate": spec(HTTP_LEVELS, 1, 1, servers.tls_setting, once=True),
     "proxy_ssl_verify_depth": spec(HTTP_LEVELS, 1, 1, servers.tls_setting, once=True),

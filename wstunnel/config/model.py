@@ -32,6 +32,7 @@ __all__ = [
     "HeaderSetting",
     "KeyPair",
     "Listen",
+    "ListenOptions",
     "Location",
     "LogFormat",
     "MapDef",
@@ -266,6 +267,11 @@ class ServerTLS:
     client_ca_file: str | None  # ssl_client_certificate
     verify_client: str  # "off", "on", "optional"
     verify_depth: int
+    prefer_server_ciphers: bool = False
+    session_cache: bool = False  # OpenSSL's built-in cache ("builtin" or "shared")
+    dhparam_file: str | None = None
+    ecdh_curve: str = "auto"  # OpenSSL groups list
+    ocsp_response: bytes | None = None  # DER, stapled from ssl_stapling_file
 
 
 @frozen(eq=False)
@@ -399,6 +405,20 @@ class Location:
 
 
 @frozen
+class ListenOptions:
+    """The socket options of one listening address (``backlog=``, ``so_keepalive=``...)."""
+
+    backlog: int = 511  # nginx's default on Linux
+    reuseport: bool = False
+    ipv6only: bool = True
+    so_keepalive: bool | None = None  # None: the system's setting
+    keepalive_timers: tuple[int | None, int | None, int | None] = (None, None, None)  # idle, interval, count
+    deferred: bool = False
+    fastopen: int | None = None
+    bind: bool = False
+
+
+@frozen
 class Listen:
     """One ``listen`` of one server."""
 
@@ -408,6 +428,7 @@ class Listen:
     source: Source
     proxy_protocol: bool = False  # "listen ... proxy_protocol"
     ssl: bool = False
+    options: ListenOptions | None = None  # None: no socket option written on this listen
 
 
 @frozen
@@ -448,6 +469,7 @@ class Binding:
     real_ip_from: tuple = ()
     real_ip_proxy_protocol: bool = False
     ssl: bool = False  # TLS on this socket (any "listen ... ssl" of it)
+    options: ListenOptions = ListenOptions()
 
 
 @frozen

@@ -10,8 +10,9 @@ from __future__ import annotations
 import ipaddress
 import os
 
+from attrs import evolve
+
 from wstunnel.config import tls
-from wstunnel.config.addresses import listen_addresses
 from wstunnel.config.inherit import Effective, effective
 from wstunnel.config.levels import Level, ServerLevel
 from wstunnel.config.locations import build_location
@@ -22,7 +23,6 @@ from wstunnel.config.walk import HTTP, SERVER, Load
 __all__ = [
     "build_server",
     "http_block",
-    "listen",
     "real_ip_header",
     "server_block",
     "server_name",
@@ -40,25 +40,6 @@ def server_block(load: Load, stmt: Stmt, level: Level) -> None:
     server = ServerLevel(stmt.source)
     load.servers.append(server)
     load.walk(stmt.block or (), SERVER, server)
-
-
-def listen(load: Load, stmt: Stmt, level: Level) -> None:
-    assert isinstance(level, ServerLevel)
-    address, *params = stmt.args
-    default_server = proxy_protocol = ssl = False
-    for param in params:
-        if param == "proxy_protocol":
-            proxy_protocol = True
-        elif param == "ssl":
-            ssl = True
-        elif param in ("default_server", "default"):
-            default_server = True
-        else:
-            raise ConfigError(stmt.source, f'"listen" parameter "{param}" is not supported by wstunnel')
-    for host, port in listen_addresses(address, stmt.source, load.resolve):
-        level.listens.append(
-            Listen(host, port, default_server, stmt.source, proxy_protocol=proxy_protocol, ssl=ssl)
-        )
 
 
 def server_name(load: Load, stmt: Stmt, level: Level) -> None:
@@ -98,7 +79,9 @@ def real_ip_header(load: Load, stmt: Stmt, level: Level) -> None:
 
 def tls_setting(load: Load, stmt: Stmt, level: Level) -> None:
     """An ``ssl_*`` or ``proxy_ssl_*`` value, checked now and inherited one by one."""
-    level.tls[stmt.name] = tls.parse_setting(stmt.name, stmt.args, stmt.source)
+    level.tls[stmt.name] = tls.parse_setting(
+        stmt.name, stmt.args, stmt.source, load.materials.warnings, level.tls.get(stmt.name)
+    )
 
 
 def build_server(
@@ -113,6 +96,8 @@ def build_server(
     tls_settings = {**load.http.tls, **level.tls}
     locations = [build_location(load, loc, settings, tls_settings, upstreams, implicit) for loc in level.locations]
     listens = level.listens or [Listen("0.0.0.0", _default_port(), False, level.source)]
+    if tls.flag_on(tls_settings, "ssl"):
+        listens = [evolve(listen, ssl=True) for listen in listens]
     real_ip_from = level.real_ip_from if level.real_ip_from is not None else load.http.real_ip_from
     real_ip_header = level.real_ip_header or load.http.real_ip_header
     try:

@@ -21,18 +21,22 @@ from typing import Callable, Collection, Mapping
 from attrs import define, field, frozen
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import ocsp
 from OpenSSL import SSL
+from OpenSSL._util import lib as _lib
 
 from wstunnel.config.model import Binding, ConfigError, KeyPair, Server, ServerTLS, Source, UpstreamTLS
-from wstunnel.config.units import parse_time
+from wstunnel.config.units import parse_size, parse_time
 
 __all__ = [
     "KINDS",
     "Materials",
     "Setting",
     "check_bindings",
+    "flag_on",
     "parse_setting",
     "server_tls",
+    "set_groups",
     "upstream_tls",
 ]
 
@@ -43,9 +47,18 @@ KINDS: dict[str, str] = {
     "ssl_password_file": "path",
     "ssl_protocols": "protocols",
     "ssl_ciphers": "ciphers",
-    "ssl_prefer_server_ciphers": "on",
+    "ssl_prefer_server_ciphers": "flag",
+    "ssl_session_cache": "session_cache",
     "ssl_session_timeout": "time",
     "ssl_session_tickets": "flag",
+    "ssl": "flag",
+    "ssl_dhparam": "path",
+    "ssl_ecdh_curve": "groups",
+    "ssl_stapling": "flag",
+    "ssl_stapling_verify": "flag",
+    "ssl_stapling_file": "path",
+    "ssl_stapling_responder": "name",
+    "ssl_trusted_certificate": "path",
     "ssl_client_certificate": "path",
     "ssl_verify_client": "verify_client",
     "ssl_verify_depth": "number",
@@ -62,7 +75,11 @@ KINDS: dict[str, str] = {
 
 DEFAULT_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
 _SUPPORTED_PROTOCOLS = frozenset(DEFAULT_PROTOCOLS)
-_INSECURE_PROTOCOLS = frozenset({"SSLv2", "SSLv3", "TLSv1", "TLSv1.1"})
+_OBSOLETE_PROTOCOLS = frozenset({"SSLv2", "SSLv3"})
+# Accepted as nginx accepts them; OpenSSL 3 at its default security level
+# cannot complete their handshakes under nginx either.
+_REFUSED_BY_OPENSSL = ("TLSv1", "TLSv1.1")
+_SMALLEST_SHARED_CACHE = 32768  # nginx: 8 pages
 _VERIFY_CLIENT = ("on", "off", "optional")
 
 
@@ -72,11 +89,38 @@ class Setting:
 
     value: object
     source: Source
+    args: tuple[str, ...] = ()  # of every occurrence so far, for the directives that add up
 
 
-def parse_setting(name: str, args: tuple[str, ...], source: Source) -> Setting:
-    """Check a directive's arguments now, so a typo is reported even where it is never used."""
-    return Setting(_PARSERS[KINDS[name]](name, args, source), source)
+def parse_setting(
+    name: str, args: tuple[str, ...], source: Source, warnings: list[str], previous: Setting | None = None
+) -> Setting:
+    """
+    Check a directive's arguments now, so a typo is reported even where it
+    is never used.  ``previous`` is the same directive earlier on the same
+    level: as in nginx, ``ssl_protocols`` and ``ssl_session_cache`` add up
+    (certbot's included file often repeats the site's ``ssl_protocols``).
+    """
+    earlier = () if previous is None else previous.args
+    warnings.extend(f"{source}: {warning}" for warning in _warnings(name, args, earlier))
+    combined = earlier + args
+    return Setting(_PARSERS[KINDS[name]](name, combined, source), source, combined)
+
+
+def _warnings(name: str, args: tuple[str, ...], earlier: tuple[str, ...]) -> list[str]:
+    if name == "ssl":
+        return ['the "ssl" directive is deprecated, use the "listen ... ssl" directive instead']
+    if name != "ssl_protocols":
+        return []
+    repeated = [arg for i, arg in enumerate(args) if arg in earlier or arg in args[:i]]
+    warnings = [f'duplicate value "{arg}" in "ssl_protocols" directive' for arg in repeated]
+    old = [arg for arg in _REFUSED_BY_OPENSSL if arg in args and arg not in earlier]
+    if old:
+        warnings.append(
+            f'"ssl_protocols" {" ".join(old)}: OpenSSL\'s security level refuses these handshakes, '
+            "as it does under nginx; TLSv1.2 and TLSv1.3 are negotiated"
+        )
+    return warnings
 
 
 def _invalid(name: str, value: str, source: Source, hint: str = "") -> ConfigError:
@@ -93,13 +137,68 @@ def _path(name: str, args: tuple[str, ...], source: Source) -> str:
 
 def _protocols(name: str, args: tuple[str, ...], source: Source) -> tuple[str, ...]:
     for arg in args:
-        if arg in _INSECURE_PROTOCOLS:
+        if arg in _OBSOLETE_PROTOCOLS:
             raise ConfigError(
                 source, f'"{name}" value "{arg}" is not supported by wstunnel (insecure): use TLSv1.2 and TLSv1.3'
             )
-        if arg not in _SUPPORTED_PROTOCOLS:
+        if arg not in _SUPPORTED_PROTOCOLS and arg not in _REFUSED_BY_OPENSSL:
             raise _invalid(name, arg, source)
-    return tuple(sorted(set(args)))
+    usable = tuple(sorted(_SUPPORTED_PROTOCOLS.intersection(args)))
+    if not usable:
+        raise ConfigError(source, f'"{name}" names no protocol OpenSSL allows: add TLSv1.2 or TLSv1.3')
+    return usable
+
+
+def _session_cache(name: str, args: tuple[str, ...], source: Source) -> bool:
+    """
+    Whether sessions are kept, by nginx's rules: the last of ``off``,
+    ``none`` and ``builtin`` decides, and a ``shared`` zone counts only
+    when none of them is written.  ``builtin`` and ``shared`` both mean
+    OpenSSL's cache in each process.
+    """
+    builtin, shared = None, False
+    for arg in args:
+        kind = _cache_kind(arg, source)
+        if kind == "shared":
+            shared = True
+        else:
+            builtin = kind
+    return builtin == "builtin" or (builtin is None and shared)
+
+
+def _cache_kind(arg: str, source: Source) -> str:
+    if arg in ("off", "none"):
+        return arg
+    kind, _, rest = arg.partition(":")
+    if kind == "builtin" and (not rest or (rest.isdigit() and int(rest) > 0)):
+        return kind
+    zone, _, size = rest.partition(":")
+    if kind != "shared" or not zone or not size:
+        raise ConfigError(source, f'invalid session cache "{arg}"')
+    try:
+        if parse_size(size) < _SMALLEST_SHARED_CACHE:
+            raise ConfigError(source, f'session cache "{arg}" is too small')
+    except ValueError:
+        raise ConfigError(source, f'invalid session cache "{arg}"') from None
+    return kind
+
+
+def set_groups(ctx: SSL.Context, groups: str) -> None:
+    """
+    The key exchange groups of ``ssl_ecdh_curve`` (pyOpenSSL binds only
+    the single-curve call).  Raises ``SSL.Error`` for a name OpenSSL lacks.
+    """
+    if groups != "auto" and not _lib.SSL_CTX_set1_curves_list(ctx._context, groups.encode("ascii")):
+        _lib.ERR_clear_error()  # else a later, unrelated pyOpenSSL call reports it
+        raise SSL.Error(f"unknown group in {groups!r}")
+
+
+def _groups(name: str, args: tuple[str, ...], source: Source) -> str:
+    try:
+        set_groups(SSL.Context(SSL.TLS_METHOD), args[0])
+    except (SSL.Error, UnicodeEncodeError):
+        raise ConfigError(source, f'OpenSSL refuses the groups "{args[0]}" of the "{name}" directive') from None
+    return args[0]
 
 
 def _ciphers(name: str, args: tuple[str, ...], source: Source) -> str:
@@ -114,12 +213,6 @@ def _flag(name: str, args: tuple[str, ...], source: Source) -> bool:
     if args[0] not in ("on", "off"):
         raise _invalid(name, args[0], source, ', it must be "on" or "off"')
     return args[0] == "on"
-
-
-def _only_on(name: str, args: tuple[str, ...], source: Source) -> bool:
-    if _flag(name, args, source):
-        return True
-    raise ConfigError(source, f'"{name} off" is not supported by wstunnel: the server\'s cipher order always applies')
 
 
 def _time(name: str, args: tuple[str, ...], source: Source) -> float:
@@ -153,7 +246,8 @@ _PARSERS: dict[str, Callable[[str, tuple[str, ...], Source], object]] = {
     "path": _path,
     "protocols": _protocols,
     "ciphers": _ciphers,
-    "on": _only_on,
+    "session_cache": _session_cache,
+    "groups": _groups,
     "flag": _flag,
     "time": _time,
     "number": _number,
@@ -205,6 +299,31 @@ class Materials:
             self._certificates(setting, path, directive)
             self._ca_files.add(path)
         return path
+
+    def dhparam(self, setting: Setting) -> str:
+        """A PEM file of DH parameters (for DHE ciphers), checked now; OpenSSL reads it by path."""
+        path = self.path(setting)
+        self._read(setting, path, "ssl_dhparam")
+        try:
+            SSL.Context(SSL.TLS_METHOD).load_tmp_dh(path.encode())
+        except SSL.Error:
+            raise ConfigError(setting.source, f'ssl_dhparam "{path}": not a PEM file of DH parameters') from None
+        return path
+
+    def ocsp_response(self, setting: Setting) -> bytes:
+        """The DER OCSP response of ``ssl_stapling_file``, stapled as it is."""
+        path = self.path(setting)
+        data = self._read(setting, path, "ssl_stapling_file")
+        try:
+            ocsp.load_der_ocsp_response(data)
+        except ValueError:
+            raise ConfigError(setting.source, f'ssl_stapling_file "{path}": not a DER OCSP response') from None
+        return data
+
+    def warn(self, message: str) -> None:
+        """A warning once, though an http-level directive reaches it through every server."""
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     def _read(self, setting: Setting, path: str, directive: str) -> bytes:
         try:
@@ -280,6 +399,10 @@ def server_tls(raw: Mapping[str, Setting], materials: Materials) -> ServerTLS | 
     ca = raw.get("ssl_client_certificate")
     if verify != "off" and ca is None:
         raise ConfigError(raw["ssl_verify_client"].source, 'no "ssl_client_certificate" for "ssl_verify_client"')
+    trusted = raw.get("ssl_trusted_certificate")
+    if trusted is not None:
+        materials.ca_file(trusted, "ssl_trusted_certificate")
+    dhparam = raw.get("ssl_dhparam")
     return ServerTLS(
         key_pair=pair,
         protocols=_value(raw, "ssl_protocols", DEFAULT_PROTOCOLS),
@@ -289,7 +412,30 @@ def server_tls(raw: Mapping[str, Setting], materials: Materials) -> ServerTLS | 
         client_ca_file=None if ca is None else materials.ca_file(ca, "ssl_client_certificate"),
         verify_client=verify,
         verify_depth=_value(raw, "ssl_verify_depth", 1),
+        prefer_server_ciphers=_value(raw, "ssl_prefer_server_ciphers", False),
+        session_cache=_value(raw, "ssl_session_cache", False),
+        dhparam_file=None if dhparam is None else materials.dhparam(dhparam),
+        ecdh_curve=_value(raw, "ssl_ecdh_curve", "auto"),
+        ocsp_response=_staple(raw, materials),
     )
+
+
+def _staple(raw: Mapping[str, Setting], materials: Materials) -> bytes | None:
+    """
+    The response to staple.  wstunnel never asks an OCSP responder: without
+    ``ssl_stapling_file`` it serves without stapling, as nginx does when its
+    responder cannot be reached.
+    """
+    stapling = raw.get("ssl_stapling")
+    if stapling is None or not stapling.value:
+        return None
+    response = raw.get("ssl_stapling_file")
+    if response is None:
+        materials.warn(
+            f'{stapling.source}: "ssl_stapling" ignored, wstunnel staples only from "ssl_stapling_file"'
+        )
+        return None
+    return materials.ocsp_response(response)
 
 
 def upstream_tls(raw: Mapping[str, Setting], default_name: str, materials: Materials) -> UpstreamTLS:
@@ -314,6 +460,11 @@ def upstream_tls(raw: Mapping[str, Setting], default_name: str, materials: Mater
         protocols=_value(raw, "proxy_ssl_protocols", DEFAULT_PROTOCOLS),
         client=client,
     )
+
+
+def flag_on(raw: Mapping[str, Setting], name: str) -> bool:
+    """Whether an on/off directive in force is on (``ssl on``: every listen of the server is TLS)."""
+    return bool(_value(raw, name, False))
 
 
 def _value(raw: Mapping[str, Setting], name: str, default):  # type: ignore[no-untyped-def]

@@ -77,12 +77,13 @@ class Runtime:
         The bindings that get a socket of their own.  As in nginx, a
         wildcard listen on a port takes the specific addresses of the same
         family on that port: one socket is bound, and the virtual servers
-        are chosen by the address each connection arrived on.
+        are chosen by the address each connection arrived on, unless
+        ``bind`` (or any socket option) gives the address a socket of its own.
         """
         wild = {(b.port, ":" in b.host) for b in self.config.bindings if b.host in ("0.0.0.0", "::")}
         return [
             b for b in self.config.bindings
-            if b.host in ("0.0.0.0", "::") or (b.port, ":" in b.host) not in wild
+            if b.host in ("0.0.0.0", "::") or b.options.bind or (b.port, ":" in b.host) not in wild
         ]
 
     def binding_for(self, key: tuple[str, int], local_host: str) -> Binding:

@@ -37,13 +37,14 @@ from twisted.internet.interfaces import (
     IProtocolFactory,
     IReactorTime,
 )
-from twisted.internet.ssl import AcceptableCiphers, CertificateOptions, TLSVersion
+from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from wstunnel.config.addresses import is_ip
 from wstunnel.config.model import Binding, Config, KeyPair, ServerTLS, UpstreamTLS
+from wstunnel.config.tls import set_groups
 from wstunnel.core.routing import Router
 from wstunnel.core.tls_rules import handshake_server
 from wstunnel.wire.request import TLSInfo
@@ -59,6 +60,8 @@ __all__ = [
 ]
 
 _ALPN = [b"http/1.1"]
+_DEFAULT_CIPHERS = "HIGH:!aNULL:!MD5"  # nginx's ssl_ciphers default
+_PROTOCOL_VERSIONS = {"TLSv1.2": SSL.TLS1_2_VERSION, "TLSv1.3": SSL.TLS1_3_VERSION}
 _TLS_HANDSHAKE = 0x16  # the first byte of every TLS connection (a handshake record)
 _CHAIN_TOO_LONG = 22  # X509_V_ERR_CERT_CHAIN_TOO_LONG
 PLAIN_HTTP_NOTE = "The plain HTTP request was sent to HTTPS port"  # nginx's 497 page
@@ -194,22 +197,53 @@ def _key_pair_options(pair: KeyPair | None) -> dict:
 # -- the client side -------------------------------------------------------------------------
 
 
+def _staple(conn: SSL.Connection, response: bytes) -> bytes:
+    """OpenSSL's OCSP callback: the response of ``ssl_stapling_file``, for a client that asks."""
+    return response
+
+
 def _on_server_name(conn: SSL.Connection) -> None:
     """OpenSSL's SNI callback, shared by every context: the socket's creator decides."""
     protocol = conn.get_app_data()
     protocol.factory.creator.select(conn, protocol)
 
 
+def _select_alpn(conn: SSL.Connection, offered: list[bytes]) -> bytes:
+    """
+    ``http/1.1`` whatever else is offered (``listen ... http2`` too); a
+    client offering only other protocols fails the handshake, as with nginx.
+    """
+    return _ALPN[0] if _ALPN[0] in offered else b""
+
+
+def _server_options(tls: ServerTLS) -> int:
+    options = SSL.OP_NO_COMPRESSION
+    if tls.prefer_server_ciphers:
+        options |= SSL.OP_CIPHER_SERVER_PREFERENCE
+    if not tls.session_tickets:
+        options |= SSL.OP_NO_TICKET
+    return options
+
+
 def _server_context(tls: ServerTLS) -> SSL.Context:
-    ciphers = None if tls.ciphers is None else AcceptableCiphers.fromOpenSSLCipherString(tls.ciphers)
-    options = CertificateOptions(
-        acceptableProtocols=_ALPN,
-        enableSessionTickets=tls.session_tickets,
-        acceptableCiphers=ciphers,
-        **_key_pair_options(tls.key_pair),
-        **_version_range(tls.protocols),
-    )
-    ctx = options.getContext()
+    """The context of one server, made directly so that every nginx option can be left off as well as set."""
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    ctx.set_options(_server_options(tls))
+    ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
+    ctx.set_min_proto_version(_PROTOCOL_VERSIONS[tls.protocols[0]])
+    ctx.set_max_proto_version(_PROTOCOL_VERSIONS[tls.protocols[-1]])
+    ctx.set_cipher_list((tls.ciphers or _DEFAULT_CIPHERS).encode("ascii"))
+    ctx.use_certificate(tls.key_pair.leaf)
+    ctx.use_privatekey(tls.key_pair.key)
+    for cert in tls.key_pair.chain[1:]:
+        ctx.add_extra_chain_cert(cert)
+    ctx.set_alpn_select_callback(_select_alpn)
+    ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER if tls.session_cache else SSL.SESS_CACHE_OFF)
+    if tls.dhparam_file is not None:
+        ctx.load_tmp_dh(tls.dhparam_file.encode())
+    set_groups(ctx, tls.ecdh_curve)
+    if tls.ocsp_response is not None:
+        ctx.set_ocsp_server_callback(_staple, tls.ocsp_response)
     ctx.set_timeout(int(tls.session_timeout))
     # Resumed sessions must stay with the server (and client-certificate
     # rules) that made them.

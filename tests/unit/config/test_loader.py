@@ -313,7 +313,7 @@ def test_comments_and_quotes(load):
         ("deny all;\n", '"deny" is not supported by wstunnel'),
         ("server {\n auth_basic on;\n}\n", '"auth_basic" is not supported by wstunnel'),
         ("gzip on;\n", '"gzip" is not supported by wstunnel'),
-        ("server {\n ssl_stapling on;\n}\n", '"ssl_stapling" is not supported by wstunnel'),
+        ("server {\n ssl_early_data on;\n}\n", '"ssl_early_data" is not supported by wstunnel'),
         ("server {\n location / {\n if ($x) { }\n }\n}\n", '"if" is not supported by wstunnel'),
         ("upstream u {\n server 127.0.0.1;\n zone u 64k;\n}\n", '"zone" is not supported by wstunnel'),
         ("events {\n worker_aio_requests 1;\n}\n", '"worker_aio_requests" is not supported by wstunnel'),
@@ -425,7 +425,7 @@ def test_every_mistake_is_reported(errors):
         """
         deny all;
         server {
-            listen 80 http2;
+            listen 80 backlog=0;
             location ~ \\.php$ { }
             location / {
                 proxy_pass ftp://a;
@@ -436,7 +436,7 @@ def test_every_mistake_is_reported(errors):
         """
     ) == [
         'FILE:1: "deny" is not supported by wstunnel',
-        'FILE:3: "listen" parameter "http2" is not supported by wstunnel',
+        'FILE:3: invalid backlog "backlog=0"',
         "FILE:4: regular expression locations are not supported by wstunnel",
         'FILE:6: invalid URL prefix in "ftp://a"',
         'FILE:10: invalid parameter "weight=0"',
@@ -888,10 +888,10 @@ def test_listen_host_name_with_several_addresses(load):
 @pytest.mark.parametrize(
     "listen, message",
     [
-        ("80 http2", '"listen" parameter "http2" is not supported by wstunnel'),
-        ("80 reuseport", '"listen" parameter "reuseport" is not supported by wstunnel'),
-        ("80 default_server fastopen=3", '"listen" parameter "fastopen=3" is not supported by wstunnel'),
-        ("80 backlog=10", '"listen" parameter "backlog=10" is not supported by wstunnel'),
+        ("80 http3", 'invalid parameter "http3"'),
+        ("80 rcvbuf=1k", '"listen" parameter "rcvbuf=1k" is not supported by wstunnel'),
+        ("80 default_server fastopen=x", 'invalid fastopen "fastopen=x"'),
+        ("80 backlog=10k", 'invalid backlog "backlog=10k"'),
         ("127.0.0.1:65536", 'invalid port in "127.0.0.1:65536" of the "listen" directive'),
         ("65536", 'invalid port in "65536" of the "listen" directive'),
         ("a:b", 'invalid port in "a:b" of the "listen" directive'),
