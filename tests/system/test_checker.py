@@ -19,7 +19,7 @@ from twistd_support import run_twistd
 from wstunnel.__main__ import main
 from wstunnel.config import tuning
 from wstunnel.config.dump import dump
-from wstunnel.config.directives import IGNORED_DIRECTIVES, TABLE, UPSTREAM_TABLE
+from wstunnel.config.directives import EXTENSIONS, IGNORED_DIRECTIVES, TABLE, UPSTREAM_TABLE
 from wstunnel.config.loader import load_config
 from wstunnel.config.nginx_names import NGINX_DIRECTIVES
 from wstunnel.config.tuning import INSTEAD
@@ -265,7 +265,8 @@ def test_a_real_nginx_directive_is_not_supported_rather_than_unknown(tmp_path: P
 
 
 def test_every_directive_wstunnel_takes_from_nginx_is_in_the_list() -> None:
-    assert set(TABLE) | set(UPSTREAM_TABLE) <= NGINX_DIRECTIVES | {"wstunnel_metrics"}
+    assert set(TABLE) | set(UPSTREAM_TABLE) <= NGINX_DIRECTIVES | EXTENSIONS
+    assert not EXTENSIONS & NGINX_DIRECTIVES
 
 
 def test_the_list_keeps_every_name_crossplane_knows_but_the_removed_ones() -> None:

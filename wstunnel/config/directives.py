@@ -32,12 +32,15 @@ from wstunnel.config.walk import (
     spec,
 )
 
-__all__ = ["IGNORED_DIRECTIVES", "TABLE", "UPSTREAM_TABLE", "lookup"]
+__all__ = ["EXTENSIONS", "IGNORED_DIRECTIVES", "TABLE", "UPSTREAM_TABLE", "lookup"]
 
 
 def ignored(load: Load, stmt: Stmt, level: Level) -> None:
     load.notices.append(ignored_notice(stmt.source, stmt.name))
 
+
+# The directives of wstunnel's own, which nginx does not have (doc/configuration.md marks each).
+EXTENSIONS = frozenset({"wstunnel_metrics", "proxy_upgrade_protocols"})
 
 TABLE: dict[str, Spec] = {
     "worker_processes": spec({MAIN}, 1, 1, workers.worker_processes, once=True),
