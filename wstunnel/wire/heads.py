@@ -172,6 +172,25 @@ class HeadGate:
         self._scanned = 0
         return rest
 
+    def peek(self, size: int) -> bytes:
+        """The first ``size`` bytes held (fewer if fewer are held), left in place."""
+        return bytes(self._buffer[:size])
+
+    def drop(self, size: int) -> None:
+        """
+        The first ``size`` bytes were used (a body's part): consumed from
+        the front, so what is held after them is never copied again.
+        """
+        del self._buffer[:size]
+        self._scanned = 0
+        self._line = 0
+
+    def clear(self) -> None:
+        """Nothing held from now on, and the buffer's memory given back."""
+        self._buffer = bytearray()
+        self._scanned = 0
+        self._line = 0
+
     def _skip_empty_lines(self) -> None:
         """RFC 9112 section 2.2: ignore CRLFs before a request line (whatever the split)."""
         buffer = self._buffer
