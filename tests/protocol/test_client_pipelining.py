@@ -160,3 +160,25 @@ def test_nothing_of_a_flood_is_kept_once_the_connection_ends(tmp_path) -> None:
     assert held_buffers(flood.client, skip) > EARLY_DATA_LIMIT, "the measure sees the held bytes"
     flood.client.connectionLost(None)
     assert held_buffers(flood.client, skip) < 4096
+
+
+def test_an_upstream_that_fills_up_on_a_bodys_last_bytes_does_not_stop_the_next_request(tmp_path) -> None:
+    flood = Flood(tmp_path)
+    flood.client.dataReceived(b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nab")
+    upstream, ut = flood.proxy.upstream()
+    write = ut.write
+
+    def write_then_fill(data: bytes) -> None:
+        """The upstream's write buffer passes its mark with this write, as a transport then tells its producer."""
+        write(data)
+        if ut.producer is not None:
+            ut.producer.pauseProducing()
+
+    ut.write = write_then_fill  # type: ignore[method-assign]
+    flood.client.dataReceived(b"cd")
+    assert ut.value().endswith(b"abcd")
+    upstream.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    assert flood.ct.value().endswith(b"ok")
+    assert flood.ct.producerState == "producing", "the body's pause ended with the body"
+    flood.client.dataReceived(head(1))
+    assert len(flood.proxy.dialled()) == 2
