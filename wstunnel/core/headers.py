@@ -364,14 +364,19 @@ def client_response_headers(
     hide = rules.hide if rules is not None else DEFAULT_HIDDEN
     drop = set(_RESPONSE_DROP) | hide
     switching = status == 101
-    if not switching:
+    # A 426 names the protocol the client must switch to (RFC 9110 section
+    # 15.5.22): its Upgrade reaches the client, as nginx passes it.
+    names_upgrade = switching or status == 426
+    if not names_upgrade:
         drop.add(b"upgrade")
     if _content_length_invalid(status, headers, request_method):
         drop.add(b"content-length")
     nominated = lower_tokens(v for n, v in headers if n.lower() == b"connection")
     nominated.discard(b"content-length")
+    if names_upgrade:
+        nominated.discard(b"upgrade")
     if switching:
-        nominated = {t for t in nominated if t != b"upgrade" and not t.startswith(b"sec-websocket-")}
+        nominated = {t for t in nominated if not t.startswith(b"sec-websocket-")}
     drop |= nominated
     out = []
     if b"server" in hide:

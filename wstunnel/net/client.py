@@ -37,7 +37,7 @@ from wstunnel.net.requestlog import RequestRecord, log_request
 from wstunnel.net.runtime import Runtime
 from wstunnel.net.throttle import arm_abort
 from wstunnel.net.tunnel import Tunnel, TunnelEnd
-from wstunnel.net.upload import Upload, body_reader
+from wstunnel.net.upload import LARGEST_PIECE, Upload, body_reader
 from wstunnel.obs.logs import ScopedLogger
 from wstunnel.wire.bodies import BodyError, ChunkedBody, LengthBody
 from wstunnel.wire.errors import RequestError
@@ -182,6 +182,7 @@ class ClientProtocol(Proxying, Protocol):
         self._client_gone()
         self._state = State.CLOSED
         self._stop_deadline()
+        self._release()
 
     def _client_gone(self) -> None:
         """The client left while its request was at the upstream (nginx's 499)."""
@@ -208,6 +209,8 @@ class ClientProtocol(Proxying, Protocol):
             self._pull_events()
         finally:
             self._in_pump = False
+        if self._intake is not None:
+            self._intake.settle(serving=self._state is State.PROXYING)
 
     def _pull_events(self) -> None:
         while True:
@@ -232,7 +235,6 @@ class ClientProtocol(Proxying, Protocol):
         except RequestError as e:
             self._body_error(e.status, e.detail)
             return False
-        intake.early = 0
         if self._exchange is not None:
             self._exchange.request_sent()
         return True
@@ -328,10 +330,11 @@ class ClientProtocol(Proxying, Protocol):
             return True
         assert intake is not None
         gate = intake.gate
-        rest = upload.unread(gate.take_rest())
+        held = gate.peek(LARGEST_PIECE)
+        rest = upload.unread(held)
         if rest is None:
             return False
-        gate.push(rest)
+        gate.drop(len(held) - len(rest))
         return True
 
     def _log_request(self) -> None:
@@ -426,12 +429,18 @@ class ClientProtocol(Proxying, Protocol):
         if self._intake is not None:
             self._intake.stop_deadline()
 
+    def _release(self) -> None:
+        """Nothing more is read: the bytes held for later requests are given back."""
+        if self._intake is not None:
+            self._intake.release()
+
     def _close(self) -> None:
         if self._state is State.CLOSED and self._abort is not None:
             return
         self._state = State.CLOSED
         self._factory.registry.busy(self)
         self._stop_deadline()
+        self._release()
         self._unregister_all()
         self._answer.drop_backlog()
         self.transport.loseConnection()

@@ -311,7 +311,7 @@ class Exchange:
             client=self._client.peer_text,
         )
         self._stats.upstream_failed(self._peer_address)
-        self._upstream_failed("invalid_header", close=True)
+        self._upstream_failed("invalid_header")
 
     def upstream_lost(self, reason: Failure) -> None:
         if self.phase is Phase.DONE:
@@ -359,7 +359,7 @@ class Exchange:
         self._stats.upstream_failed(self._peer_address)
         self._upstream_failed("timeout")
 
-    def _upstream_failed(self, condition: str, *, close: bool = False) -> None:
+    def _upstream_failed(self, condition: str) -> None:
         """
         Before the response head this is a failed attempt; after it, the
         client has seen a partial answer and the only honest thing left is
@@ -372,7 +372,7 @@ class Exchange:
             self._finish()
             self._client.abort_response()
             return
-        self._next(condition, close=close)
+        self._next(condition)
 
     # Retries.
 

@@ -6,7 +6,9 @@ nginx gives a connection ``client_header_timeout`` for a head once its
 first byte is there and ``keepalive_timeout`` while it is idle between
 requests; the idle wait turns into the head's deadline at the next byte.
 Reading is paused while nothing may be read (no upstream yet, an unread
-answer, too many early bytes) and resumed once something may.
+answer, an upstream that does not take the body) and while the bytes held
+ahead of the request being served are over ``EARLY_DATA_LIMIT``; it is
+resumed once none of these holds.
 """
 
 from __future__ import annotations
@@ -14,27 +16,38 @@ from __future__ import annotations
 from typing import Callable
 
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from zope.interface import implementer
 
 from wstunnel.config.model import ClientLimits
 from wstunnel.wire.heads import HeadGate, HeadLimits
 
 __all__ = ["EARLY_DATA_LIMIT", "Intake"]
 
-# Bytes a client may send after a complete request while its answer is
-# pending (pipelined requests, WebSocket frames sent before the 101).
+# Bytes a client may have sent ahead of the request being served
+# (pipelined heads and bodies, WebSocket frames sent before the 101).
 # Reading continues up to this bound so a client that leaves is noticed;
-# past it the connection is paused.
+# past it the connection is paused until the request is answered and the
+# next one taken from what is held.  The read that crosses the bound is
+# held whole, so at most this plus one read (64 KiB) is held.
 EARLY_DATA_LIMIT = 64 * 1024
 
 
+@implementer(IPushProducer)
 class Intake:
     """
     One connection's read side; ``limits`` are those of the address's
     default server, which govern heads (the virtual server is unknown
     until a head is read).  The head deadline runs from construction.
+
+    It is also the producer a request body's flow control pauses (the
+    body's :class:`~wstunnel.net.throttle.Throttle` stands on it), so the
+    transport is paused and resumed in one place for every reason.
     """
 
-    __slots__ = ("gate", "limits", "early", "_transport", "_clock", "_on_timeout", "_timer", "_idle", "_paused")
+    __slots__ = (
+        "gate", "limits", "_transport", "_clock", "_on_timeout", "_timer", "_idle",
+        "_paused", "_throttled", "_full", "_stopped",
+    )
 
     def __init__(
         self, transport: IPushProducer, clock: IReactorTime, limits: ClientLimits, on_timeout: Callable[[], None]
@@ -46,8 +59,10 @@ class Intake:
         self._on_timeout = on_timeout
         self._timer: IDelayedCall | None = clock.callLater(limits.header_timeout, on_timeout)
         self._idle = False
-        self.early = 0  # held bytes nothing reads yet; reset when something will
-        self._paused = False
+        self._paused = False  # nothing may be read: no upstream yet, or an unread answer
+        self._throttled = False  # the upstream does not take the body
+        self._full = False  # too much held ahead of the request being served
+        self._stopped = False  # the transport is paused
 
     def push(self, data: bytes) -> None:
         """Bytes towards the next head; the first after an idle wait starts the head's deadline."""
@@ -63,19 +78,52 @@ class Intake:
     def hold(self, data: bytes) -> None:
         """Bytes that arrived while nothing reads them; past ``EARLY_DATA_LIMIT`` reading pauses."""
         self.gate.push(data)
-        self.early += len(data)
-        if self.early > EARLY_DATA_LIMIT and not self._paused:
-            self.pause()
+        self.settle(serving=True)
+
+    def settle(self, *, serving: bool) -> None:
+        """
+        Apply the bound on what is held: while a request is served, all the
+        gate holds is ahead of it; while a head is read, the gate's own
+        limits bound it.
+        """
+        full = serving and self.gate.pending > EARLY_DATA_LIMIT
+        if full is not self._full:
+            self._full = full
+            self._sync()
 
     def pause(self) -> None:
-        if not self._paused:
-            self._paused = True
-            self._transport.pauseProducing()
+        self._paused = True
+        self._sync()
 
     def resume(self) -> None:
-        if self._paused:
-            self._paused = False
+        """Reading may go on, as far as the request is concerned; the next :meth:`settle` applies the bound again."""
+        self._paused = self._throttled = self._full = False
+        self._sync()
+
+    def pauseProducing(self) -> None:
+        self._throttled = True
+        self._sync()
+
+    def resumeProducing(self) -> None:
+        self._throttled = False
+        self._sync()
+
+    def stopProducing(self) -> None:
+        """The upstream is gone; the connection's owner decides what follows."""
+
+    def _sync(self) -> None:
+        stop = self._paused or self._throttled or self._full
+        if stop is self._stopped:
+            return
+        self._stopped = stop
+        if stop:
+            self._transport.pauseProducing()
+        else:
             self._transport.resumeProducing()
+
+    def release(self) -> None:
+        """The connection is over: what it held is given back."""
+        self.gate.clear()
 
     def await_next(self, keepalive_timeout: float) -> None:
         """A response is done and the connection stays: wait idle, or for the rest of a pipelined head."""

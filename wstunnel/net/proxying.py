@@ -141,7 +141,6 @@ class Proxying:
             pool=self.runtime.pools.get(upstream.name),
         )
         req.upstream = exchange.record
-        intake.early = 0
         exchange.start()
         if exchange.phase is Phase.CONNECTING:
             # Nothing is read until there is somewhere to send it.  A pooled
@@ -163,7 +162,9 @@ class Proxying:
             # Answered here, never forwarded (Expect is not sent upstream).
             upload.continued = True
             self._answer.send(CONTINUE)
-        upload.start(upstream, self.transport, self._clock, req.location, self._body_timed_out, self._body_stalled)
+        intake = self._intake
+        assert intake is not None
+        upload.start(upstream, intake, self._clock, req.location, self._body_timed_out, self._body_stalled)
         self._resume()
         self._pump()
 

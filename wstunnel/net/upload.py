@@ -27,7 +27,11 @@ from wstunnel.wire.errors import RequestError
 from wstunnel.wire.heads import HeadGate, HeadLimits
 from wstunnel.wire.request import RequestHead, lower_tokens
 
-__all__ = ["Upload", "body_reader", "expects_continue"]
+__all__ = ["LARGEST_PIECE", "Upload", "body_reader", "expects_continue"]
+
+# The most fed to a body's reader at once: one read of the reactor's.
+LARGEST_PIECE = 64 * 1024
+_FIRST_PIECE = 4 * 1024
 
 
 class Upload:
@@ -37,7 +41,7 @@ class Upload:
     ``complete`` says the whole body went upstream, so a retry sends none.
     """
 
-    __slots__ = ("reader", "to", "complete", "continued", "_left", "_throttle", "_timer")
+    __slots__ = ("reader", "to", "complete", "continued", "_left", "_piece", "_throttle", "_timer")
 
     def __init__(self, reader: LengthBody | ChunkedBody) -> None:
         self.reader = reader
@@ -45,6 +49,7 @@ class Upload:
         self.complete = False
         self.continued = False  # 100 Continue was sent
         self._left: int | None = None
+        self._piece = _FIRST_PIECE
         self._throttle: Throttle | None = None
         self._timer: BodyTimeout | None = None
 
@@ -81,15 +86,31 @@ class Upload:
         follows it stays in the gate).  Raises :class:`BodyError` or
         :class:`RequestError` for a body the request may not have.
         """
-        data = gate.take_rest()
-        rest = self.reader.feed(data, self._send)
-        if rest is None:
-            record.fed += len(data)
+        record.fed += self._consume(gate)
+        if not self.reader.done:
             return False
-        record.fed += len(data) - len(rest)
-        gate.push(rest)
         self._end()
         return True
+
+    def _consume(self, gate: HeadGate) -> int:
+        """
+        Feed the reader from the front of ``gate`` until the body ends or
+        nothing is held; the bytes it took.  Pieces start small and double
+        as the body goes on, so few bytes held past a body's end
+        (pipelined requests) are copied, and a streaming body goes on in
+        reads of its own size.
+        """
+        reader = self.reader
+        used = 0
+        while not reader.done and gate.pending:
+            piece = gate.peek(self._piece)
+            rest = reader.feed(piece, self._send)
+            taken = len(piece) if rest is None else len(piece) - len(rest)
+            gate.drop(taken)
+            used += taken
+            if taken == self._piece:
+                self._piece = min(2 * taken, LARGEST_PIECE)
+        return used
 
     def _send(self, data: bytes) -> None:
         if self._left is not None:

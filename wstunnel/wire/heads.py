@@ -52,6 +52,7 @@ _FORM = rb"(?:/|[A-Za-z][A-Za-z0-9+.-]*://)"
 # A method is what nginx's parser takes, read first: capitals, "_" and "-"
 # ("get" and "G3T" are 400 however the rest of the line reads).
 _METHOD = rb"[A-Z_-]+"
+_METHOD_BYTES = re.compile(rb"[A-Z_-]*")
 _TOKEN_METHOD = re.compile(rb"(?![A-Z_-]+ )" + _TOKEN + rb" ")  # a token h11 would take as a method
 _REQUEST_LINE = re.compile(rb"(" + _METHOD + rb") (" + _FORM + rb"\S*) HTTP/([0-9])\.([0-9])\Z")
 _OTHER_FORM_LINE = re.compile(_METHOD + rb" ((?!" + _FORM + rb")\S+) HTTP/")
@@ -172,6 +173,25 @@ class HeadGate:
         self._scanned = 0
         return rest
 
+    def peek(self, size: int) -> bytes:
+        """The first ``size`` bytes held (fewer if fewer are held), left in place."""
+        return bytes(self._buffer[:size])
+
+    def drop(self, size: int) -> None:
+        """
+        The first ``size`` bytes were used (a body's part): consumed from
+        the front, so what is held after them is never copied again.
+        """
+        del self._buffer[:size]
+        self._scanned = 0
+        self._line = 0
+
+    def clear(self) -> None:
+        """Nothing held from now on, and the buffer's memory given back."""
+        self._buffer = bytearray()
+        self._scanned = 0
+        self._line = 0
+
     def _skip_empty_lines(self) -> None:
         """RFC 9112 section 2.2: ignore CRLFs before a request line (whatever the split)."""
         buffer = self._buffer
@@ -209,6 +229,8 @@ class HeadGate:
             if lf < 0:
                 return -1
             crlf = lf > 0 and buffer[lf - 1] == 0x0D
+            if pos == 0:
+                self._check_method(lf - crlf)
             self._check_line(pos, lf - pos - crlf)
             if lf >= limits.total:
                 raise RequestError(431, "request head too large")
@@ -219,6 +241,18 @@ class HeadGate:
             if pos == 0 and buffer[:lf - 1] == H2_PREFACE_LINE:
                 raise Http2Preface()
             pos = self._line = lf + 1
+
+    def _check_method(self, end: int) -> None:
+        """
+        The request line up to ``end`` so far: as in nginx, a byte that
+        cannot be part of a method before the first space (a WebSocket
+        frame, a TLS hello, a leading space) is a 400 at once, not after a
+        whole head or at client_header_timeout.
+        """
+        buffer = self._buffer
+        taken = _METHOD_BYTES.match(buffer, 0, end).end()  # type: ignore[union-attr]
+        if taken < end and (taken == 0 or buffer[taken] != 0x20):
+            raise RequestError(400, f"method {bytes(buffer[:min(taken + 1, 32)])!r} is not capitals, '_' and '-'")
 
     def _check_line(self, start: int, length: int) -> None:
         if length > self._limits.line:
@@ -233,7 +267,10 @@ class HeadGate:
                 raise RequestError(502, "upstream sent too big header")
             return
         start = self._line
-        self._check_line(start, len(buffer) - start - buffer.endswith(b"\r"))
+        end = len(buffer) - buffer.endswith(b"\r")
+        if start == 0:
+            self._check_method(end)
+        self._check_line(start, end - start)
         if len(buffer) > self._limits.total:
             raise RequestError(431, "request head too large")
 
