@@ -14,7 +14,7 @@ from wstunnel.config import tls
 from wstunnel.config.addresses import listen_addresses
 from wstunnel.config.inherit import Effective, effective
 from wstunnel.config.levels import Level, ServerLevel
-from wstunnel.config.locations import build_location
+from wstunnel.config.locations import build_locations
 from wstunnel.config.model import ConfigError, Listen, Server, Upstream
 from wstunnel.config.read import Stmt
 from wstunnel.config.walk import HTTP, SERVER, Load
@@ -111,7 +111,7 @@ def build_server(
     """A server with every setting inherited; ``implicit`` collects the upstreams of ``proxy_pass host``."""
     settings = effective(load, level, http)
     tls_settings = {**load.http.tls, **level.tls}
-    locations = [build_location(load, loc, settings, tls_settings, upstreams, implicit) for loc in level.locations]
+    locations = build_locations(load, level.locations, settings, tls_settings, upstreams, implicit)
     listens = level.listens or [Listen("0.0.0.0", _default_port(), False, level.source)]
     real_ip_from = level.real_ip_from if level.real_ip_from is not None else load.http.real_ip_from
     real_ip_header = level.real_ip_header or load.http.real_ip_header

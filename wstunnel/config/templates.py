@@ -18,6 +18,7 @@ __all__ = [
     "ARG_PREFIX",
     "BUILTIN_VARIABLES",
     "HEADER_PREFIX",
+    "NUMBERED_CAPTURES",
     "compile_template",
     "is_builtin",
 ]
@@ -47,9 +48,11 @@ BUILTIN_VARIABLES = frozenset(
 )
 HEADER_PREFIX = "http_"
 ARG_PREFIX = "arg_"
+# $1..$9: a regex's captures; one digit, so "$12" is $1 then "2", as in nginx.
+NUMBERED_CAPTURES = frozenset("123456789")
 
-# "$" then either "{name}" (closing brace optional so we can report it) or a bare name.
-_VARIABLE = re.compile(r"\$(?:\{([A-Za-z0-9_]*)(\}?)|([A-Za-z0-9_]*))")
+# "$" then either "{name}" (closing brace optional so we can report it), a capture digit or a bare name.
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z0-9_]*)(\}?)|([1-9]|[A-Za-z0-9_]*))")
 
 
 def is_builtin(name: str) -> bool:

@@ -23,7 +23,7 @@ from wstunnel.config.addresses import Resolver
 from wstunnel.config.levels import Level, RawMap, ServerLevel, UpstreamLevel
 from wstunnel.config.model import ConfigError, Source, Template
 from wstunnel.config.read import Stmt
-from wstunnel.config.templates import compile_template
+from wstunnel.config.templates import NUMBERED_CAPTURES, compile_template
 from wstunnel.config.tls import Materials
 
 __all__ = [
@@ -96,6 +96,7 @@ class Load:
         self.http = Level(Source(path, 0))
         self.workers: dict[str, object] = {}
         self.maps: dict[str, RawMap] = {}
+        self.captures: set[str] = set(NUMBERED_CAPTURES)  # and the named groups of regexes
         self.upstreams: dict[str, UpstreamLevel] = {}
         self.servers: list[ServerLevel] = []
         self.materials = Materials(self.main_dir, datetime.datetime.now(datetime.timezone.utc))
@@ -131,7 +132,7 @@ class Load:
     def template(self, text: str, source: Source) -> Template | None:
         """``text`` compiled against the builtin variables and every map; None once reported."""
         try:
-            return compile_template(text, source, self.maps)
+            return compile_template(text, source, self.maps.keys() | self.captures)
         except ConfigError as exc:
             self.errors.append(exc)
             return None

@@ -4,11 +4,14 @@ nginx variables per request: the values of ``$name`` / ``${name}``.
 Templates are compiled and checked at load time
 (:mod:`wstunnel.config.templates`), so here they are only rendered.
 :class:`RequestVars` computes a value only when a template asks for it, and
-caches map results for the rest of the request, as nginx does.
+caches map results for the rest of the request, as nginx does.  A regex
+that matches (a location's) sets the request's captures: ``$1``..``$9`` and
+its named groups.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 from wstunnel.config.model import Config, Location, MapDef, Server, Template
@@ -48,7 +51,7 @@ class RequestVars:
     a template asks, and only map results are worth caching.
     """
 
-    __slots__ = ("config", "server", "location", "conn", "head", "target", "host", "_maps")
+    __slots__ = ("config", "server", "location", "conn", "head", "target", "host", "_maps", "_match", "_named")
 
     def __init__(
         self,
@@ -69,6 +72,8 @@ class RequestVars:
         self.target = target
         self.host = host
         self._maps: dict[str, str] | None = None
+        self._match: re.Match[str] | None = None  # the last regex match with groups: $1..$9
+        self._named: dict[str, str] | None = None  # named groups of matched regexes
 
     def get(self, name: str) -> str:
         """The value of ``$name``; a missing header is the empty string."""
@@ -108,13 +113,37 @@ class RequestVars:
                 return value
         return ""
 
+    def capture(self, number: int) -> str:
+        """``$1``..``$9``: a group of the last regex match that had groups; empty when unset."""
+        match = self._match
+        if match is None or number > match.re.groups:
+            return ""
+        return match.group(number) or ""
+
+    def captured(self, match: re.Match[str]) -> None:
+        """
+        A regex matched: as in nginx, its groups replace ``$1``..``$9`` only
+        when it has groups, and each named group sets its variable.
+        """
+        if match.re.groups:
+            self._match = match
+        if match.re.groupindex:
+            named = self._named
+            if named is None:
+                named = self._named = {}
+            for name, group in match.groupdict().items():
+                named[name.lower()] = group or ""
+
     def _map(self, name: str) -> str:
         cache = self._maps
         if cache is None:
             cache = self._maps = {}
         value = cache.get(name)
         if value is None:
-            value = cache[name] = evaluate_map(self.config.maps[name], self)
+            mapdef = self.config.maps.get(name)
+            if mapdef is None:
+                return self._named.get(name, "") if self._named else ""
+            value = cache[name] = evaluate_map(mapdef, self)
         return value
 
 
@@ -148,6 +177,13 @@ _GETTERS: dict[str, Callable[[RequestVars], str]] = {
     "proxy_protocol_addr": lambda rv: rv.conn.proxy_protocol_addr,
     "proxy_protocol_port": lambda rv: rv.conn.proxy_protocol_port,
 }
+
+
+def _capture_getter(number: int) -> Callable[[RequestVars], str]:
+    return lambda rv: rv.capture(number)
+
+
+_GETTERS.update((str(n), _capture_getter(n)) for n in range(1, 10))
 
 
 def _tls_getter(value: Callable[[TLSInfo], str]) -> Callable[[RequestVars], str]:
