@@ -350,28 +350,26 @@ class _LocationTable:
         locations nested in the prefix found, then (unless that prefix is
         ``^~``) this level's regexes.  The bool says the search is over (an
         exact location, the 301, or a regex matched); else ``found`` is the
-        longest prefix, or the location around this level.
+        longest prefix, or the location around this level, and no regex
+        matched on the way.
         """
         hit = self.find(uri)
-        if hit is not None and hit.__class__ is not Location:
+        if hit is not None and (hit.__class__ is Redirect or hit.exact):  # type: ignore[union-attr]
             return True, hit, _NO_MATCHES
-        if hit is not None and hit.exact:
-            return True, hit, _NO_MATCHES
-        matches = _NO_MATCHES
         if hit is not None:
-            found = hit
+            found = hit  # type: ignore[assignment]
             inner = self.nested.get(id(hit))
             if inner is not None:
-                over, found, matches = inner.search(uri, hit)  # type: ignore[assignment]
+                over, found, matches = inner.search(uri, found)  # type: ignore[assignment]
                 if over:
                     return True, found, matches
-            if hit.noregex:
-                return False, found, matches
+            if hit.noregex:  # type: ignore[union-attr]
+                return False, found, _NO_MATCHES
         for location in self.regexes:
             match = location.regex.search(uri)  # type: ignore[union-attr]
             if match is not None:
                 return True, *self._inside(location, match, uri)
-        return False, found, matches
+        return False, found, _NO_MATCHES
 
     def _inside(self, location: Location, match: re.Match[str], uri: str) -> tuple[Location, Matches]:
         """

@@ -89,3 +89,15 @@ def test_numbered_captures_are_not_log_variables(tmp_path) -> None:
     """nginx: unknown "1" variable; a named capture is one."""
     text = "log_format a '$1';\nlog_format b '$name';\nserver { location ~ (?<name>x) { } }\n"
     assert config_errors(tmp_path, text) == ['FILE:1: unknown "1" variable']
+
+
+def test_proxy_pass_with_variables_has_no_default_proxy_redirect(tmp_path) -> None:
+    """nginx builds ``proxy_redirect default`` only from a proxy_pass without variables."""
+    config = load(tmp_path, """
+        location ~ ^/a/(.*) { proxy_pass http://127.0.0.1:1/b/$1; }
+        location ~ ^/c/ { proxy_pass http://127.0.0.1:1; }
+    """)
+    with_vars, without = config.servers[0].locations
+    assert with_vars.proxy_uri.text == "/b/$1"
+    assert with_vars.response.redirects == ()
+    assert [(r.pattern.text, r.replacement.text) for r in without.response.redirects] == [("http://127.0.0.1:1/", "/")]
