@@ -39,6 +39,11 @@ server {
             proxy_set_header X-Loc "/app/admin/";
         }
     }
+    location ~ /pre/ {
+        proxy_pass http://127.0.0.1:{backend};
+        proxy_set_header X-Loc "~ /pre/";
+        location /pre/y/ { proxy_pass http://127.0.0.1:{backend}; proxy_set_header X-Loc "~ /pre/ /pre/y/"; }
+    }
     location @fallback { proxy_pass http://127.0.0.1:{backend}; proxy_set_header X-Loc "@fallback"; }
 }
 """
@@ -65,6 +70,10 @@ CASES = [
     ("/app/admin/x.php", "GET /app/admin/x.php HTTP/1.1", "/app/ ~ php", "/app/admin/x.php|-|-"),
     ("/app/a.png", "GET /app/a.png HTTP/1.1", "~* png", "/app/a.png|-|png"),
     ("/static/../app/page", "GET /backend/page HTTP/1.1", "/app/", "/app/page|-|-"),
+    ("/pre/x", "GET /pre/x HTTP/1.1", "~ /pre/", "/pre/x|-|-"),
+    # A prefix nested in a regex location is accepted, and never chosen.
+    ("/pre/y/z", "GET /pre/y/z HTTP/1.1", "~ /pre/", "/pre/y/z|-|-"),
+    ("/pre/y", "GET /pre/y HTTP/1.1", "~ /pre/", "/pre/y|-|-"),
     ("/@fallback", "GET /@fallback HTTP/1.1", "/", "/@fallback|-|-"),
     ("/app/%61dmin/x", "GET /admin/x HTTP/1.1", "/app/admin/", "/app/admin/x|-|-"),
 ]

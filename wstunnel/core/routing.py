@@ -330,7 +330,7 @@ class _LocationTable:
             redirects.pop(path, None)
         lengths = tuple(sorted({len(p) for p in prefixes}, reverse=True))
         regexes = tuple(location for location in locations if location.regex is not None)
-        nested = {id(location): cls.build(location.nested) for location in locations if location.nested}
+        nested = {id(location): cls.build(_reachable(location)) for location in locations if location.nested}
         return cls(exact, redirects, prefixes, lengths, regexes, nested, not regexes and not nested)
 
     def find(self, uri: str) -> Location | Redirect | None:
@@ -372,18 +372,23 @@ class _LocationTable:
         return False, found, _NO_MATCHES
 
     def _inside(self, location: Location, match: re.Match[str], uri: str) -> tuple[Location, Matches]:
-        """
-        A regex matched: the search goes on among the locations nested in
-        it, and ends there whatever it finds.  A 301 found in there is not
-        sent (nginx only sends it from a static search); its location is used.
-        """
+        """A regex matched: the search goes on among the regexes nested in it, and ends there."""
         inner = self.nested.get(id(location))
         if inner is None:
             return location, (match,)
         _, found, matches = inner.search(uri, location)
-        if found.__class__ is Redirect:
-            found = found.location  # type: ignore[union-attr]
         return found, (match, *matches)  # type: ignore[return-value]
+
+
+def _reachable(location: Location) -> tuple[Location, ...]:
+    """
+    The nested locations a search can reach: in a regex location only the
+    regexes, since nginx builds no prefix tree there (a prefix nested in a
+    regex location is accepted and never chosen).
+    """
+    if location.regex is None:
+        return location.nested
+    return tuple(n for n in location.nested if n.regex is not None)
 
 
 def _top_level(server: Server) -> tuple[Location, ...]:
