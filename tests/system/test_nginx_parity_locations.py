@@ -37,7 +37,9 @@ server {
         location /app/admin/ {
             proxy_pass http://127.0.0.1:{backend}/admin/;
             proxy_set_header X-Loc "/app/admin/";
+            location ~ \\.css$ { proxy_pass http://127.0.0.1:{backend}; proxy_set_header X-Loc "/app/admin/ ~ css"; }
         }
+        location ^~ /app/raw/ { proxy_pass http://127.0.0.1:{backend}; proxy_set_header X-Loc "^~ /app/raw/"; }
     }
     location ~ /pre/ {
         proxy_pass http://127.0.0.1:{backend};
@@ -68,6 +70,10 @@ CASES = [
     ("/app/index.php?a=b", "GET /app/index.php?a=b HTTP/1.1", "/app/ ~ php", "/app/index.php|-|-"),
     ("/app/admin/users", "GET /admin/users HTTP/1.1", "/app/admin/", "/app/admin/users|-|-"),
     ("/app/admin/x.php", "GET /app/admin/x.php HTTP/1.1", "/app/ ~ php", "/app/admin/x.php|-|-"),
+    ("/app/admin/a.css", "GET /app/admin/a.css HTTP/1.1", "/app/admin/ ~ css", "/app/admin/a.css|-|-"),
+    ("/app/raw/a.php", "GET /app/raw/a.php HTTP/1.1", "^~ /app/raw/", "/app/raw/a.php|-|-"),
+    # A nested ^~ stops its parent's regexes, not the server's.
+    ("/app/raw/a.png", "GET /app/raw/a.png HTTP/1.1", "~* png", "/app/raw/a.png|-|png"),
     ("/app/a.png", "GET /app/a.png HTTP/1.1", "~* png", "/app/a.png|-|png"),
     ("/static/../app/page", "GET /backend/page HTTP/1.1", "/app/", "/app/page|-|-"),
     ("/pre/x", "GET /pre/x HTTP/1.1", "~ /pre/", "/pre/x|-|-"),

@@ -110,7 +110,8 @@ def request_vars(config: Config, server: Server, location: Location, raw: str) -
     head = RequestHead(b"GET", raw.encode(), b"1.1", ((b"Host", b"h"),))
     conn = ConnInfo("127.0.0.1", 1, "127.0.0.1", 8080, "http")
     return RequestVars(
-        config=config, server=server, location=location, conn=conn, head=head, target=parse_target(raw.encode()), host="h",
+        config=config, server=server, location=location, conn=conn, head=head,
+        target=parse_target(raw.encode()), host="h",
     )
 
 
