@@ -1,6 +1,6 @@
 """
-``python -m wstunnel --check [-c FILE]``: validate a configuration without
-twistd, for scripts and packaging hooks.  The proxy itself runs under twistd.
+``python -m wstunnel --check|--dump [-c FILE]``: validate (and print) a
+configuration without twistd, for scripts and packaging hooks.  The proxy itself runs under twistd.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     except usage.UsageError as e:
         print(f"wstunnel: {e}", file=sys.stderr)
         return 2
-    if not options["check"]:
-        print("wstunnel: only --check runs here; start the proxy with: twistd -n wstunnel", file=sys.stderr)
+    if not (options["check"] or options["dump"]):
+        print("wstunnel: only --check and --dump run here; start the proxy with: twistd -n wstunnel", file=sys.stderr)
         return 2
-    check(options["config"])
+    check(options["config"], dump=options["dump"])
 
 
 if __name__ == "__main__":

@@ -61,13 +61,16 @@ async def test_worker_connections_counts_both_legs_of_a_tunnel(proxy_services) -
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(upgrade_request())
             assert (await read_until(reader, b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
-            _, idle = await asyncio.open_connection("127.0.0.1", port)  # 2 (tunnel) + 1 = 3
+            # A second tunnel: 4 in use, none idle (an idle connection would be closed to make room).
+            second_reader, second = await asyncio.open_connection("127.0.0.1", port)
+            second.write(upgrade_request())
+            assert (await read_until(second_reader, b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
             refused = await closed_at_once(port)
             # Nothing open was touched: the tunnel still carries bytes.
             writer.write(b"ping")
             await writer.drain()
             received = await factory.connections[0].wait_data(4).asFuture(asyncio.get_running_loop())
-            idle.close()
+            second.close()
             writer.close()
             return refused, True, received
 

@@ -4,18 +4,18 @@ appear in, its argument counts, whether it opens a block or may be given
 only once, and its handler.  A directive not in the table is an error, never
 silently skipped: an ignored ``deny`` or ``auth_basic`` would open what the
 operator closed.  Only directives that cannot change what is proxied
-(``pid``, ``sendfile``, ``types``...) are accepted, with a notice.
+(``pid``, ``types``..., and the buffering, caching and tuning ones of
+:mod:`wstunnel.config.tuning`) are accepted, with a notice.
 
 A new directive is one line here and a handler in the module of its topic.
 """
 
 from __future__ import annotations
 
-from crossplane.analyzer import DIRECTIVES as NGINX_DIRECTIVES
-
-from wstunnel.config import limits, locations, logs, maps, proxy, servers, upstream, workers
+from wstunnel.config import limits, locations, logs, maps, proxy, servers, tuning, upstream, workers
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
+from wstunnel.config.nginx_names import NGINX_DIRECTIVES
 from wstunnel.config.read import Stmt, ignored_notice
 from wstunnel.config.walk import (
     ALL_CONTEXTS,
@@ -60,6 +60,7 @@ TABLE: dict[str, Spec] = {
     "proxy_pass": spec({LOCATION}, 1, 1, proxy.proxy_pass, once=True),
     "proxy_http_version": spec(HTTP_LEVELS, 1, 1, proxy.proxy_http_version, once=True),
     "proxy_set_header": spec(HTTP_LEVELS, 2, 2, proxy.proxy_set_header),
+    "proxy_upgrade_protocols": spec(HTTP_LEVELS, 1, None, proxy.proxy_upgrade_protocols, once=True),
     "access_log": spec(HTTP_LEVELS, 1, None, logs.access_log),
     "log_format": spec({HTTP}, 2, None, logs.log_format),
     "proxy_next_upstream": spec(HTTP_LEVELS, 1, None, upstream.next_upstream, once=True),
@@ -105,17 +106,56 @@ TABLE: dict[str, Spec] = {
     "use": spec({EVENTS}, 1, 1, ignored, once=True),
     "multi_accept": spec({EVENTS}, 1, 1, ignored, once=True),
     "accept_mutex": spec({EVENTS}, 1, 1, ignored, once=True),
-    "sendfile": spec(HTTP_LEVELS, 1, 1, ignored, once=True),
-    "tcp_nopush": spec(HTTP_LEVELS, 1, 1, ignored, once=True),
-    "tcp_nodelay": spec(HTTP_LEVELS, 1, 1, ignored, once=True),
     "types": spec(HTTP_LEVELS, 0, 0, ignored, block=True),
     "default_type": spec(HTTP_LEVELS, 1, 1, ignored, once=True),
-    "types_hash_max_size": spec(HTTP_LEVELS, 1, 1, ignored, once=True),
-    "types_hash_bucket_size": spec(HTTP_LEVELS, 1, 1, ignored, once=True),
+    # Buffering, caching and tuning: accepted, checked, with a notice of what wstunnel does instead.
+    "proxy_buffering": spec(HTTP_LEVELS, 1, 1, tuning.flag, once=True),
+    "proxy_request_buffering": spec(HTTP_LEVELS, 1, 1, tuning.flag, once=True),
+    "proxy_buffers": spec(HTTP_LEVELS, 2, 2, tuning.buffers, once=True),
+    "proxy_busy_buffers_size": spec(HTTP_LEVELS, 1, 1, tuning.size, once=True),
+    "proxy_max_temp_file_size": spec(HTTP_LEVELS, 1, 1, tuning.size, once=True),
+    "proxy_temp_file_write_size": spec(HTTP_LEVELS, 1, 1, tuning.size, once=True),
     **{
-        f"{prefix}_temp_path": spec(HTTP_LEVELS, 1, 4, ignored, once=True)
+        f"{prefix}_temp_path": spec(HTTP_LEVELS, 1, 4, tuning.temp_path, once=True)
         for prefix in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     },
+    "proxy_cache": spec(HTTP_LEVELS, 1, 1, tuning.accepted, once=True),
+    "proxy_cache_background_update": spec(HTTP_LEVELS, 1, 1, tuning.flag, once=True),
+    "proxy_cache_bypass": spec(HTTP_LEVELS, 1, None, tuning.accepted),
+    "proxy_cache_convert_head": spec(HTTP_LEVELS, 1, 1, tuning.flag, once=True),
+    "proxy_cache_key": spec(HTTP_LEVELS, 1, 1, tuning.accepted, once=True),
+    "proxy_cache_lock": spec(HTTP_LEVELS, 1, 1, tuning.flag, once=True),
+    "proxy_cache_lock_age": spec(HTTP_LEVELS, 1, 1, tuning.duration, once=True),
+    "proxy_cache_lock_timeout": spec(HTTP_LEVELS, 1, 1, tuning.duration, once=True),
+    "proxy_cache_max_range_offset": spec(HTTP_LEVELS, 1, 1, tuning.size, once=True),
+    "proxy_cache_methods": spec(HTTP_LEVELS, 1, None, tuning.accepted, once=True),
+    "proxy_cache_min_uses": spec(HTTP_LEVELS, 1, 1, tuning.number, once=True),
+    "proxy_cache_path": spec({HTTP}, 2, None, tuning.accepted),
+    "proxy_cache_revalidate": spec(HTTP_LEVELS, 1, 1, tuning.flag, once=True),
+    "proxy_cache_use_stale": spec(HTTP_LEVELS, 1, None, tuning.accepted, once=True),
+    "proxy_cache_valid": spec(HTTP_LEVELS, 1, None, tuning.accepted),
+    "proxy_no_cache": spec(HTTP_LEVELS, 1, None, tuning.accepted),
+    "sendfile": spec(HTTP_LEVELS, 1, 1, tuning.flag, once=True),
+    "tcp_nopush": spec(HTTP_LEVELS, 1, 1, tuning.flag, once=True),
+    "tcp_nodelay": spec(HTTP_LEVELS, 1, 1, tuning.flag, once=True),
+    **{
+        f"{table}_hash_{part}_size": spec(contexts, 1, 1, tuning.number, once=True)
+        for table, contexts in (
+            ("server_names", {HTTP}),
+            ("map", {HTTP}),
+            ("variables", {HTTP}),
+            ("types", HTTP_LEVELS),
+            ("proxy_headers", HTTP_LEVELS),
+        )
+        for part in ("bucket", "max")
+    },
+    "open_file_cache": spec(HTTP_LEVELS, 1, 2, tuning.accepted, once=True),
+    "open_file_cache_errors": spec(HTTP_LEVELS, 1, 1, tuning.flag, once=True),
+    "open_file_cache_min_uses": spec(HTTP_LEVELS, 1, 1, tuning.number, once=True),
+    "open_file_cache_valid": spec(HTTP_LEVELS, 1, 1, tuning.duration, once=True),
+    "reset_timedout_connection": spec(HTTP_LEVELS, 1, 1, tuning.flag, once=True),
+    "chunked_transfer_encoding": spec(HTTP_LEVELS, 1, 1, tuning.chunked_transfer_encoding, once=True),
+    "keepalive_disable": spec(HTTP_LEVELS, 1, None, tuning.keepalive_disable, once=True),
 }
 UPSTREAM_TABLE: dict[str, Spec] = {
     "server": spec({UPSTREAM}, 1, None, upstream.upstream_server),
@@ -128,9 +168,9 @@ UPSTREAM_TABLE: dict[str, Spec] = {
     "keepalive_requests": spec({UPSTREAM}, 1, 1, limits.client_count, once=True),
 }
 
-IGNORED_DIRECTIVES = frozenset(name for name, entry in TABLE.items() if entry.handler is ignored) | {
-    "include mime.types"
-}
+IGNORED_DIRECTIVES = frozenset(
+    name for name, entry in TABLE.items() if entry.handler is ignored or entry.handler in tuning.HANDLERS
+) | {"include mime.types"}
 
 
 def lookup(stmt: Stmt, ctx: str) -> Spec:

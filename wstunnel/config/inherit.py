@@ -11,6 +11,7 @@ from attrs import evolve, frozen
 
 from wstunnel.config.levels import Level
 from wstunnel.config.model import (
+    DEFAULT_UPGRADE_PROTOCOLS,
     AccessLog,
     ClientLimits,
     ErrorLog,
@@ -38,6 +39,7 @@ class Effective:
     access_logs: tuple[AccessLog, ...]
     next_upstream: NextUpstream
     error_logs: tuple[ErrorLog, ...]
+    upgrade_protocols: frozenset[bytes] = DEFAULT_UPGRADE_PROTOCOLS
     client: ClientLimits = ClientLimits()
     buffer_size: int = ResponseRules().buffer_size
     hide: tuple[bytes, ...] = ()
@@ -79,6 +81,7 @@ def effective(load: Load, level: Level, parent: Effective) -> Effective:
         headers=headers,
         access_logs=access_logs,
         next_upstream=evolve(parent.next_upstream, **level.next_upstream),
+        upgrade_protocols=parent.upgrade_protocols if level.upgrade_protocols is None else level.upgrade_protocols,
         error_logs=parent.error_logs if level.error_logs is None else one_per_path(level.error_logs),
         client=evolve(parent.client, **level.client),  # type: ignore[arg-type]
         buffer_size=level.buffer_size or parent.buffer_size,

@@ -35,6 +35,7 @@ class Level:
     error_logs: list[ErrorLog] | None = None  # error_log directives of this level
     tls: dict[str, Setting] = field(factory=dict)  # ssl_* / proxy_ssl_*, inherited one by one
     next_upstream: dict[str, object] = field(factory=dict)  # NextUpstream fields set here
+    upgrade_protocols: frozenset[bytes] | None = None  # proxy_upgrade_protocols, lower case
     client: dict[str, float | int] = field(factory=dict)
     buffer_size: int | None = None
     hide: list[bytes] | None = None
@@ -89,3 +90,7 @@ class RawMap:
     entries: dict[str, tuple[str, Source]]
     default: tuple[str, Source] | None
     source: Source
+    wildcards: dict[str, tuple[str, Source]] = field(factory=dict)  # "*.example.com", "www.example.*"
+    regexes: list[tuple[re.Pattern[str], str, Source]] = field(factory=list)  # in file order
+    hostnames: bool = False
+    volatile: bool = False

@@ -17,7 +17,7 @@ from wstunnel.config.levels import Level, LocationLevel, ServerLevel
 from wstunnel.config.model import ConfigError, Location, Template, Upstream
 from wstunnel.config.proxy import proxy_target, response_rules, with_upstream_tls
 from wstunnel.config.read import Stmt
-from wstunnel.config.regex import RegexError, compile_regex
+from wstunnel.config.pcre import PcreError, compile_pcre
 from wstunnel.config.templates import is_builtin
 from wstunnel.config.tls import Setting
 from wstunnel.config.walk import LOCATION, Load
@@ -64,8 +64,8 @@ def _location_modifier(stmt: Stmt) -> tuple[str, str]:
 def _compile(load: Load, stmt: Stmt, pattern: str, caseless: bool) -> re.Pattern[str]:
     """The location's regex, compiled now; its named groups become variables any template may use."""
     try:
-        compiled = compile_regex(pattern, caseless)
-    except RegexError as exc:
+        compiled = compile_pcre(pattern, caseless)
+    except PcreError as exc:
         raise ConfigError(stmt.source, f'pcre2_compile() failed: {exc} in "{pattern}"') from None
     for name in compiled.groupindex:
         name = name.lower()
@@ -146,6 +146,7 @@ def _build_location(
         source=loc.source,
         status_page=loc.status_page,
         next_upstream=eff.next_upstream,
+        upgrade_protocols=eff.upgrade_protocols,
         error_logs=eff.error_logs,
         client=eff.client,
         response=response_rules(load, eff, loc, proxy_pass),

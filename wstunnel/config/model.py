@@ -23,6 +23,7 @@ __all__ = [
     "ClientLimits",
     "Config",
     "DEFAULT_HIDDEN",
+    "DEFAULT_UPGRADE_PROTOCOLS",
     "ConfigError",
     "ConfigErrors",
     "ERROR_LOG_LEVELS",
@@ -155,6 +156,10 @@ DEFAULT_HIDDEN = frozenset(
         b"x-accel-charset",
     }
 )
+
+
+# proxy_upgrade_protocols' default: the upgrade tokens that may open a tunnel.
+DEFAULT_UPGRADE_PROTOCOLS = frozenset({b"websocket"})
 
 
 @frozen
@@ -384,6 +389,8 @@ class Location:
     # itself instead of being proxied.
     status_page: str | None = None
     next_upstream: NextUpstream = field(factory=NextUpstream)
+    # proxy_upgrade_protocols, lower case: "tcp" allows every version, "tcp/2" that one.
+    upgrade_protocols: frozenset[bytes] = DEFAULT_UPGRADE_PROTOCOLS
     # Where this location's requests log errors: its own error_log list, or
     # the nearest enclosing level's (server, http, main), as in nginx.
     error_logs: tuple[ErrorLog, ...] = ()
@@ -459,6 +466,9 @@ class MapDef:
     """
     ``map SOURCE $variable { ... }``. Exact keys are stored lower-cased
     (nginx compares them case-insensitively); ``""`` is the empty-source key.
+    With ``hostnames``, ``head`` holds ``*.example.com`` and ``.example.com``
+    as ``example.com``, ``tail`` holds ``www.example.*`` as ``www.example``.
+    Regexes keep file order, since the first match wins.
     """
 
     variable: str
@@ -466,6 +476,16 @@ class MapDef:
     exact: Mapping[str, Template]
     default: Template
     source: Source
+    head: Mapping[str, Template] = field(factory=dict)
+    tail: Mapping[str, Template] = field(factory=dict)
+    regexes: tuple[tuple[re.Pattern[str], Template], ...] = ()
+    hostnames: bool = False  # also: one trailing dot of the source value is ignored
+    volatile: bool = False  # evaluated at every use, never kept for the request
+
+    def templates(self) -> list[Template]:
+        """Every template the map may render, for walking what it depends on."""
+        values = [*self.exact.values(), *self.head.values(), *self.tail.values()]
+        return [self.source_template, self.default, *values, *(value for _, value in self.regexes)]
 
 
 @frozen

@@ -39,12 +39,14 @@ __all__ = [
     "proxy_redirect",
     "proxy_set_header",
     "proxy_target",
+    "proxy_upgrade_protocols",
     "response_rules",
     "timeout",
     "with_upstream_tls",
 ]
 
 _TOKEN = re.compile(TOKEN)
+_PROTOCOL = re.compile(f"{TOKEN}(?:/{TOKEN})?")  # RFC 9110 section 7.8
 _TIMEOUT_FIELDS = {
     "proxy_connect_timeout": "connect",
     "proxy_read_timeout": "read",
@@ -79,6 +81,20 @@ def proxy_set_header(load: Load, stmt: Stmt, level: Level) -> None:
     if level.headers is None:
         level.headers = []
     level.headers.append((name, value, stmt.source))
+
+
+def proxy_upgrade_protocols(load: Load, stmt: Stmt, level: Level) -> None:
+    """
+    A wstunnel directive: the upgrade tokens that may open a tunnel.  h2c is
+    refused here rather than silently never honoured, so a config cannot
+    look as if it allowed it.
+    """
+    for arg in stmt.args:
+        if not _PROTOCOL.fullmatch(arg):
+            raise ConfigError(stmt.source, f'invalid protocol "{arg}" in "proxy_upgrade_protocols" directive')
+        if arg.partition("/")[0].lower() == "h2c":
+            raise ConfigError(stmt.source, '"h2c" in "proxy_upgrade_protocols" directive: h2c is never tunnelled')
+    level.upgrade_protocols = frozenset(arg.lower().encode("ascii") for arg in stmt.args)
 
 
 def timeout(load: Load, stmt: Stmt, level: Level) -> None:

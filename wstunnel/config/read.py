@@ -102,6 +102,10 @@ class _Reader:
     def _statements(self, raw: list[dict], path: str, stack: tuple[str, ...]) -> list[Stmt]:
         out: list[Stmt] = []
         for item in raw:
+            if "comment" in item:
+                # crossplane turns a comment between a directive's arguments
+                # into a statement named "#"; nginx skips it as any comment.
+                continue
             source = Source(path, item["line"])
             args = tuple(item["args"])
             block = item.get("block")

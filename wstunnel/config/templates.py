@@ -77,7 +77,7 @@ def compile_template(text: str, source: Source, maps: Collection[str]) -> Templa
         if not name:
             raise ConfigError(source, f'invalid variable name in "{text}"')
         name = name.lower()
-        if not is_builtin(name) and name not in maps:
+        if (not is_builtin(name) and name not in maps) or (braced is not None and name in NUMBERED_CAPTURES):
             raise ConfigError(source, f'unknown "{name}" variable')
         literal += text[pos : match.start()]
         if literal:

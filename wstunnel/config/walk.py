@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 from attrs import frozen
 
 from wstunnel.config.addresses import Resolver
-from wstunnel.config.levels import Level, RawMap, ServerLevel, UpstreamLevel
+from wstunnel.config.levels import Level, LocationLevel, RawMap, ServerLevel, UpstreamLevel
 from wstunnel.config.model import ConfigError, Source, Template
 from wstunnel.config.read import Stmt
 from wstunnel.config.templates import NUMBERED_CAPTURES, compile_template
@@ -57,6 +57,19 @@ HTTP_LEVELS = frozenset({HTTP, SERVER, LOCATION})
 ALL_CONTEXTS = frozenset({MAIN, HTTP, SERVER, LOCATION})
 
 Handler = Callable[["Load", Stmt, Level], None]
+
+# The context inside each block whose statements are directives, and the kind
+# of level they are recorded on: what a refused block is checked as.  Blocks
+# of other kinds (map, types, geo...) hold data, not directives.
+_INSIDE: dict[str, tuple[str, type[Level]]] = {
+    "http": (HTTP, Level),
+    "events": (EVENTS, Level),
+    "server": (SERVER, ServerLevel),
+    "location": (LOCATION, LocationLevel),
+    "upstream": (UPSTREAM, UpstreamLevel),
+    "if": (LOCATION, LocationLevel),
+    "limit_except": (LOCATION, LocationLevel),
+}
 
 
 @frozen
@@ -96,19 +109,34 @@ class Load:
         self.http = Level(Source(path, 0))
         self.workers: dict[str, object] = {}
         self.maps: dict[str, RawMap] = {}
-        self.captures: set[str] = set(NUMBERED_CAPTURES)  # and the named groups of regexes
+        self.captures: set[str] = set(NUMBERED_CAPTURES)  # and the named groups of location and map regexes
         self.upstreams: dict[str, UpstreamLevel] = {}
         self.servers: list[ServerLevel] = []
         self.materials = Materials(self.main_dir, datetime.datetime.now(datetime.timezone.utc))
         self.tls_failed: set[int] = set()
         self.log_formats: dict[str, tuple[str, str, Source]] = {}  # name -> escape, text
+        self._walked: set[int] = set()  # the blocks walked so far, by id: the tree lives as long as the load
 
     def walk(self, statements: Iterable[Stmt], ctx: str, level: Level) -> None:
+        self._walked.add(id(statements))
         for stmt in statements:
             try:
                 self._dispatch(stmt, ctx, level)
             except ConfigError as exc:
                 self.errors.append(exc)
+                self._check_refused_block(stmt)
+
+    def _check_refused_block(self, stmt: Stmt) -> None:
+        """
+        The statements inside a block that was refused before its handler
+        walked them, checked on a level of their own that nothing builds:
+        ``--check`` lists their mistakes too, in the same pass.
+        """
+        inside = _INSIDE.get(stmt.name)
+        if not stmt.block or inside is None or id(stmt.block) in self._walked:
+            return
+        ctx, kind = inside
+        self.walk(stmt.block, ctx, kind(stmt.source))
 
     def _dispatch(self, stmt: Stmt, ctx: str, level: Level) -> None:
         entry = self.lookup(stmt, ctx)

@@ -163,14 +163,15 @@ def _forward(
     if limit and isinstance(framing, int) and framing > limit:
         error = RequestError(413, f"Content-Length {framing} over client_max_body_size {limit}")
         return Refuse(rv.conn, location, None, error)
-    offer = upgrade_offer(head)
+    offer = upgrade_offer(head, location.upgrade_protocols)
     keepalive = location.proxy_pass.upstream.name in pooled
     try:
         request = upstream_request(location, head, rv, plan=plan, upgrade=offer, body=framing, keepalive=keepalive)
     except RequestError as e:
         return Refuse(rv.conn, location, rv, e)
-    # A protocol switch that is not accepted (or not offered on, as h2c) must
-    # not leave the client's next bytes to be read as a new request (RFC
-    # 9931): close after the answer.
+    # A protocol switch that is not accepted (or not offered on: h2c, or one
+    # proxy_upgrade_protocols does not allow) must not leave the client's
+    # next bytes to be read as a new request (RFC 9931): close after the
+    # answer.
     close_after = bool(offer) or any(head.values(b"upgrade"))
     return Forward(rv.conn, location, rv, request, framing, limit, close_after)

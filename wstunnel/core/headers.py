@@ -19,12 +19,12 @@ import base64
 import enum
 import hashlib
 import re
-from typing import Sequence
+from typing import Collection, Sequence
 
 from attrs import frozen
 
 from wstunnel.wire.errors import SERVER_TOKEN, RequestError
-from wstunnel.config.model import DEFAULT_HIDDEN, Config, Location, RedirectRule, ResponseRules, Template, VarRef
+from wstunnel.config.model import DEFAULT_HIDDEN, DEFAULT_UPGRADE_PROTOCOLS, Config, Location, RedirectRule, ResponseRules, Template, VarRef
 from wstunnel.wire.request import RequestHead, header_tokens, lower_tokens
 from wstunnel.wire.response import ResponseHead
 from wstunnel.wire.upstream import UpstreamRequest
@@ -73,17 +73,32 @@ class BodyFraming(enum.Enum):
     NONE = "none"
 
 
-def upgrade_offer(head: RequestHead) -> tuple[bytes, ...]:
+def upgrade_offer(
+    head: RequestHead, allowed: Collection[bytes] = DEFAULT_UPGRADE_PROTOCOLS
+) -> tuple[bytes, ...]:
     """
-    The protocols a client asks to upgrade to, or ``()`` for a plain request.
-    ``h2c`` is never offered onwards: an h2c tunnel would bypass every
-    location and header rule (BishopFox h2c smuggling).
+    The protocols a client asks to upgrade to that may be offered upstream,
+    or ``()`` for a plain request.  ``allowed`` is the location's
+    ``proxy_upgrade_protocols``.  Only a protocol whose 101 can be checked
+    (websocket) or that the operator trusts by name goes on: a backend that
+    echoes an upgrade it does not speak and stays HTTP would otherwise turn
+    the tunnel into a way for the client's next requests to reach it past
+    every rule of the proxy.  The rest is dropped like any hop-by-hop
+    header, so the backend answers plain HTTP.  ``h2c`` is never offered
+    onwards, whatever the config: an h2c tunnel would bypass every location
+    and header rule (BishopFox h2c smuggling).
     """
     if head.http_version != b"1.1":
         return ()
     if b"upgrade" not in lower_tokens(head.values(b"connection")):
         return ()
-    return tuple(t for t in header_tokens(head.values(b"upgrade")) if _protocol(t) != b"h2c")
+    return tuple(t for t in header_tokens(head.values(b"upgrade")) if _permitted(t, allowed))
+
+
+def _permitted(token: bytes, allowed: Collection[bytes]) -> bool:
+    """``allowed`` names a protocol (every version) or one ``protocol/version``, in lower case."""
+    name = _protocol(token)
+    return name != b"h2c" and (name in allowed or token.lower() in allowed)
 
 
 def _protocol(token: bytes) -> bytes:
@@ -147,8 +162,7 @@ def _header_reads(templates: list[Template], config: Config) -> set[bytes]:
             if part.name.startswith("http_"):
                 reads.add(part.name[5:].encode("latin-1"))
             elif part.name in config.maps:
-                mapdef = config.maps[part.name]
-                pending += [mapdef.source_template, mapdef.default, *mapdef.exact.values()]
+                pending += config.maps[part.name].templates()
     return reads
 
 
@@ -289,23 +303,29 @@ def accept_key(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + _WEBSOCKET_GUID).digest())
 
 
-def check_switch(head: RequestHead, response: ResponseHead) -> str | None:
+def check_switch(
+    head: RequestHead, response: ResponseHead, allowed: Collection[bytes] = DEFAULT_UPGRADE_PROTOCOLS
+) -> str | None:
     """
     Why a 101 must not open a tunnel, or None when it may.  nginx checks
     only the status, which lets a backend that never upgraded leave a raw
-    pipe open (0ang3el's WebSocket smuggling).  The caller must also refuse
-    any 101 to an upstream request that did not ask to upgrade.
+    pipe open (0ang3el's WebSocket smuggling).  The 101 must name one of
+    the tokens :func:`upgrade_offer` let through under ``allowed`` (the
+    location's ``proxy_upgrade_protocols``), as the client spelt it up to
+    case; for websocket its Sec-WebSocket-Accept must match too.  The caller
+    must also refuse any 101 to an upstream request that did not ask to
+    upgrade.
     """
     if response.status != 101:
         return f"status {response.status} is not 101"
-    offer = upgrade_offer(head)
+    offer = upgrade_offer(head, allowed)
     if not offer:
-        return "the client did not ask to upgrade"
+        return "the client did not ask to upgrade to a protocol allowed here"
     chosen = header_tokens(response.values(b"upgrade"))
     if len(chosen) != 1:
         return f"the 101 names {len(chosen)} Upgrade protocols, not one"
     if chosen[0].lower() not in {t.lower() for t in offer}:
-        return f"the 101 upgrades to {chosen[0]!r}, which the client did not offer"
+        return f"the 101 upgrades to {chosen[0]!r}, which the client did not offer or is not allowed here"
     if b"upgrade" not in lower_tokens(response.values(b"connection")):
         return "the 101 has no upgrade token in Connection"
     if _protocol(chosen[0]) == b"websocket":

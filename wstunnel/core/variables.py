@@ -4,15 +4,15 @@ nginx variables per request: the values of ``$name`` / ``${name}``.
 Templates are compiled and checked at load time
 (:mod:`wstunnel.config.templates`), so here they are only rendered.
 :class:`RequestVars` computes a value only when a template asks for it, and
-caches map results for the rest of the request, as nginx does.  A regex
-that matches (a location's) sets the request's captures: ``$1``..``$9`` and
-its named groups.
+caches map results for the rest of the request, as nginx does (a
+``volatile`` map is evaluated at every use).  A location or map regex that
+matches sets the request's captures: ``$1``..``$9`` and its named groups.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Callable, Mapping
 
 from wstunnel.config.model import Config, Location, MapDef, Server, Template
 from wstunnel.config.templates import ARG_PREFIX, HEADER_PREFIX
@@ -37,12 +37,55 @@ def render(template: Template, rv: RequestVars) -> str:
 
 def evaluate_map(mapdef: MapDef, rv: RequestVars) -> str:
     """
-    nginx's lookup for exact-key maps: the source value, lower-cased, against
-    the keys (``""`` matches an empty or missing source), else ``default``.
+    nginx's lookup: the source value, lower-cased, against the exact keys
+    (``""`` matches an empty or missing source); then, for a non-empty
+    source, the ``hostnames`` wildcards and the regexes in file order; else
+    ``default``.  A matching regex sets the request's captures.
     """
-    key = render(mapdef.source_template, rv).lower()
-    value = mapdef.exact.get(key, mapdef.default)
-    return render(value, rv)
+    key = render(mapdef.source_template, rv)
+    if mapdef.hostnames and key.endswith("."):
+        key = key[:-1]
+    value = mapdef.exact.get(key.lower())
+    if value is None and key and (mapdef.regexes or mapdef.head or mapdef.tail):
+        value = _search(mapdef, key, rv)
+    return render(mapdef.default if value is None else value, rv)
+
+
+def _search(mapdef: MapDef, key: str, rv: RequestVars) -> Template | None:
+    name = key.lower()
+    value = _wildcard_head(mapdef.head, name) if mapdef.head else None
+    if value is None and mapdef.tail:
+        value = _wildcard_tail(mapdef.tail, name)
+    if value is not None:
+        return value
+    for pattern, value in mapdef.regexes:
+        match = pattern.search(key)
+        if match is not None:
+            rv.captured(match)
+            return value
+    return None
+
+
+def _wildcard_head(head: Mapping[str, Template], name: str) -> Template | None:
+    """``*.example.com``: the longest suffix after a dot wins, as in nginx's wildcard hash."""
+    dot = name.find(".")
+    while dot >= 0:
+        value = head.get(name[dot + 1 :])
+        if value is not None:
+            return value
+        dot = name.find(".", dot + 1)
+    return None
+
+
+def _wildcard_tail(tail: Mapping[str, Template], name: str) -> Template | None:
+    """``www.example.*``: the longest prefix before a dot wins."""
+    dot = name.rfind(".")
+    while dot > 0:
+        value = tail.get(name[:dot])
+        if value is not None:
+            return value
+        dot = name.rfind(".", 0, dot)
+    return None
 
 
 class RequestVars:
@@ -143,7 +186,9 @@ class RequestVars:
             mapdef = self.config.maps.get(name)
             if mapdef is None:
                 return self._named.get(name, "") if self._named else ""
-            value = cache[name] = evaluate_map(mapdef, self)
+            value = evaluate_map(mapdef, self)
+            if not mapdef.volatile:
+                cache[name] = value
         return value
 
 

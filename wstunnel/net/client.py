@@ -144,6 +144,7 @@ class ClientProtocol(Proxying, Protocol):
     def dataReceived(self, data: bytes) -> None:
         state = self._state
         if state is State.READING:
+            self._factory.registry.busy(self)
             self._intake.push(data)  # type: ignore[union-attr]
             self._pump()
             return
@@ -245,6 +246,8 @@ class ClientProtocol(Proxying, Protocol):
         try:
             raw = gate.feed(b"")
             if raw is None:
+                if not gate.pending and not self._answer.held:
+                    self._factory.registry.idle(self)
                 return False
             head = check_request_head(raw, gate.limits)
         except Http2Preface:
@@ -427,6 +430,7 @@ class ClientProtocol(Proxying, Protocol):
         if self._state is State.CLOSED and self._abort is not None:
             return
         self._state = State.CLOSED
+        self._factory.registry.busy(self)
         self._stop_deadline()
         self._unregister_all()
         self._answer.drop_backlog()
@@ -463,6 +467,7 @@ class ClientProtocol(Proxying, Protocol):
 
     def proxy_header_failed(self) -> None:
         self._state = State.CLOSED
+        self._factory.registry.busy(self)
         self._stop_deadline()
         self.transport.abortConnection()
 

@@ -269,7 +269,7 @@ class Exchange:
         elif self.phase is not Phase.AWAITING_HEAD:
             reason = "upstream switched protocols before the request body was sent"
         else:
-            reason = check_switch(self._head, response)
+            reason = check_switch(self._head, response, self._location.upgrade_protocols)
         if reason is not None:
             self.log.error(
                 "invalid 101 from upstream {peer}: {reason}, client: {client}",

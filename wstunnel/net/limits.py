@@ -3,10 +3,11 @@
 
 The connection limit counts what holds a descriptor: every client
 connection, plus the upstream leg of every tunnel (a tunnel is two
-connections, as in nginx).  A client past the limit is closed at once,
-before a byte is read, and nothing already open is touched.  The warning
-is rate-limited because a flood of refusals is exactly when a log line per
-refusal would hurt.
+connections, as in nginx).  At the limit, idle client connections are
+closed to make room (the registry picks them); a client is refused, closed
+at once before a byte is read, only when none is idle.  Both warnings are
+rate-limited because a flood at the limit is exactly when a log line per
+connection would hurt.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ WARN_INTERVAL = 1.0
 
 
 class ConnectionLimit:
-    """Admission for new client connections, with a warning at most once a second."""
+    """Admission for new client connections, each warning at most once a second."""
 
     log = Logger()
 
     def __init__(self, clock: IReactorTime) -> None:
         self._clock = clock
         self._last_warning = float("-inf")
+        self._last_reuse = float("-inf")
 
     def admit(self, in_use: int, limit: int) -> bool:
         """Whether one more client fits when ``in_use`` descriptors are held."""
@@ -39,6 +41,13 @@ class ConnectionLimit:
             self._last_warning = now
             self.log.warn("{limit} worker_connections are not enough, closing new connections", limit=limit)
         return False
+
+    def reusing(self, limit: int) -> None:
+        """Idle connections were closed for a new one: nginx's own warning, at its level."""
+        now = self._clock.seconds()
+        if now - self._last_reuse >= WARN_INTERVAL:
+            self._last_reuse = now
+            self.log.warn("{limit} worker_connections are not enough, reusing connections", limit=limit)
 
 
 def raise_nofile(wanted: int) -> None:

@@ -46,6 +46,7 @@ DURATION_BUCKETS = (1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 21600.0, 86400.0)
 FAMILIES: Mapping[str, tuple[str, str]] = {
     "wstunnel_connections_accepted_total": ("counter", "Client connections accepted."),
     "wstunnel_connections_handled_total": ("counter", "Accepted client connections not closed by worker_connections."),
+    "wstunnel_connections_reclaimed_total": ("counter", "Idle client connections closed at worker_connections to admit new ones."),
     "wstunnel_connections_active": ("gauge", "Open client connections."),
     "wstunnel_connections": ("gauge", "Open client connections by state, as stub_status counts them."),
     "wstunnel_requests_total": ("counter", "Client requests read."),
@@ -108,6 +109,10 @@ class Stats:
         if handled:
             self.add("wstunnel_connections_handled_total")
 
+    def reclaimed(self, count: int) -> None:
+        """``count`` idle connections were closed at worker_connections to admit a new one."""
+        self.add("wstunnel_connections_reclaimed_total", count)
+
     def request_started(self) -> None:
         self.add("wstunnel_requests_total")
 
@@ -155,6 +160,7 @@ class Stats:
                 to_upstream += client.tunnel_bytes[0]
                 to_client += client.tunnel_bytes[1]
         values["wstunnel_connections_active"] = sum(states.values())
+        values.setdefault("wstunnel_connections_reclaimed_total", 0)
         for state, count in states.items():
             values[series("wstunnel_connections", state=state)] = count
         values["wstunnel_tunnels_open"] = self.tunnels_open

@@ -158,13 +158,13 @@ def test_whole_nginx_conf(load):
     assert config.error_logs == (ErrorLog("/var/log/wstunnel.log", "warn", Source(config.path, 4)),)
     assert only_location(config).proxy_pass.proxy_host == "127.0.0.1:9000"
     ignored = [n.split(": ", 1)[1] for n in config.notices]
-    assert sorted(ignored) == sorted(
+    assert sorted(n.split(":", 1)[0] for n in ignored if "has no effect in wstunnel:" in n) == sorted(
+        f'"{d}" has no effect in wstunnel'
+        for d in ["sendfile", "tcp_nopush", "tcp_nodelay", "types_hash_max_size", "proxy_temp_path", "client_body_temp_path"]
+    )
+    assert sorted(n for n in ignored if "has no effect in wstunnel:" not in n) == sorted(
         f'directive "{d}" has no effect in wstunnel and is ignored'
-        for d in [
-            "user", "pid", "multi_accept", "use", "sendfile", "tcp_nopush", "tcp_nodelay",
-            "types_hash_max_size", "include mime.types", "default_type", "types",
-            "proxy_temp_path", "client_body_temp_path",
-        ]
+        for d in ["user", "pid", "multi_accept", "use", "include mime.types", "default_type", "types"]
     )
     assert f'{config.path}:1: directive "user" has no effect in wstunnel and is ignored' in config.notices
 
@@ -314,7 +314,7 @@ def test_comments_and_quotes(load):
         ("server {\n auth_basic on;\n}\n", '"auth_basic" is not supported by wstunnel'),
         ("gzip on;\n", '"gzip" is not supported by wstunnel'),
         ("server {\n ssl_stapling on;\n}\n", '"ssl_stapling" is not supported by wstunnel'),
-        ("server {\n location / {\n if ($x) { return 403; }\n }\n}\n", '"if" is not supported by wstunnel'),
+        ("server {\n location / {\n if ($x) { }\n }\n}\n", '"if" is not supported by wstunnel'),
         ("upstream u {\n server 127.0.0.1;\n zone u 64k;\n}\n", '"zone" is not supported by wstunnel'),
         ("events {\n worker_aio_requests 1;\n}\n", '"worker_aio_requests" is not supported by wstunnel'),
         ("frobnicate 1;\n", 'unknown directive "frobnicate"'),
@@ -618,11 +618,7 @@ def test_maps_may_be_used_before_they_are_defined_and_chain(load):
     "text, line, message",
     [
         ("map $a $b {\n default x;\n default y;\n}\n", 3, "duplicate default map parameter"),
-        ("map $a $b {\n k x;\n K y;\n}\n", 3, 'conflicting parameter "K"'),
-        ("map $a $b {\n hostnames;\n}\n", 2, '"hostnames" in "map" is not supported by wstunnel'),
-        ("map $a $b {\n volatile;\n}\n", 2, '"volatile" in "map" is not supported by wstunnel'),
-        ("map $a $b {\n ~^ws ws;\n}\n", 2, "regular expressions in map are not supported by wstunnel"),
-        ("map $a $b {\n ~*^ws ws;\n}\n", 2, "regular expressions in map are not supported by wstunnel"),
+        ("map $a $b {\n k x;\n K y;\n}\n", 3, 'conflicting parameter "k"'),
         ("map $a $b {\n k;\n}\n", 2, "invalid number of the map parameters"),
         ("map $a $b {\n k x y;\n}\n", 2, "invalid number of the map parameters"),
         ("map $a $b {\n k { }\n}\n", 2, "invalid number of the map parameters"),

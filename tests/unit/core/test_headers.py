@@ -138,7 +138,7 @@ def value(request: UpstreamRequest, name: bytes) -> bytes | None:
         (((b"Upgrade", b"websocket"), (b"Connection", b"Upgrade")), (b"websocket",)),
         (((b"Upgrade", b"WebSocket"), (b"Connection", b"keep-alive, Upgrade")), (b"WebSocket",)),
         (((b"Connection", b"keep-alive"), (b"Upgrade", b"websocket"), (b"connection", b"UPGRADE")), (b"websocket",)),
-        (((b"Upgrade", b"foo/2, bar"), (b"Connection", b" upgrade ,x")), (b"foo/2", b"bar")),
+        (((b"Upgrade", b"foo/2, WebSocket"), (b"Connection", b" upgrade ,x")), (b"WebSocket",)),
         (((b"Upgrade", b"h2c, websocket"), (b"Connection", b"Upgrade, HTTP2-Settings")), (b"websocket",)),
         (((b"Upgrade", b"H2C"), (b"Connection", b"Upgrade")), ()),
         (((b"Upgrade", b"websocket"), (b"Connection", b"keep-alive")), ()),
@@ -486,7 +486,7 @@ def test_tokens_compare_case_insensitively() -> None:
 
 def test_other_protocols_need_no_accept() -> None:
     client = head((b"Host", b"h"), (b"Upgrade", b"foo"), (b"Connection", b"Upgrade"))
-    assert check_switch(client, answer(101, ((b"Upgrade", b"foo"), (b"Connection", b"upgrade")))) is None
+    assert check_switch(client, answer(101, ((b"Upgrade", b"foo"), (b"Connection", b"upgrade"))), {b"foo"}) is None
 
 
 @pytest.mark.parametrize(
