@@ -48,6 +48,7 @@ ACCESS = 15  # access and abuse control
 # The issue that makes wstunnel accept each thing the corpus needs.
 ISSUE = {
     "# between arguments": REWRITE,
+    "$public": REWRITE,  # made by "set", which is refused
     "$sent_http_*": REWRITE,
     "add_header": REWRITE,
     "client_body_buffer_size": REWRITE,
@@ -139,9 +140,9 @@ CORPUS_TABLE: dict[str, Entry] = {
     "code-server.conf": entry(),
     "coder.conf": entry("add_header", "if", "return"),
     "discourse.conf": entry(
-        "$sent_http_*", "add_header", "alias", "break", "etag", "expires", "gzip", "gzip_comp_level",
-        "gzip_min_length", "gzip_static", "gzip_types", "gzip_vary", "internal", "location @", "location ^~",
-        "log_not_found", "nested location", "proxy_ignore_headers", "proxy_method", "proxy_pass_request_body",
+        "$public", "$sent_http_*", "add_header", "alias", "break", "etag", "expires", "gzip",
+        "gzip_comp_level", "gzip_min_length", "gzip_static", "gzip_types", "gzip_vary", "internal",
+        "log_not_found", "proxy_ignore_headers", "proxy_method", "proxy_pass_request_body",
         "proxy_pass_request_headers", "return", "root", "server_tokens", "set", "try_files",
     ),
     "gitea.conf": entry(),
@@ -149,20 +150,19 @@ CORPUS_TABLE: dict[str, Entry] = {
     "gradio.conf": entry(),
     "grafana.conf": entry("index", "root"),
     "guacamole.conf": entry(context=SERVER),
-    "hedgedoc.conf": entry("location ~"),
+    "hedgedoc.conf": entry(),
     "home-assistant.conf": entry("add_header", "return", context=MAIN),
     "immich.conf": entry(),
     "jellyfin.conf": entry("add_header", "proxy_pass with variables", "return", "set"),
     "jenkins.conf": entry(
-        "break", "client_body_buffer_size", "if", "ignore_invalid_headers", "location ~", "rewrite", "root",
+        "break", "client_body_buffer_size", "if", "ignore_invalid_headers", "rewrite", "root",
     ),
-    "jupyterhub.conf": entry("add_header", "allow", "location ~", "return"),
+    "jupyterhub.conf": entry("add_header", "allow", "return"),
     "mastodon.conf": entry(
         "add_header", "allow", "error_page", "gzip", "gzip_buffers", "gzip_comp_level", "gzip_disable",
-        "gzip_http_version", "gzip_proxied", "gzip_types", "gzip_vary", "location ^~", "nested location",
-        "return", "root", "try_files",
+        "gzip_http_version", "gzip_proxied", "gzip_types", "gzip_vary", "return", "root", "try_files",
     ),
-    "mattermost.conf": entry("location ~"),
+    "mattermost.conf": entry(),
     "nextcloud-aio.conf": entry("client_body_buffer_size", "if", "proxy_pass with variables", "return"),
     "nextcloud-talk-signaling.conf": entry(),
     "ntfy.conf": entry("if", "return", "set"),
@@ -170,16 +170,14 @@ CORPUS_TABLE: dict[str, Entry] = {
     "onlyoffice.conf": entry("add_header", "rewrite", "root", "server_tokens"),
     "peertube.conf": entry(
         "add_header", "aio", "alias", "deny", "gzip", "gzip_buffers", "gzip_comp_level", "gzip_min_length",
-        "gzip_types", "gzip_vary", "if", "limit_except", "limit_rate", "limit_rate_after", "location @",
-        "location ^~", "location ~", "proxy_ignore_client_abort", "proxy_limit_rate", "resolver_timeout",
-        "return", "rewrite", "root", "sendfile_max_chunk", "set", "try_files",
+        "gzip_types", "gzip_vary", "if", "limit_except", "limit_rate", "limit_rate_after",
+        "proxy_ignore_client_abort", "proxy_limit_rate", "resolver_timeout", "return", "rewrite", "root",
+        "sendfile_max_chunk", "set", "try_files",
     ),
     "rancher.conf": entry("return"),
     "rocketchat.conf": entry(),
-    "synapse.conf": entry("location ~"),
-    "zammad.conf": entry(
-        "expires", "gzip", "gzip_proxied", "gzip_types", "location ~", "root", "server_tokens",
-    ),
+    "synapse.conf": entry(),
+    "zammad.conf": entry("expires", "gzip", "gzip_proxied", "gzip_types", "root", "server_tokens"),
     "zulip.conf": entry("return"),
 }
 

@@ -94,7 +94,7 @@ class ProxyURL:
 
 
 def parse_proxy_url(url: str, source: Source) -> ProxyURL:
-    if "$" in url:
+    if "$" in url.partition("://")[0]:
         raise ValueError('variables in "proxy_pass" are not supported by wstunnel')
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
@@ -102,6 +102,8 @@ def parse_proxy_url(url: str, source: Source) -> ProxyURL:
         raise ValueError(f'invalid URL prefix in "{url}"')
     cut = min([i for i in (rest.find("/"), rest.find("?")) if i >= 0], default=len(rest))
     authority, uri = rest[:cut], rest[cut:]
+    if "$" in authority:  # variables in the URI part are rendered per request
+        raise ValueError('variables in "proxy_pass" are not supported by wstunnel')
     if authority.startswith("unix:"):
         raise ValueError("unix domain sockets are not supported by wstunnel")
     if "@" in authority:

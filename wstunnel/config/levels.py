@@ -45,10 +45,13 @@ class Level:
 
 @define
 class LocationLevel(Level):
-    path: str = ""
+    path: str = ""  # the regex's text for "~" and "~*", "@name" for a named location
     exact: bool = False
     proxy_pass: ProxyURL | None = None
     status_page: str | None = None
+    modifier: str = ""  # "", "=", "^~", "~", "~*" or "@"
+    regex: re.Pattern[str] | None = None
+    locations: list[LocationLevel] = field(factory=list)  # nested, in file order
 
 
 @define

@@ -11,6 +11,7 @@ from wstunnel.config.levels import Level
 from wstunnel.config.logformats import ESCAPES, combined_format, compile_log_format
 from wstunnel.config.model import ERROR_LOG_LEVELS, AccessLog, ConfigError, ErrorLog, LogFormat, MapDef, Source
 from wstunnel.config.read import Stmt
+from wstunnel.config.templates import NUMBERED_CAPTURES
 from wstunnel.config.walk import Load
 
 __all__ = ["access_log", "compile_log_formats", "error_log", "log_format"]
@@ -72,9 +73,10 @@ def _log_path(load: Load, path: str) -> str:
 
 def compile_log_formats(load: Load, maps: dict[str, MapDef]) -> dict[str, LogFormat]:
     formats = {"combined": combined_format(Source(load.path, 0))}
+    named_captures = load.captures - NUMBERED_CAPTURES  # nginx's log_format has no $1..$9
     for name, (escaping, text, source) in load.log_formats.items():
         try:
-            formats[name] = compile_log_format(name, escaping, text, source, maps)
+            formats[name] = compile_log_format(name, escaping, text, source, maps.keys() | named_captures)
         except ConfigError as exc:
             load.errors.append(exc)
     return formats

@@ -402,6 +402,17 @@ class Location:
     error_logs: tuple[ErrorLog, ...] = ()
     client: ClientLimits = ClientLimits()
     response: ResponseRules = ResponseRules()
+    # "^~": a match ends the search before the regexes are tried.
+    noregex: bool = False
+    # "~" / "~*": compiled at load; ``path`` is then the regex as written.
+    regex: re.Pattern[str] | None = None
+    named: bool = False  # "@name": never chosen by a request's URI
+    # The locations nested in this one, in file order; each is also in its
+    # Server's ``locations``, which lists every location of the server.
+    nested: tuple[Location, ...] = ()
+    # proxy_pass's URI part when it has variables (captures): rendered per
+    # request, it is the whole request-URI sent, as in nginx.
+    proxy_uri: Template | None = None
 
 
 @frozen
@@ -435,7 +446,7 @@ class Listen:
 class Server:
     names: tuple[str, ...]  # server_name values; ("",) by default
     listens: tuple[Listen, ...]
-    locations: tuple[Location, ...]  # in config order
+    locations: tuple[Location, ...]  # every one, nested and named too, in config order
     source: Source
     # set_real_ip_from networks (ipaddress objects) and whether
     # "real_ip_header proxy_protocol" is in force, inherited from http.

@@ -173,7 +173,7 @@ def response_rules(load: Load, eff: Effective, loc: LocationLevel, proxy_pass: P
     rules: list[RedirectRule] = []
     for args in () if ("off",) in eff.redirects else eff.redirects:
         if args == ("default",):
-            if proxy_pass is not None:
+            if proxy_pass is not None and "$" not in (proxy_pass.uri or ""):  # nginx: none with variables
                 rules.append(_default_redirect(loc, proxy_pass))
             continue
         pattern = load.template(args[0], loc.source)

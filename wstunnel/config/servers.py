@@ -15,7 +15,7 @@ from attrs import evolve
 from wstunnel.config import tls
 from wstunnel.config.inherit import Effective, effective
 from wstunnel.config.levels import Level, ServerLevel
-from wstunnel.config.locations import build_location
+from wstunnel.config.locations import build_locations
 from wstunnel.config.model import ConfigError, Listen, Server, Upstream
 from wstunnel.config.read import Stmt
 from wstunnel.config.walk import HTTP, SERVER, Load
@@ -94,7 +94,7 @@ def build_server(
     """A server with every setting inherited; ``implicit`` collects the upstreams of ``proxy_pass host``."""
     settings = effective(load, level, http)
     tls_settings = {**load.http.tls, **level.tls}
-    locations = [build_location(load, loc, settings, tls_settings, upstreams, implicit) for loc in level.locations]
+    locations = build_locations(load, level.locations, settings, tls_settings, upstreams, implicit)
     listens = level.listens or [Listen("0.0.0.0", _default_port(), False, level.source)]
     if tls.flag_on(tls_settings, "ssl"):
         listens = [evolve(listen, ssl=True) for listen in listens]

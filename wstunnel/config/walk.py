@@ -109,7 +109,7 @@ class Load:
         self.http = Level(Source(path, 0))
         self.workers: dict[str, object] = {}
         self.maps: dict[str, RawMap] = {}
-        self.captures: set[str] = set(NUMBERED_CAPTURES)  # and the named groups of map regexes
+        self.captures: set[str] = set(NUMBERED_CAPTURES)  # and the named groups of location and map regexes
         self.upstreams: dict[str, UpstreamLevel] = {}
         self.servers: list[ServerLevel] = []
         self.materials = Materials(self.main_dir, datetime.datetime.now(datetime.timezone.utc))

@@ -123,7 +123,7 @@ def prepare(
         server = router.select_server(binding, host)
         if tls is not None:
             conn = _tls_checked(router, binding, conn, tls, server)
-        found = router.find_location(server, target.uri)
+        found, matches = router.locate(server, target.uri)
         vhost = host if host is not None else server.name
         if isinstance(found, Redirect):
             url = redirect_url(found, target, conn, vhost).encode("latin-1")
@@ -135,6 +135,8 @@ def prepare(
     except RequestError as e:
         return Refuse(conn, None, None, e)
     rv = RequestVars(config=config, server=server, location=found, conn=conn, head=head, target=target, host=vhost)
+    for match in matches:
+        rv.captured(match)
     return _forward(found, rv, head, pooled, plans(found))
 
 

@@ -196,7 +196,7 @@ def upstream_request(
     HTTP/1.0 has no chunked coding and wstunnel streams bodies rather than
     buffering them as nginx does, so the client must send a length.
     """
-    target = upstream_target(location, rv.target)
+    target = upstream_target(location, rv.target, rv)
     headers = _host(plan, rv)
     connection, protocols = _upgrade_pair(plan, rv, upgrade, keepalive and plan.version == b"1.1")
     for name, template in plan.others:

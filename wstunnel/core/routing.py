@@ -18,6 +18,7 @@ from attrs import frozen
 
 from wstunnel.wire.errors import RequestError
 from wstunnel.config.model import Binding, Config, Location, Server
+from wstunnel.core.variables import RequestVars, render
 from wstunnel.wire.request import ConnInfo, RequestHead, Target
 
 __all__ = [
@@ -45,6 +46,8 @@ _ESCAPE_TABLE = {
     for c in range(256)
     if c <= 0x20 or c >= 0x7F or chr(c) in "#%?"
 }
+# What a request line cannot carry: controls, space, DEL and non-ASCII.
+_UNSAFE_TABLE = {c: f"%{c:02X}" for c in range(256) if c <= 0x20 or c >= 0x7F}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # A reg-name made of unreserved characters only: sub-delims and
@@ -214,23 +217,39 @@ def origin(conn: ConnInfo, host: str) -> str:
     return f"{conn.scheme}://{authority}"
 
 
-def upstream_target(location: Location, target: Target) -> bytes:
+def upstream_target(location: Location, target: Target, rv: RequestVars | None = None) -> bytes:
     """
     The request-target for the upstream by nginx's proxy_pass rules: without
     a URI part the client's bytes go verbatim; with one, the matched prefix
     of ``$uri`` is replaced (by string length, no slash inserted) and the
     rest re-escaped.  nginx escapes only when the client did; since
     :func:`parse_target` refuses every raw byte that needs escaping, the
-    two rules give the same bytes.
+    two rules give the same bytes.  A URI part with variables (``rv``
+    renders it) is the whole request-target, without the client's arguments.
     """
     if location.proxy_pass is None:
         raise ValueError(f"location {location.path!r} has no proxy_pass")
+    if location.proxy_uri is not None:
+        if rv is None:
+            raise ValueError(f"location {location.path!r} needs the request's variables for its proxy_pass")
+        return _rendered_target(render(location.proxy_uri, rv))
     replacement = location.proxy_pass.uri
     if replacement is None:
         return target.request_uri.encode("ascii")
     rest = escape_path(target.uri[len(location.path) :])
     query = f"?{target.args}" if target.args else ""
     return f"{replacement}{rest}{query}".encode("latin-1")
+
+
+def _rendered_target(uri: str) -> bytes:
+    """
+    A rendered URI part as nginx sends it, except that a byte no request
+    line may carry (a space, CR or LF a capture took from the decoded
+    ``$uri``) is escaped instead of splitting the request.
+    """
+    if uri.startswith("?"):
+        uri = "/" + uri
+    return uri.translate(_UNSAFE_TABLE).encode("latin-1")
 
 
 @frozen
@@ -273,33 +292,49 @@ class _ServerTable:
         return self.binding.default
 
 
+Matches = tuple[re.Match[str], ...]
+_NO_MATCHES: Matches = ()
+
+
 @frozen
 class _LocationTable:
-    """Location matching for one Server without walking its locations."""
+    """
+    Location matching for one level (a Server, or a location with nested
+    ones) without walking its locations: the static ones are looked up by
+    URI, the regexes tried in file order.  ``plain`` says there are no
+    regexes and no nested locations, the one-lookup case.
+    """
 
     exact: dict[str, Location]
     redirects: dict[str, Redirect]
     prefixes: dict[str, Location]
     lengths: tuple[int, ...]  # distinct prefix lengths, longest first
+    regexes: tuple[Location, ...]  # "~" and "~*", in file order
+    nested: dict[int, _LocationTable]  # by id() of the location holding them
+    plain: bool
 
     @classmethod
-    def build(cls, server: Server) -> _LocationTable:
+    def build(cls, locations: tuple[Location, ...]) -> _LocationTable:
         exact: dict[str, Location] = {}
         prefixes: dict[str, Location] = {}
-        for location in server.locations:
-            table = exact if location.exact else prefixes
-            table.setdefault(location.path, location)
+        for location in locations:
+            if location.regex is None and not location.named:
+                table = exact if location.exact else prefixes
+                table.setdefault(location.path, location)
         redirects = {
             location.path[:-1]: Redirect(location)
-            for location in reversed(server.locations)
+            for location in reversed(locations)
             if _auto_redirects(location)
         }
         for path in (*exact, *prefixes):
             redirects.pop(path, None)
         lengths = tuple(sorted({len(p) for p in prefixes}, reverse=True))
-        return cls(exact, redirects, prefixes, lengths)
+        regexes = tuple(location for location in locations if location.regex is not None)
+        nested = {id(location): cls.build(_reachable(location)) for location in locations if location.nested}
+        return cls(exact, redirects, prefixes, lengths, regexes, nested, not regexes and not nested)
 
     def find(self, uri: str) -> Location | Redirect | None:
+        """The static search alone: an exact location, the 301, or the longest prefix."""
         found = self.exact.get(uri) or self.redirects.get(uri)
         if found is not None:
             return found
@@ -308,6 +343,58 @@ class _LocationTable:
             if location is not None:
                 return location
         return None
+
+    def search(self, uri: str, found: Location | None) -> tuple[bool, Location | Redirect | None, Matches]:
+        """
+        nginx's ngx_http_core_find_location: the static search, then the
+        locations nested in the prefix found, then (unless that prefix is
+        ``^~``) this level's regexes.  The bool says the search is over (an
+        exact location, the 301, or a regex matched); else ``found`` is the
+        longest prefix, or the location around this level, and no regex
+        matched on the way.
+        """
+        hit = self.find(uri)
+        if hit is not None and (hit.__class__ is Redirect or hit.exact):  # type: ignore[union-attr]
+            return True, hit, _NO_MATCHES
+        if hit is not None:
+            found = hit  # type: ignore[assignment]
+            inner = self.nested.get(id(hit))
+            if inner is not None:
+                over, found, matches = inner.search(uri, found)  # type: ignore[assignment]
+                if over:
+                    return True, found, matches
+            if hit.noregex:  # type: ignore[union-attr]
+                return False, found, _NO_MATCHES
+        for location in self.regexes:
+            match = location.regex.search(uri)  # type: ignore[union-attr]
+            if match is not None:
+                return True, *self._inside(location, match, uri)
+        return False, found, _NO_MATCHES
+
+    def _inside(self, location: Location, match: re.Match[str], uri: str) -> tuple[Location, Matches]:
+        """A regex matched: the search goes on among the regexes nested in it, and ends there."""
+        inner = self.nested.get(id(location))
+        if inner is None:
+            return location, (match,)
+        _, found, matches = inner.search(uri, location)
+        return found, (match, *matches)  # type: ignore[return-value]
+
+
+def _reachable(location: Location) -> tuple[Location, ...]:
+    """
+    The nested locations a search can reach: in a regex location only the
+    regexes, since nginx builds no prefix tree there (a prefix nested in a
+    regex location is accepted and never chosen).
+    """
+    if location.regex is None:
+        return location.nested
+    return tuple(n for n in location.nested if n.regex is not None)
+
+
+def _top_level(server: Server) -> tuple[Location, ...]:
+    """The server's own locations: its list holds the nested ones too."""
+    inner = {id(n) for location in server.locations for n in location.nested}
+    return tuple(location for location in server.locations if id(location) not in inner)
 
 
 def _auto_redirects(location: Location) -> bool:
@@ -329,7 +416,7 @@ class Router:
         servers = {id(s): s for s in config.servers}
         for binding in config.bindings:
             servers.update((id(s), s) for s in (binding.default, *binding.servers))
-        self._locations = {key: _LocationTable.build(s) for key, s in servers.items()}
+        self._locations = {key: _LocationTable.build(_top_level(s)) for key, s in servers.items()}
 
     def select_server(self, binding: Binding, host: str | None) -> Server:
         """
@@ -343,7 +430,17 @@ class Router:
 
     def find_location(self, server: Server, uri: str) -> Location | Redirect | None:
         """The location for a normalised ``$uri``; None means 404."""
+        return self.locate(server, uri)[0]
+
+    def locate(self, server: Server, uri: str) -> tuple[Location | Redirect | None, Matches]:
+        """
+        The location for a normalised ``$uri`` (None means 404) and the
+        regex matches that chose it, outermost first, for the request's
+        captures.  A server without regexes or nesting makes one lookup.
+        """
         table = self._locations.get(id(server))
         if table is None:
-            table = _LocationTable.build(server)
-        return table.find(uri)
+            table = _LocationTable.build(_top_level(server))
+        if table.plain:
+            return table.find(uri), _NO_MATCHES
+        return table.search(uri, None)[1:]

@@ -5,8 +5,8 @@ Templates are compiled and checked at load time
 (:mod:`wstunnel.config.templates`), so here they are only rendered.
 :class:`RequestVars` computes a value only when a template asks for it, and
 caches map results for the rest of the request, as nginx does (a
-``volatile`` map is evaluated at every use).  A map regex that matches sets
-the request's captures: ``$1``..``$9`` and its named groups.
+``volatile`` map is evaluated at every use).  A location or map regex that
+matches sets the request's captures: ``$1``..``$9`` and its named groups.
 """
 
 from __future__ import annotations
