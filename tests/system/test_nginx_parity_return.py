@@ -30,6 +30,7 @@ server {
     location /close { return 444; }
     location /url { return https://example.test/; }
     location /gone { return 410 "gone $arg_x"; }
+    location /args { return 307 $scheme://$host$uri$is_args$query_string; }
     location /first { return 201 a; return 202 b; }
     location / { proxy_pass http://127.0.0.1:{backend}; }
 }
@@ -42,6 +43,8 @@ CASES = [
     ("a.test", "/nf"),
     ("a.test", "/url"),
     ("a.test", "/gone?x=y"),
+    ("a.test", "/args?q=1"),
+    ("a.test", "/args"),
     ("a.test", "/first"),
 ]
 
@@ -67,7 +70,7 @@ async def test_each_form_of_return_answers_as_nginx(twins) -> None:
     assert nginx[0][:2] == (301, b"https://redirect.test/a/b?c=1")
     assert nginx[1][1:] == (None, b"text/plain", b"ok /ok/x")
     assert nginx[2][:2] == (302, b"http://a.test:PORT/elsewhere")
-    assert [each[0] for each in nginx[3:]] == [404, 302, 410, 201]
+    assert [each[0] for each in nginx[3:]] == [404, 302, 410, 307, 307, 201]
     assert all(not side.backend.heads for side in sides)
 
 

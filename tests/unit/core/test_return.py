@@ -35,6 +35,7 @@ server {
     location /first { return 201 a; return 202 b; }
     location /page { return 418 "tea"; stub_status; }
     location ~ ^/cap/(\\w+) { return 200 $1; }
+    location /args { return 302 https://x.test$uri$is_args$query_string; }
     location /app { proxy_pass http://127.0.0.1:9001; }
 }
 """
@@ -107,6 +108,11 @@ def test_a_url_alone_is_a_302(config: Config) -> None:
     assert dict(respond(config, b"/url").headers)[b"Location"] == b"https://example.test/"
     answer = respond(config, b"/scheme/y")
     assert (answer.status, dict(answer.headers)[b"Location"]) == (302, b"http://x.test/scheme/y")
+
+
+def test_is_args_and_query_string_rebuild_the_query(config: Config) -> None:
+    assert dict(respond(config, b"/args?a=1").headers)[b"Location"] == b"https://x.test/args?a=1"
+    assert dict(respond(config, b"/args").headers)[b"Location"] == b"https://x.test/args"
 
 
 def test_the_first_return_of_a_level_is_the_one_that_runs(config: Config) -> None:
