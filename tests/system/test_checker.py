@@ -312,7 +312,7 @@ def test_the_inside_of_refused_blocks_of_every_kind_is_checked(tmp_path: Path) -
             server {
                 listen 127.0.0.1:8080;
                 if ($request_method = POST) {
-                    return 405;
+                    rewrite ^ /x;
                 }
                 location = /a b c {
                     proxy_pass http://127.0.0.1:9000;
@@ -333,7 +333,7 @@ def test_the_inside_of_refused_blocks_of_every_kind_is_checked(tmp_path: Path) -
         """,
     ) == [
         'FILE:4: "if" is not supported by wstunnel',
-        'FILE:5: "return" is not supported by wstunnel',
+        'FILE:5: "rewrite" is not supported by wstunnel',
         'FILE:7: invalid number of arguments in "location" directive',
         'FILE:9: invalid value "maybe" in "proxy_buffering" directive, it must be "on" or "off"',
         'FILE:11: "upstream" directive is not allowed here',

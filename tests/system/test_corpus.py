@@ -138,12 +138,12 @@ def entry(*refused: str, context: str = HTTP) -> Entry:
 
 CORPUS_TABLE: dict[str, Entry] = {
     "code-server.conf": entry(),
-    "coder.conf": entry("add_header", "if", "return"),
+    "coder.conf": entry("add_header", "if"),
     "discourse.conf": entry(
         "$public", "$sent_http_*", "add_header", "alias", "break", "etag", "expires", "gzip",
         "gzip_comp_level", "gzip_min_length", "gzip_static", "gzip_types", "gzip_vary", "internal",
         "log_not_found", "proxy_ignore_headers", "proxy_method", "proxy_pass_request_body",
-        "proxy_pass_request_headers", "return", "root", "server_tokens", "set", "try_files",
+        "proxy_pass_request_headers", "root", "server_tokens", "set", "try_files",
     ),
     "gitea.conf": entry(),
     "gotify.conf": entry(),
@@ -151,34 +151,34 @@ CORPUS_TABLE: dict[str, Entry] = {
     "grafana.conf": entry("index", "root"),
     "guacamole.conf": entry(context=SERVER),
     "hedgedoc.conf": entry(),
-    "home-assistant.conf": entry("add_header", "return", context=MAIN),
+    "home-assistant.conf": entry("add_header", context=MAIN),
     "immich.conf": entry(),
-    "jellyfin.conf": entry("add_header", "proxy_pass with variables", "return", "set"),
+    "jellyfin.conf": entry("add_header", "proxy_pass with variables", "set"),
     "jenkins.conf": entry(
         "break", "client_body_buffer_size", "if", "ignore_invalid_headers", "rewrite", "root",
     ),
-    "jupyterhub.conf": entry("add_header", "allow", "return"),
+    "jupyterhub.conf": entry("add_header", "allow"),
     "mastodon.conf": entry(
         "add_header", "allow", "error_page", "gzip", "gzip_buffers", "gzip_comp_level", "gzip_disable",
-        "gzip_http_version", "gzip_proxied", "gzip_types", "gzip_vary", "return", "root", "try_files",
+        "gzip_http_version", "gzip_proxied", "gzip_types", "gzip_vary", "root", "try_files",
     ),
     "mattermost.conf": entry(),
-    "nextcloud-aio.conf": entry("client_body_buffer_size", "if", "proxy_pass with variables", "return"),
+    "nextcloud-aio.conf": entry("client_body_buffer_size", "if", "proxy_pass with variables"),
     "nextcloud-talk-signaling.conf": entry(),
-    "ntfy.conf": entry("if", "return", "set"),
+    "ntfy.conf": entry("if", "set"),
     "odoo.conf": entry("add_header", "gzip", "gzip_types", "proxy_cookie_flags", "rewrite"),
     "onlyoffice.conf": entry("add_header", "rewrite", "root", "server_tokens"),
     "peertube.conf": entry(
         "add_header", "aio", "alias", "deny", "gzip", "gzip_buffers", "gzip_comp_level", "gzip_min_length",
         "gzip_types", "gzip_vary", "if", "limit_except", "limit_rate", "limit_rate_after",
-        "proxy_ignore_client_abort", "proxy_limit_rate", "resolver_timeout", "return", "rewrite", "root",
+        "proxy_ignore_client_abort", "proxy_limit_rate", "resolver_timeout", "rewrite", "root",
         "sendfile_max_chunk", "set", "try_files",
     ),
-    "rancher.conf": entry("return"),
+    "rancher.conf": entry(),
     "rocketchat.conf": entry(),
     "synapse.conf": entry(),
     "zammad.conf": entry("expires", "gzip", "gzip_proxied", "gzip_types", "root", "server_tokens"),
-    "zulip.conf": entry("return"),
+    "zulip.conf": entry(),
 }
 
 # What a refusal message says -> the name the table uses for it.  A message of

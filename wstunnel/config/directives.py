@@ -12,7 +12,7 @@ A new directive is one line here and a handler in the module of its topic.
 
 from __future__ import annotations
 
-from wstunnel.config import limits, listens, locations, logs, maps, proxy, servers, tuning, upstream, workers
+from wstunnel.config import limits, listens, locations, logs, maps, proxy, rewrite, servers, tuning, upstream, workers
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
 from wstunnel.config.nginx_names import NGINX_DIRECTIVES
@@ -61,6 +61,7 @@ TABLE: dict[str, Spec] = {
     "server_name": spec({SERVER}, 1, None, servers.server_name),
     "location": spec({SERVER, LOCATION}, 1, 2, locations.location, block=True),
     "proxy_pass": spec({LOCATION}, 1, 1, proxy.proxy_pass, once=True),
+    "return": spec({SERVER, LOCATION}, 1, 2, rewrite.return_directive),
     "proxy_http_version": spec(HTTP_LEVELS, 1, 1, proxy.proxy_http_version, once=True),
     "proxy_set_header": spec(HTTP_LEVELS, 2, 2, proxy.proxy_set_header),
     "proxy_upgrade_protocols": spec(HTTP_LEVELS, 1, None, proxy.proxy_upgrade_protocols, once=True),

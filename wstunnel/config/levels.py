@@ -13,7 +13,7 @@ import re
 from attrs import define, field
 
 from wstunnel.config.addresses import ProxyURL
-from wstunnel.config.model import AccessLog, ErrorLog, Listen, Source
+from wstunnel.config.model import AccessLog, ErrorLog, Listen, Return, Source
 from wstunnel.config.tls import Setting
 
 __all__ = ["Level", "LocationLevel", "RawMap", "ServerLevel", "UpstreamLevel", "UpstreamServer"]
@@ -41,6 +41,7 @@ class Level:
     hide: list[bytes] | None = None
     passed: list[bytes] | None = None
     redirects: list[tuple[str, ...]] | None = None  # [("off",)], [("default",)], pairs
+    returns: Return | None = None  # the first "return" of a server or location
 
 
 @define

@@ -155,6 +155,7 @@ def _build_location(
         named=loc.modifier == "@",
         nested=tuple(group[0] for group in groups),
         proxy_uri=_proxy_uri(load, loc),
+        returns=loc.returns,
     )
     if loc.status_page is not None and loc.proxy_pass is not None:
         load.errors.append(

@@ -42,6 +42,7 @@ __all__ = [
     "ProxyPass",
     "RedirectRule",
     "ResponseRules",
+    "Return",
     "Server",
     "ServerTLS",
     "Source",
@@ -376,6 +377,17 @@ def one_per_path(error_logs: "tuple[ErrorLog, ...] | list[ErrorLog]") -> tuple[E
 
 
 @frozen
+class Return:
+    """
+    ``return``: the status and the text (or redirect URL) to answer with;
+    ``text`` is None for a bare code, which gets its standard page.
+    """
+
+    status: int
+    text: Template | None = None
+
+
+@frozen
 class Location:
     """
     A ``location`` with every inheritable setting already merged in from the
@@ -413,6 +425,7 @@ class Location:
     # proxy_pass's URI part when it has variables (captures): rendered per
     # request, it is the whole request-URI sent, as in nginx.
     proxy_uri: Template | None = None
+    returns: Return | None = None  # "return": answers instead of proxying
 
 
 @frozen
@@ -456,6 +469,7 @@ class Server:
     error_logs: tuple[ErrorLog, ...] = ()  # for its connections' messages outside a location
     client: ClientLimits = ClientLimits()
     access_logs: tuple[AccessLog, ...] = ()  # for requests refused or unrouted before a location
+    returns: Return | None = None  # "return" at server level: answers before any location is chosen
 
     @property
     def name(self) -> str:

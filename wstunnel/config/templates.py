@@ -35,6 +35,8 @@ BUILTIN_VARIABLES = frozenset(
         "request_uri",
         "uri",
         "args",
+        "query_string",
+        "is_args",
         "proxy_host",
         "proxy_add_x_forwarded_for",
         "proxy_protocol_addr",

@@ -20,18 +20,21 @@ from typing import Callable, Container, NamedTuple, Union
 
 from attrs import evolve
 
-from wstunnel.config.model import Binding, Config, Location, Server
+from wstunnel.config.model import Binding, Config, Location, Return, Server
+from wstunnel.config.rewrite import REDIRECT_STATUSES
 from wstunnel.core.headers import BodyFraming, HeaderPlan, upgrade_offer, upstream_request
 from wstunnel.core.tls_rules import handshake_server, refusal
-from wstunnel.core.routing import Redirect, Router, parse_target, redirect_url, request_host
-from wstunnel.core.variables import RequestVars
+from wstunnel.core.routing import Redirect, Router, origin, parse_target, redirect_url, request_host
+from wstunnel.core.variables import RequestVars, render
 from wstunnel.wire.errors import RequestError, error_page
 from wstunnel.wire.request import ConnInfo, RequestHead, TLSInfo
 from wstunnel.wire.upstream import UpstreamRequest
 
-__all__ = ["Decision", "Forward", "Refuse", "Respond", "StatusPage", "body_framing", "prepare"]
+__all__ = ["Close", "Decision", "Forward", "Refuse", "Respond", "StatusPage", "body_framing", "prepare"]
 
 _Headers = tuple[tuple[bytes, bytes], ...]
+# What a Location value may not carry as is: a rendered $uri is decoded.
+_CONTROLS = {c: f"%{c:02X}" for c in (*range(0x20), 0x7F)}
 
 
 class Respond(NamedTuple):
@@ -42,6 +45,15 @@ class Respond(NamedTuple):
     status: int
     headers: _Headers
     body: bytes
+    vars: RequestVars | None = None
+
+
+class Close(NamedTuple):
+    """``return 444``: no answer at all, the connection closed (444 in the log, as in nginx)."""
+
+    conn: ConnInfo
+    location: Location | None
+    vars: RequestVars
 
 
 class StatusPage(NamedTuple):
@@ -85,7 +97,7 @@ class Forward(NamedTuple):
         return self.body not in (BodyFraming.NONE, 0)
 
 
-Decision = Union[Respond, StatusPage, Refuse, Forward]
+Decision = Union[Respond, StatusPage, Refuse, Forward, Close]
 
 
 def body_framing(head: RequestHead) -> BodyFraming | int:
@@ -123,21 +135,49 @@ def prepare(
         server = router.select_server(binding, host)
         if tls is not None:
             conn = _tls_checked(router, binding, conn, tls, server)
-        found, matches = router.locate(server, target.uri)
         vhost = host if host is not None else server.name
+        if server.returns is not None:
+            rv = RequestVars(config=config, server=server, location=None, conn=conn, head=head, target=target, host=vhost)
+            return _returned(server.returns, rv)
+        found, matches = router.locate(server, target.uri)
         if isinstance(found, Redirect):
             url = redirect_url(found, target, conn, vhost).encode("latin-1")
             return Respond(conn, None, 301, ((b"Location", url), (b"Content-Type", b"text/html")), error_page(301))
-        if found is not None and found.status_page is not None:
+        if found is not None and found.returns is None and found.status_page is not None:
             return StatusPage(conn, found)
-        if found is None or found.proxy_pass is None:
+        if found is None or (found.proxy_pass is None and found.returns is None):
             raise RequestError(404, f"no location for {target.uri!r}")
     except RequestError as e:
         return Refuse(conn, None, None, e)
     rv = RequestVars(config=config, server=server, location=found, conn=conn, head=head, target=target, host=vhost)
     for match in matches:
         rv.captured(match)
+    if found.returns is not None:
+        return _returned(found.returns, rv)
     return _forward(found, rv, head, pooled, plans(found))
+
+
+def _returned(answer: Return, rv: RequestVars) -> Respond | Close:
+    """
+    nginx's ``return``: a redirect code sends its text as Location (a path
+    made absolute from ``$scheme://$host[:port]``) under the standard page;
+    another code sends its text as a text/plain body, or without text its
+    standard page from 400 up (an empty body below).
+    """
+    status = answer.status
+    if status == 444:
+        return Close(rv.conn, rv.location, rv)
+    text = None if answer.text is None else render(answer.text, rv)
+    if status in REDIRECT_STATUSES:
+        url = text or ""
+        if url.startswith("/"):
+            url = origin(rv.conn, rv.host) + url
+        headers = ((b"Location", url.translate(_CONTROLS).encode("latin-1")), (b"Content-Type", b"text/html"))
+        return Respond(rv.conn, rv.location, status, headers, error_page(status), rv)
+    if text is None and status >= 400:
+        return Respond(rv.conn, rv.location, status, ((b"Content-Type", b"text/html"),), error_page(status), rv)
+    body = (text or "").encode("latin-1")
+    return Respond(rv.conn, rv.location, status, ((b"Content-Type", b"text/plain"),), body, rv)
 
 
 def _tls_checked(

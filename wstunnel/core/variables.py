@@ -217,6 +217,8 @@ _GETTERS: dict[str, Callable[[RequestVars], str]] = {
     "request_uri": lambda rv: rv.target.request_uri,
     "uri": lambda rv: rv.target.uri,
     "args": lambda rv: rv.target.args,
+    "query_string": lambda rv: rv.target.args,
+    "is_args": lambda rv: "?" if rv.target.args else "",
     "proxy_host": _proxy_host,
     "proxy_add_x_forwarded_for": _proxy_add_x_forwarded_for,
     "proxy_protocol_addr": lambda rv: rv.conn.proxy_protocol_addr,

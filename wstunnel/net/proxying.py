@@ -25,7 +25,7 @@ from twisted.python.failure import Failure
 from wstunnel.balancing.balancer import request_key
 from wstunnel.config.model import Binding, ClientLimits
 from wstunnel.wire.request import TLSInfo
-from wstunnel.core.dispatch import Forward, Respond, StatusPage, prepare
+from wstunnel.core.dispatch import Close, Forward, Respond, StatusPage, prepare
 from wstunnel.net.answer import CONTINUE, AnswerWriter
 from wstunnel.net.clientstate import State
 from wstunnel.net.exchange import Exchange, Phase
@@ -111,7 +111,13 @@ class Proxying:
         if isinstance(decision, Forward):
             self._forward(decision)
         elif isinstance(decision, Respond):
+            self._req.vars = decision.vars
             self._respond(decision.status, list(decision.headers), decision.body)
+        elif isinstance(decision, Close):
+            self._req.vars = decision.vars
+            self._req.status = 444
+            self._log_request()
+            self._close()
         elif isinstance(decision, StatusPage):
             self._respond(200, *status_page(decision.location.status_page, self._factory.registry.stats))
         else:
