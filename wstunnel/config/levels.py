@@ -41,6 +41,7 @@ class Level:
     hide: list[bytes] | None = None
     passed: list[bytes] | None = None
     redirects: list[tuple[str, ...]] | None = None  # [("off",)], [("default",)], pairs
+    add_headers: list[tuple[str, str, bool, Source]] | None = None  # add_header: name, value, always
 
 
 @define

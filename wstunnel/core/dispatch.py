@@ -42,6 +42,7 @@ class Respond(NamedTuple):
     status: int
     headers: _Headers
     body: bytes
+    vars: RequestVars | None = None  # for add_header
 
 
 class StatusPage(NamedTuple):
@@ -49,6 +50,7 @@ class StatusPage(NamedTuple):
 
     conn: ConnInfo
     location: Location
+    vars: RequestVars | None = None  # for add_header
 
 
 class Refuse(NamedTuple):
@@ -125,16 +127,17 @@ def prepare(
             conn = _tls_checked(router, binding, conn, tls, server)
         found, matches = router.locate(server, target.uri)
         vhost = host if host is not None else server.name
-        if isinstance(found, Redirect):
-            url = redirect_url(found, target, conn, vhost).encode("latin-1")
-            return Respond(conn, None, 301, ((b"Location", url), (b"Content-Type", b"text/html")), error_page(301))
-        if found is not None and found.status_page is not None:
-            return StatusPage(conn, found)
-        if found is None or found.proxy_pass is None:
-            raise RequestError(404, f"no location for {target.uri!r}")
     except RequestError as e:
         return Refuse(conn, None, None, e)
-    rv = RequestVars(config=config, server=server, location=found, conn=conn, head=head, target=target, host=vhost)
+    located = found.location if isinstance(found, Redirect) else found
+    rv = RequestVars(config=config, server=server, location=located, conn=conn, head=head, target=target, host=vhost)
+    if isinstance(found, Redirect):
+        url = redirect_url(found, target, conn, vhost).encode("latin-1")
+        return Respond(conn, None, 301, ((b"Location", url), (b"Content-Type", b"text/html")), error_page(301), rv)
+    if found is not None and found.status_page is not None:
+        return StatusPage(conn, found, rv)
+    if found is None or found.proxy_pass is None:
+        return Refuse(conn, None, rv, RequestError(404, f"no location for {target.uri!r}"))
     for match in matches:
         rv.captured(match)
     return _forward(found, rv, head, pooled, plans(found))
@@ -162,7 +165,7 @@ def _forward(
     limit = location.client.max_body_size or None
     if limit and isinstance(framing, int) and framing > limit:
         error = RequestError(413, f"Content-Length {framing} over client_max_body_size {limit}")
-        return Refuse(rv.conn, location, None, error)
+        return Refuse(rv.conn, location, rv, error)
     offer = upgrade_offer(head, location.upgrade_protocols)
     keepalive = location.proxy_pass.upstream.name in pooled
     try:

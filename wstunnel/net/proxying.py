@@ -108,6 +108,8 @@ class Proxying:
         )
         self.conn = decision.conn
         self._req.location = decision.location
+        if not isinstance(decision, Forward):
+            self._req.vars = decision.vars
         if isinstance(decision, Forward):
             self._forward(decision)
         elif isinstance(decision, Respond):
@@ -115,7 +117,6 @@ class Proxying:
         elif isinstance(decision, StatusPage):
             self._respond(200, *status_page(decision.location.status_page, self._factory.registry.stats))
         else:
-            self._req.vars = decision.vars
             error = decision.error
             self.log.info("request from {client} refused: {error}", client=self.peer_text, error=str(error))
             self.fail(error.status, error.detail, close=error.status in _CLOSING_STATUSES, note=error.note)
