@@ -108,8 +108,7 @@ class Proxying:
         )
         self.conn = decision.conn
         self._req.location = decision.location
-        if not isinstance(decision, Forward):
-            self._req.vars = decision.vars
+        self._req.vars = decision.vars
         if isinstance(decision, Forward):
             self._forward(decision)
         elif isinstance(decision, Respond):
