@@ -49,6 +49,7 @@ ACCESS = 15  # access and abuse control
 ISSUE = {
     "# between arguments": REWRITE,
     "$public": REWRITE,  # made by "set", which is refused
+    "$upstream_cache_status": REWRITE,  # nothing is cached
     "$sent_http_*": REWRITE,
     "add_header": REWRITE,
     "client_body_buffer_size": REWRITE,
@@ -138,12 +139,12 @@ def entry(*refused: str, context: str = HTTP) -> Entry:
 
 CORPUS_TABLE: dict[str, Entry] = {
     "code-server.conf": entry(),
-    "coder.conf": entry("add_header", "if"),
+    "coder.conf": entry("if"),
     "discourse.conf": entry(
-        "$public", "$sent_http_*", "add_header", "alias", "break", "etag", "expires", "gzip",
-        "gzip_comp_level", "gzip_min_length", "gzip_static", "gzip_types", "gzip_vary", "internal",
-        "log_not_found", "proxy_ignore_headers", "proxy_method", "proxy_pass_request_body",
-        "proxy_pass_request_headers", "root", "server_tokens", "set", "try_files",
+        "$public", "$sent_http_*", "alias", "break", "etag", "expires", "gzip", "gzip_comp_level",
+        "gzip_min_length", "gzip_static", "gzip_types", "gzip_vary", "internal", "log_not_found",
+        "proxy_ignore_headers", "proxy_method", "proxy_pass_request_body", "proxy_pass_request_headers",
+        "root", "set", "try_files",
     ),
     "gitea.conf": entry(),
     "gotify.conf": entry(),
@@ -151,33 +152,32 @@ CORPUS_TABLE: dict[str, Entry] = {
     "grafana.conf": entry("index", "root"),
     "guacamole.conf": entry(context=SERVER),
     "hedgedoc.conf": entry(),
-    "home-assistant.conf": entry("add_header", context=MAIN),
+    "home-assistant.conf": entry(context=MAIN),
     "immich.conf": entry(),
-    "jellyfin.conf": entry("add_header", "proxy_pass with variables", "set"),
+    "jellyfin.conf": entry("proxy_pass with variables", "set"),
     "jenkins.conf": entry(
         "break", "client_body_buffer_size", "if", "ignore_invalid_headers", "rewrite", "root",
     ),
-    "jupyterhub.conf": entry("add_header", "allow"),
+    "jupyterhub.conf": entry("allow"),
     "mastodon.conf": entry(
-        "add_header", "allow", "error_page", "gzip", "gzip_buffers", "gzip_comp_level", "gzip_disable",
-        "gzip_http_version", "gzip_proxied", "gzip_types", "gzip_vary", "root", "try_files",
+        "$upstream_cache_status", "allow", "error_page", "gzip", "gzip_buffers", "gzip_comp_level",
+        "gzip_disable", "gzip_http_version", "gzip_proxied", "gzip_types", "gzip_vary", "root", "try_files",
     ),
     "mattermost.conf": entry(),
     "nextcloud-aio.conf": entry("client_body_buffer_size", "if", "proxy_pass with variables"),
     "nextcloud-talk-signaling.conf": entry(),
     "ntfy.conf": entry("if", "set"),
-    "odoo.conf": entry("add_header", "gzip", "gzip_types", "proxy_cookie_flags", "rewrite"),
-    "onlyoffice.conf": entry("add_header", "rewrite", "root", "server_tokens"),
+    "odoo.conf": entry("gzip", "gzip_types", "proxy_cookie_flags", "rewrite"),
+    "onlyoffice.conf": entry("rewrite", "root"),
     "peertube.conf": entry(
-        "add_header", "aio", "alias", "deny", "gzip", "gzip_buffers", "gzip_comp_level", "gzip_min_length",
-        "gzip_types", "gzip_vary", "if", "limit_except", "limit_rate", "limit_rate_after",
-        "proxy_ignore_client_abort", "proxy_limit_rate", "resolver_timeout", "rewrite", "root",
-        "sendfile_max_chunk", "set", "try_files",
+        "aio", "alias", "deny", "gzip", "gzip_buffers", "gzip_comp_level", "gzip_min_length", "gzip_types",
+        "gzip_vary", "if", "limit_except", "limit_rate", "limit_rate_after", "proxy_ignore_client_abort",
+        "proxy_limit_rate", "resolver_timeout", "rewrite", "root", "sendfile_max_chunk", "set", "try_files",
     ),
     "rancher.conf": entry(),
     "rocketchat.conf": entry(),
     "synapse.conf": entry(),
-    "zammad.conf": entry("expires", "gzip", "gzip_proxied", "gzip_types", "root", "server_tokens"),
+    "zammad.conf": entry("expires", "gzip", "gzip_proxied", "gzip_types", "root"),
     "zulip.conf": entry(),
 }
 

@@ -13,6 +13,7 @@ from wstunnel.config.levels import Level
 from wstunnel.config.model import (
     DEFAULT_UPGRADE_PROTOCOLS,
     AccessLog,
+    AddedHeader,
     ClientLimits,
     ErrorLog,
     HeaderSetting,
@@ -45,6 +46,7 @@ class Effective:
     hide: tuple[bytes, ...] = ()
     passed: tuple[bytes, ...] = ()
     redirects: tuple[tuple[str, ...], ...] = (("default",),)
+    add_headers: tuple[AddedHeader, ...] = ()
 
 
 def root_settings(path: str, error_logs: tuple[ErrorLog, ...]) -> Effective:
@@ -88,4 +90,10 @@ def effective(load: Load, level: Level, parent: Effective) -> Effective:
         hide=parent.hide if level.hide is None else tuple(level.hide),
         passed=parent.passed if level.passed is None else tuple(level.passed),
         redirects=parent.redirects if level.redirects is None else tuple(level.redirects),
+        add_headers=parent.add_headers if level.add_headers is None else _added(load, level.add_headers),
     )
+
+
+def _added(load: Load, written: list[tuple[str, str, bool, Source]]) -> tuple[AddedHeader, ...]:
+    compiled = [(n, load.template(v, s), a) for n, v, a, s in written]
+    return tuple(AddedHeader(n.encode("ascii"), t, a) for n, t, a in compiled if t is not None)

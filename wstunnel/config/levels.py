@@ -42,6 +42,7 @@ class Level:
     passed: list[bytes] | None = None
     redirects: list[tuple[str, ...]] | None = None  # [("off",)], [("default",)], pairs
     returns: Return | None = None  # the first "return" of a server or location
+    add_headers: list[tuple[str, str, bool, Source]] | None = None  # add_header: name, value, always
 
 
 @define

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AccessLog",
+    "AddedHeader",
     "Binding",
     "ClientLimits",
     "Config",
@@ -171,6 +172,16 @@ class ResponseRules:
     hide: frozenset[bytes] = DEFAULT_HIDDEN  # lower-case names never passed to the client
     redirects: tuple[RedirectRule, ...] = ()  # proxy_redirect, first match wins
     buffer_size: int = 4096  # proxy_buffer_size: the largest response head
+    add_headers: tuple[AddedHeader, ...] = ()  # add_header, config order
+
+
+@frozen
+class AddedHeader:
+    """One effective ``add_header NAME VALUE [always]``."""
+
+    name: bytes
+    value: Template
+    always: bool
 
 
 @frozen
@@ -470,6 +481,7 @@ class Server:
     client: ClientLimits = ClientLimits()
     access_logs: tuple[AccessLog, ...] = ()  # for requests refused or unrouted before a location
     returns: Return | None = None  # "return" at server level: answers before any location is chosen
+    add_headers: tuple[AddedHeader, ...] = ()  # add_header for answers outside a location
 
     @property
     def name(self) -> str:

@@ -32,6 +32,7 @@ from wstunnel.config.upstream import resolve_addresses
 from wstunnel.config.walk import Load
 
 __all__ = [
+    "check_header_line",
     "header_list",
     "proxy_buffer_size",
     "proxy_http_version",
@@ -74,13 +75,18 @@ def proxy_http_version(load: Load, stmt: Stmt, level: Level) -> None:
 
 def proxy_set_header(load: Load, stmt: Stmt, level: Level) -> None:
     name, value = stmt.args
+    check_header_line(stmt, name, value)
+    if level.headers is None:
+        level.headers = []
+    level.headers.append((name, value, stmt.source))
+
+
+def check_header_line(stmt: Stmt, name: str, value: str) -> None:
+    """A header line a directive writes: a token for a name, no line break or NUL in the value."""
     if not _TOKEN.fullmatch(name):
         raise ConfigError(stmt.source, f'invalid header name "{name}"')
     if any(c in value for c in "\r\n\0"):
         raise ConfigError(stmt.source, f'invalid value for header "{name}": CR, LF and NUL are not allowed')
-    if level.headers is None:
-        level.headers = []
-    level.headers.append((name, value, stmt.source))
 
 
 def proxy_upgrade_protocols(load: Load, stmt: Stmt, level: Level) -> None:
@@ -180,7 +186,9 @@ def response_rules(load: Load, eff: Effective, loc: LocationLevel, proxy_pass: P
         replacement = load.template(args[1], loc.source)
         if pattern is not None and replacement is not None:
             rules.append(RedirectRule(pattern, replacement))
-    return ResponseRules(hide=hide, redirects=tuple(rules), buffer_size=eff.buffer_size)
+    return ResponseRules(
+        hide=hide, redirects=tuple(rules), buffer_size=eff.buffer_size, add_headers=eff.add_headers
+    )
 
 
 def _default_redirect(loc: LocationLevel, proxy_pass: ProxyPass) -> RedirectRule:

@@ -45,7 +45,7 @@ class Respond(NamedTuple):
     status: int
     headers: _Headers
     body: bytes
-    vars: RequestVars | None = None
+    vars: RequestVars | None = None  # for add_header and the access log
 
 
 class Close(NamedTuple):
@@ -61,6 +61,7 @@ class StatusPage(NamedTuple):
 
     conn: ConnInfo
     location: Location
+    vars: RequestVars | None = None  # for add_header
 
 
 class Refuse(NamedTuple):
@@ -140,16 +141,17 @@ def prepare(
             rv = RequestVars(config=config, server=server, location=None, conn=conn, head=head, target=target, host=vhost)
             return _returned(server.returns, rv)
         found, matches = router.locate(server, target.uri)
-        if isinstance(found, Redirect):
-            url = redirect_url(found, target, conn, vhost).encode("latin-1")
-            return Respond(conn, None, 301, ((b"Location", url), (b"Content-Type", b"text/html")), error_page(301))
-        if found is not None and found.returns is None and found.status_page is not None:
-            return StatusPage(conn, found)
-        if found is None or (found.proxy_pass is None and found.returns is None):
-            raise RequestError(404, f"no location for {target.uri!r}")
     except RequestError as e:
         return Refuse(conn, None, None, e)
-    rv = RequestVars(config=config, server=server, location=found, conn=conn, head=head, target=target, host=vhost)
+    located = found.location if isinstance(found, Redirect) else found
+    rv = RequestVars(config=config, server=server, location=located, conn=conn, head=head, target=target, host=vhost)
+    if isinstance(found, Redirect):
+        url = redirect_url(found, target, conn, vhost).encode("latin-1")
+        return Respond(conn, None, 301, ((b"Location", url), (b"Content-Type", b"text/html")), error_page(301), rv)
+    if found is not None and found.returns is None and found.status_page is not None:
+        return StatusPage(conn, found, rv)
+    if found is None or (found.proxy_pass is None and found.returns is None):
+        return Refuse(conn, None, rv, RequestError(404, f"no location for {target.uri!r}"))
     for match in matches:
         rv.captured(match)
     if found.returns is not None:
@@ -202,7 +204,7 @@ def _forward(
     limit = location.client.max_body_size or None
     if limit and isinstance(framing, int) and framing > limit:
         error = RequestError(413, f"Content-Length {framing} over client_max_body_size {limit}")
-        return Refuse(rv.conn, location, None, error)
+        return Refuse(rv.conn, location, rv, error)
     offer = upgrade_offer(head, location.upgrade_protocols)
     keepalive = location.proxy_pass.upstream.name in pooled
     try:

@@ -28,6 +28,7 @@ from wstunnel.config.model import DEFAULT_HIDDEN, DEFAULT_UPGRADE_PROTOCOLS, Con
 from wstunnel.wire.request import RequestHead, header_tokens, lower_tokens
 from wstunnel.wire.response import ResponseHead
 from wstunnel.wire.upstream import UpstreamRequest
+from wstunnel.core.add_header import added_headers
 from wstunnel.core.routing import origin, upstream_target
 from wstunnel.core.variables import RequestVars, render
 
@@ -357,8 +358,9 @@ def client_response_headers(
     1xx and 204 have none, and with Transfer-Encoding the length is the
     de-chunked one (a HEAD answer keeps it: it describes the GET).
     ``date`` is the Date value, from the caller's clock.  ``rules`` (proxy_hide_header,
-    proxy_pass_header, proxy_redirect) need ``rv`` to render redirects;
-    a passed Server or Date replaces ours, as in nginx.
+    proxy_pass_header, proxy_redirect, add_header) need ``rv`` to render
+    redirects and added headers, which come last; a passed Server or Date
+    replaces ours, as in nginx.
     """
     status, headers = response.status, response.headers
     hide = rules.hide if rules is not None else DEFAULT_HIDDEN
@@ -393,6 +395,8 @@ def client_response_headers(
         if redirects and lower in _REWRITTEN:
             value = _redirect(value, lower == b"refresh", redirects, rv)  # type: ignore[arg-type]
         out.append((name, value))
+    if rules is not None and rv is not None:
+        out += added_headers(rules.add_headers, status, rv)
     return out
 
 

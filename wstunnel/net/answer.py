@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 from twisted.internet.interfaces import IPushProducer, IReactorTime, ITransport
 
+from wstunnel.core.add_header import added_headers
 from wstunnel.core.headers import client_response_headers
 from wstunnel.net.fastwrite import direct_writer
 from wstunnel.net.requestlog import RequestRecord
@@ -86,6 +87,7 @@ class AnswerWriter:
             (b"Date", http_date(self._clock.seconds())),
             *headers,
             (b"Content-Length", str(len(body)).encode()),
+            *self._added(status),
         ]
         self.record.status = status
         plan = self._head(status, reason_phrase(status).encode("ascii"), all_headers, keep_alive)
@@ -97,6 +99,14 @@ class AnswerWriter:
         """A valid 101, rewritten by the location's rules; after it the bytes are the tunnel's."""
         self.send(head_bytes(101, response.reason or b"Switching Protocols", self._relayed(response)))
         self.record.status = 101
+
+    def _added(self, status: int) -> list[tuple[bytes, bytes]]:
+        """The add_header of the request's location, else its server's; none before a server is chosen."""
+        rv = self.record.vars
+        if rv is None:
+            return []
+        entries = rv.location.response.add_headers if rv.location is not None else rv.server.add_headers
+        return added_headers(entries, status, rv)
 
     def _relayed(self, response: ResponseHead) -> list[tuple[bytes, bytes]]:
         record = self.record

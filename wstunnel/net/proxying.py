@@ -108,6 +108,7 @@ class Proxying:
         )
         self.conn = decision.conn
         self._req.location = decision.location
+        self._req.vars = decision.vars
         if isinstance(decision, Forward):
             self._forward(decision)
         elif isinstance(decision, Respond):
@@ -121,7 +122,6 @@ class Proxying:
         elif isinstance(decision, StatusPage):
             self._respond(200, *status_page(decision.location.status_page, self._factory.registry.stats))
         else:
-            self._req.vars = decision.vars
             error = decision.error
             self.log.info("request from {client} refused: {error}", client=self.peer_text, error=str(error))
             self.fail(error.status, error.detail, close=error.status in _CLOSING_STATUSES, note=error.note)

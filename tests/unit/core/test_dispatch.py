@@ -96,7 +96,8 @@ def test_stub_status_is_a_status_page(config: Config) -> None:
 def test_no_proxying_location_is_a_404(config: Config, target: bytes) -> None:
     decision = decide(config, target)
     assert isinstance(decision, Refuse)
-    assert decision.error.status == 404 and decision.location is None and decision.vars is None
+    assert decision.error.status == 404 and decision.location is None
+    assert decision.vars is not None and decision.vars.server is config.servers[0]  # its add_header
 
 
 def test_a_bad_target_is_refused_before_routing(config: Config) -> None:
@@ -107,7 +108,8 @@ def test_a_bad_target_is_refused_before_routing(config: Config) -> None:
 def test_a_declared_body_over_the_limit_is_refused_inside_its_location(config: Config) -> None:
     decision = decide(config, b"/other/", (b"Content-Length", b"11"))
     assert isinstance(decision, Refuse)
-    assert decision.error.status == 413 and decision.location is not None and decision.vars is None
+    assert decision.error.status == 413 and decision.location is not None
+    assert decision.vars is not None and decision.vars.location is decision.location  # its add_header
 
 
 def test_a_body_within_the_limit_is_forwarded_with_its_length(config: Config) -> None:
