@@ -47,49 +47,18 @@ ACCESS = 15  # access and abuse control
 
 # The issue that makes wstunnel accept each thing the corpus needs.
 ISSUE = {
-    "# between arguments": REWRITE,
     "$public": REWRITE,  # made by "set", which is refused
     "$upstream_cache_status": REWRITE,  # nothing is cached
     "$sent_http_*": REWRITE,
-    "add_header": REWRITE,
     "client_body_buffer_size": REWRITE,
     "if": REWRITE,
     "ignore_invalid_headers": REWRITE,
-    "listen http2": REWRITE,
-    "listen ipv6only": REWRITE,
-    "location ^~": REWRITE,
-    "location ~": REWRITE,
-    "location @": REWRITE,
-    "nested location": REWRITE,
-    "proxy_buffering": REWRITE,
-    "proxy_buffers": REWRITE,
-    "proxy_cache": REWRITE,
-    "proxy_cache_lock": REWRITE,
-    "proxy_cache_min_uses": REWRITE,
-    "proxy_cache_path": REWRITE,
-    "proxy_cache_revalidate": REWRITE,
-    "proxy_cache_use_stale": REWRITE,
-    "proxy_cache_valid": REWRITE,
     "proxy_cookie_flags": REWRITE,
     "proxy_ignore_client_abort": REWRITE,
-    "proxy_max_temp_file_size": REWRITE,
     "proxy_pass with variables": REWRITE,
-    "proxy_request_buffering": REWRITE,
-    "reset_timedout_connection": REWRITE,
     "resolver_timeout": REWRITE,
-    "return": REWRITE,
     "rewrite": REWRITE,
-    "server_tokens": REWRITE,
     "set": REWRITE,
-    "ssl": REWRITE,
-    "ssl_dhparam": REWRITE,
-    "ssl_prefer_server_ciphers off": REWRITE,
-    "ssl_protocols TLSv1": REWRITE,
-    "ssl_protocols twice": REWRITE,
-    "ssl_session_cache": REWRITE,
-    "ssl_stapling": REWRITE,
-    "ssl_stapling_verify": REWRITE,
-    "ssl_trusted_certificate": REWRITE,
     "break": REWRITE,
     "expires": REWRITE,
     "proxy_ignore_headers": REWRITE,
@@ -336,9 +305,11 @@ def test_each_file_names_its_source(name):
     assert any(line.startswith("# Adapted: ") for line in header), f"{name}: no 'Adapted:' line"
 
 
-def test_every_refusal_belongs_to_an_issue():
+def test_every_refusal_belongs_to_an_issue_and_every_issue_entry_is_still_refused():
     refused = {f for e in CORPUS_TABLE.values() for f in e.refused}
     assert refused <= ISSUE.keys(), f"no issue named for {sorted(refused - ISSUE.keys())}"
+    # What wstunnel has learned to load leaves the map, so it names only what is still missing.
+    assert ISSUE.keys() <= refused, f"no longer refused anywhere: {sorted(ISSUE.keys() - refused)}"
 
 
 @pytest.mark.parametrize("name", corpus_files())
