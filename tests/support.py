@@ -45,7 +45,13 @@ def aio(awaitable: Awaitable[Any]) -> defer.Deferred:
 
 
 def aio_deferred(d: defer.Deferred) -> asyncio.Future:
-    """Await a Deferred from asyncio code (the other direction of :func:`aio`)."""
+    """Await a Deferred from asyncio code (the other direction of :func:`aio`).
+
+    Awaiting the Future from a Deferred-driven coroutine works only when it has
+    already fired, so a misuse would fail by timing; refuse it every time instead.
+    """
+    if asyncio.current_task() is None:
+        raise RuntimeError("aio_deferred outside an asyncio task: await the Deferred itself")
     return d.asFuture(asyncio.get_running_loop())
 
 

@@ -13,7 +13,7 @@ import pytest
 import pytest_twisted
 
 from nginx_support import Response, Side, read_response, scripted_answer
-from support import WAIT, ScriptedBackend, aio, aio_deferred, listen_keepalive, read_until
+from support import WAIT, ScriptedBackend, aio, listen_keepalive, read_until
 
 CONF = """
 upstream pool { server 127.0.0.1:{backend}; keepalive 2; }
@@ -406,6 +406,6 @@ async def test_connect_and_trace_are_refused_without_the_upstream(twins, data, s
         (barrier,), _ = await aio(exchange(side, BARRIER))
         assert code(barrier) == b"200", side.name
         assert [line for line, _ in side.heads()] == [b"GET /barrier HTTP/1.1"], side.name
-        lines[side.name] = (await aio_deferred(side.log.wait_for(2)))[0]
+        lines[side.name] = (await side.log.wait_for(2))[0]
     # doc/configuration.md, log_format: an empty value ($host without Host or server_name) is "-" in ours.
     assert lines == {"nginx": logged, "wstunnel": logged.replace("||", "|-|")}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest_twisted
 
 from nginx_support import ask_both, request
-from support import aio_deferred
 
 LOCATIONS = """
 log_format loc '$uri|$name|$ext';
@@ -93,7 +92,7 @@ async def test_every_kind_of_location_against_nginx(twins) -> None:
         await ask_both(sides, request(path))
     seen = {}
     for side in sides:
-        logged = await aio_deferred(side.log.wait_for(len(CASES)))
+        logged = await side.log.wait_for(len(CASES))
         heads = side.heads()
         seen[side.name] = [
             (line.decode(), dict(headers.elements())[b"X-Loc"].decode(), log)
