@@ -311,8 +311,8 @@ def test_the_inside_of_refused_blocks_of_every_kind_is_checked(tmp_path: Path) -
         http {
             server {
                 listen 127.0.0.1:8080;
-                if ($request_method = POST) {
-                    rewrite ^ /x;
+                if (bad) {
+                    rewrite ^ /x foo;
                 }
                 location = /a b c {
                     proxy_pass http://127.0.0.1:9000;
@@ -332,8 +332,8 @@ def test_the_inside_of_refused_blocks_of_every_kind_is_checked(tmp_path: Path) -
         }
         """,
     ) == [
-        'FILE:4: "if" is not supported by wstunnel',
-        'FILE:5: "rewrite" is not supported by wstunnel',
+        'FILE:4: invalid condition "bad"',
+        'FILE:5: invalid parameter "foo"',
         'FILE:7: invalid number of arguments in "location" directive',
         'FILE:9: invalid value "maybe" in "proxy_buffering" directive, it must be "on" or "off"',
         'FILE:11: "upstream" directive is not allowed here',

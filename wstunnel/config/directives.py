@@ -115,6 +115,12 @@ TABLE: dict[str, Spec] = {
     "proxy_redirect": spec(HTTP_LEVELS, 1, 2, proxy.proxy_redirect),
     "add_header": spec(HTTP_LEVELS, 2, 3, response.add_header),
     "server_tokens": spec(HTTP_LEVELS, 1, 1, response.server_tokens, once=True),
+    # The rewrite module ("return" is above; what "if" blocks accept is config/walk.py's IF_DIRECTIVES).
+    "rewrite": spec({SERVER, LOCATION}, 2, 3, rewrite.rewrite_directive),
+    "set": spec({SERVER, LOCATION}, 2, 2, rewrite.set_directive),
+    "if": spec({SERVER, LOCATION}, 1, None, rewrite.if_directive, block=True),
+    "break": spec({SERVER, LOCATION}, 0, 0, rewrite.break_directive),
+    "rewrite_log": spec(HTTP_LEVELS, 1, 1, rewrite.rewrite_log, once=True),
     # Accepted and ignored: none of these can change what is proxied.
     "pid": spec({MAIN}, 1, 1, ignored, once=True),
     "user": spec({MAIN}, 1, 2, ignored, once=True),

@@ -9,14 +9,25 @@ here", which differs from an empty list for the all-or-nothing lists.
 from __future__ import annotations
 
 import re
+from typing import Union
 
 from attrs import define, field
 
 from wstunnel.config.addresses import ProxyURL
-from wstunnel.config.model import AccessLog, ErrorLog, Listen, Return, Source
+from wstunnel.config.model import (
+    AccessLog,
+    BreakStep,
+    Condition,
+    ErrorLog,
+    Listen,
+    Return,
+    RewriteRule,
+    SetVariable,
+    Source,
+)
 from wstunnel.config.tls import Setting
 
-__all__ = ["Level", "LocationLevel", "RawMap", "ServerLevel", "UpstreamLevel", "UpstreamServer"]
+__all__ = ["Level", "LocationLevel", "RawIf", "RawMap", "ServerLevel", "UpstreamLevel", "UpstreamServer"]
 
 
 @define
@@ -41,8 +52,20 @@ class Level:
     hide: list[bytes] | None = None
     passed: list[bytes] | None = None
     redirects: list[tuple[str, ...]] | None = None  # [("off",)], [("default",)], pairs
-    returns: Return | None = None  # the first "return" of a server or location
+    rewrites: list[RawStep] | None = None  # the rewrite module's directives, in file order
+    rewrite_log: bool | None = None
     add_headers: list[tuple[str, str, bool, Source]] | None = None  # add_header: name, value, always
+
+
+@define
+class RawIf:
+    """An ``if`` block as walked: its condition, and the level its directives were recorded on."""
+
+    condition: Condition
+    level: Level
+
+
+RawStep = Union[SetVariable, RewriteRule, Return, BreakStep, RawIf]
 
 
 @define
@@ -54,6 +77,7 @@ class LocationLevel(Level):
     modifier: str = ""  # "", "=", "^~", "~", "~*" or "@"
     regex: re.Pattern[str] | None = None
     locations: list[LocationLevel] = field(factory=list)  # nested, in file order
+    implicit: bool = False  # the location an "if" opens inside a location
 
 
 @define

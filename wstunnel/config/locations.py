@@ -17,6 +17,7 @@ from wstunnel.config.levels import Level, LocationLevel, ServerLevel
 from wstunnel.config.model import ConfigError, Location, Template, Upstream
 from wstunnel.config.proxy import proxy_target, response_rules, with_upstream_tls
 from wstunnel.config.read import Stmt
+from wstunnel.config.rewrite import if_locations, rewrite_program
 from wstunnel.config.pcre import PcreError, compile_pcre
 from wstunnel.config.templates import is_builtin
 from wstunnel.config.tls import Setting
@@ -155,13 +156,15 @@ def _build_location(
         named=loc.modifier == "@",
         nested=tuple(group[0] for group in groups),
         proxy_uri=_proxy_uri(load, loc),
-        returns=loc.returns,
+        rewrites=rewrite_program(
+            load, loc, lambda inner: _build_location(load, inner, eff, tls_here, upstreams, implicit)[0]
+        ),
     )
     if loc.status_page is not None and loc.proxy_pass is not None:
         load.errors.append(
             ConfigError(loc.source, f'"proxy_pass" and "{_PAGE_DIRECTIVES[loc.status_page]}" in one location')
         )
-    return [built, *(each for group in groups for each in group)]
+    return [built, *if_locations(built), *(each for group in groups for each in group)]
 
 
 def _proxy_uri(load: Load, loc: LocationLevel) -> Template | None:

@@ -10,7 +10,7 @@ and swaps one reference; connections keep the snapshot they started with.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Mapping, Union
 
 from attrs import field, frozen
 
@@ -44,6 +44,13 @@ __all__ = [
     "RedirectRule",
     "ResponseRules",
     "Return",
+    "BreakStep",
+    "Condition",
+    "IfBlock",
+    "RewriteProgram",
+    "RewriteRule",
+    "RewriteStep",
+    "SetVariable",
     "Server",
     "ServerTLS",
     "Source",
@@ -399,6 +406,77 @@ class Return:
 
 
 @frozen
+class Condition:
+    """
+    An ``if`` condition compiled at load: ``op`` is ``""`` (the value is
+    true unless empty or ``"0"``), ``"="``, ``"!="``, ``"~"`` (``pattern``,
+    caseless or not as written) or a file test ``"-f"``, ``"-d"``,
+    ``"-e"``, ``"-x"``; ``negate`` is the ``!`` of ``!=``, ``!~`` or ``!-f``.
+    """
+
+    op: str
+    value: Template
+    operand: Template | None = None  # the right side of "=" and "!="
+    pattern: re.Pattern[str] | None = None
+    negate: bool = False
+
+
+@frozen
+class SetVariable:
+    """``set $name value``."""
+
+    name: str
+    value: Template
+
+
+@frozen
+class RewriteRule:
+    """
+    ``rewrite regex replacement [flag]``, its replacement split at load
+    where nginx splits it: ``uri`` before the first literal ``?``, ``args``
+    after it (None without one); ``add_args`` is False after a trailing
+    ``?``; ``redirect`` is 301 or 302 for an answer, 0 for a new URI.
+    """
+
+    pattern: re.Pattern[str]
+    uri: Template
+    args: Template | None
+    add_args: bool
+    flag: str  # "", "last", "break", "redirect" or "permanent"
+    redirect: int
+    source: Source
+
+
+@frozen
+class BreakStep:
+    """``break``: the rewrite directives of this phase stop here."""
+
+
+@frozen
+class IfBlock:
+    """
+    ``if (condition) { ... }``: its steps run when the condition holds; in
+    a location, ``location`` is the implicit one it opens, which then
+    serves the request (None at server level).
+    """
+
+    condition: Condition
+    steps: tuple[RewriteStep, ...]
+    location: Location | None = None
+
+
+RewriteStep = Union[SetVariable, RewriteRule, Return, BreakStep, IfBlock]
+
+
+@frozen
+class RewriteProgram:
+    """The rewrite directives of one server or location in file order; ``log`` is ``rewrite_log``."""
+
+    steps: tuple[RewriteStep, ...]
+    log: bool = False
+
+
+@frozen
 class Location:
     """
     A ``location`` with every inheritable setting already merged in from the
@@ -436,7 +514,7 @@ class Location:
     # proxy_pass's URI part when it has variables (captures): rendered per
     # request, it is the whole request-URI sent, as in nginx.
     proxy_uri: Template | None = None
-    returns: Return | None = None  # "return": answers instead of proxying
+    rewrites: RewriteProgram | None = None  # return, rewrite, set, if, break: run before the content
 
 
 @frozen
@@ -470,7 +548,7 @@ class Listen:
 class Server:
     names: tuple[str, ...]  # server_name values; ("",) by default
     listens: tuple[Listen, ...]
-    locations: tuple[Location, ...]  # every one, nested and named too, in config order
+    locations: tuple[Location, ...]  # every one, nested, named and those "if" opens too, in config order
     source: Source
     # set_real_ip_from networks (ipaddress objects) and whether
     # "real_ip_header proxy_protocol" is in force, inherited from http.
@@ -480,7 +558,7 @@ class Server:
     error_logs: tuple[ErrorLog, ...] = ()  # for its connections' messages outside a location
     client: ClientLimits = ClientLimits()
     access_logs: tuple[AccessLog, ...] = ()  # for requests refused or unrouted before a location
-    returns: Return | None = None  # "return" at server level: answers before any location is chosen
+    rewrites: RewriteProgram | None = None  # the server's rewrite directives, before any location is chosen
     add_headers: tuple[AddedHeader, ...] = ()  # add_header for answers outside a location
 
     @property

@@ -18,6 +18,7 @@ from wstunnel.config.levels import Level, ServerLevel
 from wstunnel.config.locations import build_locations
 from wstunnel.config.model import ConfigError, Listen, Server, Upstream
 from wstunnel.config.read import Stmt
+from wstunnel.config.rewrite import rewrite_program
 from wstunnel.config.walk import HTTP, SERVER, Load
 
 __all__ = [
@@ -116,7 +117,7 @@ def build_server(
         error_logs=settings.error_logs,
         client=settings.client,
         access_logs=settings.access_logs,
-        returns=level.returns,
+        rewrites=rewrite_program(load, level, None),
         add_headers=settings.add_headers,
     )
     if server_tls is None and "ssl_certificate" in tls_settings:

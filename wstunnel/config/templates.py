@@ -33,6 +33,7 @@ BUILTIN_VARIABLES = frozenset(
         "server_name",
         "scheme",
         "request_uri",
+        "request_method",
         "uri",
         "args",
         "query_string",

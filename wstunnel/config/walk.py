@@ -23,13 +23,16 @@ from wstunnel.config.addresses import Resolver
 from wstunnel.config.levels import Level, LocationLevel, RawMap, ServerLevel, UpstreamLevel
 from wstunnel.config.model import ConfigError, Source, Template
 from wstunnel.config.read import Stmt
-from wstunnel.config.templates import NUMBERED_CAPTURES, compile_template
+from wstunnel.config.templates import NUMBERED_CAPTURES, compile_template, is_builtin
 from wstunnel.config.tls import Materials
 
 __all__ = [
     "ALL_CONTEXTS",
     "EVENTS",
     "HTTP",
+    "IF_DIRECTIVES",
+    "LOCATION_IF",
+    "SERVER_IF",
     "HTTP_LEVELS",
     "Handler",
     "LOCATION",
@@ -52,6 +55,37 @@ MAIN, EVENTS, HTTP, SERVER, LOCATION, UPSTREAM = (
     "location",
     "upstream",
 )
+# Inside "if" at server level and at location level (nginx's SIF and LIF).
+SERVER_IF, LOCATION_IF = "if in server", "if in location"
+_REWRITE_MODULE = frozenset({"rewrite", "return", "set", "break", "rewrite_log"})
+# What nginx accepts inside each "if": a directive of the table is allowed
+# there only when named here, whatever contexts its entry lists.
+IF_DIRECTIVES = {
+    SERVER_IF: _REWRITE_MODULE,
+    LOCATION_IF: _REWRITE_MODULE
+    | {
+        "proxy_pass",
+        "access_log",
+        "add_header",
+        "add_trailer",
+        "expires",
+        "sendfile",
+        "root",
+        "error_page",
+        "limit_rate",
+        "limit_rate_after",
+        "gzip",
+        "charset",
+        "override_charset",
+        "source_charset",
+        "ssi",
+        "fastcgi_pass",
+        "uwsgi_pass",
+        "scgi_pass",
+        "grpc_pass",
+        "memcached_pass",
+    },
+}
 SERVER_LEVELS = frozenset({HTTP, SERVER})
 HTTP_LEVELS = frozenset({HTTP, SERVER, LOCATION})
 ALL_CONTEXTS = frozenset({MAIN, HTTP, SERVER, LOCATION})
@@ -67,7 +101,7 @@ _INSIDE: dict[str, tuple[str, type[Level]]] = {
     "server": (SERVER, ServerLevel),
     "location": (LOCATION, LocationLevel),
     "upstream": (UPSTREAM, UpstreamLevel),
-    "if": (LOCATION, LocationLevel),
+    "if": (LOCATION_IF, LocationLevel),
     "limit_except": (LOCATION, LocationLevel),
 }
 
@@ -109,22 +143,38 @@ class Load:
         self.http = Level(Source(path, 0))
         self.workers: dict[str, object] = {}
         self.maps: dict[str, RawMap] = {}
-        self.captures: set[str] = set(NUMBERED_CAPTURES)  # and the named groups of location and map regexes
+        # The variables a request stores: $1..$9, the named groups of every
+        # regex, and the names given to "set" anywhere in the configuration.
+        self.captures: set[str] = set(NUMBERED_CAPTURES)
         self.upstreams: dict[str, UpstreamLevel] = {}
         self.servers: list[ServerLevel] = []
         self.materials = Materials(self.main_dir, datetime.datetime.now(datetime.timezone.utc))
         self.tls_failed: set[int] = set()
         self.log_formats: dict[str, tuple[str, str, Source]] = {}  # name -> escape, text
         self._walked: set[int] = set()  # the blocks walked so far, by id: the tree lives as long as the load
+        self._parents: dict[int, Level] = {}  # by id() of a level: the level whose block holds it
+        self._open: list[Level] = []  # the levels being walked, outermost first
 
     def walk(self, statements: Iterable[Stmt], ctx: str, level: Level) -> None:
+        if not self._walked:
+            self.captures.update(_set_names(statements))
         self._walked.add(id(statements))
-        for stmt in statements:
-            try:
-                self._dispatch(stmt, ctx, level)
-            except ConfigError as exc:
-                self.errors.append(exc)
-                self._check_refused_block(stmt)
+        if self._open and self._open[-1] is not level:
+            self._parents[id(level)] = self._open[-1]
+        self._open.append(level)
+        try:
+            for stmt in statements:
+                try:
+                    self._dispatch(stmt, ctx, level)
+                except ConfigError as exc:
+                    self.errors.append(exc)
+                    self._check_refused_block(stmt)
+        finally:
+            self._open.pop()
+
+    def parent(self, level: Level) -> Level | None:
+        """The level whose block holds ``level``, as walked (None for the top)."""
+        return self._parents.get(id(level))
 
     def _check_refused_block(self, stmt: Stmt) -> None:
         """
@@ -140,7 +190,10 @@ class Load:
 
     def _dispatch(self, stmt: Stmt, ctx: str, level: Level) -> None:
         entry = self.lookup(stmt, ctx)
-        if ctx not in entry.contexts:
+        if ctx in IF_DIRECTIVES:
+            if stmt.name not in IF_DIRECTIVES[ctx]:
+                raise ConfigError(stmt.source, f'"{stmt.name}" directive is not allowed here')
+        elif ctx not in entry.contexts:
             if not (ctx == MAIN and self.snippet and HTTP in entry.contexts):
                 raise ConfigError(stmt.source, f'"{stmt.name}" directive is not allowed here')
             level = self.http
@@ -157,6 +210,13 @@ class Load:
             level.seen.add(stmt.name)
         entry.handler(self, stmt, level)
 
+    def declare(self, name: str, source: Source) -> None:
+        """A regex's named group becomes a variable; one of the builtins or a map's name is nginx's duplicate."""
+        name = name.lower()
+        if name in self.maps or is_builtin(name):
+            raise ConfigError(source, f'the duplicate "{name}" variable')
+        self.captures.add(name)
+
     def template(self, text: str, source: Source) -> Template | None:
         """``text`` compiled against the builtin variables and every map; None once reported."""
         try:
@@ -164,3 +224,17 @@ class Load:
         except ConfigError as exc:
             self.errors.append(exc)
             return None
+
+
+def _set_names(statements: Iterable[Stmt]) -> set[str]:
+    """
+    Every ``set $name`` of the tree: as in nginx, a variable given a value
+    anywhere may be used anywhere, before its ``set`` too.
+    """
+    names = set()
+    for stmt in statements:
+        if stmt.name == "set" and stmt.args and stmt.args[0].startswith("$"):
+            names.add(stmt.args[0][1:].lower())
+        if stmt.block:
+            names |= _set_names(stmt.block)
+    return names

@@ -22,6 +22,7 @@ from attrs import evolve
 
 from wstunnel.config.model import Binding, Config, Location, Return, Server
 from wstunnel.config.rewrite import REDIRECT_STATUSES
+from wstunnel.core.rewrite import Answer, FileCheck, Notice, Redirected, Rewriting, no_files, no_notice, run
 from wstunnel.core.headers import BodyFraming, HeaderPlan, upgrade_offer, upstream_request
 from wstunnel.core.tls_rules import handshake_server, refusal
 from wstunnel.core.routing import Redirect, Router, origin, parse_target, redirect_url, request_host
@@ -121,14 +122,23 @@ def prepare(
     head: RequestHead,
     pooled: Container[str],
     plans: Callable[[Location], HeaderPlan],
+    files: FileCheck = no_files,
+    notice: Notice = no_notice,
 ) -> Decision:
     """
     The decision for ``head`` arriving on ``conn`` at ``binding``.  ``tls``
     is the connection's TLS session, None on a plain connection, or the
     error every request on it gets (plain HTTP sent to the TLS port);
-    ``pooled`` names the upstreams that keep idle connections, and
-    ``plans`` gives a location's ``proxy_set_header`` plan, built at load.  The
-    returned ``conn`` carries the TLS session once its rules passed.
+    ``pooled`` names the upstreams that keep idle connections, ``plans``
+    gives a location's ``proxy_set_header`` plan, built at load, and
+    ``files`` answers the file tests of ``if`` and ``notice`` writes the
+    lines of ``rewrite_log``.  The returned ``conn``
+    carries the TLS session once its rules passed.
+
+    nginx's phases, in its order: the server's rewrite directives, the
+    location search, the location's rewrite directives, and a new search
+    for as long as they change ``$uri`` (at most ten times); then the
+    content: a status page, or the trip upstream.
     """
     try:
         target = parse_target(head.target)
@@ -136,27 +146,101 @@ def prepare(
         server = router.select_server(binding, host)
         if tls is not None:
             conn = _tls_checked(router, binding, conn, tls, server)
-        vhost = host if host is not None else server.name
-        if server.returns is not None:
-            rv = RequestVars(config=config, server=server, location=None, conn=conn, head=head, target=target, host=vhost)
-            return _returned(server.returns, rv)
-        found, matches = router.locate(server, target.uri)
     except RequestError as e:
         return Refuse(conn, None, None, e)
-    located = found.location if isinstance(found, Redirect) else found
-    rv = RequestVars(config=config, server=server, location=located, conn=conn, head=head, target=target, host=vhost)
-    if isinstance(found, Redirect):
-        url = redirect_url(found, target, conn, vhost).encode("latin-1")
-        return Respond(conn, None, 301, ((b"Location", url), (b"Content-Type", b"text/html")), error_page(301), rv)
-    if found is not None and found.returns is None and found.status_page is not None:
-        return StatusPage(conn, found, rv)
-    if found is None or (found.proxy_pass is None and found.returns is None):
-        return Refuse(conn, None, rv, RequestError(404, f"no location for {target.uri!r}"))
-    for match in matches:
-        rv.captured(match)
-    if found.returns is not None:
-        return _returned(found.returns, rv)
-    return _forward(found, rv, head, pooled, plans(found))
+    vhost = host if host is not None else server.name
+    rv = RequestVars(config=config, server=server, location=None, conn=conn, head=head, target=target, host=vhost)
+    state = Rewriting(files, notice) if server.rewrites is not None else None
+    if state is not None:
+        answer = run(server.rewrites, rv, state)  # type: ignore[arg-type]
+        if answer is not None:
+            return _answered(answer, rv)
+    return _location_phases(router, rv, state, (files, notice), head, pooled, plans)
+
+
+def _location_phases(
+    router: Router,
+    rv: RequestVars,
+    state: Rewriting | None,
+    io: tuple[FileCheck, Notice],
+    head: RequestHead,
+    pooled: Container[str],
+    plans: Callable[[Location], HeaderPlan],
+) -> Decision:
+    """
+    nginx's find-config, location-rewrite and post-rewrite phases, again
+    for as long as a location's directives change ``$uri``; then the
+    content phase.  A location without rewrite directives makes one pass
+    and no ``state`` (what the rewrite phases decided) is made for it.
+    """
+    while True:
+        found, matches = router.locate(rv.server, rv.target.uri)
+        if found.__class__ is Redirect:
+            return _slash_redirect(found, rv)  # type: ignore[arg-type]
+        rv.location = found  # type: ignore[assignment]
+        for match in matches:
+            rv.captured(match)
+        if found is None or found.rewrites is None:  # type: ignore[union-attr]
+            return _content(found, rv, head, pooled, plans, state)  # type: ignore[arg-type]
+        if state is None:
+            state = Rewriting(*io)
+        answer = run(found.rewrites, rv, state)  # type: ignore[union-attr]
+        if answer is not None:
+            return _answered(answer, rv)
+        if not state.uri_changed:
+            return _content(found, rv, head, pooled, plans, state)  # type: ignore[arg-type]
+        state.changes -= 1
+        if not state.changes:
+            error = RequestError(500, f"rewrite or internal redirection cycle while processing {rv.target.uri!r}")
+            return Refuse(rv.conn, rv.location, rv, error)
+        state.uri_changed = False
+        state.location = None
+
+
+def _slash_redirect(found: Redirect, rv: RequestVars) -> Respond:
+    """nginx's 301 from ``/prefix`` to ``/prefix/``."""
+    rv.location = found.location
+    url = redirect_url(found, rv.target, rv.conn, rv.host).encode("latin-1")
+    return Respond(rv.conn, None, 301, ((b"Location", url), (b"Content-Type", b"text/html")), error_page(301), rv)
+
+
+def _content(
+    found: Location | None,
+    rv: RequestVars,
+    head: RequestHead,
+    pooled: Container[str],
+    plans: Callable[[Location], HeaderPlan],
+    state: Rewriting | None,
+) -> Decision:
+    """
+    The content phase: the location the search found, or the implicit
+    location of an ``if`` that held, answers with its status page or
+    sends the request upstream.
+    """
+    location = found if state is None or state.location is None else state.location
+    if location is not rv.location:
+        rv.location = location
+    if location is not None and location.status_page is not None:
+        return StatusPage(rv.conn, location, rv)
+    if location is None or location.proxy_pass is None:
+        return Refuse(rv.conn, None, rv, RequestError(404, f"no location for {rv.target.uri!r}"))
+    forward = _forward(location, rv, head, pooled, plans(location))
+    if state is not None and not state.valid_location and forward.__class__ is Forward:
+        if location.proxy_uri is None and location.proxy_pass.uri is not None:
+            # nginx replaces the location's prefix only while the URI still
+            # matches it: after "break" the new $uri goes whole.
+            whole = rv.target.request_uri.encode("latin-1")
+            forward = forward._replace(request=evolve(forward.request, target=whole))  # type: ignore[union-attr]
+    return forward
+
+
+def _answered(answer: Answer, rv: RequestVars) -> Decision:
+    """A rewrite phase ended the request: its ``return``, a rewrite's redirect, or an error."""
+    if answer.__class__ is Return:
+        return _returned(answer, rv)  # type: ignore[arg-type]
+    if answer.__class__ is Redirected:
+        return _redirect(answer.status, answer.url, rv)  # type: ignore[union-attr]
+    return Refuse(rv.conn, rv.location, rv, answer)  # type: ignore[arg-type]
 
 
 def _returned(answer: Return, rv: RequestVars) -> Respond | Close:
@@ -171,15 +255,19 @@ def _returned(answer: Return, rv: RequestVars) -> Respond | Close:
         return Close(rv.conn, rv.location, rv)
     text = None if answer.text is None else render(answer.text, rv)
     if status in REDIRECT_STATUSES:
-        url = text or ""
-        if url.startswith("/"):
-            url = origin(rv.conn, rv.host) + url
-        headers = ((b"Location", url.translate(_CONTROLS).encode("latin-1")), (b"Content-Type", b"text/html"))
-        return Respond(rv.conn, rv.location, status, headers, error_page(status), rv)
+        return _redirect(status, text or "", rv)
     if text is None and status >= 400:
         return Respond(rv.conn, rv.location, status, ((b"Content-Type", b"text/html"),), error_page(status), rv)
     body = (text or "").encode("latin-1")
     return Respond(rv.conn, rv.location, status, ((b"Content-Type", b"text/plain"),), body, rv)
+
+
+def _redirect(status: int, url: str, rv: RequestVars) -> Respond:
+    """A redirect under the standard page; a path is made absolute from ``$scheme://$host[:port]``."""
+    if url.startswith("/"):
+        url = origin(rv.conn, rv.host) + url
+    headers = ((b"Location", url.translate(_CONTROLS).encode("latin-1")), (b"Content-Type", b"text/html"))
+    return Respond(rv.conn, rv.location, status, headers, error_page(status), rv)
 
 
 def _tls_checked(

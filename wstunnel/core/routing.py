@@ -18,6 +18,7 @@ from attrs import frozen
 
 from wstunnel.wire.errors import RequestError
 from wstunnel.config.model import Binding, Config, Location, Server
+from wstunnel.config.rewrite import if_locations
 from wstunnel.core.variables import RequestVars, render
 from wstunnel.wire.request import ConnInfo, RequestHead, Target
 
@@ -393,7 +394,7 @@ def _reachable(location: Location) -> tuple[Location, ...]:
 
 def _top_level(server: Server) -> tuple[Location, ...]:
     """The server's own locations: its list holds the nested ones too."""
-    inner = {id(n) for location in server.locations for n in location.nested}
+    inner = {id(n) for location in server.locations for n in (*location.nested, *if_locations(location))}
     return tuple(location for location in server.locations if id(location) not in inner)
 
 

@@ -94,7 +94,19 @@ class RequestVars:
     a template asks, and only map results are worth caching.
     """
 
-    __slots__ = ("config", "server", "location", "conn", "head", "target", "host", "_maps", "_match", "_named")
+    __slots__ = (
+        "config",
+        "server",
+        "location",
+        "conn",
+        "head",
+        "target",
+        "host",
+        "_maps",
+        "_match",
+        "_named",
+        "_original",
+    )
 
     def __init__(
         self,
@@ -116,7 +128,8 @@ class RequestVars:
         self.host = host
         self._maps: dict[str, str] | None = None
         self._match: re.Match[str] | None = None  # the last regex match with groups: $1..$9
-        self._named: dict[str, str] | None = None  # named groups of matched regexes
+        self._named: dict[str, str] | None = None  # named groups of matched regexes, and "set" variables
+        self._original: Target | None = None  # the client's target once a rewrite changed $uri or $args
 
     def get(self, name: str) -> str:
         """The value of ``$name``; a missing header is the empty string."""
@@ -177,6 +190,27 @@ class RequestVars:
             for name, group in match.groupdict().items():
                 named[name.lower()] = group or ""
 
+    def forget_captures(self) -> None:
+        """A rewrite or ``if`` regex did not match: ``$1``..``$9`` are empty from here, as in nginx."""
+        self._match = None
+
+    def assign(self, name: str, value: str) -> None:
+        """``set $name value``; a variable read before any ``set`` is empty."""
+        named = self._named
+        if named is None:
+            named = self._named = {}
+        named[name] = value
+
+    def retarget(self, target: Target) -> None:
+        """A rewrite changed ``$uri`` / ``$args``; ``$request_uri`` keeps what the client sent."""
+        if self._original is None:
+            self._original = self.target
+        self.target = target
+
+    @property
+    def rewritten(self) -> bool:
+        return self._original is not None
+
     def _map(self, name: str) -> str:
         cache = self._maps
         if cache is None:
@@ -214,7 +248,8 @@ _GETTERS: dict[str, Callable[[RequestVars], str]] = {
     "server_port": lambda rv: str(rv.conn.server_port),
     "server_name": lambda rv: rv.server.name,
     "scheme": lambda rv: rv.conn.scheme,
-    "request_uri": lambda rv: rv.target.request_uri,
+    "request_uri": lambda rv: (rv._original or rv.target).request_uri,
+    "request_method": lambda rv: rv.head.method.decode("latin-1"),
     "uri": lambda rv: rv.target.uri,
     "args": lambda rv: rv.target.args,
     "query_string": lambda rv: rv.target.args,

@@ -29,6 +29,7 @@ from wstunnel.core.dispatch import Close, Forward, Respond, StatusPage, prepare
 from wstunnel.net.answer import CONTINUE, AnswerWriter
 from wstunnel.net.clientstate import State
 from wstunnel.net.exchange import Exchange, Phase
+from wstunnel.net.files import file_test
 from wstunnel.net.intake import Intake
 from wstunnel.net.registry import Registry
 from wstunnel.net.requestlog import RequestRecord
@@ -105,6 +106,8 @@ class Proxying:
             head=head,
             pooled=runtime.pools,
             plans=runtime.plan,
+            files=file_test,
+            notice=self._rewrite_notice,
         )
         self.conn = decision.conn
         self._req.location = decision.location
@@ -125,6 +128,10 @@ class Proxying:
             error = decision.error
             self.log.info("request from {client} refused: {error}", client=self.peer_text, error=str(error))
             self.fail(error.status, error.detail, close=error.status in _CLOSING_STATUSES, note=error.note)
+
+    def _rewrite_notice(self, text: str) -> None:
+        """A ``rewrite_log`` line, at nginx's notice level (twisted.logger's info)."""
+        self.log.info("{text}", text=text)
 
     def _forward(self, forward: Forward) -> None:
         req, upload, intake = self._req, self._upload, self._intake
