@@ -15,6 +15,7 @@ import pytest_twisted
 from nginx_support import Response, ask_both, request
 
 REWRITES = """
+map $uri $mapped { default m; }
 server {
     listen {listen};
     server_name redirect.test;
@@ -30,10 +31,11 @@ server {
     set $who world;
     rewrite ^/old/(.*)$ /new/$1 last;
     rewrite ^/srvbreak/(.*)$ /new/sb/$1 break;
+    rewrite ^/srv/(.*)$ /show/$1;
     location /new/ { proxy_pass http://127.0.0.1:{backend}/x/; }
     location /b/ { rewrite ^/b/(.*)$ /c/$1 break; proxy_pass http://127.0.0.1:{backend}/x/; }
     location /plainb/ { rewrite ^/plainb/(.*)$ "/c d/$1" break; proxy_pass http://127.0.0.1:{backend}; }
-    location /perm { rewrite ^/perm(.*)$ /target$1 permanent; }
+    location /perm { rewrite_log on; rewrite ^/perm(.*)$ /target$1 permanent; }
     location /redir { rewrite ^ /target?x=1 redirect; }
     location /ext { rewrite ^/ext/(.*)$ https://example.test/$1; }
     location /extq { rewrite ^/extq/(.*)$ https://example.test/$1?; }
@@ -54,7 +56,17 @@ server {
         return 200 "no match $1";
     }
     location /setvar { set $a "x$arg_n"; if ($a = x1) { return 200 "one [$late]"; } return 200 "a=$a"; }
+    location /show/ { return 200 "$uri $request_uri $args"; }
+    location /iflast { if ($arg_go) { rewrite ^ /new/went last; } return 200 "stayed"; }
+    location /slash { rewrite ^(/slash/[^.]*[^/])$ $1/ permanent; proxy_pass http://127.0.0.1:{backend}; }
+    location ~ ^/re/(\\w+)$ { rewrite ^ /new/re-$1 last; }
+    location ~ ^/reif/(\\w+)$ {
+        set $before "<$1>";
+        if ($uri ~ ^/reif) { return 200 "[$1] $before"; }
+    }
     location /late { set $late here; return 200 $late; }
+    location /setmap { set $mapped "s$arg_s"; return 200 "$mapped"; }
+    location /readmap { return 200 $mapped; }
     location /brk { set $v 1; break; return 200 "never"; }
     location /brk2 { rewrite ^/brk2(.*)$ /new/brk$1; break; return 200 "never"; }
     location /files {
@@ -98,6 +110,16 @@ CASES = [
     ("a.test", "/setvar?n=1", 200, None, b"one []"),
     ("a.test", "/setvar?n=2", 200, None, b"a=x2"),
     ("a.test", "/late", 200, None, b"here"),
+    ("a.test", "/srv/a%2Fb?b=1", 200, None, b"/show/a/b /srv/a%2Fb?b=1 b=1"),
+    ("a.test", "/iflast?go=1", 200, None, b"GET /x/went?go=1 HTTP/1.1"),
+    ("a.test", "/iflast", 200, None, b"stayed"),
+    ("a.test", "/slash/abc?x=1", 301, b"http://a.test:PORT/slash/abc/?x=1", None),
+    ("a.test", "/slash/abc/", 200, None, b"GET /slash/abc/ HTTP/1.1"),
+    # A rewrite regex without groups that matches empties $1..$9.
+    ("a.test", "/re/abc", 200, None, b"GET /x/re- HTTP/1.1"),
+    ("a.test", "/reif/abc", 200, None, b"[] <abc>"),
+    ("a.test", "/setmap?s=1", 200, None, b"s1"),
+    ("a.test", "/readmap", 200, None, b"m"),
     ("a.test", "/brk", 404, None, None),
     ("a.test", "/brk2/q", 404, None, None),
     ("a.test", "/files", 200, None, b"file"),
@@ -130,3 +152,33 @@ async def test_the_rewrite_module_answers_as_nginx(twins) -> None:
     expected = [(path, status, location, body) for _, path, status, location, body in CASES]
     for name in ("nginx", "wstunnel"):
         assert [g for g, e in zip(got[name], expected) if g != e] == [], name
+
+
+CORS = """
+server {
+    listen {listen};
+    proxy_http_version 1.1;
+    location / {
+        add_header X-Outer yes always;
+        if ($request_method = OPTIONS) {
+            add_header X-Cors preflight always;
+            return 204;
+        }
+        if ($arg_deny) { return 403; }
+        proxy_pass http://127.0.0.1:{backend};
+    }
+}
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_add_header_inside_if_applies_to_its_return_as_in_nginx(twins) -> None:
+    """The CORS preflight idiom: the if block's own add_header list answers the 204, the location's the rest."""
+    sides = twins.start(CORS)
+    got: dict[str, list] = {side.name: [] for side in sides}
+    for method, path in (("OPTIONS", "/a"), ("GET", "/a?deny=1"), ("GET", "/a")):
+        for name, response in (await ask_both(sides, request(path, method=method))).items():
+            status = int(response.status.split()[1])
+            got[name].append((status, response.header(b"X-Cors"), response.header(b"X-Outer")))
+    assert got["nginx"] == [(204, b"preflight", None), (403, None, b"yes"), (200, None, b"yes")]
+    assert got["wstunnel"] == got["nginx"]

@@ -13,7 +13,10 @@ import pytest
 
 from support import config_errors, write_config
 from test_checker import nginx_test
+from wstunnel.config.directives import EXTENSIONS, TABLE
 from wstunnel.config.loader import load_config
+from wstunnel.config.model import ConfigErrors
+from wstunnel.config.walk import LOCATION, SERVER
 
 SERVER = "server {{\nlisten 127.0.0.1:8080;\nset $a 1;\n{body}\nlocation / {{ proxy_pass http://127.0.0.1:9000; }}\n}}\n"
 LOCATION = "server {{\nlisten 127.0.0.1:8080;\nset $a 1;\nlocation / {{\n{body}\n}}\n}}\n"
@@ -80,3 +83,24 @@ def test_accepted_as_nginx_accepts(tmp_path: Path, frame: str, body: str) -> Non
     text = frame.format(body=body) + "server {\nlisten 127.0.0.1:8081;\nset $late 1;\nreturn 204;\n}\n"
     assert _nginx_error(tmp_path, text) is None
     load_config(write_config(tmp_path, text))
+
+
+@pytest.mark.parametrize("where", [SERVER, LOCATION])
+def test_what_an_if_block_accepts_is_what_nginx_accepts(tmp_path: Path, where: str) -> None:
+    """Every directive of the table that nginx has, inside an ``if`` of a server and of a location."""
+    frame = SERVER if where == SERVER else LOCATION
+    names = sorted(name for name, entry in TABLE.items() if where in entry.contexts and name not in EXTENSIONS)
+    differ = []
+    for index, name in enumerate(names):
+        text = frame.format(body=f"if ($a) {{ {name} x; }}")
+        place = tmp_path / str(index)
+        place.mkdir()
+        nginx_refuses = "is not allowed here" in (_nginx_error(place, text) or "")
+        try:
+            load_config(write_config(place, text))
+            ours = []
+        except ConfigErrors as exc:
+            ours = [str(error) for error in exc.errors]
+        if nginx_refuses != any("is not allowed here" in error for error in ours):
+            differ.append(name)
+    assert differ == []

@@ -83,12 +83,15 @@ def rewrite_log(load: Load, stmt: Stmt, level: Level) -> None:
 
 
 def set_directive(load: Load, stmt: Stmt, level: Level) -> None:
-    """``set $name value``: the name was declared before the walk, so any template may use it."""
+    """
+    ``set $name value``: the name was declared before the walk, so any
+    template may use it; a ``map``'s variable may be set too, as in nginx.
+    """
     name, value = stmt.args
     if not name.startswith("$") or len(name) == 1:
         raise ConfigError(stmt.source, f'invalid variable name "{name}"')
     name = name[1:].lower()
-    if is_builtin(name) or name in load.maps:
+    if is_builtin(name):
         raise ConfigError(stmt.source, f'the duplicate "{name}" variable')
     _steps(level).append(SetVariable(name, _template(load, value, stmt.source)))
 

@@ -157,7 +157,7 @@ class Load:
 
     def walk(self, statements: Iterable[Stmt], ctx: str, level: Level) -> None:
         if not self._walked:
-            self.captures.update(_set_names(statements))
+            self.captures.update(_set_names(statements) - _map_names(statements))
         self._walked.add(id(statements))
         if self._open and self._open[-1] is not level:
             self._parents[id(level)] = self._open[-1]
@@ -237,4 +237,15 @@ def _set_names(statements: Iterable[Stmt]) -> set[str]:
             names.add(stmt.args[0][1:].lower())
         if stmt.block:
             names |= _set_names(stmt.block)
+    return names
+
+
+def _map_names(statements: Iterable[Stmt]) -> set[str]:
+    """The variables of every ``map`` of the tree: a ``set`` may give them a value too."""
+    names = set()
+    for stmt in statements:
+        if stmt.name == "map" and len(stmt.args) == 2:
+            names.add(stmt.args[1][1:].lower())
+        if stmt.block and stmt.name != "map":
+            names |= _map_names(stmt.block)
     return names

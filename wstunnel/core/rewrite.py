@@ -35,6 +35,10 @@ from wstunnel.wire.request import Target
 
 __all__ = ["FileCheck", "MAX_URI_CHANGES", "Notice", "Redirected", "Rewriting", "no_files", "no_notice", "run"]
 
+# What a request line cannot carry, escaped in rewritten arguments: a
+# capture of the decoded $uri may hold a space, a CR or an LF.
+_UNSAFE_IN_ARGS = {c: f"%{c:02X}" for c in range(256) if c <= 0x20 or c >= 0x7F}
+
 # nginx's NGX_HTTP_MAX_URI_CHANGES: location searches after the first.
 MAX_URI_CHANGES = 10
 
@@ -103,7 +107,8 @@ def _steps(steps: tuple[RewriteStep, ...], rv: RequestVars, state: Rewriting, lo
         elif kind is IfBlock:
             if _holds(step.condition, rv, state, log):  # type: ignore[union-attr]
                 if step.location is not None:  # type: ignore[union-attr]
-                    state.location = step.location  # type: ignore[union-attr]
+                    # Its block's settings apply from here: add_header to a return inside it too.
+                    state.location = rv.location = step.location  # type: ignore[union-attr]
                 answer = _steps(step.steps, rv, state, log)  # type: ignore[union-attr]
                 if answer is not None:
                     return answer
@@ -128,7 +133,7 @@ def _rewrite(rule: RewriteRule, rv: RequestVars, state: Rewriting, log: bool) ->
         return None
     if log:
         state.notice(f'"{rule.pattern.pattern}" matches "{uri}"')
-    rv.captured(match)
+    rv.replaced_captures(match)
     old_args = rv.target.args
     new_uri = render(rule.uri, rv)
     new_args = None if rule.args is None else render(rule.args, rv)
@@ -161,6 +166,7 @@ def _rewrite(rule: RewriteRule, rv: RequestVars, state: Rewriting, log: bool) ->
 def _target(uri: str, args: str, host: str | None) -> Target:
     """The request's target after a rewrite: what goes upstream is the new $uri escaped, as nginx sends it."""
     path = escape_path(uri)
+    args = args.translate(_UNSAFE_IN_ARGS)
     return Target(path=path, args=args, uri=uri, request_uri=f"{path}?{args}" if args else path, host=host)
 
 
@@ -182,6 +188,6 @@ def _holds(condition: Condition, rv: RequestVars, state: Rewriting, log: bool) -
         if match is None:
             rv.forget_captures()
         else:
-            rv.captured(match)
+            rv.replaced_captures(match)
         return (match is not None) != condition.negate
     return state.files(op, value) != condition.negate

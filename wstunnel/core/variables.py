@@ -190,12 +190,27 @@ class RequestVars:
             for name, group in match.groupdict().items():
                 named[name.lower()] = group or ""
 
+    def replaced_captures(self, match: re.Match[str]) -> None:
+        """
+        A ``rewrite`` or ``if`` regex matched: unlike a location's, its match
+        replaces ``$1``..``$9`` even without groups (they are then empty), as
+        nginx 1.22 does.
+        """
+        self._match = match
+        if match.re.groupindex:
+            self.captured(match)
+
     def forget_captures(self) -> None:
         """A rewrite or ``if`` regex did not match: ``$1``..``$9`` are empty from here, as in nginx."""
         self._match = None
 
     def assign(self, name: str, value: str) -> None:
-        """``set $name value``; a variable read before any ``set`` is empty."""
+        """``set $name value``; a variable read before any ``set`` is empty, a map's is the map's."""
+        if name in self.config.maps:
+            if self._maps is None:
+                self._maps = {}
+            self._maps[name] = value
+            return
         named = self._named
         if named is None:
             named = self._named = {}

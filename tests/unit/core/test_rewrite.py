@@ -42,6 +42,7 @@ server {
     location /who { return 200 "$who $unset"; }
     location /never { set $unset x; return 204; }
     location /req { rewrite ^/req(.*)$ /new$1 last; }
+    location /q/ { rewrite ^/q/(.*)$ /new/q?v=$1 last; }
     location = /status { stub_status; }
 }
 """
@@ -90,6 +91,10 @@ def test_break_without_a_uri_part_sends_the_new_uri(config: Config) -> None:
 
 def test_a_uri_part_with_variables_wins_after_break(config: Config) -> None:
     assert sent(config, b"/v/abc") == b"/abc"
+
+
+def test_a_decoded_capture_cannot_break_the_request_line(config: Config) -> None:
+    assert sent(config, b"/q/a%20b%0Dc%3F") == b"/x/q?v=a%20b%0Dc?"
 
 
 def test_request_uri_stays_what_the_client_sent(config: Config) -> None:
