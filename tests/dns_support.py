@@ -1,8 +1,10 @@
 """
-A DNS server on loopback for tests of ``resolver``: twisted.names answering
-from a dict the test fills (A and AAAA records with their TTL), counting the
-questions it was asked, so a test sees what a cache spared.  Names it does
-not hold are NXDOMAIN; names in ``silent`` are never answered.
+What tests of ``resolver`` need.  A DNS server on loopback: twisted.names
+answering from a dict the test fills (A and AAAA records with their TTL),
+counting the questions it was asked, so a test sees what a cache spared.
+Names it does not hold are NXDOMAIN; names in ``silent`` are never
+answered.  And the ``logged`` fixture, for the error-log lines of a
+resolution that failed (import it into the test module to use it).
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 
+import pytest
 from twisted.internet import defer, reactor
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.names import common, dns, error, server
 
-__all__ = ["TestDNS", "start_dns"]
+__all__ = ["TestDNS", "logged", "start_dns"]
 
 
 class TestDNS(common.ResolverBase):
@@ -52,3 +56,12 @@ def start_dns() -> TestDNS:
     factory = server.DNSServerFactory(clients=[records])
     records.port = reactor.listenUDP(0, dns.DNSDatagramProtocol(factory), interface="127.0.0.1")
     return records
+
+
+@pytest.fixture
+def logged():
+    """The messages logged in this process while the test runs, as one text."""
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    yield lambda: "\n".join(formatEvent(event) for event in events)
+    globalLogPublisher.removeObserver(events.append)

@@ -8,11 +8,9 @@ compared, and the error-log lines of the two 502s found in both logs.
 
 from __future__ import annotations
 
-import pytest
 import pytest_twisted
-from twisted.logger import formatEvent, globalLogPublisher
 
-from dns_support import start_dns
+from dns_support import logged, start_dns  # noqa: F401 (a fixture)
 from nginx_support import ask_both, request
 
 CONF = """
@@ -39,15 +37,6 @@ CASES = [
     ("/name/d", "nowhere.test", 502),
     ("/none/a", "backend.test", 502),
 ]
-
-
-@pytest.fixture
-def logged():
-    """wstunnel's messages while the test runs, as one text."""
-    events: list[dict] = []
-    globalLogPublisher.addObserver(events.append)
-    yield lambda: "\n".join(formatEvent(event) for event in events)
-    globalLogPublisher.removeObserver(events.append)
 
 
 @pytest_twisted.async_yield_fixture

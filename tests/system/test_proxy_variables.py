@@ -7,11 +7,9 @@ name that does not resolve, nginx's 502 and error-log line.
 
 from __future__ import annotations
 
-import pytest
 import pytest_twisted
-from twisted.logger import formatEvent, globalLogPublisher
 
-from dns_support import start_dns
+from dns_support import logged, start_dns  # noqa: F401 (a fixture)
 from nginx_support import ask, echo_answer, request
 from support import aio, listen_backend, start_proxy
 
@@ -29,15 +27,6 @@ http {{
     }}
 }}
 """
-
-
-@pytest.fixture
-def logged():
-    """The messages logged while the test runs, as one text."""
-    events: list[dict] = []
-    globalLogPublisher.addObserver(events.append)
-    yield lambda: "\n".join(formatEvent(event) for event in events)
-    globalLogPublisher.removeObserver(events.append)
 
 
 @pytest_twisted.async_yield_fixture
