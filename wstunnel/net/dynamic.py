@@ -41,6 +41,9 @@ class Targets:
     balancers: Mapping[str, Balancer]
     pools: Mapping[str, IdlePool]
     resolvers: Resolvers
+    # The balancers of the locations' stand-in upstreams, which an exchange
+    # is built with and which never pick a peer.
+    stand_ins: Mapping[str, Balancer]
 
 
 class DynamicExchange(Exchange):

@@ -77,7 +77,11 @@ class Runtime:
 
     def balancer(self, upstream_name: str) -> Balancer:
         """The group's balancer, which holds its peers' live state (wstunnel.balancing.peers)."""
-        return self.balancers[upstream_name]
+        try:
+            return self.balancers[upstream_name]
+        except KeyError:
+            assert self.targets is not None, upstream_name
+            return self.targets.stand_ins[upstream_name]
 
     def plan(self, location: Location) -> HeaderPlan:
         """The ``proxy_set_header`` plan of a ``proxy_pass`` location of this config."""
@@ -117,7 +121,7 @@ def _all_upstreams(config: Config) -> dict:
     found = dict(config.upstreams)
     for server in config.servers:
         for location in server.locations:
-            if location.proxy_pass is not None:
+            if location.proxy_pass is not None and location.proxy_pass.authority is None:
                 up = location.proxy_pass.upstream
                 found.setdefault(up.name, up)
     return found
@@ -154,4 +158,9 @@ def _targets(config: Config, balancers: dict[str, Balancer], pools: dict[str, Id
             host, port = split_host_port(proxy_pass.upstream.name, default)
             implicit[(host.lower(), port)] = proxy_pass.upstream
     named = {up.name.lower(): up for up in config.upstreams.values()}
-    return Targets(named, implicit, balancers, pools, Resolvers())
+    stand_ins = {
+        location.proxy_pass.upstream.name: make_balancer(location.proxy_pass.upstream)
+        for location in locations
+        if location.proxy_pass is not None and location.proxy_pass.authority is not None
+    }
+    return Targets(named, implicit, balancers, pools, Resolvers(), stand_ins)
