@@ -13,6 +13,7 @@ A new directive is one line here and a handler in the module of its topic.
 from __future__ import annotations
 
 from wstunnel.config import limits, listens, locations, logs, maps, proxy, response, rewrite, servers, tuning, upstream, workers
+from wstunnel.config import resolver
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
 from wstunnel.config.nginx_names import NGINX_DIRECTIVES
@@ -121,6 +122,9 @@ TABLE: dict[str, Spec] = {
     "if": spec({SERVER, LOCATION}, 1, None, rewrite.if_directive, block=True),
     "break": spec({SERVER, LOCATION}, 0, 0, rewrite.break_directive),
     "rewrite_log": spec(HTTP_LEVELS, 1, 1, rewrite.rewrite_log, once=True),
+    # proxy_pass with variables: the DNS servers of request-time names.
+    "resolver": spec(HTTP_LEVELS, 1, None, resolver.resolver, once=True),
+    "resolver_timeout": spec(HTTP_LEVELS, 1, 1, resolver.resolver_timeout, once=True),
     # Accepted and ignored: none of these can change what is proxied.
     "pid": spec({MAIN}, 1, 1, ignored, once=True),
     "user": spec({MAIN}, 1, 2, ignored, once=True),

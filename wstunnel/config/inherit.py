@@ -18,6 +18,7 @@ from wstunnel.config.model import (
     ErrorLog,
     HeaderSetting,
     NextUpstream,
+    Resolver,
     ResponseRules,
     Source,
     Timeouts,
@@ -47,6 +48,8 @@ class Effective:
     passed: tuple[bytes, ...] = ()
     redirects: tuple[tuple[str, ...], ...] = (("default",),)
     add_headers: tuple[AddedHeader, ...] = ()
+    resolver: Resolver | None = None
+    resolver_timeout: float = 30.0
 
 
 def root_settings(path: str, error_logs: tuple[ErrorLog, ...]) -> Effective:
@@ -91,6 +94,8 @@ def effective(load: Load, level: Level, parent: Effective) -> Effective:
         passed=parent.passed if level.passed is None else tuple(level.passed),
         redirects=parent.redirects if level.redirects is None else tuple(level.redirects),
         add_headers=parent.add_headers if level.add_headers is None else _added(load, level.add_headers),
+        resolver=level.resolver or parent.resolver,
+        resolver_timeout=parent.resolver_timeout if level.resolver_timeout is None else level.resolver_timeout,
     )
 
 

@@ -20,6 +20,7 @@ from wstunnel.config.model import (
     Condition,
     ErrorLog,
     Listen,
+    Resolver,
     Return,
     RewriteRule,
     SetVariable,
@@ -55,6 +56,8 @@ class Level:
     rewrites: list[RawStep] | None = None  # the rewrite module's directives, in file order
     rewrite_log: bool | None = None
     add_headers: list[tuple[str, str, bool, Source]] | None = None  # add_header: name, value, always
+    resolver: Resolver | None = None
+    resolver_timeout: float | None = None
 
 
 @define

@@ -18,6 +18,7 @@ from wstunnel.config.model import ConfigError, Location, Template, Upstream
 from wstunnel.config.proxy import proxy_target, response_rules, with_upstream_tls
 from wstunnel.config.read import Stmt
 from wstunnel.config.rewrite import if_locations, rewrite_program
+from wstunnel.config.resolver import resolver_in_force
 from wstunnel.config.pcre import PcreError, compile_pcre
 from wstunnel.config.templates import is_builtin
 from wstunnel.config.tls import Setting
@@ -159,6 +160,7 @@ def _build_location(
         rewrites=rewrite_program(
             load, loc, lambda inner: _build_location(load, inner, eff, tls_here, upstreams, implicit)[0]
         ),
+        resolver=resolver_in_force(eff),
     )
     if loc.status_page is not None and loc.proxy_pass is not None:
         load.errors.append(
@@ -176,7 +178,7 @@ def _proxy_uri(load: Load, loc: LocationLevel) -> Template | None:
     url = loc.proxy_pass
     if url is None or url.uri is None:
         return None
-    if "$" in url.uri:
+    if "$" in url.uri or "$" in url.authority:
         return load.template(url.uri, url.source)
     if loc.regex is not None or loc.modifier == "@":
         load.errors.append(ConfigError(url.source, _URI_IN_REGEX))

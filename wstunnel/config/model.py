@@ -42,6 +42,7 @@ __all__ = [
     "Peer",
     "ProxyPass",
     "RedirectRule",
+    "Resolver",
     "ResponseRules",
     "Return",
     "BreakStep",
@@ -316,6 +317,24 @@ class ProxyPass:
     proxy_host: str  # $proxy_host: host, plus ":port" when not the default
     source: Source
     tls: UpstreamTLS | None = None  # set for https
+    # host[:port] with variables: rendered per request, it names an upstream
+    # block or an address to resolve, and ``upstream`` is only a stand-in.
+    authority: Template | None = None
+
+
+@frozen
+class Resolver:
+    """
+    ``resolver`` and ``resolver_timeout``: the DNS servers that names in a
+    ``proxy_pass`` with variables are resolved through at request time.
+    """
+
+    servers: tuple[tuple[str, int], ...]  # (IP, port), in config order
+    source: Source
+    valid: float | None = None  # valid=: overrides the answers' TTL
+    ipv4: bool = True
+    ipv6: bool = True
+    timeout: float = 30.0  # resolver_timeout
 
 
 @frozen
@@ -515,6 +534,7 @@ class Location:
     # request, it is the whole request-URI sent, as in nginx.
     proxy_uri: Template | None = None
     rewrites: RewriteProgram | None = None  # return, rewrite, set, if, break: run before the content
+    resolver: Resolver | None = None  # "resolver" in force here, with its resolver_timeout
 
 
 @frozen

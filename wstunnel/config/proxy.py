@@ -23,6 +23,7 @@ from wstunnel.config.model import (
     ProxyPass,
     RedirectRule,
     ResponseRules,
+    Source,
     Template,
     Upstream,
 )
@@ -48,6 +49,8 @@ __all__ = [
 
 _TOKEN = re.compile(TOKEN)
 _PROTOCOL = re.compile(f"{TOKEN}(?:/{TOKEN})?")  # RFC 9110 section 7.8
+# Variables whose value starts with "/": where one is, the URI part starts.
+_PATH_VARIABLE = re.compile(r"\$(?:\{(?:request_uri|uri|document_uri)\}|(?:request_uri|uri|document_uri)\b)")
 _TIMEOUT_FIELDS = {
     "proxy_connect_timeout": "connect",
     "proxy_read_timeout": "read",
@@ -59,9 +62,30 @@ _TIMEOUT_FIELDS = {
 def proxy_pass(load: Load, stmt: Stmt, level: Level) -> None:
     assert isinstance(level, LocationLevel)
     try:
-        level.proxy_pass = parse_proxy_url(stmt.args[0], stmt.source)
+        level.proxy_pass = _with_variables(stmt.args[0], stmt.source) or parse_proxy_url(stmt.args[0], stmt.source)
     except ValueError as exc:
         raise ConfigError(stmt.source, str(exc)) from None
+
+
+def _with_variables(url: str, source: Source) -> ProxyURL | None:
+    """
+    A URL with variables.  When they are in the host or port, only the
+    scheme is known before a request renders the rest (``host`` then holds
+    the authority as written).  The URI part starts at a ``/``, a ``?`` or
+    a variable that starts with ``/`` (``http://backend$request_uri``).
+    """
+    scheme, sep, rest = url.partition("://")
+    path = _PATH_VARIABLE.search(rest)
+    cuts = (rest.find("/"), rest.find("?"), path.start() if path else -1)
+    cut = min([i for i in cuts if i >= 0], default=len(rest))
+    authority, uri = rest[:cut], rest[cut:]
+    if not sep or "$" in scheme or "$" not in rest:
+        return None
+    if "$" not in authority:
+        return evolve(parse_proxy_url(f"{scheme}://{authority}", source), uri=uri or None)
+    if scheme.lower() != "http":
+        raise ValueError('variables in an "https" proxy_pass are not supported by wstunnel')
+    return ProxyURL(scheme.lower(), authority, authority, None, uri or None, source)
 
 
 def proxy_http_version(load: Load, stmt: Stmt, level: Level) -> None:
@@ -143,6 +167,8 @@ def proxy_target(
     implicit upstream of ``host:port``, one per address, shared by the
     locations that name it.
     """
+    if "$" in url.authority:
+        return _variable_target(load, url)
     named = upstreams.get(url.host.lower())
     if named is not None:
         if url.port is not None:
@@ -162,6 +188,18 @@ def proxy_target(
     return ProxyPass(url.scheme, upstream, url.uri, proxy_host, url.source)
 
 
+def _variable_target(load: Load, url: ProxyURL) -> ProxyPass | None:
+    """
+    ``proxy_pass`` with variables in host or port: the authority is
+    rendered per request; the stand-in upstream, with no peers, is never picked from.
+    """
+    authority = load.template(url.authority, url.source)
+    if authority is None:
+        return None
+    stand_in = Upstream(url.authority, (), True, url.source)
+    return ProxyPass(url.scheme, stand_in, url.uri, url.authority, url.source, authority=authority)
+
+
 def with_upstream_tls(load: Load, proxy_pass: ProxyPass, settings: dict, url: ProxyURL | None) -> ProxyPass:
     """An ``https://`` proxy_pass with its TLS settings; unchanged when they are wrong (reported)."""
     assert url is not None
@@ -179,7 +217,8 @@ def response_rules(load: Load, eff: Effective, loc: LocationLevel, proxy_pass: P
     rules: list[RedirectRule] = []
     for args in () if ("off",) in eff.redirects else eff.redirects:
         if args == ("default",):
-            if proxy_pass is not None and "$" not in (proxy_pass.uri or ""):  # nginx: none with variables
+            # nginx: none with variables
+            if proxy_pass is not None and "$" not in (proxy_pass.uri or "") and proxy_pass.authority is None:
                 rules.append(_default_redirect(loc, proxy_pass))
             continue
         pattern = load.template(args[0], loc.source)

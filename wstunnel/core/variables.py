@@ -16,6 +16,7 @@ from typing import Callable, Mapping
 
 from wstunnel.config.model import Config, Location, MapDef, Server, Template
 from wstunnel.config.templates import ARG_PREFIX, HEADER_PREFIX
+from wstunnel.core.proxy_target import rendered_proxy_host
 from wstunnel.core.tls_rules import TLS_VARIABLES
 from wstunnel.wire.request import ConnInfo, RequestHead, Target, TLSInfo
 
@@ -245,6 +246,8 @@ def _proxy_host(rv: RequestVars) -> str:
     location = rv.location
     if location is None or location.proxy_pass is None:
         return ""
+    if location.proxy_pass.authority is not None:
+        return rendered_proxy_host(render(location.proxy_pass.authority, rv), location.proxy_pass.scheme)
     return location.proxy_pass.proxy_host
 
 

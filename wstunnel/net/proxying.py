@@ -140,7 +140,9 @@ class Proxying:
         req.vars = forward.vars
         req.close_after = forward.close_after
         upstream = forward.location.proxy_pass.upstream
-        self._exchange = exchange = Exchange(
+        dynamic = forward.location.proxy_pass.authority is not None
+        make = self.runtime.dynamic(forward.vars, self._factory.reactor) if dynamic else Exchange
+        self._exchange = exchange = make(
             client=self,
             head=req.head,
             request=forward.request,

@@ -11,7 +11,10 @@ module keeps a cache of its own.
 
 from __future__ import annotations
 
-from attrs import field, frozen
+from functools import partial
+from typing import Callable
+
+from attrs import evolve, field, frozen
 
 from wstunnel.balancing.balancer import Balancer, make_balancer
 from wstunnel.obs.logs import AccessLogs
@@ -21,8 +24,17 @@ from wstunnel.net.pool import IdlePool
 from wstunnel.core.routing import Router
 from wstunnel.net.tls import UpstreamTLSContexts
 from wstunnel.net.upstream import PeerConnector
+from wstunnel.config.addresses import split_host_port
+from wstunnel.config.model import Template, VarRef
+from wstunnel.core.variables import RequestVars
+from wstunnel.net.dynamic import DynamicExchange, Targets
+from wstunnel.net.exchange import Exchange
+from wstunnel.net.resolve import Resolvers
 
 __all__ = ["Forwarding", "Runtime"]
+
+# The Host of a proxy_pass with variables that sets none: the rendered host[:port].
+_PROXY_HOST = Template("$proxy_host", (VarRef("proxy_host"),))
 
 
 @frozen
@@ -44,24 +56,32 @@ class Runtime:
     # By the Location's identity: hashing a frozen Location walks the whole
     # nested model, and the config held here keeps every Location alive.
     forwardings: dict[int, Forwarding] = field(factory=dict)
+    targets: Targets | None = None  # what a proxy_pass with variables may name
 
     @classmethod
     def build(cls, config: Config, access_logs: AccessLogs | None = None) -> "Runtime":
         """``access_logs``: the previous runtime's files, which a reload keeps using."""
         upstreams = _all_upstreams(config)
+        balancers = {name: make_balancer(up) for name, up in upstreams.items()}
+        pools = {name: IdlePool(up) for name, up in upstreams.items() if up.keepalive > 0}
         return cls(
             config=config,
             router=Router(config),
-            balancers={name: make_balancer(up) for name, up in upstreams.items()},
+            balancers=balancers,
             bindings={(b.host, b.port): b for b in config.bindings},
             access_logs=access_logs if access_logs is not None else AccessLogs(),
-            pools={name: IdlePool(up) for name, up in upstreams.items() if up.keepalive > 0},
+            pools=pools,
             forwardings=_forwardings(config),
+            targets=_targets(config, balancers, pools),
         )
 
     def balancer(self, upstream_name: str) -> Balancer:
         """The group's balancer, which holds its peers' live state (wstunnel.balancing.peers)."""
-        return self.balancers[upstream_name]
+        try:
+            return self.balancers[upstream_name]
+        except KeyError:
+            assert self.targets is not None, upstream_name
+            return self.targets.stand_ins[upstream_name]
 
     def plan(self, location: Location) -> HeaderPlan:
         """The ``proxy_set_header`` plan of a ``proxy_pass`` location of this config."""
@@ -70,6 +90,11 @@ class Runtime:
     def forwarding(self, location: Location) -> Forwarding:
         """``location`` (a ``proxy_pass`` one of this runtime's config) as it forwards requests."""
         return self.forwardings[id(location)]
+
+    def dynamic(self, rv: RequestVars, reactor: object) -> Callable[..., Exchange]:
+        """The Exchange maker of a request to a ``proxy_pass`` with variables, which ``rv`` renders."""
+        assert self.targets is not None
+        return partial(DynamicExchange, targets=self.targets, rv=rv, reactor=reactor)
 
     @property
     def sockets(self) -> list[Binding]:
@@ -96,7 +121,7 @@ def _all_upstreams(config: Config) -> dict:
     found = dict(config.upstreams)
     for server in config.servers:
         for location in server.locations:
-            if location.proxy_pass is not None:
+            if location.proxy_pass is not None and location.proxy_pass.authority is None:
                 up = location.proxy_pass.upstream
                 found.setdefault(up.name, up)
     return found
@@ -113,5 +138,29 @@ def _forwardings(config: Config) -> dict[int, Forwarding]:
             timeout = location.timeouts.connect
             tls = proxy_pass.tls
             connector = PeerConnector(timeout) if tls is None else contexts.connector(tls, timeout)
-            found[id(location)] = Forwarding(header_plan(location, config), connector)
+            plan = header_plan(location, config)
+            if proxy_pass.authority is not None and plan.host is None:
+                plan = evolve(plan, host=_PROXY_HOST)
+            found[id(location)] = Forwarding(plan, connector)
     return found
+
+
+def _targets(config: Config, balancers: dict[str, Balancer], pools: dict[str, IdlePool]) -> Targets | None:
+    """The groups a rendered authority may name: upstream blocks, and plain ``proxy_pass`` groups by address."""
+    locations = [location for server in config.servers for location in server.locations]
+    if not any(location.proxy_pass is not None and location.proxy_pass.authority for location in locations):
+        return None
+    implicit = {}
+    for location in locations:
+        proxy_pass = location.proxy_pass
+        if proxy_pass is not None and proxy_pass.authority is None and proxy_pass.upstream.implicit:
+            default = 443 if proxy_pass.scheme == "https" else 80
+            host, port = split_host_port(proxy_pass.upstream.name, default)
+            implicit[(host.lower(), port)] = proxy_pass.upstream
+    named = {up.name.lower(): up for up in config.upstreams.values()}
+    stand_ins = {
+        location.proxy_pass.upstream.name: make_balancer(location.proxy_pass.upstream)
+        for location in locations
+        if location.proxy_pass is not None and location.proxy_pass.authority is not None
+    }
+    return Targets(named, implicit, balancers, pools, Resolvers(), stand_ins)

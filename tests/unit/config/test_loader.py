@@ -744,8 +744,8 @@ def test_implicit_upstream_is_shared(load):
 @pytest.mark.parametrize(
     "url, message",
     [
-        ("http://$host", 'variables in "proxy_pass" are not supported by wstunnel'),
-        ("http://backend$request_uri", 'variables in "proxy_pass" are not supported by wstunnel'),
+        ("$scheme://a", 'variables in "proxy_pass" are not supported by wstunnel'),
+        ("https://$host", 'variables in an "https" proxy_pass are not supported by wstunnel'),
         ("ftp://a", 'invalid URL prefix in "ftp://a"'),
         ("127.0.0.1:80", 'invalid URL prefix in "127.0.0.1:80"'),
         ("http://", 'no host in ""'),
