@@ -12,7 +12,7 @@ A new directive is one line here and a handler in the module of its topic.
 
 from __future__ import annotations
 
-from wstunnel.config import limits, listens, locations, logs, maps, proxy, response, rewrite, servers, tuning, upstream, workers
+from wstunnel.config import gzip, limits, listens, locations, logs, maps, proxy, response, rewrite, servers, tuning, upstream, workers
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
 from wstunnel.config.nginx_names import NGINX_DIRECTIVES
@@ -115,6 +115,17 @@ TABLE: dict[str, Spec] = {
     "proxy_redirect": spec(HTTP_LEVELS, 1, 2, proxy.proxy_redirect),
     "add_header": spec(HTTP_LEVELS, 2, 3, response.add_header),
     "server_tokens": spec(HTTP_LEVELS, 1, 1, response.server_tokens, once=True),
+    # Compression (ngx_http_gzip_module, ngx_http_gzip_static_module).
+    "gzip": spec(HTTP_LEVELS, 1, 1, gzip.gzip, once=True),
+    "gzip_types": spec(HTTP_LEVELS, 1, None, gzip.gzip_types),
+    "gzip_min_length": spec(HTTP_LEVELS, 1, 1, gzip.gzip_min_length, once=True),
+    "gzip_comp_level": spec(HTTP_LEVELS, 1, 1, gzip.gzip_comp_level, once=True),
+    "gzip_vary": spec(HTTP_LEVELS, 1, 1, gzip.gzip_vary, once=True),
+    "gzip_proxied": spec(HTTP_LEVELS, 1, None, gzip.gzip_proxied),
+    "gzip_disable": spec(HTTP_LEVELS, 1, None, gzip.gzip_disable),
+    "gzip_http_version": spec(HTTP_LEVELS, 1, 1, gzip.gzip_http_version, once=True),
+    "gzip_buffers": spec(HTTP_LEVELS, 2, 2, gzip.gzip_buffers, once=True),
+    "gzip_static": spec(HTTP_LEVELS, 1, 1, gzip.gzip_static, once=True),
     # Accepted and ignored: none of these can change what is proxied.
     "pid": spec({MAIN}, 1, 1, ignored, once=True),
     "user": spec({MAIN}, 1, 2, ignored, once=True),

@@ -16,6 +16,7 @@ from wstunnel.config.model import (
     AddedHeader,
     ClientLimits,
     ErrorLog,
+    Gzip,
     HeaderSetting,
     NextUpstream,
     ResponseRules,
@@ -47,6 +48,7 @@ class Effective:
     passed: tuple[bytes, ...] = ()
     redirects: tuple[tuple[str, ...], ...] = (("default",),)
     add_headers: tuple[AddedHeader, ...] = ()
+    gzip: Gzip = Gzip()
 
 
 def root_settings(path: str, error_logs: tuple[ErrorLog, ...]) -> Effective:
@@ -91,6 +93,7 @@ def effective(load: Load, level: Level, parent: Effective) -> Effective:
         passed=parent.passed if level.passed is None else tuple(level.passed),
         redirects=parent.redirects if level.redirects is None else tuple(level.redirects),
         add_headers=parent.add_headers if level.add_headers is None else _added(load, level.add_headers),
+        gzip=evolve(parent.gzip, **level.gzip),  # type: ignore[arg-type]
     )
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "RedirectRule",
     "ResponseRules",
     "Return",
+    "Gzip",
     "Server",
     "ServerTLS",
     "Source",
@@ -399,6 +400,26 @@ class Return:
 
 
 @frozen
+class Gzip:
+    """
+    The gzip directives in force in one location, with nginx's defaults.
+    ``types`` is None for ``gzip_types *``; ``proxied`` holds
+    ``gzip_proxied``'s words as written.
+    """
+
+    enabled: bool = False
+    types: frozenset[bytes] | None = frozenset({b"text/html"})
+    min_length: int = 20
+    comp_level: int = 1
+    vary: bool = False
+    proxied: frozenset[str] = frozenset({"off"})
+    disable: tuple[re.Pattern[str], ...] = ()
+    disable_msie6: bool = False
+    http_version: bytes = b"1.1"
+    static: str = "off"  # gzip_static: "off", "on" or "always"
+
+
+@frozen
 class Location:
     """
     A ``location`` with every inheritable setting already merged in from the
@@ -437,6 +458,7 @@ class Location:
     # request, it is the whole request-URI sent, as in nginx.
     proxy_uri: Template | None = None
     returns: Return | None = None  # "return": answers instead of proxying
+    gzip: Gzip = Gzip()
 
 
 @frozen
