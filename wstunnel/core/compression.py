@@ -53,9 +53,11 @@ def plan_encoding(
     """
     The answer's head and compression when gzip changes anything; None when
     it leaves the answer alone (nginx's first tests: off, status, an
-    encoded body, the length, the type, no body).
+    encoded body, the length, the type).  A HEAD answer gets the head a GET
+    would, as from nginx, whose gzip filter runs before the request is
+    marked header-only; it has no body to compress.
     """
-    if not settings.enabled or status not in _STATUSES or request.method == b"HEAD":
+    if not settings.enabled or status not in _STATUSES:
         return None
     length = -1
     for name, value in headers:

@@ -50,4 +50,4 @@ def encode_answer(
     if encoding is None:
         return headers, None
     deflate = encoding.deflate
-    return encoding.headers, None if deflate is None else GzipBody(deflate)
+    return encoding.headers, None if deflate is None or head.method == b"HEAD" else GzipBody(deflate)

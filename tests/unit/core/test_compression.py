@@ -98,14 +98,13 @@ def _deflate(length: int | None) -> Deflate | None:
         (ON, 204, HTML, b"GET"),
         (ON, 101, HTML, b"GET"),
         (ON, 500, HTML, b"GET"),
-        (ON, 200, HTML, b"HEAD"),
         (ON, 200, [*HTML, (b"Content-Encoding", b"br")], b"GET"),
         (ON, 200, [*HTML, (b"Content-Length", b"19")], b"GET"),
         (ON, 200, [(b"Content-Type", b"text/plain")], b"GET"),
         (ON, 200, [(b"Content-Type", b"text/html; q=1")], b"GET"),
         (ON, 200, [], b"GET"),
     ],
-    ids=["off", "206", "304", "204", "101", "500", "HEAD", "encoded", "short", "type", "params", "no-type"],
+    ids=["off", "206", "304", "204", "101", "500", "encoded", "short", "type", "params", "no-type"],
 )
 def test_answers_left_alone_with_no_vary(settings: Gzip, status: int, headers, method: bytes) -> None:
     vary = evolve(settings, vary=True)
@@ -139,6 +138,13 @@ def test_a_client_refused_gets_vary_only(settings: Gzip, req: RequestHead) -> No
     assert plan_encoding(settings, req, 200, HTML, NOW) is None
     vary = evolve(settings, vary=True)
     assert plan_encoding(vary, req, 200, HTML, NOW) == ([*HTML, (b"Vary", b"Accept-Encoding")], None)
+
+
+def test_a_head_request_gets_the_head_a_get_would() -> None:
+    headers = [*HTML, (b"Content-Length", b"500")]
+    assert plan_encoding(ON, request(GZ, method=b"HEAD"), 200, headers, NOW) == plan_encoding(
+        ON, request(GZ), 200, headers, NOW
+    )
 
 
 def test_http10_is_compressed_under_gzip_http_version_1_0() -> None:
