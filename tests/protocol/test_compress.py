@@ -108,3 +108,11 @@ def test_keep_alive_carries_on_after_a_gzipped_answer(tmp_path) -> None:
     assert b"Content-Encoding" not in second and second.endswith(b"two " * 50)
     _, _, body = first.partition(b"\r\n\r\n")
     assert zlib.decompress(b"".join(chunks(body)), 16 + zlib.MAX_WBITS) == b"one " * 50
+
+
+def test_an_own_answer_is_gzipped_and_chunked(tmp_path) -> None:
+    h = proxy(tmp_path, 'location /own { return 200 "%s"; }' % ("own text " * 20))
+    h.client.dataReceived(get().replace(b"/x", b"/own"))
+    head, _, body = h.ct.value().partition(b"\r\n\r\n")
+    assert b"\r\nContent-Encoding: gzip" in head and b"Content-Length" not in head
+    assert zlib.decompress(b"".join(chunks(body)), 16 + zlib.MAX_WBITS) == b"own text " * 20

@@ -4,8 +4,9 @@ nginx and wstunnel, the same answers from their backends, and what each
 client gets compared: whether it is compressed (gzip_types, gzip_min_length,
 statuses, an encoded body, Accept-Encoding with q=0, HEAD, HTTP/1.0,
 gzip_proxied on a request with Via, gzip_disable), Vary, ETag,
-Content-Length, Accept-Ranges and the decompressed body; and server-sent
-events still flowing one by one through the compressor.
+Content-Length, Accept-Ranges and the decompressed body, on proxied answers
+and on the proxies' own (``return``, error pages); and server-sent events
+still flowing one by one through the compressor.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from support import ScriptedBackend, aio, read_exactly, read_until
 CONF = """
 server {
     listen {listen};
+    server_tokens off;
     location / {
         proxy_pass http://127.0.0.1:{backend};
         gzip on;
@@ -40,6 +42,13 @@ server {
         gzip_http_version 1.0;
     }
     location /off/ { proxy_pass http://127.0.0.1:{backend}; }
+    location /own/ {
+        gzip on;
+        gzip_types text/plain;
+        location /own/missing { return 404; }
+        location /own/gone { return 410; }
+        location /own/text { return 200 "an answer of our own, long enough to be compressed by both proxies"; }
+    }
     location /sse/ {
         proxy_pass http://127.0.0.1:{backend};
         proxy_buffering off;
@@ -90,6 +99,7 @@ def shape(response: Response) -> tuple:
     varies = [v for n, v in response.headers if n.lower() == b"vary"]
     encoded = headers.get(b"content-encoding") == b"gzip"
     body = gzip.decompress(response.body) if encoded and response.body else response.body
+    body = body.replace(b"<center>nginx</center>", b"<center>wstunnel</center>")  # the proxies' own pages
     return (
         response.status.split(b" ")[1],
         headers.get(b"content-encoding"),
@@ -107,6 +117,10 @@ VIA = "Via: 1.1 cache\r\n"
 
 CASES = [
     pytest.param("/a/html", GZ, "GET", True, id="html-etag-ranges"),
+    pytest.param("/own/text", GZ, "GET", True, id="own-return-text"),
+    pytest.param("/own/text", GZ, "HEAD", True, id="own-return-head"),
+    pytest.param("/own/gone", GZ, "GET", False, id="own-410"),
+    pytest.param("/own/missing", GZ, "GET", True, id="own-404-page"),
     pytest.param("/a/plain", GZ, "GET", True, id="listed-type-charset"),
     pytest.param("/a/params", GZ, "GET", False, id="type-with-params"),
     pytest.param("/a/short", GZ, "GET", False, id="under-min-length"),

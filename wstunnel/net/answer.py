@@ -93,8 +93,12 @@ class AnswerWriter:
             *self._added(status),
         ]
         self.record.status = status
+        all_headers, self._gzip = encode_answer(self.record, status, all_headers, self._clock.seconds())
         plan = self._head(status, reason_phrase(status).encode("ascii"), all_headers, keep_alive)
-        if body and plan.mode is not BodyMode.NONE:
+        if self._gzip is not None:
+            self.data(body)
+            self.end()
+        elif body and plan.mode is not BodyMode.NONE:
             self.send(body)
             self.record.body_bytes += len(body)
 
