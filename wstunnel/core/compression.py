@@ -205,6 +205,7 @@ def accepts_gzip(value: bytes) -> bool:
 
 def _quality(text: bytes) -> int:
     """nginx's ngx_http_gzip_quantity: q=0 .. q=1 in thousandths at most, 0 for anything malformed."""
+    text = text.lstrip(b" ")
     if text[:2] != b"q=" or text[2:3] not in (b"0", b"1"):
         return 0
     value = 100 if text[2:3] == b"1" else 0
