@@ -19,7 +19,7 @@ from typing import NamedTuple, Sequence
 from wstunnel.config.model import Gzip
 from wstunnel.wire.request import RequestHead
 
-__all__ = ["Deflate", "Encoding", "accepts_gzip", "gzip_ok", "msie6", "plan_encoding", "static_variant", "StaticGzip"]
+__all__ = ["Deflate", "Encoding", "StaticGzip", "accepts_gzip", "gzip_ok", "msie6", "plan_encoding", "static_variant"]
 
 Headers = Sequence[tuple[bytes, bytes]]
 
@@ -57,16 +57,8 @@ def plan_encoding(
     would, as from nginx, whose gzip filter runs before the request is
     marked header-only; it has no body to compress.
     """
-    if not settings.enabled or status not in _STATUSES:
-        return None
-    length = -1
-    for name, value in headers:
-        lower = name.lower()
-        if lower == b"content-encoding" and value:
-            return None
-        if lower == b"content-length":
-            length = int(value) if value.isdigit() else -1
-    if 0 <= length < settings.min_length or not _type_listed(settings.types, headers):
+    length = _compressible(settings, status, headers)
+    if length is None:
         return None
     if not gzip_ok(settings, request, headers, now):
         return Encoding([*headers, _VARY], None) if settings.vary else None
@@ -81,6 +73,22 @@ def plan_encoding(
         out.append(_VARY)
     out.append(_ENCODED)
     return Encoding(out, _deflate(settings.comp_level, length))
+
+
+def _compressible(settings: Gzip, status: int, headers: Headers) -> int | None:
+    """The answer's length (-1: unknown) when it passes nginx's first tests, else None."""
+    if not settings.enabled or status not in _STATUSES:
+        return None
+    length = -1
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"content-encoding" and value:
+            return None
+        if lower == b"content-length":
+            length = int(value) if value.isdigit() else -1
+    if 0 <= length < settings.min_length or not _type_listed(settings.types, headers):
+        return None
+    return length
 
 
 def _deflate(level: int, length: int) -> Deflate:
