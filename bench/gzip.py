@@ -4,7 +4,8 @@ What gzip on a proxied answer costs the event loop: CPU time per MiB of
 body through wstunnel's own compressor (wstunnel/net/compress.py, one
 zlib call and a sync flush per chunk, as the answer path runs it), by
 level, chunk size and kind of body, and the longest single call, which is
-how long one compressing answer holds the event loop at a time.  No
+how long one compressing answer holds the event loop at a time; then the
+fixed cost of one compressed answer by the size of its window.  No
 sockets and no reactor: the figure is the compressor's alone, steady on a
 machine shared with other work (doc/performance.md):
 
@@ -28,7 +29,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent)]  # the checkout, not an installed copy
-from wstunnel.core.compression import Deflate  # noqa: E402
+from wstunnel.core.compression import Deflate, deflate_for  # noqa: E402
 from wstunnel.net.compress import GzipBody  # noqa: E402
 
 MIB = 1024 * 1024
@@ -71,6 +72,23 @@ def check(body: bytes, level: int, chunk: int) -> None:
     assert zlib.decompress(stream, 16 + zlib.MAX_WBITS) == body
 
 
+def per_answer(rounds: int) -> None:
+    """The fixed cost of one compressed answer: a compressor made, 1 KiB compressed and flushed, the end."""
+    print(f"\n{'window':<22}{'us per answer':>14}")
+    body = bodies(1024)["text"]
+    for label, length in (("unknown length", -1), ("16 KiB known", 16384), ("4 KiB known", 4096), ("1 KiB known", 1024)):
+        deflate = deflate_for(1, length)
+        times = []
+        for _ in range(rounds):
+            start = time.process_time()
+            for _ in range(2000):
+                gzip = GzipBody(deflate)
+                gzip.chunk(body)
+                gzip.finish()
+            times.append((time.process_time() - start) / 2000)
+        print(f"{label + f' ({deflate.wbits}/{deflate.memlevel})':<22}{min(times) * 1e6:>14.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mib", type=int, default=8, help="body size in MiB (default 8)")
@@ -94,6 +112,7 @@ def main() -> None:
                     f"{name:<7}{level:>6}{chunk:>8}{cpu / mib * 1000:>9.1f}{mib / cpu:>8.0f}"
                     f"{longest * 1000:>17.2f}{ratio:>8.3f}"
                 )
+    per_answer(args.rounds)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from typing import NamedTuple, Sequence
 from wstunnel.config.model import Gzip
 from wstunnel.wire.request import RequestHead
 
-__all__ = ["Deflate", "Encoding", "StaticGzip", "accepts_gzip", "gzip_ok", "msie6", "plan_encoding", "static_variant"]
+__all__ = ["Deflate", "Encoding", "StaticGzip", "accepts_gzip", "deflate_for", "gzip_ok", "msie6", "plan_encoding", "static_variant"]
 
 Headers = Sequence[tuple[bytes, bytes]]
 
@@ -72,7 +72,7 @@ def plan_encoding(
     if settings.vary:
         out.append(_VARY)
     out.append(_ENCODED)
-    return Encoding(out, _deflate(settings.comp_level, length))
+    return Encoding(out, deflate_for(settings.comp_level, length))
 
 
 def _compressible(settings: Gzip, status: int, headers: Headers) -> int | None:
@@ -91,7 +91,7 @@ def _compressible(settings: Gzip, status: int, headers: Headers) -> int | None:
     return length
 
 
-def _deflate(level: int, length: int) -> Deflate:
+def deflate_for(level: int, length: int) -> Deflate:
     """A short body needs a small window, as nginx sizes it; zlib's gzip wrapper needs 9 bits at least."""
     wbits, memlevel = _MAX_WBITS, _MEMLEVEL
     if length > 0:

@@ -81,13 +81,13 @@ def test_weak_and_malformed_etags(etag: bytes, kept: bytes | None) -> None:
 
 
 def test_a_short_known_length_shrinks_the_window_as_nginx_does() -> None:
-    assert _deflate(100) == Deflate(1, 9, 2)
-    assert _deflate(3000) == Deflate(1, 12, 5)
-    assert _deflate(16384 - 262) == Deflate(1, 15, 8)
-    assert _deflate(None) == Deflate(1, 15, 8)
+    assert _deflated(100) == Deflate(1, 9, 2)
+    assert _deflated(3000) == Deflate(1, 12, 5)
+    assert _deflated(16384 - 262) == Deflate(1, 15, 8)
+    assert _deflated(None) == Deflate(1, 15, 8)
 
 
-def _deflate(length: int | None) -> Deflate | None:
+def _deflated(length: int | None) -> Deflate | None:
     headers = HTML if length is None else [*HTML, (b"Content-Length", str(length).encode())]
     encoding = plan_encoding(ON, request(GZ), 200, headers, NOW)
     assert encoding is not None
