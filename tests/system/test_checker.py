@@ -347,7 +347,7 @@ def test_the_inside_of_refused_blocks_of_every_kind_is_checked(tmp_path: Path) -
 def test_check_prints_every_error_once_and_fails(tmp_path: Path, capsys) -> None:
     path = write_config(
         tmp_path,
-        "server {\n    listen 127.0.0.1:8080;\n    location ~ ^/(ws {\n        gzip on;\n"
+        "server {\n    listen 127.0.0.1:8080;\n    location ~ ^/(ws {\n        ssi on;\n"
         "        proxy_cache_valid;\n    }\n}\n",
     )
     with pytest.raises(SystemExit) as caught:
@@ -355,7 +355,7 @@ def test_check_prints_every_error_once_and_fails(tmp_path: Path, capsys) -> None
     assert caught.value.code == f"wstunnel: configuration file {path} test failed"
     assert capsys.readouterr().err.splitlines() == [
         f'{path}:3: pcre2_compile() failed: missing ), unterminated subpattern at position 2 in "^/(ws"',
-        f'{path}:4: "gzip" is not supported by wstunnel',
+        f'{path}:4: "ssi" is not supported by wstunnel',
         f'{path}:5: invalid number of arguments in "proxy_cache_valid" directive',
     ]
 
@@ -432,7 +432,7 @@ def test_dump_option_checks_then_prints_on_stdout(tmp_path: Path, capsys, flag: 
 
 
 def test_a_bad_configuration_is_not_dumped(tmp_path: Path, capsys) -> None:
-    path = write_config(tmp_path, "gzip on;\n")
+    path = write_config(tmp_path, "ssi on;\n")
     with pytest.raises(SystemExit) as caught:
         main(["--dump", "-c", path])
     assert caught.value.code == f"wstunnel: configuration file {path} test failed"

@@ -12,8 +12,7 @@ A new directive is one line here and a handler in the module of its topic.
 
 from __future__ import annotations
 
-from wstunnel.config import limits, listens, locations, logs, maps, proxy, response, rewrite, servers, tuning, upstream, workers
-from wstunnel.config import resolver
+from wstunnel.config import gzip, limits, listens, locations, logs, maps, proxy, resolver, response, rewrite, servers, tuning, upstream, workers
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
 from wstunnel.config.nginx_names import NGINX_DIRECTIVES
@@ -125,6 +124,17 @@ TABLE: dict[str, Spec] = {
     # proxy_pass with variables: the DNS servers of request-time names.
     "resolver": spec(HTTP_LEVELS, 1, None, resolver.resolver, once=True),
     "resolver_timeout": spec(HTTP_LEVELS, 1, 1, resolver.resolver_timeout, once=True),
+    # Compression (ngx_http_gzip_module, ngx_http_gzip_static_module).
+    "gzip": spec(HTTP_LEVELS, 1, 1, gzip.gzip, once=True),
+    "gzip_types": spec(HTTP_LEVELS, 1, None, gzip.gzip_types),
+    "gzip_min_length": spec(HTTP_LEVELS, 1, 1, gzip.gzip_min_length, once=True),
+    "gzip_comp_level": spec(HTTP_LEVELS, 1, 1, gzip.gzip_comp_level, once=True),
+    "gzip_vary": spec(HTTP_LEVELS, 1, 1, gzip.gzip_vary, once=True),
+    "gzip_proxied": spec(HTTP_LEVELS, 1, None, gzip.gzip_proxied),
+    "gzip_disable": spec(HTTP_LEVELS, 1, None, gzip.gzip_disable),
+    "gzip_http_version": spec(HTTP_LEVELS, 1, 1, gzip.gzip_http_version, once=True),
+    "gzip_buffers": spec(HTTP_LEVELS, 2, 2, gzip.gzip_buffers, once=True),
+    "gzip_static": spec(HTTP_LEVELS, 1, 1, gzip.gzip_static, once=True),
     # Accepted and ignored: none of these can change what is proxied.
     "pid": spec({MAIN}, 1, 1, ignored, once=True),
     "user": spec({MAIN}, 1, 2, ignored, once=True),

@@ -16,6 +16,7 @@ from wstunnel.config.model import (
     AddedHeader,
     ClientLimits,
     ErrorLog,
+    Gzip,
     HeaderSetting,
     NextUpstream,
     Resolver,
@@ -50,6 +51,7 @@ class Effective:
     add_headers: tuple[AddedHeader, ...] = ()
     resolver: Resolver | None = None
     resolver_timeout: float = 30.0
+    gzip: Gzip = Gzip()
 
 
 def root_settings(path: str, error_logs: tuple[ErrorLog, ...]) -> Effective:
@@ -96,6 +98,7 @@ def effective(load: Load, level: Level, parent: Effective) -> Effective:
         add_headers=parent.add_headers if level.add_headers is None else _added(load, level.add_headers),
         resolver=level.resolver or parent.resolver,
         resolver_timeout=parent.resolver_timeout if level.resolver_timeout is None else level.resolver_timeout,
+        gzip=evolve(parent.gzip, **level.gzip),  # type: ignore[arg-type]
     )
 
 

@@ -58,6 +58,7 @@ class Level:
     add_headers: list[tuple[str, str, bool, Source]] | None = None  # add_header: name, value, always
     resolver: Resolver | None = None
     resolver_timeout: float | None = None
+    gzip: dict[str, object] = field(factory=dict)  # Gzip fields set here
 
 
 @define

@@ -161,6 +161,7 @@ def _build_location(
             load, loc, lambda inner: _build_location(load, inner, eff, tls_here, upstreams, implicit)[0]
         ),
         resolver=resolver_in_force(eff),
+        gzip=eff.gzip,
     )
     if loc.status_page is not None and loc.proxy_pass is not None:
         load.errors.append(

@@ -52,6 +52,7 @@ __all__ = [
     "RewriteRule",
     "RewriteStep",
     "SetVariable",
+    "Gzip",
     "Server",
     "ServerTLS",
     "Source",
@@ -493,6 +494,23 @@ class RewriteProgram:
 
     steps: tuple[RewriteStep, ...]
     log: bool = False
+class Gzip:
+    """
+    The gzip directives in force in one location, with nginx's defaults.
+    ``types`` is None for ``gzip_types *``; ``proxied`` holds
+    ``gzip_proxied``'s words as written.
+    """
+
+    enabled: bool = False
+    types: frozenset[bytes] | None = frozenset({b"text/html"})
+    min_length: int = 20
+    comp_level: int = 1
+    vary: bool = False
+    proxied: frozenset[str] = frozenset({"off"})
+    disable: tuple[re.Pattern[str], ...] = ()
+    disable_msie6: bool = False
+    http_version: bytes = b"1.1"
+    static: str = "off"  # gzip_static: "off", "on" or "always"
 
 
 @frozen
@@ -535,6 +553,7 @@ class Location:
     proxy_uri: Template | None = None
     rewrites: RewriteProgram | None = None  # return, rewrite, set, if, break: run before the content
     resolver: Resolver | None = None  # "resolver" in force here, with its resolver_timeout
+    gzip: Gzip = Gzip()
 
 
 @frozen

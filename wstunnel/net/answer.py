@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IPushProducer, IReactorTime, ITransport
 
 from wstunnel.core.add_header import added_headers
 from wstunnel.core.headers import client_response_headers
+from wstunnel.net.compress import GzipBody, encode_answer
 from wstunnel.net.fastwrite import direct_writer
 from wstunnel.net.requestlog import RequestRecord
 from wstunnel.net.throttle import Drained, Throttle
@@ -40,7 +41,7 @@ class AnswerWriter:
     for it (None while the client has seen nothing of the answer).
     """
 
-    __slots__ = ("write", "record", "plan", "_transport", "_clock", "_throttle", "_backlog")
+    __slots__ = ("write", "record", "plan", "_transport", "_clock", "_throttle", "_backlog", "_gzip")
 
     def __init__(self, transport: ITransport, clock: IReactorTime, record: RequestRecord) -> None:
         self.write = direct_writer(transport)
@@ -50,10 +51,12 @@ class AnswerWriter:
         self._clock = clock
         self._throttle: Throttle | None = None
         self._backlog: Throttle | None = None
+        self._gzip: GzipBody | None = None
 
     def begin(self, record: RequestRecord) -> None:
         self.record = record
         self.plan = None
+        self._gzip = None
 
     @property
     def held(self) -> bool:
@@ -71,8 +74,8 @@ class AnswerWriter:
 
     def relay(self, response: ResponseHead, keep_alive: bool) -> None:
         """The upstream's answer head, rewritten by the location's rules."""
-        headers = self._relayed(response)
         status = self.record.status = response.status
+        headers, self._gzip = encode_answer(self.record, status, self._relayed(response), self._clock.seconds())
         self._head(status, response.reason or reason_phrase(status).encode(), headers, keep_alive)
 
     def follow(self, upstream: IPushProducer, timeout: float, on_stall: Callable[[], None]) -> None:
@@ -90,8 +93,12 @@ class AnswerWriter:
             *self._added(status),
         ]
         self.record.status = status
+        all_headers, self._gzip = encode_answer(self.record, status, all_headers, self._clock.seconds())
         plan = self._head(status, reason_phrase(status).encode("ascii"), all_headers, keep_alive)
-        if body and plan.mode is not BodyMode.NONE:
+        if self._gzip is not None:
+            self.data(body)
+            self.end()
+        elif body and plan.mode is not BodyMode.NONE:
             self.send(body)
             self.record.body_bytes += len(body)
 
@@ -140,6 +147,8 @@ class AnswerWriter:
         mode = plan.mode
         if not data or mode is BodyMode.NONE:
             return
+        if self._gzip is not None:
+            data = self._gzip.chunk(data)
         self.record.body_bytes += len(data)
         if mode is BodyMode.CHUNKED:
             pieces = chunk(data)
@@ -149,6 +158,9 @@ class AnswerWriter:
             self.send(data)
 
     def end(self) -> None:
+        gzip, self._gzip = self._gzip, None
+        if gzip is not None:
+            self.data(gzip.finish())
         if self.plan is not None and self.plan.mode is BodyMode.CHUNKED:
             self.send(LAST_CHUNK)
 

@@ -312,7 +312,7 @@ def test_comments_and_quotes(load):
     [
         ("deny all;\n", '"deny" is not supported by wstunnel'),
         ("server {\n auth_basic on;\n}\n", '"auth_basic" is not supported by wstunnel'),
-        ("gzip on;\n", '"gzip" is not supported by wstunnel'),
+        ("ssi on;\n", '"ssi" is not supported by wstunnel'),
         ("server {\n ssl_early_data on;\n}\n", '"ssl_early_data" is not supported by wstunnel'),
         ("server {\n location / {\n mirror /m;\n }\n}\n", '"mirror" is not supported by wstunnel'),
         ("upstream u {\n server 127.0.0.1;\n zone u 64k;\n}\n", '"zone" is not supported by wstunnel'),
