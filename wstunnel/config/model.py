@@ -494,6 +494,9 @@ class RewriteProgram:
 
     steps: tuple[RewriteStep, ...]
     log: bool = False
+
+
+@frozen
 class Gzip:
     """
     The gzip directives in force in one location, with nginx's defaults.
