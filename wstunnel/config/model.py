@@ -144,6 +144,7 @@ class RedirectRule:
 
     pattern: Template
     replacement: Template
+    regex: re.Pattern[str] | None = None  # "~" / "~*": a match replaces the whole URL
 
 
 # proxy_hide_header's built-in list (ngx_http_proxy_hide_headers).

@@ -402,8 +402,9 @@ def client_response_headers(
 
 def _redirect(value: bytes, refresh: bool, rules: tuple[RedirectRule, ...], rv: RequestVars) -> bytes:
     """
-    proxy_redirect: the first rule whose pattern starts the URL replaces
-    that prefix; a rewritten URL that became relative is made absolute with
+    proxy_redirect: the first rule that matches rewrites the URL (a prefix
+    rule replaces that prefix, a regex rule the whole URL, with its
+    captures); a rewritten URL that became relative is made absolute with
     this server's scheme, host and port, as nginx's header filter does.
     In Refresh only the part after ``url=`` is a URL.
     """
@@ -416,15 +417,28 @@ def _redirect(value: bytes, refresh: bool, rules: tuple[RedirectRule, ...], rv: 
         start += 4
     url = text[start:]
     for rule in rules:
-        pattern = render(rule.pattern, rv)
-        if pattern and url.startswith(pattern):
-            url = render(rule.replacement, rv) + url[len(pattern) :]
-            if url.startswith("/") and not refresh:
-                url = origin(rv.conn, rv.host) + url
-            if _BAD_VALUE.search(url):
-                return value  # a CR/LF from a variable is never written
-            return (text[:start] + url).encode("latin-1", "replace")
+        rewritten = _rewritten(url, rule, rv)
+        if rewritten is None:
+            continue
+        if rewritten.startswith("/") and not refresh:
+            rewritten = origin(rv.conn, rv.host) + rewritten
+        if _BAD_VALUE.search(rewritten):
+            return value  # a CR/LF from a variable is never written
+        return (text[:start] + rewritten).encode("latin-1", "replace")
     return value
+
+
+def _rewritten(url: str, rule: RedirectRule, rv: RequestVars) -> str | None:
+    if rule.regex is not None:
+        match = rule.regex.search(url)
+        if match is None:
+            return None
+        rv.captured(match)
+        return render(rule.replacement, rv)
+    pattern = render(rule.pattern, rv)
+    if not url.startswith(pattern):
+        return None
+    return render(rule.replacement, rv) + url[len(pattern) :]
 
 
 def _content_length_invalid(status: int, headers: _Headers, request_method: bytes) -> bool:
