@@ -7,7 +7,9 @@ all or nothing, so one entry at a level replaces every inherited one.
 
 from __future__ import annotations
 
-from attrs import evolve, frozen
+from typing import Mapping
+
+from attrs import evolve, field, frozen
 
 from wstunnel.config.levels import Level
 from wstunnel.config.model import (
@@ -23,6 +25,7 @@ from wstunnel.config.model import (
     Timeouts,
     one_per_path,
 )
+from wstunnel.config.shaping import merged_shaping
 from wstunnel.config.walk import Load
 
 __all__ = ["Effective", "effective", "root_settings"]
@@ -47,6 +50,7 @@ class Effective:
     passed: tuple[bytes, ...] = ()
     redirects: tuple[tuple[str, ...], ...] = (("default",),)
     add_headers: tuple[AddedHeader, ...] = ()
+    shaping: Mapping[str, object] = field(factory=dict)  # config/shaping.py's values, by directive
 
 
 def root_settings(path: str, error_logs: tuple[ErrorLog, ...]) -> Effective:
@@ -91,6 +95,7 @@ def effective(load: Load, level: Level, parent: Effective) -> Effective:
         passed=parent.passed if level.passed is None else tuple(level.passed),
         redirects=parent.redirects if level.redirects is None else tuple(level.redirects),
         add_headers=parent.add_headers if level.add_headers is None else _added(load, level.add_headers),
+        shaping=merged_shaping(load, level, parent.shaping),
     )
 
 

@@ -43,6 +43,8 @@ class Level:
     redirects: list[tuple[str, ...]] | None = None  # [("off",)], [("default",)], pairs
     returns: Return | None = None  # the first "return" of a server or location
     add_headers: list[tuple[str, str, bool, Source]] | None = None  # add_header: name, value, always
+    # The response-shaping directives (config/shaping.py) as written, by name; absent: not set here.
+    shaping: dict[str, list[tuple[tuple[str, ...], Source]]] = field(factory=dict)
 
 
 @define

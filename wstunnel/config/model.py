@@ -27,6 +27,8 @@ __all__ = [
     "DEFAULT_UPGRADE_PROTOCOLS",
     "ConfigError",
     "ConfigErrors",
+    "CookieFlags",
+    "CookieRules",
     "ERROR_LOG_LEVELS",
     "ErrorLog",
     "Balancing",
@@ -174,6 +176,25 @@ class ResponseRules:
     redirects: tuple[RedirectRule, ...] = ()  # proxy_redirect, first match wins
     buffer_size: int = 4096  # proxy_buffer_size: the largest response head
     add_headers: tuple[AddedHeader, ...] = ()  # add_header, config order
+    cookies: CookieRules | None = None  # proxy_cookie_domain, proxy_cookie_path, proxy_cookie_flags
+
+
+@frozen
+class CookieFlags:
+    """One ``proxy_cookie_flags COOKIE FLAG...``: the cookie's name (or a caseless regex) and its flags."""
+
+    cookie: Template | None  # None for a regex
+    regex: re.Pattern[str] | None
+    flags: tuple[Template, ...]
+
+
+@frozen
+class CookieRules:
+    """How Set-Cookie is rewritten; a domain or path rule has the shape of a proxy_redirect one."""
+
+    domains: tuple[RedirectRule, ...] = ()
+    paths: tuple[RedirectRule, ...] = ()
+    flags: tuple[CookieFlags, ...] = ()
 
 
 @frozen

@@ -14,6 +14,7 @@ from attrs import evolve
 from wstunnel.config import tls
 from wstunnel.config.addresses import ProxyURL, parse_proxy_url
 from wstunnel.config.args import size_arg, time_arg
+from wstunnel.config.cookies import cookie_rules
 from wstunnel.config.inherit import Effective
 from wstunnel.config.levels import Level, LocationLevel
 from wstunnel.config.model import (
@@ -26,8 +27,8 @@ from wstunnel.config.model import (
     Template,
     Upstream,
 )
-from wstunnel.config.pcre import PcreError, compile_pcre
 from wstunnel.config.read import Stmt
+from wstunnel.config.rewrites import checked_regex, literal, rewrite_rule
 from wstunnel.config.tokens import TOKEN
 from wstunnel.config.upstream import resolve_addresses
 from wstunnel.config.walk import Load
@@ -42,7 +43,6 @@ __all__ = [
     "proxy_set_header",
     "proxy_target",
     "proxy_upgrade_protocols",
-    "redirect_regex",
     "response_rules",
     "timeout",
     "with_upstream_tls",
@@ -140,7 +140,7 @@ def proxy_redirect(load: Load, stmt: Stmt, level: Level) -> None:
     if args == ("default",):
         args = _explicit_default(stmt, level)
     elif len(args) == 2 and args[0].startswith("~"):
-        redirect_regex(load, stmt, args[0])
+        checked_regex(load, stmt, args[0])
     if level.redirects is None:
         level.redirects = []
     level.redirects.append(args)
@@ -156,20 +156,6 @@ def _explicit_default(stmt: Stmt, level: Level) -> tuple[str, ...]:
         raise ConfigError(stmt.source, '"proxy_redirect default" should be placed after the "proxy_pass" directive')
     assert isinstance(level, LocationLevel)
     return ("default", *_default_pair(level, url))
-
-
-def redirect_regex(load: Load, stmt: Stmt, written: str) -> re.Pattern[str]:
-    """
-    ``~regex`` or ``~*regex`` (caseless) of proxy_redirect and
-    proxy_cookie_path; its named groups become variables, as a location's.
-    """
-    try:
-        compiled = _compiled(written)
-    except PcreError as exc:
-        pattern = written[2:] if written.startswith("~*") else written[1:]
-        raise ConfigError(stmt.source, f'pcre2_compile() failed: {exc} in "{pattern}"') from None
-    load.captures.update(name.lower() for name in compiled.groupindex)
-    return compiled
 
 
 def _has_variables(url: ProxyURL) -> bool:
@@ -223,7 +209,11 @@ def response_rules(load: Load, eff: Effective, loc: LocationLevel, proxy_pass: P
         if rule is not None:
             rules.append(rule)
     return ResponseRules(
-        hide=hide, redirects=tuple(rules), buffer_size=eff.buffer_size, add_headers=eff.add_headers
+        hide=hide,
+        redirects=tuple(rules),
+        buffer_size=eff.buffer_size,
+        add_headers=eff.add_headers,
+        cookies=cookie_rules(eff.shaping),
     )
 
 
@@ -236,22 +226,10 @@ def _redirect_rule(load: Load, args: tuple[str, ...], loc: LocationLevel) -> Red
         url = loc.proxy_pass
         if url is None or _has_variables(url):
             return None
-        return RedirectRule(*(_literal(text) for text in _default_pair(loc, url)))
+        return RedirectRule(*(literal(text) for text in _default_pair(loc, url)))
     if args[0] == "default":
-        return RedirectRule(_literal(args[1]), _literal(args[2]))
-    replacement = load.template(args[1], loc.source)
-    if args[0].startswith("~"):
-        regex = _compiled(args[0])
-        return None if replacement is None else RedirectRule(_literal(args[0]), replacement, regex)
-    pattern = load.template(args[0], loc.source)
-    if pattern is None or replacement is None:
-        return None
-    return RedirectRule(pattern, replacement)
-
-
-def _compiled(written: str) -> re.Pattern[str]:
-    caseless = written.startswith("~*")
-    return compile_pcre(written[2:] if caseless else written[1:], caseless)
+        return RedirectRule(literal(args[1]), literal(args[2]))
+    return rewrite_rule(load, args, loc.source)
 
 
 def _default_pair(loc: LocationLevel, url: ProxyURL) -> tuple[str, str]:
@@ -263,7 +241,3 @@ def _default_pair(loc: LocationLevel, url: ProxyURL) -> tuple[str, str]:
     if url.uri is None:
         return base + "/", "/"
     return base + url.uri, loc.path
-
-
-def _literal(text: str) -> Template:
-    return Template(text, (text,))

@@ -29,6 +29,7 @@ from wstunnel.wire.request import RequestHead, header_tokens, lower_tokens
 from wstunnel.wire.response import ResponseHead
 from wstunnel.wire.upstream import UpstreamRequest
 from wstunnel.core.add_header import added_headers
+from wstunnel.core.cookies import rewrite_set_cookie
 from wstunnel.core.routing import origin, upstream_target
 from wstunnel.core.variables import RequestVars, render
 
@@ -388,12 +389,15 @@ def client_response_headers(
     if switching:
         out.append((b"Connection", b"upgrade"))
     redirects = rules.redirects if rules is not None and rv is not None else ()
+    cookies = rules.cookies if rules is not None and rv is not None else None
     for name, value in headers:
         lower = name.lower()
         if lower in drop:
             continue
         if redirects and lower in _REWRITTEN:
             value = _redirect(value, lower == b"refresh", redirects, rv)  # type: ignore[arg-type]
+        elif cookies is not None and lower == b"set-cookie":
+            value = rewrite_set_cookie(value, cookies, rv)  # type: ignore[arg-type]
         out.append((name, value))
     if rules is not None and rv is not None:
         out += added_headers(rules.add_headers, status, rv)

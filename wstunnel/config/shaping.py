@@ -1,0 +1,28 @@
+"""
+Inheritance for the response-shaping directives (cookies, expires,
+charset): each is written at a level as a list of lines, compiled once
+there, and the nearest level that writes a directive gives all of it, as
+nginx merges each of them.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+from wstunnel.config import cookies
+from wstunnel.config.levels import Level
+from wstunnel.config.walk import Load
+
+__all__ = ["merged_shaping"]
+
+_COMPILERS: dict[str, Callable[..., object]] = {**cookies.COMPILERS}
+
+
+def merged_shaping(load: Load, level: Level, parent: Mapping[str, object]) -> Mapping[str, object]:
+    """``parent``'s values with those ``level`` writes compiled over them."""
+    if not level.shaping:
+        return parent
+    merged = dict(parent)
+    for name, written in level.shaping.items():
+        merged[name] = _COMPILERS[name](load, written)
+    return merged
