@@ -29,6 +29,7 @@ __all__ = [
     "ConfigErrors",
     "CookieFlags",
     "CookieRules",
+    "Expires",
     "ERROR_LOG_LEVELS",
     "ErrorLog",
     "Balancing",
@@ -177,6 +178,7 @@ class ResponseRules:
     buffer_size: int = 4096  # proxy_buffer_size: the largest response head
     add_headers: tuple[AddedHeader, ...] = ()  # add_header, config order
     cookies: CookieRules | None = None  # proxy_cookie_domain, proxy_cookie_path, proxy_cookie_flags
+    expires: Expires | None = None  # None: expires off
 
 
 @frozen
@@ -195,6 +197,19 @@ class CookieRules:
     domains: tuple[RedirectRule, ...] = ()
     paths: tuple[RedirectRule, ...] = ()
     flags: tuple[CookieFlags, ...] = ()
+
+
+@frozen
+class Expires:
+    """
+    One effective ``expires``: ``kind`` is access, modified, daily, epoch
+    or max, ``seconds`` the signed time (of day, for daily); a value with
+    variables is ``value``, parsed for each answer.
+    """
+
+    kind: str
+    seconds: int
+    value: Template | None = None
 
 
 @frozen

@@ -214,6 +214,7 @@ def response_rules(load: Load, eff: Effective, loc: LocationLevel, proxy_pass: P
         buffer_size=eff.buffer_size,
         add_headers=eff.add_headers,
         cookies=cookie_rules(eff.shaping),
+        expires=eff.shaping.get("expires"),  # type: ignore[arg-type]
     )
 
 

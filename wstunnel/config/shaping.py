@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-from wstunnel.config import cookies
+from wstunnel.config import cookies, expires
 from wstunnel.config.levels import Level
 from wstunnel.config.walk import Load
 
 __all__ = ["merged_shaping"]
 
-_COMPILERS: dict[str, Callable[..., object]] = {**cookies.COMPILERS}
+_COMPILERS: dict[str, Callable[..., object]] = {**cookies.COMPILERS, **expires.COMPILERS}
 
 
 def merged_shaping(load: Load, level: Level, parent: Mapping[str, object]) -> Mapping[str, object]:

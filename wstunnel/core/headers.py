@@ -30,6 +30,7 @@ from wstunnel.wire.response import ResponseHead
 from wstunnel.wire.upstream import UpstreamRequest
 from wstunnel.core.add_header import added_headers
 from wstunnel.core.cookies import rewrite_set_cookie
+from wstunnel.core.expires import with_expires
 from wstunnel.core.routing import origin, upstream_target
 from wstunnel.core.variables import RequestVars, render
 
@@ -400,6 +401,8 @@ def client_response_headers(
             value = rewrite_set_cookie(value, cookies, rv)  # type: ignore[arg-type]
         out.append((name, value))
     if rules is not None and rv is not None:
+        if rules.expires is not None:
+            out = with_expires(out, rules.expires, status, date, rv)
         out += added_headers(rules.add_headers, status, rv)
     return out
 
