@@ -12,7 +12,7 @@ A new directive is one line here and a handler in the module of its topic.
 
 from __future__ import annotations
 
-from wstunnel.config import cookies, expires, limits, listens, locations, logs, maps, proxy, response, rewrite, servers, tuning, upstream, workers
+from wstunnel.config import charset, cookies, expires, limits, listens, locations, logs, maps, proxy, response, rewrite, servers, tuning, upstream, workers
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
 from wstunnel.config.nginx_names import NGINX_DIRECTIVES
@@ -120,6 +120,10 @@ TABLE: dict[str, Spec] = {
     "proxy_cookie_path": spec(HTTP_LEVELS, 1, 2, cookies.cookie_rewrite),
     "proxy_cookie_flags": spec(HTTP_LEVELS, 1, None, cookies.cookie_flags),
     "expires": spec(HTTP_LEVELS, 1, 2, expires.expires, once=True),
+    "charset": spec(HTTP_LEVELS, 1, 1, charset.charset_directive, once=True),
+    "source_charset": spec(HTTP_LEVELS, 1, 1, charset.charset_directive, once=True),
+    "override_charset": spec(HTTP_LEVELS, 1, 1, charset.charset_directive, once=True),
+    "charset_types": spec(HTTP_LEVELS, 1, None, charset.charset_directive),
     # Accepted and ignored: none of these can change what is proxied.
     "pid": spec({MAIN}, 1, 1, ignored, once=True),
     "user": spec({MAIN}, 1, 2, ignored, once=True),

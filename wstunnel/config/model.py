@@ -25,6 +25,7 @@ __all__ = [
     "Config",
     "DEFAULT_HIDDEN",
     "DEFAULT_UPGRADE_PROTOCOLS",
+    "Charset",
     "ConfigError",
     "ConfigErrors",
     "CookieFlags",
@@ -179,6 +180,7 @@ class ResponseRules:
     add_headers: tuple[AddedHeader, ...] = ()  # add_header, config order
     cookies: CookieRules | None = None  # proxy_cookie_domain, proxy_cookie_path, proxy_cookie_flags
     expires: Expires | None = None  # None: expires off
+    charset: Charset | None = None  # None: charset off
 
 
 @frozen
@@ -197,6 +199,16 @@ class CookieRules:
     domains: tuple[RedirectRule, ...] = ()
     paths: tuple[RedirectRule, ...] = ()
     flags: tuple[CookieFlags, ...] = ()
+
+
+@frozen
+class Charset:
+    """``charset`` and its companions: the name Content-Type gets, on which types, from which source."""
+
+    name: Template  # a name, or "$variable" naming it per answer
+    types: frozenset[str]  # charset_types, lower case; "*" for every type
+    source: Template | None = None  # source_charset; None: off
+    override: bool = False  # override_charset
 
 
 @frozen

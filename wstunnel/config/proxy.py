@@ -14,6 +14,7 @@ from attrs import evolve
 from wstunnel.config import tls
 from wstunnel.config.addresses import ProxyURL, parse_proxy_url
 from wstunnel.config.args import size_arg, time_arg
+from wstunnel.config.charset import charset_rule
 from wstunnel.config.cookies import cookie_rules
 from wstunnel.config.inherit import Effective
 from wstunnel.config.levels import Level, LocationLevel
@@ -215,6 +216,7 @@ def response_rules(load: Load, eff: Effective, loc: LocationLevel, proxy_pass: P
         add_headers=eff.add_headers,
         cookies=cookie_rules(eff.shaping),
         expires=eff.shaping.get("expires"),  # type: ignore[arg-type]
+        charset=charset_rule(load, eff.shaping),
     )
 
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-from wstunnel.config import cookies, expires
+from wstunnel.config import charset, cookies, expires
 from wstunnel.config.levels import Level
 from wstunnel.config.walk import Load
 
 __all__ = ["merged_shaping"]
 
-_COMPILERS: dict[str, Callable[..., object]] = {**cookies.COMPILERS, **expires.COMPILERS}
+_COMPILERS: dict[str, Callable[..., object]] = {
+    **cookies.COMPILERS,
+    **expires.COMPILERS,
+    **charset.COMPILERS,
+}
 
 
 def merged_shaping(load: Load, level: Level, parent: Mapping[str, object]) -> Mapping[str, object]:

@@ -29,6 +29,7 @@ from wstunnel.wire.request import RequestHead, header_tokens, lower_tokens
 from wstunnel.wire.response import ResponseHead
 from wstunnel.wire.upstream import UpstreamRequest
 from wstunnel.core.add_header import added_headers
+from wstunnel.core.charset import with_charset
 from wstunnel.core.cookies import rewrite_set_cookie
 from wstunnel.core.expires import with_expires
 from wstunnel.core.routing import origin, upstream_target
@@ -403,6 +404,8 @@ def client_response_headers(
     if rules is not None and rv is not None:
         if rules.expires is not None:
             out = with_expires(out, rules.expires, status, date, rv)
+        if rules.charset is not None:
+            out = with_charset(out, rules.charset, status, rv)
         out += added_headers(rules.add_headers, status, rv)
     return out
 
