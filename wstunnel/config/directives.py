@@ -124,6 +124,11 @@ TABLE: dict[str, Spec] = {
     "source_charset": spec(HTTP_LEVELS, 1, 1, charset.charset_directive, once=True),
     "override_charset": spec(HTTP_LEVELS, 1, 1, charset.charset_directive, once=True),
     "charset_types": spec(HTTP_LEVELS, 1, None, charset.charset_directive),
+    "client_body_buffer_size": spec(HTTP_LEVELS, 1, 1, tuning.size, once=True),
+    "sendfile_max_chunk": spec(HTTP_LEVELS, 1, 1, tuning.size, once=True),
+    "output_buffers": spec(HTTP_LEVELS, 2, 2, tuning.buffers, once=True),
+    "postpone_output": spec(HTTP_LEVELS, 1, 1, tuning.size, once=True),
+    "proxy_ignore_client_abort": spec(HTTP_LEVELS, 1, 1, tuning.flag, once=True),
     # Accepted and ignored: none of these can change what is proxied.
     "pid": spec({MAIN}, 1, 1, ignored, once=True),
     "user": spec({MAIN}, 1, 2, ignored, once=True),
