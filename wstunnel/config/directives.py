@@ -12,7 +12,7 @@ A new directive is one line here and a handler in the module of its topic.
 
 from __future__ import annotations
 
-from wstunnel.config import charset, cookies, expires, limits, listens, locations, logs, maps, proxy, response, rewrite, servers, tuning, upstream, workers
+from wstunnel.config import charset, cookies, expires, limits, listens, locations, logs, maps, proxy, request_shape, response, rewrite, servers, tuning, upstream, workers
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
 from wstunnel.config.nginx_names import NGINX_DIRECTIVES
@@ -124,6 +124,9 @@ TABLE: dict[str, Spec] = {
     "source_charset": spec(HTTP_LEVELS, 1, 1, charset.charset_directive, once=True),
     "override_charset": spec(HTTP_LEVELS, 1, 1, charset.charset_directive, once=True),
     "charset_types": spec(HTTP_LEVELS, 1, None, charset.charset_directive),
+    "proxy_method": spec(HTTP_LEVELS, 1, 1, request_shape.request_shape_directive, once=True),
+    "proxy_pass_request_headers": spec(HTTP_LEVELS, 1, 1, request_shape.request_shape_directive, once=True),
+    "proxy_pass_request_body": spec(HTTP_LEVELS, 1, 1, request_shape.request_shape_directive, once=True),
     "client_body_buffer_size": spec(HTTP_LEVELS, 1, 1, tuning.size, once=True),
     "sendfile_max_chunk": spec(HTTP_LEVELS, 1, 1, tuning.size, once=True),
     "output_buffers": spec(HTTP_LEVELS, 2, 2, tuning.buffers, once=True),

@@ -17,6 +17,7 @@ from wstunnel.config.levels import Level, LocationLevel, ServerLevel
 from wstunnel.config.model import ConfigError, Location, Template, Upstream
 from wstunnel.config.proxy import proxy_target, response_rules, with_upstream_tls
 from wstunnel.config.read import Stmt
+from wstunnel.config.request_shape import upstream_shape
 from wstunnel.config.pcre import PcreError, compile_pcre
 from wstunnel.config.templates import is_builtin
 from wstunnel.config.tls import Setting
@@ -156,6 +157,7 @@ def _build_location(
         nested=tuple(group[0] for group in groups),
         proxy_uri=_proxy_uri(load, loc),
         returns=loc.returns,
+        upstream_shape=upstream_shape(eff.shaping),
     )
     if loc.status_page is not None and loc.proxy_pass is not None:
         load.errors.append(

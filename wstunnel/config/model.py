@@ -54,6 +54,7 @@ __all__ = [
     "Template",
     "Timeouts",
     "Upstream",
+    "UpstreamShape",
     "UpstreamTLS",
     "VarRef",
     "Workers",
@@ -448,6 +449,14 @@ class Return:
 
 
 @frozen
+class UpstreamShape:
+    """How the request sent upstream departs from the client's."""
+
+    method: Template | None = None  # proxy_method; None: the client's
+    pass_headers: bool = True  # proxy_pass_request_headers
+
+
+@frozen
 class Location:
     """
     A ``location`` with every inheritable setting already merged in from the
@@ -486,6 +495,7 @@ class Location:
     # request, it is the whole request-URI sent, as in nginx.
     proxy_uri: Template | None = None
     returns: Return | None = None  # "return": answers instead of proxying
+    upstream_shape: UpstreamShape = UpstreamShape()  # proxy_method, proxy_pass_request_headers
 
 
 @frozen

@@ -1,6 +1,6 @@
 """
-Inheritance for the response-shaping directives (cookies, expires,
-charset): each is written at a level as a list of lines, compiled once
+Inheritance for the directives that shape a proxied exchange (cookies,
+expires, charset, the upstream request's method and headers): each is written at a level as a list of lines, compiled once
 there, and the nearest level that writes a directive gives all of it, as
 nginx merges each of them.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-from wstunnel.config import charset, cookies, expires
+from wstunnel.config import charset, cookies, expires, request_shape
 from wstunnel.config.levels import Level
 from wstunnel.config.walk import Load
 
@@ -19,6 +19,7 @@ _COMPILERS: dict[str, Callable[..., object]] = {
     **cookies.COMPILERS,
     **expires.COMPILERS,
     **charset.COMPILERS,
+    **request_shape.COMPILERS,
 }
 
 

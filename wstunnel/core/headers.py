@@ -24,6 +24,7 @@ from typing import Collection, Sequence
 from attrs import frozen
 
 from wstunnel.wire.errors import SERVER_TOKEN, RequestError
+from wstunnel.config.tokens import TOKEN
 from wstunnel.config.model import DEFAULT_HIDDEN, DEFAULT_UPGRADE_PROTOCOLS, Config, Location, RedirectRule, ResponseRules, Template, VarRef
 from wstunnel.wire.request import RequestHead, header_tokens, lower_tokens
 from wstunnel.wire.response import ResponseHead
@@ -66,6 +67,7 @@ _REWRITTEN = frozenset({b"location", b"refresh"})
 # $http_x) would start a header line of its own, and strict parsers (h11
 # among them) refuse NUL, VT and FF.  A clean 400 instead.
 _BAD_VALUE = re.compile(r"[\x00\r\n\x0b\x0c]")
+_TOKEN = re.compile(TOKEN)
 _WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _SERVER = (b"Server", SERVER_TOKEN.encode("ascii"))
 
@@ -125,6 +127,8 @@ class HeaderPlan:
     others: tuple[tuple[bytes, Template], ...]  # configured spelling, config order
     drop: frozenset[bytes]  # client headers never passed
     read: frozenset[bytes]  # $http_* keys the templates read ("x_token")
+    method: Template | None = None  # proxy_method; None: the client's
+    pass_headers: bool = True  # proxy_pass_request_headers
 
 
 def header_plan(location: Location, config: Config) -> HeaderPlan:
@@ -150,6 +154,8 @@ def header_plan(location: Location, config: Config) -> HeaderPlan:
         others=tuple(others),
         drop=_REQUEST_DROP | configured,
         read=frozenset(_header_reads(templates, config)),
+        method=location.upstream_shape.method,
+        pass_headers=location.upstream_shape.pass_headers,
     )
 
 
@@ -212,9 +218,10 @@ def upstream_request(
     if protocols:
         headers.append((b"Upgrade", protocols))
     headers += _framing(plan, body)
-    headers += _client_headers(plan, head)
+    if plan.pass_headers:
+        headers += _client_headers(plan, head)
     return UpstreamRequest(
-        method=head.method,
+        method=head.method if plan.method is None else _method(plan.method, head, rv),
         target=target,
         http_version=plan.version,
         headers=tuple(headers),
@@ -230,6 +237,16 @@ def _value(template: Template, rv: RequestVars) -> bytes:
         return text.encode("latin-1")
     except UnicodeEncodeError:
         raise RequestError(500, f"header value from {template.text!r} is not latin-1") from None
+
+
+def _method(template: Template, head: RequestHead, rv: RequestVars) -> bytes:
+    """proxy_method's value; an empty one leaves the client's, one that is no token is refused."""
+    text = render(template, rv)
+    if not text:
+        return head.method
+    if not _TOKEN.fullmatch(text):
+        raise RequestError(500, f"proxy_method {template.text!r} gave {text!r}, which is not a method")
+    return text.encode("latin-1")
 
 
 def _host(plan: HeaderPlan, rv: RequestVars) -> list[tuple[bytes, bytes]]:

@@ -1,0 +1,57 @@
+"""
+``proxy_method``, ``proxy_pass_request_headers`` and
+``proxy_pass_request_body``: how the request sent upstream departs from
+the client's, as nginx 1.22 reads them.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from wstunnel.config.levels import Level
+from wstunnel.config.model import ConfigError, Source, Template, UpstreamShape
+from wstunnel.config.read import Stmt
+from wstunnel.config.walk import Load
+
+__all__ = ["COMPILERS", "request_shape_directive", "upstream_shape"]
+
+Written = list[tuple[tuple[str, ...], Source]]
+
+
+def request_shape_directive(load: Load, stmt: Stmt, level: Level) -> None:
+    """
+    ``proxy_pass_request_body off`` is refused: wstunnel streams a body
+    to the upstream as it reads it and cannot yet read one only to drop it.
+    """
+    value = stmt.args[0]
+    if stmt.name != "proxy_method":
+        if value not in ("on", "off"):
+            raise ConfigError(
+                stmt.source, f'invalid value "{value}" in "{stmt.name}" directive, it must be "on" or "off"'
+            )
+        if stmt.name == "proxy_pass_request_body" and value == "off":
+            raise ConfigError(stmt.source, '"proxy_pass_request_body off" is not supported by wstunnel')
+    level.shaping[stmt.name] = [(stmt.args, stmt.source)]
+
+
+def _method(load: Load, written: Written) -> Template | None:
+    (args, source), = written
+    return load.template(args[0], source)
+
+
+def _flag(load: Load, written: Written) -> bool:
+    return written[0][0][0] == "on"
+
+
+COMPILERS = {
+    "proxy_method": _method,
+    "proxy_pass_request_headers": _flag,
+    "proxy_pass_request_body": _flag,
+}
+
+
+def upstream_shape(shaping: Mapping[str, object]) -> UpstreamShape:
+    return UpstreamShape(
+        method=shaping.get("proxy_method"),  # type: ignore[arg-type]
+        pass_headers=bool(shaping.get("proxy_pass_request_headers", True)),
+    )
