@@ -127,6 +127,7 @@ TABLE: dict[str, Spec] = {
     "proxy_method": spec(HTTP_LEVELS, 1, 1, request_shape.request_shape_directive, once=True),
     "proxy_pass_request_headers": spec(HTTP_LEVELS, 1, 1, request_shape.request_shape_directive, once=True),
     "proxy_pass_request_body": spec(HTTP_LEVELS, 1, 1, request_shape.request_shape_directive, once=True),
+    "ignore_invalid_headers": spec({HTTP, SERVER}, 1, 1, request_shape.ignore_invalid_headers, once=True),
     "client_body_buffer_size": spec(HTTP_LEVELS, 1, 1, tuning.size, once=True),
     "sendfile_max_chunk": spec(HTTP_LEVELS, 1, 1, tuning.size, once=True),
     "output_buffers": spec(HTTP_LEVELS, 2, 2, tuning.buffers, once=True),

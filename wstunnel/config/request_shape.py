@@ -13,7 +13,7 @@ from wstunnel.config.model import ConfigError, Source, Template, UpstreamShape
 from wstunnel.config.read import Stmt
 from wstunnel.config.walk import Load
 
-__all__ = ["COMPILERS", "request_shape_directive", "upstream_shape"]
+__all__ = ["COMPILERS", "ignore_invalid_headers", "request_shape_directive", "upstream_shape"]
 
 Written = list[tuple[tuple[str, ...], Source]]
 
@@ -23,15 +23,34 @@ def request_shape_directive(load: Load, stmt: Stmt, level: Level) -> None:
     ``proxy_pass_request_body off`` is refused: wstunnel streams a body
     to the upstream as it reads it and cannot yet read one only to drop it.
     """
-    value = stmt.args[0]
     if stmt.name != "proxy_method":
-        if value not in ("on", "off"):
-            raise ConfigError(
-                stmt.source, f'invalid value "{value}" in "{stmt.name}" directive, it must be "on" or "off"'
-            )
-        if stmt.name == "proxy_pass_request_body" and value == "off":
+        value = _flag_value(stmt)
+        if value == "off" and stmt.name == "proxy_pass_request_body":
             raise ConfigError(stmt.source, '"proxy_pass_request_body off" is not supported by wstunnel')
     level.shaping[stmt.name] = [(stmt.args, stmt.source)]
+
+
+def ignore_invalid_headers(load: Load, stmt: Stmt, level: Level) -> None:
+    """
+    ``on`` is what wstunnel always does: a request header whose name has a
+    byte other than a letter, a digit or ``-`` is dropped, never passed nor
+    read by ``$http_*``.  ``off`` would let such names through, and is refused.
+    """
+    if _flag_value(stmt) == "off":
+        raise ConfigError(
+            stmt.source,
+            '"ignore_invalid_headers off" is not supported by wstunnel: '
+            'header names with bytes other than letters, digits and "-" are always dropped',
+        )
+
+
+def _flag_value(stmt: Stmt) -> str:
+    value = stmt.args[0]
+    if value not in ("on", "off"):
+        raise ConfigError(
+            stmt.source, f'invalid value "{value}" in "{stmt.name}" directive, it must be "on" or "off"'
+        )
+    return value
 
 
 def _method(load: Load, written: Written) -> Template | None:

@@ -16,6 +16,13 @@ from wstunnel.config.loader import load_config
         ("proxy_pass_request_body maybe", 'invalid value "maybe" in "proxy_pass_request_body" directive, it must be "on" or "off"'),
         ("proxy_pass_request_body off", '"proxy_pass_request_body off" is not supported by wstunnel'),
         ("proxy_pass_request_headers on; proxy_pass_request_headers off", '"proxy_pass_request_headers" directive is duplicate'),
+        ("proxy_pass_request_headers yes", 'invalid value "yes" in "proxy_pass_request_headers" directive, it must be "on" or "off"'),
+        ("ignore_invalid_headers maybe", 'invalid value "maybe" in "ignore_invalid_headers" directive, it must be "on" or "off"'),
+        (
+            "ignore_invalid_headers off",
+            '"ignore_invalid_headers off" is not supported by wstunnel: '
+            'header names with bytes other than letters, digits and "-" are always dropped',
+        ),
     ],
 )
 def test_refused(tmp_path, line, message) -> None:
@@ -25,6 +32,7 @@ def test_refused(tmp_path, line, message) -> None:
 def test_inherited(tmp_path) -> None:
     config = load_config(write_config(tmp_path, """
         server {
+            ignore_invalid_headers on;
             proxy_method POST;
             proxy_pass_request_headers off;
             proxy_pass_request_body on;
