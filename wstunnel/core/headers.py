@@ -423,6 +423,7 @@ def client_response_headers(
             out = with_expires(out, rules.expires, status, date, rv)
         if rules.charset is not None:
             out = with_charset(out, rules.charset, status, rv)
+        rv.sent = out
         out += added_headers(rules.add_headers, status, rv)
     return out
 
