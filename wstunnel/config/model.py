@@ -454,6 +454,7 @@ class UpstreamShape:
 
     method: Template | None = None  # proxy_method; None: the client's
     pass_headers: bool = True  # proxy_pass_request_headers
+    pass_body: bool = True  # proxy_pass_request_body
 
 
 @frozen

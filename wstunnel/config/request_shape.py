@@ -19,14 +19,8 @@ Written = list[tuple[tuple[str, ...], Source]]
 
 
 def request_shape_directive(load: Load, stmt: Stmt, level: Level) -> None:
-    """
-    ``proxy_pass_request_body off`` is refused: wstunnel streams a body
-    to the upstream as it reads it and cannot yet read one only to drop it.
-    """
     if stmt.name != "proxy_method":
-        value = _flag_value(stmt)
-        if value == "off" and stmt.name == "proxy_pass_request_body":
-            raise ConfigError(stmt.source, '"proxy_pass_request_body off" is not supported by wstunnel')
+        _flag_value(stmt)
     level.shaping[stmt.name] = [(stmt.args, stmt.source)]
 
 
@@ -73,4 +67,5 @@ def upstream_shape(shaping: Mapping[str, object]) -> UpstreamShape:
     return UpstreamShape(
         method=shaping.get("proxy_method"),  # type: ignore[arg-type]
         pass_headers=bool(shaping.get("proxy_pass_request_headers", True)),
+        pass_body=bool(shaping.get("proxy_pass_request_body", True)),
     )

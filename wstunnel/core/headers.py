@@ -129,6 +129,7 @@ class HeaderPlan:
     read: frozenset[bytes]  # $http_* keys the templates read ("x_token")
     method: Template | None = None  # proxy_method; None: the client's
     pass_headers: bool = True  # proxy_pass_request_headers
+    pass_body: bool = True  # proxy_pass_request_body
 
 
 def header_plan(location: Location, config: Config) -> HeaderPlan:
@@ -156,6 +157,7 @@ def header_plan(location: Location, config: Config) -> HeaderPlan:
         read=frozenset(_header_reads(templates, config)),
         method=location.upstream_shape.method,
         pass_headers=location.upstream_shape.pass_headers,
+        pass_body=location.upstream_shape.pass_body,
     )
 
 
@@ -291,6 +293,14 @@ def _protocols(plan: HeaderPlan, rv: RequestVars, offer: tuple[bytes, ...]) -> b
 
 
 def _framing(plan: HeaderPlan, body: BodyFraming | int) -> list[tuple[bytes, bytes]]:
+    """
+    With ``proxy_pass_request_body off`` a body the client sends is refused
+    with 413, since wstunnel streams a body as it reads it and cannot yet
+    read one only to drop it as nginx does; an empty one keeps its
+    ``Content-Length: 0``, as nginx sends it.
+    """
+    if not plan.pass_body and body not in (BodyFraming.NONE, 0):
+        raise RequestError(413, "a request body where proxy_pass_request_body is off")
     if body is BodyFraming.NONE:
         return []
     if body is BodyFraming.CHUNKED:

@@ -14,7 +14,6 @@ from wstunnel.config.loader import load_config
         ("proxy_method GET POST", 'invalid number of arguments in "proxy_method" directive'),
         ("proxy_method $nothing", 'unknown "nothing" variable'),
         ("proxy_pass_request_body maybe", 'invalid value "maybe" in "proxy_pass_request_body" directive, it must be "on" or "off"'),
-        ("proxy_pass_request_body off", '"proxy_pass_request_body off" is not supported by wstunnel'),
         ("proxy_pass_request_headers on; proxy_pass_request_headers off", '"proxy_pass_request_headers" directive is duplicate'),
         ("proxy_pass_request_headers yes", 'invalid value "yes" in "proxy_pass_request_headers" directive, it must be "on" or "off"'),
         ("ignore_invalid_headers maybe", 'invalid value "maybe" in "ignore_invalid_headers" directive, it must be "on" or "off"'),
@@ -35,11 +34,16 @@ def test_inherited(tmp_path) -> None:
             ignore_invalid_headers on;
             proxy_method POST;
             proxy_pass_request_headers off;
-            proxy_pass_request_body on;
+            proxy_pass_request_body off;
             location /a/ { proxy_pass http://127.0.0.1:1; }
-            location /b/ { proxy_pass http://127.0.0.1:1; proxy_method $request_uri; proxy_pass_request_headers on; }
+            location /b/ {
+                proxy_pass http://127.0.0.1:1;
+                proxy_method $request_uri;
+                proxy_pass_request_headers on;
+                proxy_pass_request_body on;
+            }
         }
     """))
     a, b = (loc.upstream_shape for loc in config.servers[0].locations)
-    assert (a.method.text, a.pass_headers) == ("POST", False)
-    assert (b.method.text, b.pass_headers) == ("$request_uri", True)
+    assert (a.method.text, a.pass_headers, a.pass_body) == ("POST", False, False)
+    assert (b.method.text, b.pass_headers, b.pass_body) == ("$request_uri", True, True)
