@@ -141,6 +141,7 @@ class ClientLimits:
     header_buffers: int = 4  # large_client_header_buffers NUMBER
     header_buffer_size: int = 8192  # large_client_header_buffers SIZE: the longest line
     max_body_size: int = 1024 * 1024  # client_max_body_size; 0 = unlimited
+    ignore_invalid_headers: bool = True  # off: header names beyond letters, digits and "-" are kept
 
 
 @frozen

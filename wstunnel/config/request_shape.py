@@ -26,16 +26,12 @@ def request_shape_directive(load: Load, stmt: Stmt, level: Level) -> None:
 
 def ignore_invalid_headers(load: Load, stmt: Stmt, level: Level) -> None:
     """
-    ``on`` is what wstunnel always does: a request header whose name has a
-    byte other than a letter, a digit or ``-`` is dropped, never passed nor
-    read by ``$http_*``.  ``off`` would let such names through, and is refused.
+    ``on``: a request header whose name has a byte other than a letter, a
+    digit or ``-`` is dropped, never passed nor read by ``$http_*``;
+    ``off`` keeps it.  Read from the listening address's default server,
+    before the virtual server is known, as the other head limits are.
     """
-    if _flag_value(stmt) == "off":
-        raise ConfigError(
-            stmt.source,
-            '"ignore_invalid_headers off" is not supported by wstunnel: '
-            'header names with bytes other than letters, digits and "-" are always dropped',
-        )
+    level.client["ignore_invalid_headers"] = _flag_value(stmt) == "on"
 
 
 def _flag_value(stmt: Stmt) -> str:
