@@ -387,10 +387,12 @@ def client_response_headers(
     Content-Length is dropped where it cannot describe the body we relay:
     1xx and 204 have none, and with Transfer-Encoding the length is the
     de-chunked one (a HEAD answer keeps it: it describes the GET).
-    ``date`` is the Date value, from the caller's clock.  ``rules`` (proxy_hide_header,
-    proxy_pass_header, proxy_redirect, add_header) need ``rv`` to render
-    redirects and added headers, which come last; a passed Server or Date
-    replaces ours, as in nginx.
+    ``date`` is the Date value, from the caller's clock (``expires`` counts
+    from it).  ``rules`` (proxy_hide_header, proxy_pass_header,
+    proxy_redirect, proxy_cookie_*, expires, charset, add_header) need
+    ``rv`` to render their values; the headers made before add_header's,
+    which come last, are what ``$sent_http_*`` reads.  A passed Server or
+    Date replaces ours, as in nginx.
     """
     status, headers = response.status, response.headers
     hide = rules.hide if rules is not None else DEFAULT_HIDDEN
