@@ -12,7 +12,7 @@ A new directive is one line here and a handler in the module of its topic.
 
 from __future__ import annotations
 
-from wstunnel.config import gzip, limits, listens, locations, logs, maps, proxy, resolver, response, rewrite, servers, tuning, upstream, workers
+from wstunnel.config import charset, cookies, expires, gzip, limits, listens, locations, logs, maps, proxy, request_shape, resolver, response, rewrite, servers, tuning, upstream, workers
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
 from wstunnel.config.nginx_names import NGINX_DIRECTIVES
@@ -135,6 +135,24 @@ TABLE: dict[str, Spec] = {
     "gzip_http_version": spec(HTTP_LEVELS, 1, 1, gzip.gzip_http_version, once=True),
     "gzip_buffers": spec(HTTP_LEVELS, 2, 2, gzip.gzip_buffers, once=True),
     "gzip_static": spec(HTTP_LEVELS, 1, 1, gzip.gzip_static, once=True),
+    # Response headers (resphdr): cookies, expires, charset and the upstream request's shape.
+    "proxy_cookie_domain": spec(HTTP_LEVELS, 1, 2, cookies.cookie_rewrite),
+    "proxy_cookie_path": spec(HTTP_LEVELS, 1, 2, cookies.cookie_rewrite),
+    "proxy_cookie_flags": spec(HTTP_LEVELS, 1, None, cookies.cookie_flags),
+    "expires": spec(HTTP_LEVELS, 1, 2, expires.expires, once=True),
+    "charset": spec(HTTP_LEVELS, 1, 1, charset.charset_directive, once=True),
+    "source_charset": spec(HTTP_LEVELS, 1, 1, charset.charset_directive, once=True),
+    "override_charset": spec(HTTP_LEVELS, 1, 1, charset.charset_directive, once=True),
+    "charset_types": spec(HTTP_LEVELS, 1, None, charset.charset_directive),
+    "proxy_method": spec(HTTP_LEVELS, 1, 1, request_shape.request_shape_directive, once=True),
+    "proxy_pass_request_headers": spec(HTTP_LEVELS, 1, 1, request_shape.request_shape_directive, once=True),
+    "proxy_pass_request_body": spec(HTTP_LEVELS, 1, 1, request_shape.request_shape_directive, once=True),
+    "ignore_invalid_headers": spec({HTTP, SERVER}, 1, 1, request_shape.ignore_invalid_headers, once=True),
+    "client_body_buffer_size": spec(HTTP_LEVELS, 1, 1, tuning.size, once=True),
+    "sendfile_max_chunk": spec(HTTP_LEVELS, 1, 1, tuning.size, once=True),
+    "output_buffers": spec(HTTP_LEVELS, 2, 2, tuning.buffers, once=True),
+    "postpone_output": spec(HTTP_LEVELS, 1, 1, tuning.size, once=True),
+    "proxy_ignore_client_abort": spec(HTTP_LEVELS, 1, 1, tuning.flag, once=True),
     # Accepted and ignored: none of these can change what is proxied.
     "pid": spec({MAIN}, 1, 1, ignored, once=True),
     "user": spec({MAIN}, 1, 2, ignored, once=True),

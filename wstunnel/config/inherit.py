@@ -7,7 +7,9 @@ all or nothing, so one entry at a level replaces every inherited one.
 
 from __future__ import annotations
 
-from attrs import evolve, frozen
+from typing import Mapping
+
+from attrs import evolve, field, frozen
 
 from wstunnel.config.levels import Level
 from wstunnel.config.model import (
@@ -25,6 +27,7 @@ from wstunnel.config.model import (
     Timeouts,
     one_per_path,
 )
+from wstunnel.config.shaping import merged_shaping
 from wstunnel.config.walk import Load
 
 __all__ = ["Effective", "effective", "root_settings"]
@@ -52,6 +55,7 @@ class Effective:
     resolver: Resolver | None = None
     resolver_timeout: float = 30.0
     gzip: Gzip = Gzip()
+    shaping: Mapping[str, object] = field(factory=dict)  # config/shaping.py's values, by directive
 
 
 def root_settings(path: str, error_logs: tuple[ErrorLog, ...]) -> Effective:
@@ -99,6 +103,7 @@ def effective(load: Load, level: Level, parent: Effective) -> Effective:
         resolver=level.resolver or parent.resolver,
         resolver_timeout=parent.resolver_timeout if level.resolver_timeout is None else level.resolver_timeout,
         gzip=evolve(parent.gzip, **level.gzip),  # type: ignore[arg-type]
+        shaping=merged_shaping(load, level, parent.shaping),
     )
 
 

@@ -59,6 +59,8 @@ class Level:
     resolver: Resolver | None = None
     resolver_timeout: float | None = None
     gzip: dict[str, object] = field(factory=dict)  # Gzip fields set here
+    # The response-shaping directives (config/shaping.py) as written, by name; absent: not set here.
+    shaping: dict[str, list[tuple[tuple[str, ...], Source]]] = field(factory=dict)
 
 
 @define

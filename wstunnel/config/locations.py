@@ -19,6 +19,7 @@ from wstunnel.config.proxy import proxy_target, response_rules, with_upstream_tl
 from wstunnel.config.read import Stmt
 from wstunnel.config.rewrite import if_locations, rewrite_program
 from wstunnel.config.resolver import resolver_in_force
+from wstunnel.config.request_shape import upstream_shape
 from wstunnel.config.pcre import PcreError, compile_pcre
 from wstunnel.config.templates import is_builtin
 from wstunnel.config.tls import Setting
@@ -162,6 +163,7 @@ def _build_location(
         ),
         resolver=resolver_in_force(eff),
         gzip=eff.gzip,
+        upstream_shape=upstream_shape(eff.shaping),
     )
     if loc.status_page is not None and loc.proxy_pass is not None:
         load.errors.append(

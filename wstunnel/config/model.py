@@ -25,8 +25,12 @@ __all__ = [
     "Config",
     "DEFAULT_HIDDEN",
     "DEFAULT_UPGRADE_PROTOCOLS",
+    "Charset",
     "ConfigError",
     "ConfigErrors",
+    "CookieFlags",
+    "CookieRules",
+    "Expires",
     "ERROR_LOG_LEVELS",
     "ErrorLog",
     "Balancing",
@@ -59,6 +63,7 @@ __all__ = [
     "Template",
     "Timeouts",
     "Upstream",
+    "UpstreamShape",
     "UpstreamTLS",
     "VarRef",
     "Workers",
@@ -145,6 +150,7 @@ class ClientLimits:
     header_buffers: int = 4  # large_client_header_buffers NUMBER
     header_buffer_size: int = 8192  # large_client_header_buffers SIZE: the longest line
     max_body_size: int = 1024 * 1024  # client_max_body_size; 0 = unlimited
+    ignore_invalid_headers: bool = True  # off: header names beyond letters, digits and "-" are kept
 
 
 @frozen
@@ -153,6 +159,7 @@ class RedirectRule:
 
     pattern: Template
     replacement: Template
+    regex: re.Pattern[str] | None = None  # "~" / "~*": a match replaces the whole URL
 
 
 # proxy_hide_header's built-in list (ngx_http_proxy_hide_headers).
@@ -182,6 +189,50 @@ class ResponseRules:
     redirects: tuple[RedirectRule, ...] = ()  # proxy_redirect, first match wins
     buffer_size: int = 4096  # proxy_buffer_size: the largest response head
     add_headers: tuple[AddedHeader, ...] = ()  # add_header, config order
+    cookies: CookieRules | None = None  # proxy_cookie_domain, proxy_cookie_path, proxy_cookie_flags
+    expires: Expires | None = None  # None: expires off
+    charset: Charset | None = None  # None: charset off
+
+
+@frozen
+class CookieFlags:
+    """One ``proxy_cookie_flags COOKIE FLAG...``: the cookie's name (or a caseless regex) and its flags."""
+
+    cookie: Template | None  # None for a regex
+    regex: re.Pattern[str] | None
+    flags: tuple[Template, ...]
+
+
+@frozen
+class CookieRules:
+    """How Set-Cookie is rewritten; a domain or path rule has the shape of a proxy_redirect one."""
+
+    domains: tuple[RedirectRule, ...] = ()
+    paths: tuple[RedirectRule, ...] = ()
+    flags: tuple[CookieFlags, ...] = ()
+
+
+@frozen
+class Charset:
+    """``charset`` and its companions: the name Content-Type gets, on which types, from which source."""
+
+    name: Template  # a name, or "$variable" naming it per answer
+    types: frozenset[str]  # charset_types, lower case; "*" for every type
+    source: Template | None = None  # source_charset; None: off
+    override: bool = False  # override_charset
+
+
+@frozen
+class Expires:
+    """
+    One effective ``expires``: ``kind`` is access, modified, daily, epoch
+    or max, ``seconds`` the signed time (of day, for daily); a value with
+    variables is ``value``, parsed for each answer.
+    """
+
+    kind: str
+    seconds: int
+    value: Template | None = None
 
 
 @frozen
@@ -517,6 +568,15 @@ class Gzip:
 
 
 @frozen
+class UpstreamShape:
+    """How the request sent upstream departs from the client's."""
+
+    method: Template | None = None  # proxy_method; None: the client's
+    pass_headers: bool = True  # proxy_pass_request_headers
+    pass_body: bool = True  # proxy_pass_request_body
+
+
+@frozen
 class Location:
     """
     A ``location`` with every inheritable setting already merged in from the
@@ -557,6 +617,7 @@ class Location:
     rewrites: RewriteProgram | None = None  # return, rewrite, set, if, break: run before the content
     resolver: Resolver | None = None  # "resolver" in force here, with its resolver_timeout
     gzip: Gzip = Gzip()
+    upstream_shape: UpstreamShape = UpstreamShape()  # proxy_method, proxy_pass_request_headers
 
 
 @frozen

@@ -14,6 +14,8 @@ from attrs import evolve
 from wstunnel.config import tls
 from wstunnel.config.addresses import ProxyURL, parse_proxy_url
 from wstunnel.config.args import size_arg, time_arg
+from wstunnel.config.charset import charset_rule
+from wstunnel.config.cookies import cookie_rules
 from wstunnel.config.inherit import Effective
 from wstunnel.config.levels import Level, LocationLevel
 from wstunnel.config.model import (
@@ -28,6 +30,7 @@ from wstunnel.config.model import (
     Upstream,
 )
 from wstunnel.config.read import Stmt
+from wstunnel.config.rewrites import checked_regex, literal, rewrite_rule
 from wstunnel.config.tokens import TOKEN
 from wstunnel.config.upstream import resolve_addresses
 from wstunnel.config.walk import Load
@@ -149,14 +152,39 @@ def header_list(load: Load, stmt: Stmt, level: Level) -> None:
 
 
 def proxy_redirect(load: Load, stmt: Stmt, level: Level) -> None:
+    """
+    As nginx: ``off`` with any other line of the same level is a duplicate,
+    ``default`` is worked out here from the proxy_pass above it (so a nested
+    location inherits its parent's), and a regex is compiled now.
+    """
     args = stmt.args
+    if level.redirects == [("off",)] or (args == ("off",) and level.redirects):
+        raise ConfigError(stmt.source, '"proxy_redirect" directive is duplicate')
     if len(args) == 1 and args[0] not in ("default", "off"):
         raise ConfigError(stmt.source, f'invalid parameter "{args[0]}"')
-    if len(args) == 2 and args[0].startswith("~"):
-        raise ConfigError(stmt.source, "regular expressions in proxy_redirect are not supported by wstunnel")
+    if args == ("default",):
+        args = _explicit_default(stmt, level)
+    elif len(args) == 2 and args[0].startswith("~"):
+        checked_regex(load, stmt, args[0])
     if level.redirects is None:
         level.redirects = []
     level.redirects.append(args)
+
+
+def _explicit_default(stmt: Stmt, level: Level) -> tuple[str, ...]:
+    url = level.proxy_pass if isinstance(level, LocationLevel) else None
+    if url is not None and _has_variables(url):
+        raise ConfigError(
+            stmt.source, '"proxy_redirect default" cannot be used with "proxy_pass" directive with variables'
+        )
+    if url is None:
+        raise ConfigError(stmt.source, '"proxy_redirect default" should be placed after the "proxy_pass" directive')
+    assert isinstance(level, LocationLevel)
+    return ("default", *_default_pair(level, url))
+
+
+def _has_variables(url: ProxyURL) -> bool:
+    return "$" in url.authority or "$" in (url.uri or "")
 
 
 def proxy_target(
@@ -216,33 +244,41 @@ def response_rules(load: Load, eff: Effective, loc: LocationLevel, proxy_pass: P
     hide = (DEFAULT_HIDDEN | frozenset(eff.hide)) - frozenset(eff.passed)
     rules: list[RedirectRule] = []
     for args in () if ("off",) in eff.redirects else eff.redirects:
-        if args == ("default",):
-            # nginx: none with variables
-            if proxy_pass is not None and "$" not in (proxy_pass.uri or "") and proxy_pass.authority is None:
-                rules.append(_default_redirect(loc, proxy_pass))
-            continue
-        pattern = load.template(args[0], loc.source)
-        replacement = load.template(args[1], loc.source)
-        if pattern is not None and replacement is not None:
-            rules.append(RedirectRule(pattern, replacement))
+        rule = _redirect_rule(load, args, loc)
+        if rule is not None:
+            rules.append(rule)
     return ResponseRules(
-        hide=hide, redirects=tuple(rules), buffer_size=eff.buffer_size, add_headers=eff.add_headers
+        hide=hide,
+        redirects=tuple(rules),
+        buffer_size=eff.buffer_size,
+        add_headers=eff.add_headers,
+        cookies=cookie_rules(eff.shaping),
+        expires=eff.shaping.get("expires"),  # type: ignore[arg-type]
+        charset=charset_rule(load, eff.shaping),
     )
 
 
-def _default_redirect(loc: LocationLevel, proxy_pass: ProxyPass) -> RedirectRule:
+def _redirect_rule(load: Load, args: tuple[str, ...], loc: LocationLevel) -> RedirectRule | None:
+    """
+    One rule; the implicit ``default`` (no proxy_redirect anywhere) comes
+    from this location's proxy_pass, and there is none with variables.
+    """
+    if args == ("default",):
+        url = loc.proxy_pass
+        if url is None or _has_variables(url):
+            return None
+        return RedirectRule(*(literal(text) for text in _default_pair(loc, url)))
+    if args[0] == "default":
+        return RedirectRule(literal(args[1]), literal(args[2]))
+    return rewrite_rule(load, args, loc.source)
+
+
+def _default_pair(loc: LocationLevel, url: ProxyURL) -> tuple[str, str]:
     """
     ``proxy_redirect default``: the proxy_pass URL is replaced by the
-    location prefix, or, without a URI part, ``URL/`` by ``/``.
+    location's name, or, without a URI part, ``URL/`` by ``/``.
     """
-    assert loc.proxy_pass is not None
-    base = f"{proxy_pass.scheme}://{loc.proxy_pass.authority}"
-    if proxy_pass.uri is None:
-        pattern, replacement = base + "/", "/"
-    else:
-        pattern, replacement = base + proxy_pass.uri, loc.path
-    return RedirectRule(_literal(pattern), _literal(replacement))
-
-
-def _literal(text: str) -> Template:
-    return Template(text, (text,))
+    base = f"{url.scheme}://{url.authority}"
+    if url.uri is None:
+        return base + "/", "/"
+    return base + url.uri, loc.path

@@ -19,6 +19,7 @@ __all__ = [
     "BUILTIN_VARIABLES",
     "HEADER_PREFIX",
     "NUMBERED_CAPTURES",
+    "SENT_PREFIX",
     "compile_template",
     "is_builtin",
 ]
@@ -47,9 +48,11 @@ BUILTIN_VARIABLES = frozenset(
         "ssl_server_name",
         "ssl_client_s_dn",
         "ssl_client_verify",
+        "upstream_cache_status",
     }
 )
 HEADER_PREFIX = "http_"
+SENT_PREFIX = "sent_http_"
 ARG_PREFIX = "arg_"
 # $1..$9: a regex's captures; one digit, so "$12" is $1 then "2", as in nginx.
 NUMBERED_CAPTURES = frozenset("123456789")
@@ -60,7 +63,7 @@ _VARIABLE = re.compile(r"\$(?:\{([A-Za-z0-9_]*)(\}?)|([1-9]|[A-Za-z0-9_]*))")
 
 def is_builtin(name: str) -> bool:
     """Whether ``name`` (lower-case, no ``$``) is provided by wstunnel itself."""
-    return name in BUILTIN_VARIABLES or name.startswith((HEADER_PREFIX, ARG_PREFIX))
+    return name in BUILTIN_VARIABLES or name.startswith((HEADER_PREFIX, ARG_PREFIX, SENT_PREFIX))
 
 
 def compile_template(text: str, source: Source, maps: Collection[str]) -> Template:

@@ -73,6 +73,13 @@ INSTEAD: dict[str, str] = {
     "(as with chunked_transfer_encoding on)",
     "keepalive_disable": "keep-alive is never disabled by browser; "
     "keepalive_timeout and keepalive_requests apply to every client",
+    "client_body_buffer_size": "request bodies are streamed to the upstream as they arrive, "
+    "never held in a buffer of this size or written to a file",
+    "sendfile_max_chunk": "writes are sized by wstunnel; nothing is sent with sendfile",
+    "output_buffers": "responses are written as they arrive; there are no output buffers to size",
+    "postpone_output": "responses are written as they arrive, never held back to fill a packet",
+    "proxy_ignore_client_abort": "when the client goes, wstunnel closes the upstream connection, "
+    "and a tunnel ends both ways (as with proxy_ignore_client_abort off)",
 }
 
 _KEEPALIVE_BROWSERS = frozenset({"none", "msie6", "safari"})

@@ -14,9 +14,9 @@ from typing import Sequence
 from wstunnel.config.model import AddedHeader
 from wstunnel.core.variables import RequestVars, render
 
-__all__ = ["added_headers"]
+__all__ = ["ADDED_STATUSES", "added_headers"]
 
-_ADDED_STATUSES = frozenset({200, 201, 204, 206, 301, 302, 303, 304, 307, 308})
+ADDED_STATUSES = frozenset({200, 201, 204, 206, 301, 302, 303, 304, 307, 308})
 # A CR or LF from a variable would start a header line of its own; such a
 # value is never written.
 _BAD_VALUE = re.compile(r"[\x00\r\n\x0b\x0c]")
@@ -26,7 +26,7 @@ def added_headers(entries: Sequence[AddedHeader], status: int, rv: RequestVars) 
     """The ``(name, value)`` pairs ``entries`` add to an answer of ``status``."""
     if not entries:
         return []
-    every = status in _ADDED_STATUSES
+    every = status in ADDED_STATUSES
     out = []
     for entry in entries:
         if not (every or entry.always):

@@ -24,11 +24,15 @@ from typing import Collection, Sequence
 from attrs import frozen
 
 from wstunnel.wire.errors import SERVER_TOKEN, RequestError
+from wstunnel.config.tokens import TOKEN
 from wstunnel.config.model import DEFAULT_HIDDEN, DEFAULT_UPGRADE_PROTOCOLS, Config, Location, RedirectRule, ResponseRules, Template, VarRef
 from wstunnel.wire.request import RequestHead, header_tokens, lower_tokens
 from wstunnel.wire.response import ResponseHead
 from wstunnel.wire.upstream import UpstreamRequest
 from wstunnel.core.add_header import added_headers
+from wstunnel.core.charset import with_charset
+from wstunnel.core.cookies import rewrite_set_cookie
+from wstunnel.core.expires import with_expires
 from wstunnel.core.routing import origin, upstream_target
 from wstunnel.core.variables import RequestVars, render
 
@@ -63,6 +67,7 @@ _REWRITTEN = frozenset({b"location", b"refresh"})
 # $http_x) would start a header line of its own, and strict parsers (h11
 # among them) refuse NUL, VT and FF.  A clean 400 instead.
 _BAD_VALUE = re.compile(r"[\x00\r\n\x0b\x0c]")
+_TOKEN = re.compile(TOKEN)
 _WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _SERVER = (b"Server", SERVER_TOKEN.encode("ascii"))
 
@@ -122,6 +127,9 @@ class HeaderPlan:
     others: tuple[tuple[bytes, Template], ...]  # configured spelling, config order
     drop: frozenset[bytes]  # client headers never passed
     read: frozenset[bytes]  # $http_* keys the templates read ("x_token")
+    method: Template | None = None  # proxy_method; None: the client's
+    pass_headers: bool = True  # proxy_pass_request_headers
+    pass_body: bool = True  # proxy_pass_request_body
 
 
 def header_plan(location: Location, config: Config) -> HeaderPlan:
@@ -147,6 +155,9 @@ def header_plan(location: Location, config: Config) -> HeaderPlan:
         others=tuple(others),
         drop=_REQUEST_DROP | configured,
         read=frozenset(_header_reads(templates, config)),
+        method=location.upstream_shape.method,
+        pass_headers=location.upstream_shape.pass_headers,
+        pass_body=location.upstream_shape.pass_body,
     )
 
 
@@ -209,9 +220,10 @@ def upstream_request(
     if protocols:
         headers.append((b"Upgrade", protocols))
     headers += _framing(plan, body)
-    headers += _client_headers(plan, head)
+    if plan.pass_headers:
+        headers += _client_headers(plan, head)
     return UpstreamRequest(
-        method=head.method,
+        method=head.method if plan.method is None else _method(plan.method, head, rv),
         target=target,
         http_version=plan.version,
         headers=tuple(headers),
@@ -227,6 +239,16 @@ def _value(template: Template, rv: RequestVars) -> bytes:
         return text.encode("latin-1")
     except UnicodeEncodeError:
         raise RequestError(500, f"header value from {template.text!r} is not latin-1") from None
+
+
+def _method(template: Template, head: RequestHead, rv: RequestVars) -> bytes:
+    """proxy_method's value; an empty one leaves the client's, one that is no token is refused."""
+    text = render(template, rv)
+    if not text:
+        return head.method
+    if not _TOKEN.fullmatch(text):
+        raise RequestError(500, f"proxy_method {template.text!r} gave {text!r}, which is not a method")
+    return text.encode("latin-1")
 
 
 def _host(plan: HeaderPlan, rv: RequestVars) -> list[tuple[bytes, bytes]]:
@@ -271,6 +293,14 @@ def _protocols(plan: HeaderPlan, rv: RequestVars, offer: tuple[bytes, ...]) -> b
 
 
 def _framing(plan: HeaderPlan, body: BodyFraming | int) -> list[tuple[bytes, bytes]]:
+    """
+    With ``proxy_pass_request_body off`` a body the client sends is refused
+    with 413, since wstunnel streams a body as it reads it and cannot yet
+    read one only to drop it as nginx does; an empty one keeps its
+    ``Content-Length: 0``, as nginx sends it.
+    """
+    if not plan.pass_body and body not in (BodyFraming.NONE, 0):
+        raise RequestError(413, "a request body where proxy_pass_request_body is off")
     if body is BodyFraming.NONE:
         return []
     if body is BodyFraming.CHUNKED:
@@ -357,10 +387,12 @@ def client_response_headers(
     Content-Length is dropped where it cannot describe the body we relay:
     1xx and 204 have none, and with Transfer-Encoding the length is the
     de-chunked one (a HEAD answer keeps it: it describes the GET).
-    ``date`` is the Date value, from the caller's clock.  ``rules`` (proxy_hide_header,
-    proxy_pass_header, proxy_redirect, add_header) need ``rv`` to render
-    redirects and added headers, which come last; a passed Server or Date
-    replaces ours, as in nginx.
+    ``date`` is the Date value, from the caller's clock (``expires`` counts
+    from it).  ``rules`` (proxy_hide_header, proxy_pass_header,
+    proxy_redirect, proxy_cookie_*, expires, charset, add_header) need
+    ``rv`` to render their values; the headers made before add_header's,
+    which come last, are what ``$sent_http_*`` reads.  A passed Server or
+    Date replaces ours, as in nginx.
     """
     status, headers = response.status, response.headers
     hide = rules.hide if rules is not None else DEFAULT_HIDDEN
@@ -388,22 +420,31 @@ def client_response_headers(
     if switching:
         out.append((b"Connection", b"upgrade"))
     redirects = rules.redirects if rules is not None and rv is not None else ()
+    cookies = rules.cookies if rules is not None and rv is not None else None
     for name, value in headers:
         lower = name.lower()
         if lower in drop:
             continue
         if redirects and lower in _REWRITTEN:
             value = _redirect(value, lower == b"refresh", redirects, rv)  # type: ignore[arg-type]
+        elif cookies is not None and lower == b"set-cookie":
+            value = rewrite_set_cookie(value, cookies, rv)  # type: ignore[arg-type]
         out.append((name, value))
     if rules is not None and rv is not None:
+        if rules.expires is not None:
+            out = with_expires(out, rules.expires, status, date, rv)
+        if rules.charset is not None:
+            out = with_charset(out, rules.charset, status, rv)
+        rv.sent = out
         out += added_headers(rules.add_headers, status, rv)
     return out
 
 
 def _redirect(value: bytes, refresh: bool, rules: tuple[RedirectRule, ...], rv: RequestVars) -> bytes:
     """
-    proxy_redirect: the first rule whose pattern starts the URL replaces
-    that prefix; a rewritten URL that became relative is made absolute with
+    proxy_redirect: the first rule that matches rewrites the URL (a prefix
+    rule replaces that prefix, a regex rule the whole URL, with its
+    captures); a rewritten URL that became relative is made absolute with
     this server's scheme, host and port, as nginx's header filter does.
     In Refresh only the part after ``url=`` is a URL.
     """
@@ -416,15 +457,28 @@ def _redirect(value: bytes, refresh: bool, rules: tuple[RedirectRule, ...], rv: 
         start += 4
     url = text[start:]
     for rule in rules:
-        pattern = render(rule.pattern, rv)
-        if pattern and url.startswith(pattern):
-            url = render(rule.replacement, rv) + url[len(pattern) :]
-            if url.startswith("/") and not refresh:
-                url = origin(rv.conn, rv.host) + url
-            if _BAD_VALUE.search(url):
-                return value  # a CR/LF from a variable is never written
-            return (text[:start] + url).encode("latin-1", "replace")
+        rewritten = _rewritten(url, rule, rv)
+        if rewritten is None:
+            continue
+        if rewritten.startswith("/") and not refresh:
+            rewritten = origin(rv.conn, rv.host) + rewritten
+        if _BAD_VALUE.search(rewritten):
+            return value  # a CR/LF from a variable is never written
+        return (text[:start] + rewritten).encode("latin-1", "replace")
     return value
+
+
+def _rewritten(url: str, rule: RedirectRule, rv: RequestVars) -> str | None:
+    if rule.regex is not None:
+        match = rule.regex.search(url)
+        if match is None:
+            return None
+        rv.captured(match)
+        return render(rule.replacement, rv)
+    pattern = render(rule.pattern, rv)
+    if not url.startswith(pattern):
+        return None
+    return render(rule.replacement, rv) + url[len(pattern) :]
 
 
 def _content_length_invalid(status: int, headers: _Headers, request_method: bytes) -> bool:

@@ -12,10 +12,10 @@ matches sets the request's captures: ``$1``..``$9`` and its named groups.
 from __future__ import annotations
 
 import re
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from wstunnel.config.model import Config, Location, MapDef, Server, Template
-from wstunnel.config.templates import ARG_PREFIX, HEADER_PREFIX
+from wstunnel.config.templates import ARG_PREFIX, HEADER_PREFIX, SENT_PREFIX
 from wstunnel.core.proxy_target import rendered_proxy_host
 from wstunnel.core.tls_rules import TLS_VARIABLES
 from wstunnel.wire.request import ConnInfo, RequestHead, Target, TLSInfo
@@ -103,6 +103,7 @@ class RequestVars:
         "head",
         "target",
         "host",
+        "sent",
         "_maps",
         "_match",
         "_named",
@@ -127,6 +128,7 @@ class RequestVars:
         self.head = head
         self.target = target
         self.host = host
+        self.sent: Sequence[tuple[bytes, bytes]] = ()  # the response headers, once they are made: $sent_http_*
         self._maps: dict[str, str] | None = None
         self._match: re.Match[str] | None = None  # the last regex match with groups: $1..$9
         self._named: dict[str, str] | None = None  # named groups of matched regexes, and "set" variables
@@ -141,6 +143,8 @@ class RequestVars:
             return self.header(name[len(HEADER_PREFIX) :])
         if name.startswith(ARG_PREFIX):
             return self.arg(name[len(ARG_PREFIX) :])
+        if name.startswith(SENT_PREFIX):
+            return self.sent_header(name[len(SENT_PREFIX) :])
         return self._map(name)
 
     def header(self, key: str) -> str:
@@ -157,6 +161,11 @@ class RequestVars:
         if not values:
             return ""
         return ("; " if wanted == b"cookie" else ", ").join(values)
+
+    def sent_header(self, key: str) -> str:
+        """``$sent_http_KEY``: the first response header so named, as nginx 1.22 gives it."""
+        wanted = key.encode("latin-1")
+        return next((v.decode("latin-1") for n, v in self.sent if n.lower().replace(b"-", b"_") == wanted), "")
 
     def arg(self, key: str) -> str:
         """
@@ -276,6 +285,7 @@ _GETTERS: dict[str, Callable[[RequestVars], str]] = {
     "proxy_add_x_forwarded_for": _proxy_add_x_forwarded_for,
     "proxy_protocol_addr": lambda rv: rv.conn.proxy_protocol_addr,
     "proxy_protocol_port": lambda rv: rv.conn.proxy_protocol_port,
+    "upstream_cache_status": lambda rv: "",
 }
 
 

@@ -52,7 +52,10 @@ class Intake:
     def __init__(
         self, transport: IPushProducer, clock: IReactorTime, limits: ClientLimits, on_timeout: Callable[[], None]
     ) -> None:
-        self.gate = HeadGate(HeadLimits.for_buffers(limits.header_buffers, limits.header_buffer_size), request=True)
+        self.gate = HeadGate(
+            HeadLimits.for_buffers(limits.header_buffers, limits.header_buffer_size, limits.ignore_invalid_headers),
+            request=True,
+        )
         self.limits = limits
         self._transport = transport
         self._clock = clock

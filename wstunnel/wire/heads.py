@@ -100,15 +100,16 @@ class HeadLimits:
     line: int
     total: int
     count: int | None = 100
+    drop_invalid_names: bool = True  # ignore_invalid_headers
 
     @classmethod
-    def for_buffers(cls, number: int, size: int) -> "HeadLimits":
+    def for_buffers(cls, number: int, size: int, drop_invalid_names: bool = True) -> "HeadLimits":
         """
         ``large_client_header_buffers NUMBER SIZE`` as nginx applies it: a
         line and its CRLF must fit in one buffer, so the longest line is
         SIZE - 2 bytes (nginx 1.22 answers a request line of SIZE - 1 with 414).
         """
-        return cls(line=size - 2, total=number * size)
+        return cls(line=size - 2, total=number * size, drop_invalid_names=drop_invalid_names)
 
 
 class HeadGate:
@@ -335,7 +336,7 @@ def check_request_head(head: bytes, limits: HeadLimits) -> RequestHead:
     version = match.group(3) + b"." + match.group(4)
     if version not in (b"1.0", b"1.1"):
         raise RequestError(505, f"HTTP/{version.decode('ascii')} is not supported")
-    headers = tuple(h for h in _headers(lines[1:], 400, limits, True) if _NGINX_NAME.match(h[0]))
+    headers = tuple(h for h in _headers(lines[1:], 400, limits, True) if not limits.drop_invalid_names or _NGINX_NAME.match(h[0]))
     request = RequestHead(match.group(1), match.group(2), version, headers)
     _check_framing(request.values(b"content-length"), request.values(b"transfer-encoding"), version, 400, request=True)
     _check_host(request)
