@@ -13,6 +13,7 @@ A new directive is one line here and a handler in the module of its topic.
 from __future__ import annotations
 
 from wstunnel.config import limits, listens, locations, logs, maps, proxy, response, rewrite, servers, tuning, upstream, workers
+from wstunnel.config import access
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
 from wstunnel.config.nginx_names import NGINX_DIRECTIVES
@@ -115,6 +116,13 @@ TABLE: dict[str, Spec] = {
     "proxy_redirect": spec(HTTP_LEVELS, 1, 2, proxy.proxy_redirect),
     "add_header": spec(HTTP_LEVELS, 2, 3, response.add_header),
     "server_tokens": spec(HTTP_LEVELS, 1, 1, response.server_tokens, once=True),
+    # Access control: allow/deny, satisfy, auth_basic, limit_except.
+    "allow": spec(access.ACCESS_LEVELS, 1, 1, access.allow_deny),
+    "deny": spec(access.ACCESS_LEVELS, 1, 1, access.allow_deny),
+    "satisfy": spec(HTTP_LEVELS, 1, 1, access.satisfy, once=True),
+    "auth_basic": spec(access.ACCESS_LEVELS, 1, 1, access.auth_basic, once=True),
+    "auth_basic_user_file": spec(access.ACCESS_LEVELS, 1, 1, access.auth_basic_user_file, once=True),
+    "limit_except": spec({LOCATION}, 1, None, access.limit_except, block=True, once=True),
     # Accepted and ignored: none of these can change what is proxied.
     "pid": spec({MAIN}, 1, 1, ignored, once=True),
     "user": spec({MAIN}, 1, 2, ignored, once=True),

@@ -9,6 +9,7 @@ and swaps one reference; connections keep the snapshot they started with.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import TYPE_CHECKING, Mapping
 
@@ -18,7 +19,9 @@ if TYPE_CHECKING:
     from cryptography import x509
 
 __all__ = [
+    "Access",
     "AccessLog",
+    "AccessRule",
     "AddedHeader",
     "Binding",
     "ClientLimits",
@@ -399,6 +402,32 @@ class Return:
 
 
 @frozen
+class AccessRule:
+    """One ``allow`` or ``deny``: ``network`` None with ``unix`` False is ``all``."""
+
+    allow: bool
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
+    unix: bool = False  # "unix:": clients on a unix-domain socket
+
+
+@frozen
+class Access:
+    """
+    What a request must pass before its content phase: allow/deny and basic
+    authentication, combined by ``satisfy``.  A
+    ``limit_except`` block is ``limited``: the rules for every method not in
+    ``except_methods``, inherited from the location it is in.
+    """
+
+    rules: tuple[AccessRule, ...] = ()  # allow/deny, first match wins
+    satisfy_any: bool = False
+    realm: Template | None = None  # auth_basic; None: off
+    user_file: str | None = None  # auth_basic_user_file, absolute
+    except_methods: frozenset[bytes] = frozenset()
+    limited: Access | None = None
+
+
+@frozen
 class Location:
     """
     A ``location`` with every inheritable setting already merged in from the
@@ -437,6 +466,7 @@ class Location:
     # request, it is the whole request-URI sent, as in nginx.
     proxy_uri: Template | None = None
     returns: Return | None = None  # "return": answers instead of proxying
+    access: Access = Access()  # allow/deny, auth_basic, satisfy, limit_except
 
 
 @frozen
@@ -482,6 +512,7 @@ class Server:
     access_logs: tuple[AccessLog, ...] = ()  # for requests refused or unrouted before a location
     returns: Return | None = None  # "return" at server level: answers before any location is chosen
     add_headers: tuple[AddedHeader, ...] = ()  # add_header for answers outside a location
+    access: Access = Access()  # for requests no location takes
 
     @property
     def name(self) -> str:

@@ -22,6 +22,7 @@ from attrs import evolve
 
 from wstunnel.config.model import Binding, Config, Location, Return, Server
 from wstunnel.config.rewrite import REDIRECT_STATUSES
+from wstunnel.core.access import Denial, UserFiles, check_access
 from wstunnel.core.headers import BodyFraming, HeaderPlan, upgrade_offer, upstream_request
 from wstunnel.core.tls_rules import handshake_server, refusal
 from wstunnel.core.routing import Redirect, Router, origin, parse_target, redirect_url, request_host
@@ -121,13 +122,15 @@ def prepare(
     head: RequestHead,
     pooled: Container[str],
     plans: Callable[[Location], HeaderPlan],
+    users: UserFiles | None = None,
 ) -> Decision:
     """
     The decision for ``head`` arriving on ``conn`` at ``binding``.  ``tls``
     is the connection's TLS session, None on a plain connection, or the
     error every request on it gets (plain HTTP sent to the TLS port);
     ``pooled`` names the upstreams that keep idle connections, and
-    ``plans`` gives a location's ``proxy_set_header`` plan, built at load.  The
+    ``plans`` gives a location's ``proxy_set_header`` plan, built at load;
+    ``users`` reads auth_basic's htpasswd files.  The
     returned ``conn`` carries the TLS session once its rules passed.
     """
     try:
@@ -148,6 +151,10 @@ def prepare(
     if isinstance(found, Redirect):
         url = redirect_url(found, target, conn, vhost).encode("latin-1")
         return Respond(conn, None, 301, ((b"Location", url), (b"Content-Type", b"text/html")), error_page(301), rv)
+    if found is None or found.returns is None:
+        denial = check_access(server.access if found is None else found.access, rv, users)
+        if denial is not None:
+            return _denied(found, rv, denial)
     if found is not None and found.returns is None and found.status_page is not None:
         return StatusPage(conn, found, rv)
     if found is None or (found.proxy_pass is None and found.returns is None):
@@ -180,6 +187,14 @@ def _returned(answer: Return, rv: RequestVars) -> Respond | Close:
         return Respond(rv.conn, rv.location, status, ((b"Content-Type", b"text/html"),), error_page(status), rv)
     body = (text or "").encode("latin-1")
     return Respond(rv.conn, rv.location, status, ((b"Content-Type", b"text/plain"),), body, rv)
+
+
+def _denied(location: Location | None, rv: RequestVars, denial: Denial) -> Respond | Refuse:
+    """The access phase's refusal: a 401 carries its challenge."""
+    if denial.challenge is None:
+        return Refuse(rv.conn, location, rv, RequestError(denial.status, denial.detail))
+    headers = ((b"WWW-Authenticate", denial.challenge), (b"Content-Type", b"text/html"))
+    return Respond(rv.conn, location, denial.status, headers, error_page(denial.status), rv)
 
 
 def _tls_checked(

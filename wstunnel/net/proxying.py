@@ -105,6 +105,7 @@ class Proxying:
             head=head,
             pooled=runtime.pools,
             plans=runtime.plan,
+            users=runtime.users.table,
         )
         self.conn = decision.conn
         self._req.location = decision.location

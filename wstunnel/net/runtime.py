@@ -21,6 +21,7 @@ from wstunnel.net.pool import IdlePool
 from wstunnel.core.routing import Router
 from wstunnel.net.tls import UpstreamTLSContexts
 from wstunnel.net.upstream import PeerConnector
+from wstunnel.net.userfiles import UserFileCache
 
 __all__ = ["Forwarding", "Runtime"]
 
@@ -44,6 +45,7 @@ class Runtime:
     # By the Location's identity: hashing a frozen Location walks the whole
     # nested model, and the config held here keeps every Location alive.
     forwardings: dict[int, Forwarding] = field(factory=dict)
+    users: UserFileCache = field(factory=UserFileCache)  # auth_basic_user_file tables
 
     @classmethod
     def build(cls, config: Config, access_logs: AccessLogs | None = None) -> "Runtime":
