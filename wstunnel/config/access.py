@@ -1,11 +1,13 @@
 """
 Access control as written: ``allow``/``deny``, ``satisfy``,
-``auth_basic``/``auth_basic_user_file`` and the ``limit_except`` block, gathered per level and merged by nginx's
-rules into :class:`~wstunnel.config.model.Access`.
+``auth_basic``/``auth_basic_user_file`` and the ``limit_except`` block,
+gathered per level and merged by nginx's rules into
+:class:`~wstunnel.config.model.Access`.
 
-nginx merges allow/deny all or nothing (one ``allow``
-in a location drops every inherited rule) and the rest one by one; a
-``limit_except`` block inherits from the location it is in.
+nginx merges allow/deny all or nothing (one ``allow`` in a location drops
+every inherited rule) and the rest one by one; a ``limit_except`` block
+inherits from the location it is in, and a location nested in that one does
+not inherit the block.
 """
 
 from __future__ import annotations
@@ -103,20 +105,17 @@ def limit_except(load: Load, stmt: Stmt, level: Level) -> None:
 def inherited_access(load: Load, level: Level, parent: Access) -> Access:
     """The access settings in force at ``level``, inside a level whose settings are ``parent``."""
     written = level.access
-    if not written:
+    if not written and parent.limited is None:
         return parent
     access = Access(
         rules=tuple(written["rules"]) if "rules" in written else parent.rules,  # type: ignore[arg-type]
         satisfy_any=written.get("satisfy_any", parent.satisfy_any),  # type: ignore[arg-type]
         realm=_realm(load, written["realm"]) if "realm" in written else parent.realm,  # type: ignore[arg-type]
         user_file=written.get("user_file", parent.user_file),  # type: ignore[arg-type]
-        except_methods=parent.except_methods,
-        limited=parent.limited,
     )
     if "limit_except" in written:
         methods, inner = written["limit_except"]  # type: ignore[misc]
-        outer = evolve(access, except_methods=frozenset(), limited=None)
-        access = evolve(access, except_methods=methods, limited=inherited_access(load, inner, outer))
+        access = evolve(access, except_methods=methods, limited=inherited_access(load, inner, access))
     return access
 
 
