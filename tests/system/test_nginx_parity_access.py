@@ -96,7 +96,7 @@ def basic(user: str, password: str) -> str:
 
 
 async def ask_from(client: str, port: int, path: str, method: str = "GET", extra: str = "") -> tuple:
-    """One request from ``client``'s address: the status, the challenge, and the Allow-less rest ignored."""
+    """One request from ``client``'s address (a bound client socket): its status and challenge."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(client, 0))
     try:
         writer.write(f"{method} {path} HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n{extra}\r\n".encode())

@@ -1,10 +1,10 @@
 """
 Access control as written: ``allow``/``deny``, ``satisfy``,
-``auth_basic``/``auth_basic_user_file`` and the ``limit_except`` block,
-gathered per level and merged by nginx's rules into
+``auth_basic``/``auth_basic_user_file``, ``auth_request``/``auth_request_set``
+and the ``limit_except`` block, gathered per level and merged by nginx's rules into
 :class:`~wstunnel.config.model.Access`.
 
-nginx merges allow/deny all or nothing (one ``allow`` in a location drops
+nginx merges allow/deny and auth_request_set all or nothing (one ``allow`` in a location drops
 every inherited rule) and the rest one by one; a ``limit_except`` block
 inherits from the location it is in, and a location nested in that one does
 not inherit the block.
@@ -20,6 +20,7 @@ from attrs import evolve
 from wstunnel.config.levels import Level
 from wstunnel.config.model import Access, AccessRule, ConfigError, Source
 from wstunnel.config.read import Stmt
+from wstunnel.config.templates import compile_template
 from wstunnel.config.walk import HTTP_LEVELS, Load
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "allow_deny",
     "auth_basic",
     "auth_basic_user_file",
+    "auth_request",
+    "auth_request_set",
     "inherited_access",
     "limit_except",
     "satisfy",
@@ -86,6 +89,34 @@ def auth_basic_user_file(load: Load, stmt: Stmt, level: Level) -> None:
     level.access["user_file"] = os.path.join(load.main_dir, path)
 
 
+def auth_request(load: Load, stmt: Stmt, level: Level) -> None:
+    uri = stmt.args[0]
+    if uri != "off" and not uri.startswith("/"):
+        raise ConfigError(stmt.source, f'invalid URI "{uri}" in "auth_request" directive')
+    level.access["auth_request"] = None if uri == "off" else uri
+
+
+def auth_request_set(load: Load, stmt: Stmt, level: Level) -> None:
+    """``$name value``: the value is rendered in the subrequest, where ``$upstream_http_*`` are its answer's headers."""
+    name, value = stmt.args
+    if not name.startswith("$") or len(name) < 2:
+        raise ConfigError(stmt.source, f'invalid variable name "{name}"')
+    variable = name[1:].lower()
+    template = compile_template(value, stmt.source, _SubrequestNames(load.maps.keys() | load.captures))
+    load.captures.add(variable)
+    level.access.setdefault("auth_request_set", []).append((variable, template))  # type: ignore[union-attr]
+
+
+class _SubrequestNames:
+    """The variable names known in the subrequest: the config's, and those of its answer."""
+
+    def __init__(self, names: set[str]) -> None:
+        self._names = names
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names or name == "upstream_status" or str(name).startswith("upstream_http_")
+
+
 def limit_except(load: Load, stmt: Stmt, level: Level) -> None:
     """The methods let through; the block's rules apply to every other one (GET lets HEAD through too)."""
     methods = set()
@@ -112,6 +143,10 @@ def inherited_access(load: Load, level: Level, parent: Access) -> Access:
         satisfy_any=written.get("satisfy_any", parent.satisfy_any),  # type: ignore[arg-type]
         realm=_realm(load, written["realm"]) if "realm" in written else parent.realm,  # type: ignore[arg-type]
         user_file=written.get("user_file", parent.user_file),  # type: ignore[arg-type]
+        auth_request=written.get("auth_request", parent.auth_request),  # type: ignore[arg-type]
+        auth_request_set=tuple(written["auth_request_set"])  # type: ignore[arg-type]
+        if "auth_request_set" in written
+        else parent.auth_request_set,
     )
     if "limit_except" in written:
         methods, inner = written["limit_except"]  # type: ignore[misc]

@@ -116,12 +116,14 @@ TABLE: dict[str, Spec] = {
     "proxy_redirect": spec(HTTP_LEVELS, 1, 2, proxy.proxy_redirect),
     "add_header": spec(HTTP_LEVELS, 2, 3, response.add_header),
     "server_tokens": spec(HTTP_LEVELS, 1, 1, response.server_tokens, once=True),
-    # Access control: allow/deny, satisfy, auth_basic, limit_except.
+    # Access control: allow/deny, satisfy, auth_basic, auth_request, limit_except.
     "allow": spec(access.ACCESS_LEVELS, 1, 1, access.allow_deny),
     "deny": spec(access.ACCESS_LEVELS, 1, 1, access.allow_deny),
     "satisfy": spec(HTTP_LEVELS, 1, 1, access.satisfy, once=True),
     "auth_basic": spec(access.ACCESS_LEVELS, 1, 1, access.auth_basic, once=True),
     "auth_basic_user_file": spec(access.ACCESS_LEVELS, 1, 1, access.auth_basic_user_file, once=True),
+    "auth_request": spec(HTTP_LEVELS, 1, 1, access.auth_request, once=True),
+    "auth_request_set": spec(HTTP_LEVELS, 2, 2, access.auth_request_set),
     "limit_except": spec({LOCATION}, 1, None, access.limit_except, block=True, once=True),
     # Accepted and ignored: none of these can change what is proxied.
     "pid": spec({MAIN}, 1, 1, ignored, once=True),

@@ -413,8 +413,8 @@ class AccessRule:
 @frozen
 class Access:
     """
-    What a request must pass before its content phase: allow/deny and basic
-    authentication, combined by ``satisfy``.  A
+    What a request must pass before its content phase: allow/deny, basic
+    authentication and the auth subrequest, combined by ``satisfy``.  A
     ``limit_except`` block is ``limited``: the rules for every method not in
     ``except_methods``, inherited from the location it is in.
     """
@@ -423,6 +423,8 @@ class Access:
     satisfy_any: bool = False
     realm: Template | None = None  # auth_basic; None: off
     user_file: str | None = None  # auth_basic_user_file, absolute
+    auth_request: str | None = None  # the subrequest's URI; None: off
+    auth_request_set: tuple[tuple[str, Template], ...] = ()  # variable name, value in the subrequest
     except_methods: frozenset[bytes] = frozenset()
     limited: Access | None = None
 
@@ -466,7 +468,7 @@ class Location:
     # request, it is the whole request-URI sent, as in nginx.
     proxy_uri: Template | None = None
     returns: Return | None = None  # "return": answers instead of proxying
-    access: Access = Access()  # allow/deny, auth_basic, satisfy, limit_except
+    access: Access = Access()  # allow/deny, auth_basic, auth_request, satisfy, limit_except
 
 
 @frozen

@@ -1,12 +1,13 @@
 """
-nginx's access phase for one request: allow/deny on ``$remote_addr``, then
-basic authentication, combined by ``satisfy``.
+nginx's access phase for one request: allow/deny on ``$remote_addr``, basic
+authentication, then the auth subrequest, combined by ``satisfy``.
 
-The checks run in nginx's order (access, then auth_basic), each passing,
-refusing or declining.  Under ``satisfy all`` the first refusal is the
-answer; under ``satisfy any`` the first pass lets the request through and
-otherwise a 401 outranks a 403.  The htpasswd file is read by the caller
-(``users``), so nothing here touches the file system.
+The checks run in nginx's order (access, auth_basic, auth_request), each
+passing, refusing or declining.  Under ``satisfy all`` the first refusal is
+the answer; under ``satisfy any`` the first pass lets the request through
+and otherwise a 401 outranks a 403.  The htpasswd file is read by the
+caller (``users``) and the subrequest made by it (:class:`Pending`), so
+nothing here does any I/O.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ import errno
 import ipaddress
 from typing import Callable, NamedTuple
 
-from wstunnel.config.model import Access, AccessRule
+from wstunnel.config.model import Access, AccessRule, Template
 from wstunnel.core.htpasswd import UserTable, basic_credentials, verify
 from wstunnel.core.variables import RequestVars, render
 
-__all__ = ["Denial", "UserFiles", "check_access"]
+__all__ = ["Denial", "Pending", "UserFiles", "auth_verdict", "check_access"]
 
 # An htpasswd file's table, or why it could not be read.
 UserFiles = Callable[[str], "UserTable | OSError"]
+Headers = tuple[tuple[bytes, bytes], ...]
+_UPSTREAM_HTTP = "upstream_http_"
 
 
 class Denial(NamedTuple):
@@ -33,14 +36,21 @@ class Denial(NamedTuple):
     challenge: bytes | None = None
 
 
+class Pending(NamedTuple):
+    """The auth subrequest decides: ``kept`` is what ``satisfy any`` refused with so far."""
+
+    access: Access
+    kept: Denial | None
+
+
 _PASSED = Denial(200, "")
 
 
-def check_access(access: Access, rv: RequestVars, users: UserFiles | None) -> Denial | None:
-    """None when the request may go on to its content; else what stops it."""
+def check_access(access: Access, rv: RequestVars, users: UserFiles | None) -> Denial | Pending | None:
+    """None when the request may go on to its content; else what stops it, or the subrequest it waits for."""
     if access.limited is not None and rv.head.method not in access.except_methods:
         access = access.limited
-    if not access.rules and access.realm is None:
+    if not access.rules and access.realm is None and access.auth_request is None:
         return None
     kept: Denial | None = None
     for check in (_by_address, _by_password):
@@ -55,7 +65,54 @@ def check_access(access: Access, rv: RequestVars, users: UserFiles | None) -> De
             return outcome
         if kept is None or kept.status != 401:
             kept = outcome
+    if access.auth_request is not None:
+        return Pending(access, kept)
     return kept
+
+
+def auth_verdict(pending: Pending, rv: RequestVars, status: int, headers: Headers) -> Denial | None:
+    """
+    The subrequest answered ``status`` with ``headers``: its
+    ``auth_request_set`` variables are set on the request, then 2xx lets it
+    through, 401 (with the subrequest's ``WWW-Authenticate``) and 403 refuse
+    it, anything else is a 500, as in nginx.
+    """
+    access = pending.access
+    for name, template in access.auth_request_set:
+        rv.assign(name, _render_after(template, rv, status, headers))
+    if 200 <= status < 300:
+        return None
+    if status not in (401, 403):
+        return Denial(500, f"auth request unexpected status: {status}")
+    challenge = next((v for n, v in headers if n.lower() == b"www-authenticate"), None) if status == 401 else None
+    outcome = Denial(status, f"auth request answered {status}", challenge)
+    if not access.satisfy_any:
+        return outcome
+    kept = pending.kept
+    return kept if kept is not None and kept.status == 401 else outcome
+
+
+def _render_after(template: Template, rv: RequestVars, status: int, headers: Headers) -> str:
+    """A value of auth_request_set: ``$upstream_http_*`` and ``$upstream_status`` are the subrequest's answer."""
+    parts = []
+    for part in template.parts:
+        if isinstance(part, str):
+            parts.append(part)
+        elif part.name == "upstream_status":
+            parts.append(str(status))
+        elif part.name.startswith(_UPSTREAM_HTTP):
+            parts.append(_header(headers, part.name[len(_UPSTREAM_HTTP) :]))
+        else:
+            parts.append(rv.get(part.name))
+    return "".join(parts)
+
+
+def _header(headers: Headers, key: str) -> str:
+    wanted = key.encode("latin-1")
+    for name, value in headers:
+        if name.lower().replace(b"-", b"_") == wanted:
+            return value.decode("latin-1")
+    return ""
 
 
 def _by_address(access: Access, rv: RequestVars, users: UserFiles | None) -> Denial | None:

@@ -16,13 +16,15 @@ much to build (each field set through ``object.__setattr__``).
 
 from __future__ import annotations
 
-from typing import Callable, Container, NamedTuple, Union
+import re
+from functools import partial
+from typing import Callable, Container, NamedTuple, Sequence, Union
 
 from attrs import evolve
 
-from wstunnel.config.model import Binding, Config, Location, Return, Server
+from wstunnel.config.model import Access, Binding, Config, Location, Return, Server
 from wstunnel.config.rewrite import REDIRECT_STATUSES
-from wstunnel.core.access import Denial, UserFiles, check_access
+from wstunnel.core.access import Denial, Pending, UserFiles, auth_verdict, check_access
 from wstunnel.core.headers import BodyFraming, HeaderPlan, upgrade_offer, upstream_request
 from wstunnel.core.tls_rules import handshake_server, refusal
 from wstunnel.core.routing import Redirect, Router, origin, parse_target, redirect_url, request_host
@@ -31,9 +33,11 @@ from wstunnel.wire.errors import RequestError, error_page
 from wstunnel.wire.request import ConnInfo, RequestHead, TLSInfo
 from wstunnel.wire.upstream import UpstreamRequest
 
-__all__ = ["Close", "Decision", "Forward", "Refuse", "Respond", "StatusPage", "body_framing", "prepare"]
+__all__ = ["Authorize", "Close", "Decision", "Forward", "Refuse", "Respond", "StatusPage", "body_framing", "prepare"]
 
 _Headers = tuple[tuple[bytes, bytes], ...]
+# The request's headers an auth subrequest does not carry: it has no body and asks for no upgrade.
+_NOT_TO_SUBREQUEST = frozenset({b"content-length", b"transfer-encoding", b"expect", b"upgrade"})
 # What a Location value may not carry as is: a rendered $uri is decoded.
 _CONTROLS = {c: f"%{c:02X}" for c in (*range(0x20), 0x7F)}
 
@@ -78,6 +82,20 @@ class Refuse(NamedTuple):
     error: RequestError
 
 
+class Authorize(NamedTuple):
+    """
+    auth_request: ``subrequest`` (usually a Forward to the auth service) is
+    made first, and ``verdict`` turns its answer's status and headers into
+    the request's decision: its content, or a refusal.
+    """
+
+    conn: ConnInfo
+    location: Location | None
+    vars: RequestVars
+    subrequest: Decision
+    verdict: Callable[[int, _Headers], Decision]
+
+
 class Forward(NamedTuple):
     """
     A trip upstream: ``request`` is the head to send, ``body`` how the
@@ -99,7 +117,7 @@ class Forward(NamedTuple):
         return self.body not in (BodyFraming.NONE, 0)
 
 
-Decision = Union[Respond, StatusPage, Refuse, Forward, Close]
+Decision = Union[Respond, StatusPage, Refuse, Forward, Close, Authorize]
 
 
 def body_framing(head: RequestHead) -> BodyFraming | int:
@@ -153,17 +171,71 @@ def prepare(
         return Respond(conn, None, 301, ((b"Location", url), (b"Content-Type", b"text/html")), error_page(301), rv)
     if found is None or found.returns is None:
         denial = check_access(server.access if found is None else found.access, rv, users)
+        if isinstance(denial, Pending):
+            content = partial(_content, found, matches, rv, head, pooled, plans)
+            subrequest = _subrequest(router, server, rv, denial.access, pooled, plans)
+            return Authorize(conn, found, rv, subrequest, partial(_authorized, denial, found, rv, content))
         if denial is not None:
             return _denied(found, rv, denial)
+    return _content(found, matches, rv, head, pooled, plans)
+
+
+def _content(
+    found: Location | None,
+    matches: Sequence[re.Match[str]],
+    rv: RequestVars,
+    head: RequestHead,
+    pooled: Container[str],
+    plans: Callable[[Location], HeaderPlan],
+) -> Decision:
+    """What the location answers with, once the request may have it."""
     if found is not None and found.returns is None and found.status_page is not None:
-        return StatusPage(conn, found, rv)
+        return StatusPage(rv.conn, found, rv)
     if found is None or (found.proxy_pass is None and found.returns is None):
-        return Refuse(conn, None, rv, RequestError(404, f"no location for {target.uri!r}"))
+        return Refuse(rv.conn, None, rv, RequestError(404, f"no location for {rv.target.uri!r}"))
     for match in matches:
         rv.captured(match)
     if found.returns is not None:
         return _returned(found.returns, rv)
     return _forward(found, rv, head, pooled, plans(found))
+
+
+def _subrequest(
+    router: Router,
+    server: Server,
+    rv: RequestVars,
+    access: Access,
+    pooled: Container[str],
+    plans: Callable[[Location], HeaderPlan],
+) -> Decision:
+    """
+    What auth_request's URI gets: as in nginx, a GET with the request's
+    headers and no body, ``$request_uri`` still the request's, and no access
+    phase of its own.
+    """
+    assert access.auth_request is not None
+    headers = tuple((n, v) for n, v in rv.head.headers if n.lower() not in _NOT_TO_SUBREQUEST)
+    head = RequestHead(b"GET", access.auth_request.encode("latin-1"), rv.head.http_version, headers)
+    try:
+        target = parse_target(head.target)
+        found, matches = router.locate(server, target.uri)
+    except RequestError as e:
+        return Refuse(rv.conn, None, None, e)
+    target = evolve(target, request_uri=rv.target.request_uri)
+    located = found.location if isinstance(found, Redirect) else found
+    sub = RequestVars(config=rv.config, server=server, location=located, conn=rv.conn, head=head, target=target, host=rv.host)
+    if isinstance(found, Redirect):
+        return Respond(rv.conn, None, 301, (), b"", sub)
+    return _content(found, matches, sub, head, pooled, plans)
+
+
+def _authorized(
+    pending: Pending, found: Location | None, rv: RequestVars, content: Callable[[], Decision], status: int, headers: _Headers
+) -> Decision:
+    denial = auth_verdict(pending, rv, status, headers)
+    if denial is not None:
+        return _denied(found, rv, denial)
+    return content()
 
 
 def _returned(answer: Return, rv: RequestVars) -> Respond | Close:

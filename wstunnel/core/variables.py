@@ -177,6 +177,13 @@ class RequestVars:
             for name, group in match.groupdict().items():
                 named[name.lower()] = group or ""
 
+    def assign(self, name: str, value: str) -> None:
+        """A variable a directive sets for the rest of the request (``auth_request_set``)."""
+        named = self._named
+        if named is None:
+            named = self._named = {}
+        named[name] = value
+
     def _map(self, name: str) -> str:
         cache = self._maps
         if cache is None:
