@@ -215,3 +215,33 @@ async def test_limit_except(twins, tmp_path: Path) -> None:
         ],
     )
     assert [status for status, _, _ in seen] == [200, 200, 403, 200, 403, 200, 200]
+
+
+REAL_IP = """
+server {
+    listen {listen} proxy_protocol;
+    set_real_ip_from 127.0.0.0/8;
+    real_ip_header proxy_protocol;
+    deny 203.0.113.9;
+    allow all;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+"""
+
+
+async def _through_proxy_protocol(port: int, client: str) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"PROXY TCP4 {client} 127.0.0.1 5555 80\r\n".encode())
+        writer.write(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        return int((await read_response(reader)).status.split()[1])
+    finally:
+        writer.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_address_checked_is_the_real_one(twins) -> None:
+    sides = twins.start(REAL_IP)
+    for client, expected in (("203.0.113.9", 403), ("203.0.113.10", 200)):
+        statuses = {side.name: await aio(_through_proxy_protocol(side.port, client)) for side in sides}
+        assert statuses == {"wstunnel": expected, "nginx": expected}, client
