@@ -245,3 +245,24 @@ async def test_the_address_checked_is_the_real_one(twins) -> None:
     for client, expected in (("203.0.113.9", 403), ("203.0.113.10", 200)):
         statuses = {side.name: await aio(_through_proxy_protocol(side.port, client)) for side in sides}
         assert statuses == {"wstunnel": expected, "nginx": expected}, client
+
+
+REMOTE_USER = """
+log_format users '$remote_user|$status';
+server {
+    listen {listen};
+    access_log {log} users;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_remote_user_is_the_basic_user_as_sent(twins) -> None:
+    sides = twins.start(REMOTE_USER)
+    headers = ["", basic("alice", "any"), "Authorization: Basic !!\r\n", basic("bob", "x:y")]
+    for side in sides:
+        for extra in headers:
+            await aio(ask_from("127.0.0.2", side.port, "/", "GET", extra))
+    logged = {side.name: await side.log.wait_for(len(headers)) for side in sides}
+    assert logged["wstunnel"] == logged["nginx"] == ["-|200", "alice|200", "-|200", "bob|200"]

@@ -19,8 +19,9 @@ from typing import Callable, NamedTuple
 from wstunnel.config.model import Access, AccessRule, Template
 from wstunnel.core.htpasswd import UserTable, basic_credentials, verify
 from wstunnel.core.variables import RequestVars, render
+from wstunnel.wire.request import RequestHead
 
-__all__ = ["Denial", "Pending", "UserFiles", "auth_verdict", "check_access"]
+__all__ = ["Denial", "Pending", "UserFiles", "auth_verdict", "check_access", "remote_user"]
 
 # An htpasswd file's table, or why it could not be read.
 UserFiles = Callable[[str], "UserTable | OSError"]
@@ -113,6 +114,13 @@ def _header(headers: Headers, key: str) -> str:
         if name.lower().replace(b"-", b"_") == wanted:
             return value.decode("latin-1")
     return ""
+
+
+def remote_user(head: RequestHead) -> str | None:
+    """``$remote_user``: the user of the request's Basic credentials, checked or not, as nginx gives it."""
+    given = head.values(b"authorization")
+    credentials = basic_credentials(given[0]) if given else None
+    return None if credentials is None else credentials[0].decode("latin-1")
 
 
 def _by_address(access: Access, rv: RequestVars, users: UserFiles | None) -> Denial | None:
