@@ -292,7 +292,7 @@ def test_the_inside_of_a_refused_location_is_checked(tmp_path: Path) -> None:
             }
             location / {
                 proxy_pass http://127.0.0.1:9000;
-                deny all;
+                flv;
             }
         }
         """,
@@ -300,7 +300,7 @@ def test_the_inside_of_a_refused_location_is_checked(tmp_path: Path) -> None:
         'FILE:3: pcre2_compile() failed: missing ), unterminated subpattern at position 5 in "\\.php($"',
         'FILE:4: unknown directive "frobnicate"',
         'FILE:7: invalid value "maybe" in "sendfile" directive, it must be "on" or "off"',
-        'FILE:12: "deny" is not supported by wstunnel',
+        'FILE:12: "flv" is not supported by wstunnel',
     ]
 
 

@@ -52,7 +52,7 @@ BAD_CONF = """\
 server {
     listen 127.0.0.1:8080;
     location / {
-        auth_basic "closed";
+        flv;
         proxy_pass http://127.0.0.1:8282;
     }
 }
@@ -115,7 +115,7 @@ def test_check_bad_config(twistd: str, tmp_path: Path) -> None:
     assert result.returncode == 1
     errors = result.stderr.splitlines()
     assert errors[0].startswith(f"{conf}:4: ")
-    assert "auth_basic" in errors[0]
+    assert "flv" in errors[0]
     assert errors[-1] == f"wstunnel: configuration file {conf} test failed"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ws.conf"]
 

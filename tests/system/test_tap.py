@@ -36,7 +36,7 @@ BAD = """\
 server {
     listen 127.0.0.1:8080;
     location / {
-        deny all;
+        flv;
         proxy_set_header X-Secret $nope;
         proxy_pass http://127.0.0.1:8282;
     }
@@ -89,7 +89,7 @@ def test_bad_config_exits_with_one_line_per_error(tmp_path: Path) -> None:
     reported = caught.value.code.splitlines()
     assert len(reported) == 2
     assert reported[0].startswith(f"{path}:4: ")
-    assert "deny" in reported[0]
+    assert "flv" in reported[0]
     assert reported[1].startswith(f"{path}:5: ")
     assert "nope" in reported[1]
 

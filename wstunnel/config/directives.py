@@ -12,7 +12,7 @@ A new directive is one line here and a handler in the module of its topic.
 
 from __future__ import annotations
 
-from wstunnel.config import charset, cookies, expires, gzip, limits, listens, locations, logs, maps, proxy, request_shape, resolver, response, rewrite, servers, tuning, upstream, workers
+from wstunnel.config import access, charset, cookies, expires, gzip, limits, listens, locations, logs, maps, proxy, request_shape, resolver, response, rewrite, servers, tuning, upstream, workers
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
 from wstunnel.config.nginx_names import NGINX_DIRECTIVES
@@ -153,6 +153,15 @@ TABLE: dict[str, Spec] = {
     "output_buffers": spec(HTTP_LEVELS, 2, 2, tuning.buffers, once=True),
     "postpone_output": spec(HTTP_LEVELS, 1, 1, tuning.size, once=True),
     "proxy_ignore_client_abort": spec(HTTP_LEVELS, 1, 1, tuning.flag, once=True),
+    # Access control: allow/deny, satisfy, auth_basic, auth_request, limit_except.
+    "allow": spec(access.ACCESS_LEVELS, 1, 1, access.allow_deny),
+    "deny": spec(access.ACCESS_LEVELS, 1, 1, access.allow_deny),
+    "satisfy": spec(HTTP_LEVELS, 1, 1, access.satisfy, once=True),
+    "auth_basic": spec(access.ACCESS_LEVELS, 1, 1, access.auth_basic, once=True),
+    "auth_basic_user_file": spec(access.ACCESS_LEVELS, 1, 1, access.auth_basic_user_file, once=True),
+    "auth_request": spec(HTTP_LEVELS, 1, 1, access.auth_request, once=True),
+    "auth_request_set": spec(HTTP_LEVELS, 2, 2, access.auth_request_set),
+    "limit_except": spec({LOCATION}, 1, None, access.limit_except, block=True, once=True),
     # Accepted and ignored: none of these can change what is proxied.
     "pid": spec({MAIN}, 1, 1, ignored, once=True),
     "user": spec({MAIN}, 1, 2, ignored, once=True),

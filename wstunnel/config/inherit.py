@@ -11,9 +11,11 @@ from typing import Mapping
 
 from attrs import evolve, field, frozen
 
+from wstunnel.config.access import inherited_access
 from wstunnel.config.levels import Level
 from wstunnel.config.model import (
     DEFAULT_UPGRADE_PROTOCOLS,
+    Access,
     AccessLog,
     AddedHeader,
     ClientLimits,
@@ -56,6 +58,7 @@ class Effective:
     resolver_timeout: float = 30.0
     gzip: Gzip = Gzip()
     shaping: Mapping[str, object] = field(factory=dict)  # config/shaping.py's values, by directive
+    access: Access = Access()
 
 
 def root_settings(path: str, error_logs: tuple[ErrorLog, ...]) -> Effective:
@@ -104,6 +107,7 @@ def effective(load: Load, level: Level, parent: Effective) -> Effective:
         resolver_timeout=parent.resolver_timeout if level.resolver_timeout is None else level.resolver_timeout,
         gzip=evolve(parent.gzip, **level.gzip),  # type: ignore[arg-type]
         shaping=merged_shaping(load, level, parent.shaping),
+        access=inherited_access(load, level, parent.access),
     )
 
 

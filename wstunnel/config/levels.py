@@ -61,6 +61,7 @@ class Level:
     gzip: dict[str, object] = field(factory=dict)  # Gzip fields set here
     # The response-shaping directives (config/shaping.py) as written, by name; absent: not set here.
     shaping: dict[str, list[tuple[tuple[str, ...], Source]]] = field(factory=dict)
+    access: dict[str, object] = field(factory=dict)  # wstunnel.config.access: the directives given here
 
 
 @define

@@ -164,6 +164,7 @@ def _build_location(
         resolver=resolver_in_force(eff),
         gzip=eff.gzip,
         upstream_shape=upstream_shape(eff.shaping),
+        access=eff.access,
     )
     if loc.status_page is not None and loc.proxy_pass is not None:
         load.errors.append(

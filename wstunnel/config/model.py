@@ -9,6 +9,7 @@ and swaps one reference; connections keep the snapshot they started with.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import TYPE_CHECKING, Mapping, Union
 
@@ -18,7 +19,9 @@ if TYPE_CHECKING:
     from cryptography import x509
 
 __all__ = [
+    "Access",
     "AccessLog",
+    "AccessRule",
     "AddedHeader",
     "Binding",
     "ClientLimits",
@@ -576,6 +579,33 @@ class UpstreamShape:
     pass_body: bool = True  # proxy_pass_request_body
 
 
+class AccessRule:
+    """One ``allow`` or ``deny``: ``network`` None with ``unix`` False is ``all``."""
+
+    allow: bool
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
+    unix: bool = False  # "unix:": clients on a unix-domain socket
+
+
+@frozen
+class Access:
+    """
+    What a request must pass before its content phase: allow/deny, basic
+    authentication and the auth subrequest, combined by ``satisfy``.  A
+    ``limit_except`` block is ``limited``: the rules for every method not in
+    ``except_methods``, inherited from the location it is in.
+    """
+
+    rules: tuple[AccessRule, ...] = ()  # allow/deny, first match wins
+    satisfy_any: bool = False
+    realm: Template | None = None  # auth_basic; None: off
+    user_file: str | None = None  # auth_basic_user_file, absolute
+    auth_request: str | None = None  # the subrequest's URI; None: off
+    auth_request_set: tuple[tuple[str, Template], ...] = ()  # variable name, value in the subrequest
+    except_methods: frozenset[bytes] = frozenset()
+    limited: Access | None = None
+
+
 @frozen
 class Location:
     """
@@ -618,6 +648,7 @@ class Location:
     resolver: Resolver | None = None  # "resolver" in force here, with its resolver_timeout
     gzip: Gzip = Gzip()
     upstream_shape: UpstreamShape = UpstreamShape()  # proxy_method, proxy_pass_request_headers
+    access: Access = Access()  # allow/deny, auth_basic, auth_request, satisfy, limit_except
 
 
 @frozen
@@ -663,6 +694,7 @@ class Server:
     access_logs: tuple[AccessLog, ...] = ()  # for requests refused or unrouted before a location
     rewrites: RewriteProgram | None = None  # the server's rewrite directives, before any location is chosen
     add_headers: tuple[AddedHeader, ...] = ()  # add_header for answers outside a location
+    access: Access = Access()  # for requests no location takes
 
     @property
     def name(self) -> str:

@@ -119,6 +119,7 @@ def build_server(
         access_logs=settings.access_logs,
         rewrites=rewrite_program(load, level, None),
         add_headers=settings.add_headers,
+        access=settings.access,
     )
     if server_tls is None and "ssl_certificate" in tls_settings:
         load.tls_failed.add(id(server))  # already reported; "no ssl_certificate" would mislead

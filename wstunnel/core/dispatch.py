@@ -16,12 +16,14 @@ much to build (each field set through ``object.__setattr__``).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Container, NamedTuple, Union
 
 from attrs import evolve
 
-from wstunnel.config.model import Binding, Config, Location, Return, Server
+from wstunnel.config.model import Access, Binding, Config, Location, Return, Server
 from wstunnel.config.rewrite import REDIRECT_STATUSES
+from wstunnel.core.access import Denial, Pending, UserFiles, auth_verdict, check_access
 from wstunnel.core.rewrite import Answer, FileCheck, Notice, Redirected, Rewriting, no_files, no_notice, run
 from wstunnel.core.headers import BodyFraming, HeaderPlan, upgrade_offer, upstream_request
 from wstunnel.core.tls_rules import handshake_server, refusal
@@ -31,9 +33,11 @@ from wstunnel.wire.errors import RequestError, error_page
 from wstunnel.wire.request import ConnInfo, RequestHead, TLSInfo
 from wstunnel.wire.upstream import UpstreamRequest
 
-__all__ = ["Close", "Decision", "Forward", "Refuse", "Respond", "StatusPage", "body_framing", "prepare"]
+__all__ = ["Authorize", "Close", "Decision", "Forward", "Refuse", "Respond", "StatusPage", "body_framing", "prepare"]
 
 _Headers = tuple[tuple[bytes, bytes], ...]
+# The request's headers an auth subrequest does not carry: it has no body and asks for no upgrade.
+_NOT_TO_SUBREQUEST = frozenset({b"content-length", b"transfer-encoding", b"expect", b"upgrade"})
 # What a Location value may not carry as is: a rendered $uri is decoded.
 _CONTROLS = {c: f"%{c:02X}" for c in (*range(0x20), 0x7F)}
 
@@ -78,6 +82,20 @@ class Refuse(NamedTuple):
     error: RequestError
 
 
+class Authorize(NamedTuple):
+    """
+    auth_request: ``subrequest`` (usually a Forward to the auth service) is
+    made first, and ``verdict`` turns its answer's status and headers into
+    the request's decision: its content, or a refusal.
+    """
+
+    conn: ConnInfo
+    location: Location | None
+    vars: RequestVars
+    subrequest: Decision
+    verdict: Callable[[int, _Headers], Decision]
+
+
 class Forward(NamedTuple):
     """
     A trip upstream: ``request`` is the head to send, ``body`` how the
@@ -99,7 +117,7 @@ class Forward(NamedTuple):
         return self.body not in (BodyFraming.NONE, 0)
 
 
-Decision = Union[Respond, StatusPage, Refuse, Forward, Close]
+Decision = Union[Respond, StatusPage, Refuse, Forward, Close, Authorize]
 
 
 def body_framing(head: RequestHead) -> BodyFraming | int:
@@ -124,6 +142,7 @@ def prepare(
     plans: Callable[[Location], HeaderPlan],
     files: FileCheck = no_files,
     notice: Notice = no_notice,
+    users: UserFiles | None = None,
 ) -> Decision:
     """
     The decision for ``head`` arriving on ``conn`` at ``binding``.  ``tls``
@@ -132,13 +151,14 @@ def prepare(
     ``pooled`` names the upstreams that keep idle connections, ``plans``
     gives a location's ``proxy_set_header`` plan, built at load, and
     ``files`` answers the file tests of ``if`` and ``notice`` writes the
-    lines of ``rewrite_log``.  The returned ``conn``
-    carries the TLS session once its rules passed.
+    lines of ``rewrite_log``; ``users`` reads auth_basic's htpasswd files.
+    The returned ``conn`` carries the TLS session once its rules passed.
 
     nginx's phases, in its order: the server's rewrite directives, the
     location search, the location's rewrite directives, and a new search
     for as long as they change ``$uri`` (at most ten times); then the
-    content: a status page, or the trip upstream.
+    access phase (allow/deny, auth_basic, auth_request); then the content:
+    a status page, or the trip upstream.
     """
     try:
         target = parse_target(head.target)
@@ -155,7 +175,7 @@ def prepare(
         answer = run(server.rewrites, rv, state)  # type: ignore[arg-type]
         if answer is not None:
             return _answered(answer, rv)
-    return _location_phases(router, rv, state, (files, notice), head, pooled, plans)
+    return _location_phases(router, rv, state, (files, notice), head, pooled, plans, users)
 
 
 def _location_phases(
@@ -166,6 +186,9 @@ def _location_phases(
     head: RequestHead,
     pooled: Container[str],
     plans: Callable[[Location], HeaderPlan],
+    users: UserFiles | None,
+    *,
+    checked: bool = True,
 ) -> Decision:
     """
     nginx's find-config, location-rewrite and post-rewrite phases, again
@@ -181,14 +204,14 @@ def _location_phases(
         for match in matches:
             rv.captured(match)
         if found is None or found.rewrites is None:  # type: ignore[union-attr]
-            return _content(found, rv, head, pooled, plans, state)  # type: ignore[arg-type]
+            return _access(router, found, rv, head, pooled, plans, state, users, checked)  # type: ignore[arg-type]
         if state is None:
             state = Rewriting(*io)
         answer = run(found.rewrites, rv, state)  # type: ignore[union-attr]
         if answer is not None:
             return _answered(answer, rv)
         if not state.uri_changed:
-            return _content(found, rv, head, pooled, plans, state)  # type: ignore[arg-type]
+            return _access(router, found, rv, head, pooled, plans, state, users, checked)  # type: ignore[arg-type]
         state.changes -= 1
         if not state.changes:
             error = RequestError(500, f"rewrite or internal redirection cycle while processing {rv.target.uri!r}")
@@ -204,8 +227,74 @@ def _slash_redirect(found: Redirect, rv: RequestVars) -> Respond:
     return Respond(rv.conn, None, 301, ((b"Location", url), (b"Content-Type", b"text/html")), error_page(301), rv)
 
 
-def _content(
+def _access(
+    router: Router,
     found: Location | None,
+    rv: RequestVars,
+    head: RequestHead,
+    pooled: Container[str],
+    plans: Callable[[Location], HeaderPlan],
+    state: Rewriting | None,
+    users: UserFiles | None,
+    checked: bool,
+) -> Decision:
+    """
+    nginx's access phase, on the location the rewrite phases settled on
+    (the server's rules when none took the request); an auth subrequest
+    (``checked`` False) has none of its own.
+    """
+    location = found if state is None or state.location is None else state.location
+    if not checked:
+        return _content(location, rv, head, pooled, plans, state)
+    denial = check_access(rv.server.access if location is None else location.access, rv, users)
+    if denial is None:
+        return _content(location, rv, head, pooled, plans, state)
+    if denial.__class__ is Pending:
+        content = partial(_content, location, rv, head, pooled, plans, state)
+        subrequest = _subrequest(router, rv, denial.access, pooled, plans)  # type: ignore[union-attr]
+        return Authorize(rv.conn, location, rv, subrequest, partial(_authorized, denial, location, rv, content))
+    return _denied(location, rv, denial)  # type: ignore[arg-type]
+
+
+def _subrequest(
+    router: Router, rv: RequestVars, access: Access, pooled: Container[str], plans: Callable[[Location], HeaderPlan]
+) -> Decision:
+    """
+    What auth_request's URI gets: as in nginx, a GET with the request's
+    headers and no body, ``$request_uri`` still the request's, its location's
+    rewrite directives run, and no access phase of its own.
+    """
+    assert access.auth_request is not None
+    headers = tuple((n, v) for n, v in rv.head.headers if n.lower() not in _NOT_TO_SUBREQUEST)
+    head = RequestHead(b"GET", access.auth_request.encode("latin-1"), rv.head.http_version, headers)
+    try:
+        target = parse_target(head.target)
+    except RequestError as e:
+        return Refuse(rv.conn, None, None, e)
+    target = evolve(target, request_uri=rv.target.request_uri)
+    sub = RequestVars(config=rv.config, server=rv.server, location=None, conn=rv.conn, head=head, target=target, host=rv.host)
+    return _location_phases(router, sub, None, (no_files, no_notice), head, pooled, plans, None, checked=False)
+
+
+def _authorized(
+    pending: Pending, found: Location | None, rv: RequestVars, content: Callable[[], Decision], status: int, headers: _Headers
+) -> Decision:
+    denial = auth_verdict(pending, rv, status, headers)
+    if denial is not None:
+        return _denied(found, rv, denial)
+    return content()
+
+
+def _denied(location: Location | None, rv: RequestVars, denial: Denial) -> Respond | Refuse:
+    """The access phase's refusal: a 401 carries its challenge."""
+    if denial.challenge is None:
+        return Refuse(rv.conn, location, rv, RequestError(denial.status, denial.detail))
+    headers = ((b"WWW-Authenticate", denial.challenge), (b"Content-Type", b"text/html"))
+    return Respond(rv.conn, location, denial.status, headers, error_page(denial.status), rv)
+
+
+def _content(
+    location: Location | None,
     rv: RequestVars,
     head: RequestHead,
     pooled: Container[str],
@@ -217,7 +306,6 @@ def _content(
     location of an ``if`` that held, answers with its status page or
     sends the request upstream.
     """
-    location = found if state is None or state.location is None else state.location
     if location is not rv.location:
         rv.location = location
     if location is not None and location.status_page is not None:

@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Mapping, Protocol
 
 from attrs import frozen
 
+from wstunnel.core.access import remote_user
 from wstunnel.core.attempts import UpstreamRecord
 from wstunnel.wire.errors import RequestError
 from wstunnel.config.model import AccessLog, Config, LogFormat, Server
@@ -139,7 +140,7 @@ _LOG_GETTERS: dict[str, Callable[[LogEntry], str | None]] = {
     "time_local": lambda e: format_time_local(e.ended),
     "time_iso8601": lambda e: _time_iso8601(e.ended),
     "msec": lambda e: f"{e.ended:.3f}",
-    "remote_user": lambda e: None,
+    "remote_user": lambda e: remote_user(e.head),
     "upstream_addr": _upstream(UpstreamRecord.addr),
     "upstream_status": _upstream(UpstreamRecord.status),
     "upstream_connect_time": _upstream(UpstreamRecord.connect_time),

@@ -215,7 +215,7 @@ class RequestVars:
         self._match = None
 
     def assign(self, name: str, value: str) -> None:
-        """``set $name value``; a variable read before any ``set`` is empty, a map's is the map's."""
+        """``set $name value`` and ``auth_request_set``; a variable read before any ``set`` is empty, a map's is the map's."""
         if name in self.config.maps:
             if self._maps is None:
                 self._maps = {}

@@ -25,8 +25,9 @@ from twisted.python.failure import Failure
 from wstunnel.balancing.balancer import request_key
 from wstunnel.config.model import Binding, ClientLimits
 from wstunnel.wire.request import TLSInfo
-from wstunnel.core.dispatch import Close, Forward, Respond, StatusPage, prepare
+from wstunnel.core.dispatch import Authorize, Close, Decision, Forward, Respond, StatusPage, prepare
 from wstunnel.net.answer import CONTINUE, AnswerWriter
+from wstunnel.net.authrequest import authorize
 from wstunnel.net.clientstate import State
 from wstunnel.net.exchange import Exchange, Phase
 from wstunnel.net.files import file_test
@@ -108,7 +109,11 @@ class Proxying:
             plans=runtime.plan,
             files=file_test,
             notice=self._rewrite_notice,
+            users=runtime.users.table,
         )
+        self._act(decision)
+
+    def _act(self, decision: Decision) -> None:
         self.conn = decision.conn
         self._req.location = decision.location
         self._req.vars = decision.vars
@@ -124,6 +129,8 @@ class Proxying:
             self._close()
         elif isinstance(decision, StatusPage):
             self._respond(200, *status_page(decision.location.status_page, self._factory.registry.stats))
+        elif isinstance(decision, Authorize):
+            self._authorize(decision)
         else:
             error = decision.error
             self.log.info("request from {client} refused: {error}", client=self.peer_text, error=str(error))
@@ -132,6 +139,28 @@ class Proxying:
     def _rewrite_notice(self, text: str) -> None:
         """A ``rewrite_log`` line, at nginx's notice level (twisted.logger's info)."""
         self.log.info("{text}", text=text)
+
+    def _authorize(self, decision: Authorize) -> None:
+        """auth_request: nothing more is read from the client until the subrequest has answered."""
+        intake = self._intake
+        assert intake is not None
+        intake.pause()
+        waiting = authorize(
+            decision,
+            self._authorized,
+            peer_text=self.peer_text,
+            runtime=self.runtime,
+            reactor=self._factory.reactor,
+            clock=self._clock,
+            stats=self._factory.registry.stats,
+        )
+        if waiting is not None:
+            self._exchange = waiting
+
+    def _authorized(self, decision: Decision) -> None:
+        self._exchange = None
+        self._resume()
+        self._act(decision)
 
     def _forward(self, forward: Forward) -> None:
         req, upload, intake = self._req, self._upload, self._intake

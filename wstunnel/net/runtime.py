@@ -30,6 +30,7 @@ from wstunnel.core.variables import RequestVars
 from wstunnel.net.dynamic import DynamicExchange, Targets
 from wstunnel.net.exchange import Exchange
 from wstunnel.net.resolve import Resolvers
+from wstunnel.net.userfiles import UserFileCache
 
 __all__ = ["Forwarding", "Runtime"]
 
@@ -57,6 +58,7 @@ class Runtime:
     # nested model, and the config held here keeps every Location alive.
     forwardings: dict[int, Forwarding] = field(factory=dict)
     targets: Targets | None = None  # what a proxy_pass with variables may name
+    users: UserFileCache = field(factory=UserFileCache)  # auth_basic_user_file tables
 
     @classmethod
     def build(cls, config: Config, access_logs: AccessLogs | None = None) -> "Runtime":

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from wstunnel.config import servers, tls
+from wstunnel.config.access import LIMIT_EXCEPT
 from wstunnel.config.directives import IGNORED_DIRECTIVES, TABLE, UPSTREAM_TABLE, lookup
 from wstunnel.config.model import ConfigError, Source
 from wstunnel.config.read import Stmt
 from wstunnel.config.walk import ALL_CONTEXTS, EVENTS, MAIN, UPSTREAM
 
-KNOWN_CONTEXTS = ALL_CONTEXTS | {EVENTS, UPSTREAM}
+KNOWN_CONTEXTS = ALL_CONTEXTS | {EVENTS, UPSTREAM, LIMIT_EXCEPT}
 SRC = Source("t.conf", 7)
 
 
@@ -40,7 +41,7 @@ def test_upstream_directives_stay_in_upstream_blocks() -> None:
     "name, ctx, message",
     [
         ("least_conn", MAIN, '"least_conn" directive is not allowed here'),
-        ("auth_basic", MAIN, '"auth_basic" is not supported by wstunnel'),
+        ("sub_filter", MAIN, '"sub_filter" is not supported by wstunnel'),
         ("no_such_thing", MAIN, 'unknown directive "no_such_thing"'),
     ],
 )

@@ -218,8 +218,8 @@ def test_include_may_appear_inside_a_map(write, load):
 
 
 def test_include_lines_point_into_the_included_file(tmp_path, write, errors):
-    write("# one\n# two\ndeny all;\n", "bad.conf")
-    assert errors("include bad.conf;\n") == [f'{tmp_path}/bad.conf:3: "deny" is not supported by wstunnel']
+    write("# one\n# two\nflv;\n", "bad.conf")
+    assert errors("include bad.conf;\n") == [f'{tmp_path}/bad.conf:3: "flv" is not supported by wstunnel']
 
 
 def test_missing_include_names_the_file(write):
@@ -310,9 +310,9 @@ def test_comments_and_quotes(load):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("deny all;\n", '"deny" is not supported by wstunnel'),
-        ("server {\n auth_basic on;\n}\n", '"auth_basic" is not supported by wstunnel'),
         ("ssi on;\n", '"ssi" is not supported by wstunnel'),
+        ("random_index on;\n", '"random_index" is not supported by wstunnel'),
+        ("server {\n flv;\n}\n", '"flv" is not supported by wstunnel'),
         ("server {\n ssl_early_data on;\n}\n", '"ssl_early_data" is not supported by wstunnel'),
         ("server {\n location / {\n mirror /m;\n }\n}\n", '"mirror" is not supported by wstunnel'),
         ("upstream u {\n server 127.0.0.1;\n zone u 64k;\n}\n", '"zone" is not supported by wstunnel'),
@@ -423,7 +423,7 @@ def test_same_setting_at_different_levels_is_not_a_duplicate(load):
 def test_every_mistake_is_reported(errors):
     assert errors(
         """
-        deny all;
+        flv;
         server {
             listen 80 backlog=0;
             location ~ \\.php($ { }
@@ -435,7 +435,7 @@ def test_every_mistake_is_reported(errors):
         upstream u { server 127.0.0.1 weight=0; }
         """
     ) == [
-        'FILE:1: "deny" is not supported by wstunnel',
+        'FILE:1: "flv" is not supported by wstunnel',
         'FILE:3: invalid backlog "backlog=0"',
         'FILE:4: pcre2_compile() failed: missing ), unterminated subpattern at position 5 in "\\.php($"',
         'FILE:6: invalid URL prefix in "ftp://a"',
