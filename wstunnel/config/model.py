@@ -579,6 +579,7 @@ class UpstreamShape:
     pass_body: bool = True  # proxy_pass_request_body
 
 
+@frozen
 class AccessRule:
     """One ``allow`` or ``deny``: ``network`` None with ``unix`` False is ``all``."""
 
