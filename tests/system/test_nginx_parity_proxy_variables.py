@@ -63,6 +63,7 @@ async def test_proxy_pass_with_variables_against_nginx(twins, dns, logged) -> No
         assert (side.name, heads) == (side.name, expected_heads)
         assert (side.name, statuses[side.name]) == (side.name, expected_statuses)
     nginx_log = twins.nginxes[0].error_log.read_text()
-    for text in ("nowhere.test could not be resolved (3: Host not found)", "no resolver defined to resolve backend.test"):
+    for text in ("nowhere.test could not be resolved (3: Host not found)",
+                 "no resolver defined to resolve backend.test"):
         assert text in nginx_log
         assert text in logged()

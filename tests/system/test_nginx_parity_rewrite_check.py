@@ -18,7 +18,10 @@ from wstunnel.config.loader import load_config
 from wstunnel.config.model import ConfigErrors
 from wstunnel.config import walk
 
-SERVER = "server {{\nlisten 127.0.0.1:8080;\nset $a 1;\n{body}\nlocation / {{ proxy_pass http://127.0.0.1:9000; }}\n}}\n"
+SERVER = (
+    "server {{\nlisten 127.0.0.1:8080;\nset $a 1;\n{body}\n"
+    "location / {{ proxy_pass http://127.0.0.1:9000; }}\n}}\n"
+)
 LOCATION = "server {{\nlisten 127.0.0.1:8080;\nset $a 1;\nlocation / {{\n{body}\n}}\n}}\n"
 
 REFUSED = [

@@ -168,7 +168,7 @@ class Load:
                     self._dispatch(stmt, ctx, level)
                 except ConfigError as exc:
                     self.errors.append(exc)
-                    self._check_refused_block(stmt)
+                    self._check_refused_block(stmt, ctx)
         finally:
             self._open.pop()
 
@@ -176,16 +176,17 @@ class Load:
         """The level whose block holds ``level``, as walked (None for the top)."""
         return self._parents.get(id(level))
 
-    def _check_refused_block(self, stmt: Stmt) -> None:
+    def _check_refused_block(self, stmt: Stmt, around: str) -> None:
         """
         The statements inside a block that was refused before its handler
         walked them, checked on a level of their own that nothing builds:
-        ``--check`` lists their mistakes too, in the same pass.
+        ``--check`` lists their mistakes too, in the same pass.  ``around``
+        is the block's own context (an ``if`` of a server takes less).
         """
         inside = _INSIDE.get(stmt.name)
         if not stmt.block or inside is None or id(stmt.block) in self._walked:
             return
-        ctx, kind = inside
+        ctx, kind = (SERVER_IF, Level) if stmt.name == "if" and around == SERVER else inside
         self.walk(stmt.block, ctx, kind(stmt.source))
 
     def _dispatch(self, stmt: Stmt, ctx: str, level: Level) -> None:
@@ -235,7 +236,7 @@ def _set_names(statements: Iterable[Stmt]) -> set[str]:
     for stmt in statements:
         if stmt.name == "set" and stmt.args and stmt.args[0].startswith("$"):
             names.add(stmt.args[0][1:].lower())
-        if stmt.block:
+        if stmt.block and stmt.name != "map":
             names |= _set_names(stmt.block)
     return names
 

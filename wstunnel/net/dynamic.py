@@ -68,13 +68,13 @@ class DynamicExchange(Exchange):
             return
         upstream = choice.upstream
         if upstream is not None:
-            self._use(targets.balancers[upstream.name], request_key(upstream, self._rv), targets.pools.get(upstream.name))
+            key = request_key(upstream, self._rv)
+            self._use(targets.balancers[upstream.name], key, targets.pools.get(upstream.name))
         elif choice.literal:
             self._use_addresses(choice, (choice.host,))
         elif self._location.resolver is None:
-            self.log.error(
-                "no resolver defined to resolve {name}, client: {client}", name=choice.host, client=self._client.peer_text
-            )
+            client = self._client.peer_text
+            self.log.error("no resolver defined to resolve {name}, client: {client}", name=choice.host, client=client)
             self._give_up(502)
             return
         else:

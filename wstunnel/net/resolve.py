@@ -14,7 +14,7 @@ from __future__ import annotations
 import socket
 from typing import Callable, NamedTuple
 
-from twisted.internet.defer import Deferred, DeferredList, TimeoutError, succeed
+from twisted.internet.defer import Deferred, DeferredList, TimeoutError as QueryTimeout, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.names import client, dns, error
 from twisted.python.failure import Failure
@@ -59,7 +59,7 @@ _ERRORS = (
     (error.DNSServerError, ResolveError(2, "Server failure")),
     (error.DNSNotImplementedError, ResolveError(4, "Unimplemented")),
     (error.DNSQueryRefusedError, ResolveError(5, "Operation refused")),
-    (TimeoutError, _TIMED_OUT),
+    (QueryTimeout, _TIMED_OUT),
 )
 
 

@@ -41,7 +41,8 @@ def test_the_program_keeps_file_order_and_splits_each_replacement(tmp_path: Path
     steps = config.servers[0].locations[0].rewrites.steps
     assert [step.__class__ for step in steps] == [SetVariable, RewriteRule, RewriteRule, RewriteRule, BreakStep, Return]
     user, external, permanent = steps[1:4]
-    assert (user.uri.text, user.args.text, user.add_args, user.flag, user.redirect) == ("/user", "id=$1", False, "last", 0)
+    assert (user.uri.text, user.args.text, user.add_args) == ("/user", "id=$1", False)
+    assert (user.flag, user.redirect) == ("last", 0)
     assert (external.uri.text, external.args, external.redirect) == ("https://e.test/$uri", None, 302)
     assert (permanent.redirect, permanent.flag) == (301, "permanent")
 
@@ -92,3 +93,14 @@ def test_an_if_at_server_level_has_no_location(tmp_path: Path) -> None:
     config = load(tmp_path, "server {\nlisten 127.0.0.1:8080;\nif ($host = a.test) { return 301 https://a.test; }\n}\n")
     (block,) = config.servers[0].rewrites.steps
     assert isinstance(block, IfBlock) and block.location is None and block.condition.op == "="
+
+
+def test_the_inside_of_a_refused_server_if_is_checked_as_a_server_if(tmp_path: Path) -> None:
+    assert config_errors(
+        tmp_path,
+        "server {\nlisten 127.0.0.1:8080;\nif (bad) {\nproxy_pass http://127.0.0.1:9001;\nrewrite ^ /x foo;\n}\n}\n",
+    ) == [
+        'FILE:3: invalid condition "bad"',
+        'FILE:4: "proxy_pass" directive is not allowed here',
+        'FILE:5: invalid parameter "foo"',
+    ]

@@ -71,7 +71,13 @@ def test_otherwise_an_address_is_literal_and_a_name_is_not() -> None:
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("a.test", "a.test"), ("a.test:80", "a.test"), ("a.test:81", "a.test:81"), ("[::1]:81", "[::1]:81"), ("a/b", "a/b")],
+    [
+        ("a.test", "a.test"),
+        ("a.test:80", "a.test"),
+        ("a.test:81", "a.test:81"),
+        ("[::1]:81", "[::1]:81"),
+        ("a/b", "a/b"),
+    ],
 )
 def test_proxy_host_shows_the_port_unless_it_is_the_default(text, expected) -> None:
     assert rendered_proxy_host(text, "http") == expected
