@@ -12,7 +12,7 @@ A new directive is one line here and a handler in the module of its topic.
 
 from __future__ import annotations
 
-from wstunnel.config import limits, listens, locations, logs, maps, proxy, response, rewrite, servers, tuning, upstream, workers
+from wstunnel.config import limits, listens, locations, logs, maps, proxy, ratelimits, response, rewrite, servers, tuning, upstream, workers
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
 from wstunnel.config.nginx_names import NGINX_DIRECTIVES
@@ -40,7 +40,7 @@ def ignored(load: Load, stmt: Stmt, level: Level) -> None:
 
 
 # The directives of wstunnel's own, which nginx does not have (doc/configuration.md marks each).
-EXTENSIONS = frozenset({"wstunnel_metrics", "proxy_upgrade_protocols"})
+EXTENSIONS = frozenset({"wstunnel_metrics", "proxy_upgrade_protocols", "wstunnel_tunnel_rate"})
 
 TABLE: dict[str, Spec] = {
     "worker_processes": spec({MAIN}, 1, 1, workers.worker_processes, once=True),
@@ -115,6 +115,20 @@ TABLE: dict[str, Spec] = {
     "proxy_redirect": spec(HTTP_LEVELS, 1, 2, proxy.proxy_redirect),
     "add_header": spec(HTTP_LEVELS, 2, 3, response.add_header),
     "server_tokens": spec(HTTP_LEVELS, 1, 1, response.server_tokens, once=True),
+    # Per-client limits: limit_conn, limit_req, limit_rate, the tunnel rate.
+    "limit_conn_zone": spec({HTTP}, 2, 2, ratelimits.limit_conn_zone),
+    "limit_conn": spec(HTTP_LEVELS, 2, 2, ratelimits.limit_conn),
+    "limit_conn_status": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_status, once=True),
+    "limit_conn_log_level": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_level, once=True),
+    "limit_conn_dry_run": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_flag, once=True),
+    "limit_req_zone": spec({HTTP}, 3, 4, ratelimits.limit_req_zone),
+    "limit_req": spec(HTTP_LEVELS, 1, 3, ratelimits.limit_req),
+    "limit_req_status": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_status, once=True),
+    "limit_req_log_level": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_level, once=True),
+    "limit_req_dry_run": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_flag, once=True),
+    "limit_rate": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_rate, once=True),
+    "limit_rate_after": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_size, once=True),
+    "wstunnel_tunnel_rate": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_size, once=True),
     # Accepted and ignored: none of these can change what is proxied.
     "pid": spec({MAIN}, 1, 1, ignored, once=True),
     "user": spec({MAIN}, 1, 2, ignored, once=True),

@@ -11,6 +11,7 @@ matches sets the request's captures: ``$1``..``$9`` and its named groups.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Callable, Mapping
 
@@ -94,7 +95,9 @@ class RequestVars:
     a template asks, and only map results are worth caching.
     """
 
-    __slots__ = ("config", "server", "location", "conn", "head", "target", "host", "_maps", "_match", "_named")
+    __slots__ = (
+        "config", "server", "location", "conn", "head", "target", "host", "_maps", "_match", "_named", "limited"
+    )
 
     def __init__(
         self,
@@ -117,6 +120,7 @@ class RequestVars:
         self._maps: dict[str, str] | None = None
         self._match: re.Match[str] | None = None  # the last regex match with groups: $1..$9
         self._named: dict[str, str] | None = None  # named groups of matched regexes
+        self.limited: dict[str, str] | None = None  # $limit_conn_status, $limit_req_status once checked
 
     def get(self, name: str) -> str:
         """The value of ``$name``; a missing header is the empty string."""
@@ -192,6 +196,14 @@ class RequestVars:
         return value
 
 
+def _packed(address: str) -> str:
+    """``$binary_remote_addr``: 4 or 16 bytes, as latin-1 text; empty for a unix socket."""
+    try:
+        return ipaddress.ip_address(address).packed.decode("latin-1")
+    except ValueError:
+        return ""
+
+
 def _proxy_host(rv: RequestVars) -> str:
     location = rv.location
     if location is None or location.proxy_pass is None:
@@ -209,6 +221,9 @@ def _proxy_add_x_forwarded_for(rv: RequestVars) -> str:
 _GETTERS: dict[str, Callable[[RequestVars], str]] = {
     "host": lambda rv: rv.host,
     "remote_addr": lambda rv: rv.conn.remote_addr,
+    "binary_remote_addr": lambda rv: _packed(rv.conn.remote_addr),
+    "limit_conn_status": lambda rv: (rv.limited or {}).get("limit_conn_status", ""),
+    "limit_req_status": lambda rv: (rv.limited or {}).get("limit_req_status", ""),
     "remote_port": lambda rv: str(rv.conn.remote_port),
     "server_addr": lambda rv: rv.conn.server_addr,
     "server_port": lambda rv: str(rv.conn.server_port),

@@ -23,12 +23,13 @@ from twisted.internet.interfaces import IReactorTCP, IReactorTime, ITransport
 from twisted.python.failure import Failure
 
 from wstunnel.balancing.balancer import request_key
-from wstunnel.config.model import Binding, ClientLimits
+from wstunnel.config.model import Binding, ClientLimits, RateLimits
 from wstunnel.wire.request import TLSInfo
-from wstunnel.core.dispatch import Close, Forward, Respond, StatusPage, prepare
+from wstunnel.core.dispatch import Close, Decision, Forward, Respond, StatusPage, prepare
 from wstunnel.net.answer import CONTINUE, AnswerWriter
 from wstunnel.net.clientstate import State
 from wstunnel.net.exchange import Exchange, Phase
+from wstunnel.net.gate import Gate
 from wstunnel.net.intake import Intake
 from wstunnel.net.registry import Registry
 from wstunnel.net.requestlog import RequestRecord
@@ -109,6 +110,22 @@ class Proxying:
         self.conn = decision.conn
         self._req.location = decision.location
         self._req.vars = decision.vars
+        if isinstance(decision, (Forward, StatusPage)) and decision.location.limits is not None:
+            self._gated(decision, decision.location.limits)
+            return
+        self._act(decision)
+
+    def _gated(self, decision: Forward | StatusPage, limits: RateLimits) -> None:
+        """The location's limit_req and limit_conn first; a request they delay reads nothing meanwhile."""
+        assert decision.vars is not None and self._intake is not None
+        self._req.gate = gate = Gate(
+            limits, decision.vars, self.runtime.limit_tables, self._clock, self.log, self.peer_text
+        )
+        gate.run(lambda: self._act(decision), lambda status: self.fail(status, "limited"))
+        if gate.waiting:
+            self._intake.pause()
+
+    def _act(self, decision: Decision) -> None:
         if isinstance(decision, Forward):
             self._forward(decision)
         elif isinstance(decision, Respond):

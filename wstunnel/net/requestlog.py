@@ -15,6 +15,7 @@ from wstunnel.config.model import Location, Server
 from wstunnel.core.attempts import UpstreamRecord
 from wstunnel.core.logformat import LogEntry, bare_vars, write_entry
 from wstunnel.core.variables import RequestVars
+from wstunnel.net.gate import Gate
 from wstunnel.net.runtime import Runtime
 from wstunnel.obs.metrics import Stats
 from wstunnel.wire.heads import HeadSoFar
@@ -44,6 +45,7 @@ class RequestRecord:
     fed: int = 0  # $request_length: the head and the body bytes read so far
     close_reason: str | None = None  # $tunnel_close_reason
     close_after: bool = False
+    gate: Gate | None = None  # limit_req and limit_conn, when its location has them
 
 
 def log_request(

@@ -21,6 +21,7 @@ from wstunnel.net.pool import IdlePool
 from wstunnel.core.routing import Router
 from wstunnel.net.tls import UpstreamTLSContexts
 from wstunnel.net.upstream import PeerConnector
+from wstunnel.net.zones import Zones
 
 __all__ = ["Forwarding", "Runtime"]
 
@@ -44,11 +45,15 @@ class Runtime:
     # By the Location's identity: hashing a frozen Location walks the whole
     # nested model, and the config held here keeps every Location alive.
     forwardings: dict[int, Forwarding] = field(factory=dict)
+    zones: Zones = field(factory=Zones)
+    # The limit_conn and limit_req tables of this config's zones, by the LimitZone's identity.
+    limit_tables: dict[int, object] = field(factory=dict)
 
     @classmethod
-    def build(cls, config: Config, access_logs: AccessLogs | None = None) -> "Runtime":
-        """``access_logs``: the previous runtime's files, which a reload keeps using."""
+    def build(cls, config: Config, access_logs: AccessLogs | None = None, zones: Zones | None = None) -> "Runtime":
+        """``access_logs``, ``zones``: the previous runtime's, which a reload keeps using."""
         upstreams = _all_upstreams(config)
+        zones = zones if zones is not None else Zones()
         return cls(
             config=config,
             router=Router(config),
@@ -57,6 +62,8 @@ class Runtime:
             access_logs=access_logs if access_logs is not None else AccessLogs(),
             pools={name: IdlePool(up) for name, up in upstreams.items() if up.keepalive > 0},
             forwardings=_forwardings(config),
+            zones=zones,
+            limit_tables=_limit_tables(config, zones),
         )
 
     def balancer(self, upstream_name: str) -> Balancer:
@@ -114,4 +121,18 @@ def _forwardings(config: Config) -> dict[int, Forwarding]:
             tls = proxy_pass.tls
             connector = PeerConnector(timeout) if tls is None else contexts.connector(tls, timeout)
             found[id(location)] = Forwarding(header_plan(location, config), connector)
+    return found
+
+
+def _limit_tables(config: Config, zones: Zones) -> dict[int, object]:
+    found: dict[int, object] = {}
+    for server in config.servers:
+        for location in server.locations:
+            limits = location.limits
+            if limits is None:
+                continue
+            for zone, _ in limits.conns:
+                found[id(zone)] = zones.conn(zone)
+            for zone, _, _ in limits.reqs:
+                found[id(zone)] = zones.req(zone)
     return found
