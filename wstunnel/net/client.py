@@ -400,6 +400,8 @@ class ClientProtocol(Proxying, Protocol):
         if upload is not None and upload.to is not None:  # else nothing of it is registered
             upload.stop()
         self._answer.stop()
+        if self._req.pace is not None:
+            self._req.pace.stop()
 
     def _head_timed_out(self) -> None:
         intake = self._intake

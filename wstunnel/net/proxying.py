@@ -30,6 +30,7 @@ from wstunnel.net.answer import CONTINUE, AnswerWriter
 from wstunnel.net.clientstate import State
 from wstunnel.net.exchange import Exchange, Phase
 from wstunnel.net.gate import Gate
+from wstunnel.net.pace import response_pace, tunnel_type
 from wstunnel.net.intake import Intake
 from wstunnel.net.registry import Registry
 from wstunnel.net.requestlog import RequestRecord
@@ -224,8 +225,10 @@ class Proxying:
         self._answer.relay(response, self._keepalive_allowed())
         if upstream is not None:
             location = self._req.location
-            assert location is not None
-            self._answer.follow(upstream.transport, location.timeouts.client_send, self._client_stalled)
+            assert location is not None and self._req.vars is not None
+            self._req.pace = pace = response_pace(location, self._req.vars, upstream.transport, self._clock)
+            source = upstream.transport if pace is None else pace
+            self._answer.follow(source, location.timeouts.client_send, self._client_stalled)
 
     def _keepalive_allowed(self) -> bool:
         """nginx's decision: the client asks, the limits allow, nothing forces a close."""
@@ -240,6 +243,8 @@ class Proxying:
 
     def send_data(self, data: bytes) -> None:
         self._answer.data(data)
+        if self._req.pace is not None:
+            self._req.pace.sent(len(data))
 
     def release_upstream(self) -> None:
         """The exchange takes its upstream connection back (to pool or close it)."""
@@ -292,7 +297,7 @@ class Proxying:
         self._exchange = None
         self._tunnel_done = on_end
         self._state = State.TUNNEL
-        tunnel = Tunnel(
+        tunnel = tunnel_type(req.location)(
             client=self.transport,
             upstream=upstream.transport,
             to_client=self._answer.write,
