@@ -11,9 +11,10 @@ from pathlib import Path
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
+from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
-from support import LISTEN, HalfCloseTransport, MemoryProxy, load_text, switch_answer, upgrade_request
+from support import LISTEN, HalfCloseTransport, MemoryProxy, load_text, log_fields, switch_answer, upgrade_request
 
 CONF = """
 limit_conn_zone $binary_remote_addr zone=addr:32k;
@@ -120,3 +121,75 @@ def test_a_client_that_leaves_while_delayed_is_never_forwarded(tmp_path: Path) -
     p.reactor.advance(5)
     assert len(p.dialled()) == 1
     assert not p.reactor.getDelayedCalls() or all(c.getTime() > 5 for c in p.reactor.getDelayedCalls())
+
+
+FULL = """
+limit_conn_zone $http_x_key zone=keys:32k;
+log_format limits '$status|$limit_conn_status|$limit_req_status';
+server {{
+    listen 127.0.0.1:8080;
+    access_log {log} limits;
+    location / {{
+        proxy_pass http://127.0.0.1:9000;
+        {extra}
+    }}
+}}
+"""
+
+
+def logged(events: list[dict]) -> list[str]:
+    return [e["text"] for e in events if "text" in e and "client" in e]
+
+
+def with_events(test):  # type: ignore[no-untyped-def]
+    def run(tmp_path: Path) -> None:
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        try:
+            test(tmp_path, events)
+        finally:
+            globalLogPublisher.removeObserver(events.append)
+    run.__name__ = test.__name__
+    return run
+
+
+@with_events
+def test_a_full_conn_zone_answers_the_status_and_logs_then_frees(tmp_path: Path, events: list[dict]) -> None:
+    log = tmp_path / "access.log"
+    p = MemoryProxy(load_text(tmp_path / "t.conf", FULL.format(log=log, extra="limit_conn keys 1;")))
+    held, refused = 0, None
+    for n in range(600):  # a 32k zone has 512 states
+        transport = client_from(p, "127.0.0.2", b"GET / HTTP/1.1\r\nHost: a\r\nX-Key: %d\r\n\r\n" % n)
+        if transport.value():
+            refused = n
+            break
+        held += 1
+    assert refused is not None and status(transport) == b"503" and held <= 512
+    assert logged(events)[-1] == 'ngx_slab_alloc() failed: no memory in limit_conn_zone "keys"'
+    assert log_fields(log)[-1] == ["503", "REJECTED", "-"]
+    for index in range(held):
+        p.answer(b"200 OK", b"ok", index=index)
+    again = client_from(p, "127.0.0.2", b"GET / HTTP/1.1\r\nHost: a\r\nX-Key: %d\r\n\r\n" % refused)
+    assert again.value() == b"", "every count given back"
+
+
+@with_events
+def test_dry_run_only_logs(tmp_path: Path, events: list[dict]) -> None:
+    log = tmp_path / "access.log"
+    p = MemoryProxy(load_text(tmp_path / "t.conf", FULL.format(log=log, extra="limit_conn keys 1; limit_conn_dry_run on;")))
+    for _ in range(2):
+        client_from(p, "127.0.0.2", b"GET / HTTP/1.1\r\nHost: a\r\nX-Key: k\r\n\r\n")
+    assert len(p.dialled()) == 2
+    assert logged(events) == ['limiting connections, dry run, by zone "keys"']
+    p.answer(b"200 OK", b"ok", index=1)
+    p.answer(b"200 OK", b"ok", index=0)
+    assert sorted(log_fields(log)) == [["200", "PASSED", "-"], ["200", "REJECTED_DRY_RUN", "-"]]
+
+
+@with_events
+def test_an_empty_key_is_not_limited(tmp_path: Path, events: list[dict]) -> None:
+    log = tmp_path / "access.log"
+    p = MemoryProxy(load_text(tmp_path / "t.conf", FULL.format(log=log, extra="limit_conn keys 1;")))
+    for _ in range(3):
+        client_from(p, "127.0.0.2", GET)
+    assert len(p.dialled()) == 3 and not logged(events)

@@ -82,6 +82,6 @@ async def test_limit_conn_holds_across_two_workers(twistd: str, tmp_path: Path, 
             backend.close()
         assert "Traceback" not in "".join(proxy.lines)
         output = "".join(proxy.lines)
-        assert output.count('#error] limiting connections by zone "addr", client: 127.0.0.2:') == ATTEMPTS
+        assert output.count('#error] limiting connections by zone "addr", client: 127.0.0.2\n') == ATTEMPTS
 
     await run(scenario())

@@ -120,7 +120,7 @@ class Proxying:
         """The location's limit_req and limit_conn first; a request they delay reads nothing meanwhile."""
         assert decision.vars is not None and self._intake is not None
         self._req.gate = gate = Gate(
-            limits, decision.vars, self.runtime.limit_tables, self._clock, self.log, self.peer_text
+            limits, decision.vars, self.runtime.limit_tables, self._clock, self.log, decision.conn.remote_addr
         )
         gate.run(lambda: self._act(decision), lambda status: self.fail(status, "limited"))
         if gate.waiting:
