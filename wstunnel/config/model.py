@@ -610,3 +610,8 @@ class RateLimits:
     rate: Template | None = None  # limit_rate: bytes per second, 0 unlimited
     rate_after: int = 0  # limit_rate_after
     tunnel_rate: int = 0  # wstunnel_tunnel_rate: bytes per second each way, 0 unlimited
+
+    @property
+    def checked(self) -> bool:
+        """Whether a request must pass limit_req or limit_conn before it goes on."""
+        return bool(self.conns or self.reqs)

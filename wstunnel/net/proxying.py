@@ -111,8 +111,9 @@ class Proxying:
         self.conn = decision.conn
         self._req.location = decision.location
         self._req.vars = decision.vars
-        if isinstance(decision, (Forward, StatusPage)) and decision.location.limits is not None:
-            self._gated(decision, decision.location.limits)
+        limits = decision.location.limits if isinstance(decision, (Forward, StatusPage)) else None
+        if limits is not None and limits.checked:
+            self._gated(decision, limits)  # type: ignore[arg-type]
             return
         self._act(decision)
 
