@@ -53,7 +53,13 @@ def key_hash(key: str) -> int:
 
 
 class ConnTable:
-    """``limit_conn_zone``: per key, how many requests and tunnels are open.  Two words a slot: tag, count."""
+    """
+    ``limit_conn_zone``: per key, how many requests and tunnels are open.
+    Two words a slot: tag, count.  A tag is in at most one slot of its
+    window (a new one goes in only where none is found), and keeps it at
+    count 0 until another key needs the slot, so a returning key finds its
+    slot at once.
+    """
 
     def __init__(self, words: memoryview, lock: Lock) -> None:
         self.words = words
@@ -68,7 +74,7 @@ class ConnTable:
             start = tag % slots
             for step in range(min(WINDOW, slots)):
                 at = (start + step) % slots * 2
-                if words[at] == tag and words[at + 1] > 0:
+                if words[at] == tag:
                     if words[at + 1] >= limit:
                         return False
                     words[at + 1] += 1
@@ -87,8 +93,9 @@ class ConnTable:
             start = tag % slots
             for step in range(min(WINDOW, slots)):
                 at = (start + step) % slots * 2
-                if words[at] == tag and words[at + 1] > 0:
-                    words[at + 1] -= 1
+                if words[at] == tag:
+                    if words[at + 1] > 0:
+                        words[at + 1] -= 1
                     return
 
     def count(self, tag: int) -> int:
@@ -97,7 +104,7 @@ class ConnTable:
         start = tag % slots
         for step in range(min(WINDOW, slots)):
             at = (start + step) % slots * 2
-            if words[at] == tag and words[at + 1] > 0:
+            if words[at] == tag:
                 return words[at + 1]
         return 0
 

@@ -11,8 +11,8 @@ matches sets the request's captures: ``$1``..``$9`` and its named groups.
 
 from __future__ import annotations
 
-import ipaddress
 import re
+import socket
 from typing import Callable, Mapping
 
 from wstunnel.config.model import Config, Location, MapDef, Server, Template
@@ -198,10 +198,12 @@ class RequestVars:
 
 def _packed(address: str) -> str:
     """``$binary_remote_addr``: 4 or 16 bytes, as latin-1 text; empty for a unix socket."""
-    try:
-        return ipaddress.ip_address(address).packed.decode("latin-1")
-    except ValueError:
-        return ""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            return socket.inet_pton(family, address).decode("latin-1")
+        except OSError:
+            continue
+    return ""
 
 
 def _proxy_host(rv: RequestVars) -> str:
