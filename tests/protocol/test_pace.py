@@ -9,7 +9,7 @@ from pathlib import Path
 
 from twisted.internet.task import Clock
 
-from support import HalfCloseTransport, MemoryProxy, load_text
+from support import HalfCloseTransport, MemoryProxy, load_text, switch_answer, upgrade_request
 from wstunnel.config.model import Timeouts
 from wstunnel.net.pace import Pace, RatedTunnel, tunnel_type
 from wstunnel.net.tunnel import Tunnel
@@ -105,3 +105,15 @@ def test_limit_rate_paces_the_upstream_of_a_response(tmp_path: Path) -> None:
     assert ut.producerState == "paused"
     p.reactor.advance(1.01)
     assert ut.producerState == "producing"
+
+
+def test_a_tunnel_of_a_rated_location_is_paced_through_the_client_protocol(tmp_path: Path) -> None:
+    p = MemoryProxy(load_text(tmp_path / "t.conf", CONF.format(extra="wstunnel_tunnel_rate 1k;")))
+    client, ct = p.connect_client(upgrade_request())
+    upstream, ut = p.upstream()
+    upstream.dataReceived(switch_answer(upgrade_request()))
+    assert ct.value().startswith(b"HTTP/1.1 101 ")
+    client.dataReceived(b"x" * 1500)
+    assert ut.value().endswith(b"x" * 1500) and ct.producerState == "paused"
+    p.reactor.advance(0.6)
+    assert ct.producerState == "producing"

@@ -16,8 +16,7 @@ from attrs import evolve
 
 from wstunnel.config.args import size_arg
 from wstunnel.config.levels import Level
-from wstunnel.config.model import LimitZone, RateLimits, Source
-from wstunnel.config.model import ConfigError
+from wstunnel.config.model import ConfigError, LimitZone, RateLimits, Source
 from wstunnel.config.read import Stmt
 from wstunnel.config.walk import Load
 
@@ -200,6 +199,7 @@ def _rate(stmt: Stmt, text: str) -> int:
 
 
 def _declare(load: Load, stmt: Stmt, name: str, slots: int, rate: int) -> None:
+    """Zones are http-level only: the http level's ``ratelimits["zones"]`` holds them by name, with their kind."""
     zones: dict[str, tuple[str, LimitZone]] = load.http.ratelimits.setdefault("zones", {})  # type: ignore[assignment]
     if name in zones:
         kind, zone = zones[name]

@@ -27,6 +27,7 @@ __all__ = [
     "WINDOW",
     "ConnTable",
     "Held",
+    "Lock",
     "ReqTable",
     "Verdict",
     "count_connections",

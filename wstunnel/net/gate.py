@@ -49,6 +49,7 @@ class Gate:
         self._held: tuple[Held, ...] = ()
 
     def run(self, go: Callable[[], None], refuse: Callable[[int], None]) -> None:
+        """Check now; ``go`` or ``refuse`` runs now or, after a ``limit_req`` delay, from the clock."""
         limits = self._limits
         if limits.reqs:
             now = int(self._clock.seconds() * 1000)

@@ -26,7 +26,7 @@ from zope.interface import implementer
 from wstunnel.config.model import Location
 from wstunnel.config.units import parse_size
 from wstunnel.core.variables import RequestVars, render
-from wstunnel.net.tunnel import Tunnel
+from wstunnel.net.tunnel import Tunnel, TunnelEnd
 
 __all__ = ["Pace", "RatedTunnel", "response_pace", "tunnel_type"]
 
@@ -124,11 +124,11 @@ class RatedTunnel(Tunnel):
             self._upstream_pace.stop()
         super().upstream_eof()
 
-    def close(self, reason: object) -> None:  # type: ignore[override]
+    def close(self, reason: TunnelEnd) -> None:
         for pace in (self._client_pace, self._upstream_pace):
             if pace is not None:
                 pace.stop()
-        super().close(reason)  # type: ignore[arg-type]
+        super().close(reason)
 
 
 def tunnel_type(location: Location) -> Callable[..., Tunnel]:
