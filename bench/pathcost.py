@@ -144,12 +144,22 @@ def measure(loop: Callable[[int], None], n: int, rounds: int) -> float:
     return best
 
 
+# Every request checked and counted, and never refused: the gate's own cost.
+_LIMITS = """\
+    limit_conn_zone $binary_remote_addr zone=bench:10m;
+    limit_req_zone $binary_remote_addr zone=benchreq:10m rate=1000000r/s;
+    limit_conn bench 1000000;
+    limit_req zone=benchreq burst=1000000 nodelay;
+"""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("-n", type=int, default=2000, help="operations per round")
     parser.add_argument("--keepalive", type=int, default=32, help="upstream keepalive (0: none)")
     parser.add_argument("--access-log", action="store_true", help="log every request to /dev/null")
+    parser.add_argument("--limits", action="store_true", help="limit_conn and limit_req (never reached) on every request")
     parser.add_argument("--only", choices=sorted(LOOPS), help="measure one workload (for py-spy)")
     parser.add_argument("--profile", choices=sorted(LOOPS), help="cProfile one workload instead")
     args = parser.parse_args()
@@ -159,6 +169,8 @@ def main() -> int:
         text = proxy_conf(run, backend=9, port=8, keepalive=args.keepalive)
         if args.access_log:
             text = text.replace("access_log off;", "access_log /dev/null;")
+        if args.limits:
+            text = text.replace("    map $http_upgrade", _LIMITS + "    map $http_upgrade", 1)
         conf.write_text(text)
         proxy = Proxy(conf)
         if args.profile:

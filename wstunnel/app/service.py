@@ -34,6 +34,7 @@ from wstunnel.balancing.peers import failed_out
 from wstunnel.net.proxyfirst import header_first_factory
 from wstunnel.net.registry import Registry
 from wstunnel.net.runtime import Runtime
+from wstunnel.net.zones import Zones
 from wstunnel.net.tls import ContextCache, server_factory
 
 __all__ = ["ProxyService", "bind_socket", "tune_listener"]
@@ -118,7 +119,7 @@ class ProxyService(MultiService):
     ) -> None:
         super().__init__()
         self._reactor = reactor
-        self.runtime = Runtime.build(config)
+        self.runtime = Runtime.build(config, zones=Zones(files.directory if files is not None else None))
         self.registry = Registry(reactor, peers=self._peers)  # type: ignore[arg-type]
         self.registry.stats.files = files
         self._reuse_port = reuse_port
@@ -242,7 +243,7 @@ class ProxyService(MultiService):
 
     def apply(self, config: Config) -> bool:
         """Switch new connections to ``config``; connections already open keep theirs."""
-        runtime = Runtime.build(config, access_logs=self.runtime.access_logs)
+        runtime = Runtime.build(config, access_logs=self.runtime.access_logs, zones=self.runtime.zones)
         wanted = {(b.host, b.port): b for b in runtime.sockets}
         try:
             self._tls_contexts.get(config)

@@ -12,7 +12,7 @@ A new directive is one line here and a handler in the module of its topic.
 
 from __future__ import annotations
 
-from wstunnel.config import access, charset, cookies, expires, gzip, limits, listens, locations, logs, maps, proxy, request_shape, resolver, response, rewrite, servers, tuning, upstream, workers
+from wstunnel.config import access, charset, cookies, expires, gzip, limits, listens, locations, logs, maps, proxy, ratelimits, request_shape, resolver, response, rewrite, servers, tuning, upstream, workers
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
 from wstunnel.config.nginx_names import NGINX_DIRECTIVES
@@ -40,7 +40,7 @@ def ignored(load: Load, stmt: Stmt, level: Level) -> None:
 
 
 # The directives of wstunnel's own, which nginx does not have (doc/configuration.md marks each).
-EXTENSIONS = frozenset({"wstunnel_metrics", "proxy_upgrade_protocols"})
+EXTENSIONS = frozenset({"wstunnel_metrics", "proxy_upgrade_protocols", "wstunnel_tunnel_rate"})
 
 TABLE: dict[str, Spec] = {
     "worker_processes": spec({MAIN}, 1, 1, workers.worker_processes, once=True),
@@ -162,6 +162,20 @@ TABLE: dict[str, Spec] = {
     "auth_request": spec(HTTP_LEVELS, 1, 1, access.auth_request, once=True),
     "auth_request_set": spec(HTTP_LEVELS, 2, 2, access.auth_request_set),
     "limit_except": spec({LOCATION}, 1, None, access.limit_except, block=True, once=True),
+    # Per-client limits: limit_conn, limit_req, limit_rate, the tunnel rate.
+    "limit_conn_zone": spec({HTTP}, 2, 2, ratelimits.limit_conn_zone),
+    "limit_conn": spec(HTTP_LEVELS, 2, 2, ratelimits.limit_conn),
+    "limit_conn_status": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_status, once=True),
+    "limit_conn_log_level": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_level, once=True),
+    "limit_conn_dry_run": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_flag, once=True),
+    "limit_req_zone": spec({HTTP}, 3, 4, ratelimits.limit_req_zone),
+    "limit_req": spec(HTTP_LEVELS, 1, 3, ratelimits.limit_req),
+    "limit_req_status": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_status, once=True),
+    "limit_req_log_level": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_level, once=True),
+    "limit_req_dry_run": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_flag, once=True),
+    "limit_rate": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_rate, once=True),
+    "limit_rate_after": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_size, once=True),
+    "wstunnel_tunnel_rate": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_size, once=True),
     # Accepted and ignored: none of these can change what is proxied.
     "pid": spec({MAIN}, 1, 1, ignored, once=True),
     "user": spec({MAIN}, 1, 2, ignored, once=True),

@@ -13,12 +13,14 @@ from attrs import evolve, field, frozen
 
 from wstunnel.config.access import inherited_access
 from wstunnel.config.levels import Level
+from wstunnel.config.ratelimits import merged
 from wstunnel.config.model import (
     DEFAULT_UPGRADE_PROTOCOLS,
     Access,
     AccessLog,
     AddedHeader,
     ClientLimits,
+    RateLimits,
     ErrorLog,
     Gzip,
     HeaderSetting,
@@ -59,6 +61,7 @@ class Effective:
     gzip: Gzip = Gzip()
     shaping: Mapping[str, object] = field(factory=dict)  # config/shaping.py's values, by directive
     access: Access = Access()
+    limits: RateLimits | None = None
 
 
 def root_settings(path: str, error_logs: tuple[ErrorLog, ...]) -> Effective:
@@ -108,6 +111,7 @@ def effective(load: Load, level: Level, parent: Effective) -> Effective:
         gzip=evolve(parent.gzip, **level.gzip),  # type: ignore[arg-type]
         shaping=merged_shaping(load, level, parent.shaping),
         access=inherited_access(load, level, parent.access),
+        limits=merged(load, level, parent.limits),
     )
 
 

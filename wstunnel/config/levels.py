@@ -62,6 +62,7 @@ class Level:
     # The response-shaping directives (config/shaping.py) as written, by name; absent: not set here.
     shaping: dict[str, list[tuple[tuple[str, ...], Source]]] = field(factory=dict)
     access: dict[str, object] = field(factory=dict)  # wstunnel.config.access: the directives given here
+    ratelimits: dict[str, object] = field(factory=dict)  # wstunnel.config.ratelimits: as written here
 
 
 @define

@@ -165,6 +165,7 @@ def _build_location(
         gzip=eff.gzip,
         upstream_shape=upstream_shape(eff.shaping),
         access=eff.access,
+        limits=eff.limits,
     )
     if loc.status_page is not None and loc.proxy_pass is not None:
         load.errors.append(

@@ -40,6 +40,7 @@ __all__ = [
     "HeaderSetting",
     "KeyPair",
     "Listen",
+    "LimitZone",
     "ListenOptions",
     "Location",
     "LogFormat",
@@ -47,6 +48,7 @@ __all__ = [
     "NEXT_UPSTREAM_CONDITIONS",
     "NextUpstream",
     "Peer",
+    "RateLimits",
     "ProxyPass",
     "RedirectRule",
     "Resolver",
@@ -650,6 +652,7 @@ class Location:
     gzip: Gzip = Gzip()
     upstream_shape: UpstreamShape = UpstreamShape()  # proxy_method, proxy_pass_request_headers
     access: Access = Access()  # allow/deny, auth_basic, auth_request, satisfy, limit_except
+    limits: RateLimits | None = None  # limit_conn, limit_req, limit_rate; None: none apply
 
 
 @frozen
@@ -785,3 +788,44 @@ class ConfigErrors(Exception):
 
     def __str__(self) -> str:
         return "\n".join(str(e) for e in self.errors)
+
+
+@frozen
+class LimitZone:
+    """
+    A ``limit_conn_zone`` (``rate`` 0) or ``limit_req_zone``: the key, the
+    table size in states, and the rate in milli-requests per second, the
+    unit nginx's leaky bucket counts in.
+    """
+
+    name: str
+    key: Template
+    slots: int
+    source: Source
+    rate: int = 0
+
+
+@frozen
+class RateLimits:
+    """
+    A location's per-client limits, merged from its levels.  ``conns`` are
+    (zone, number) pairs; ``reqs`` are (zone, burst, delay) in
+    milli-requests, ``delay`` -1 for ``nodelay``.
+    """
+
+    conns: tuple[tuple[LimitZone, int], ...] = ()
+    conn_status: int = 503
+    conn_log_level: str = "error"
+    conn_dry_run: bool = False
+    reqs: tuple[tuple[LimitZone, int, int], ...] = ()
+    req_status: int = 503
+    req_log_level: str = "error"
+    req_dry_run: bool = False
+    rate: Template | None = None  # limit_rate: bytes per second, 0 unlimited
+    rate_after: int = 0  # limit_rate_after
+    tunnel_rate: int = 0  # wstunnel_tunnel_rate: bytes per second each way, 0 unlimited
+
+    @property
+    def checked(self) -> bool:
+        """Whether a request must pass limit_req or limit_conn before it goes on."""
+        return bool(self.conns or self.reqs)

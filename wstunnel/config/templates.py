@@ -28,6 +28,9 @@ BUILTIN_VARIABLES = frozenset(
     {
         "host",
         "remote_addr",
+        "binary_remote_addr",
+        "limit_conn_status",
+        "limit_req_status",
         "remote_port",
         "server_addr",
         "server_port",

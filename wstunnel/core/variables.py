@@ -12,6 +12,7 @@ matches sets the request's captures: ``$1``..``$9`` and its named groups.
 from __future__ import annotations
 
 import re
+import socket
 from typing import Callable, Mapping, Sequence
 
 from wstunnel.config.model import Config, Location, MapDef, Server, Template
@@ -108,6 +109,7 @@ class RequestVars:
         "_match",
         "_named",
         "_original",
+        "limited",
     )
 
     def __init__(
@@ -133,6 +135,7 @@ class RequestVars:
         self._match: re.Match[str] | None = None  # the last regex match with groups: $1..$9
         self._named: dict[str, str] | None = None  # named groups of matched regexes, and "set" variables
         self._original: Target | None = None  # the client's target once a rewrite changed $uri or $args
+        self.limited: dict[str, str] | None = None  # $limit_conn_status, $limit_req_status once checked
 
     def get(self, name: str) -> str:
         """The value of ``$name``; a missing header is the empty string."""
@@ -251,6 +254,16 @@ class RequestVars:
         return value
 
 
+def _packed(address: str) -> str:
+    """``$binary_remote_addr``: 4 or 16 bytes, as latin-1 text; empty for a unix socket."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            return socket.inet_pton(family, address).decode("latin-1")
+        except OSError:
+            continue
+    return ""
+
+
 def _proxy_host(rv: RequestVars) -> str:
     location = rv.location
     if location is None or location.proxy_pass is None:
@@ -270,6 +283,9 @@ def _proxy_add_x_forwarded_for(rv: RequestVars) -> str:
 _GETTERS: dict[str, Callable[[RequestVars], str]] = {
     "host": lambda rv: rv.host,
     "remote_addr": lambda rv: rv.conn.remote_addr,
+    "binary_remote_addr": lambda rv: _packed(rv.conn.remote_addr),
+    "limit_conn_status": lambda rv: (rv.limited or {}).get("limit_conn_status", ""),
+    "limit_req_status": lambda rv: (rv.limited or {}).get("limit_req_status", ""),
     "remote_port": lambda rv: str(rv.conn.remote_port),
     "server_addr": lambda rv: rv.conn.server_addr,
     "server_port": lambda rv: str(rv.conn.server_port),

@@ -180,6 +180,8 @@ class ClientProtocol(Proxying, Protocol):
             return
         self._log_unfinished_head(400)
         self._client_gone()
+        if self._req.gate is not None:
+            self._req.gate.release()
         self._state = State.CLOSED
         self._stop_deadline()
         self._release()
@@ -340,6 +342,8 @@ class ClientProtocol(Proxying, Protocol):
     def _log_request(self) -> None:
         conn = self.conn
         assert conn is not None
+        if self._req.gate is not None:
+            self._req.gate.release()
         log_request(
             self._req,
             runtime=self.runtime,
@@ -396,6 +400,8 @@ class ClientProtocol(Proxying, Protocol):
         if upload is not None and upload.to is not None:  # else nothing of it is registered
             upload.stop()
         self._answer.stop()
+        if self._req.pace is not None:
+            self._req.pace.stop()
 
     def _head_timed_out(self) -> None:
         intake = self._intake

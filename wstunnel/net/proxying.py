@@ -23,7 +23,7 @@ from twisted.internet.interfaces import IReactorTCP, IReactorTime, ITransport
 from twisted.python.failure import Failure
 
 from wstunnel.balancing.balancer import request_key
-from wstunnel.config.model import Binding, ClientLimits
+from wstunnel.config.model import Binding, ClientLimits, RateLimits
 from wstunnel.wire.request import TLSInfo
 from wstunnel.core.dispatch import Authorize, Close, Decision, Forward, Respond, StatusPage, prepare
 from wstunnel.net.answer import CONTINUE, AnswerWriter
@@ -31,6 +31,8 @@ from wstunnel.net.authrequest import authorize
 from wstunnel.net.clientstate import State
 from wstunnel.net.exchange import Exchange, Phase
 from wstunnel.net.files import file_test
+from wstunnel.net.gate import Gate
+from wstunnel.net.pace import response_pace, tunnel_type
 from wstunnel.net.intake import Intake
 from wstunnel.net.registry import Registry
 from wstunnel.net.requestlog import RequestRecord
@@ -111,12 +113,34 @@ class Proxying:
             notice=self._rewrite_notice,
             users=runtime.users.table,
         )
+        self._take(decision)
+        limits = decision.location.limits if isinstance(decision, (Forward, StatusPage, Authorize)) and decision.location else None
+        if limits is not None and limits.checked:
+            self._gated(decision, limits)  # type: ignore[arg-type]
+            return
         self._act(decision)
 
-    def _act(self, decision: Decision) -> None:
+    def _take(self, decision: Decision) -> None:
+        """The request's connection values, location and variables as the decision left them."""
         self.conn = decision.conn
         self._req.location = decision.location
         self._req.vars = decision.vars
+
+    def _gated(self, decision: Forward | StatusPage | Authorize, limits: RateLimits) -> None:
+        """
+        The location's limit_req and limit_conn, nginx's pre-access phase:
+        before the access phase's auth subrequest; a request they delay
+        reads nothing meanwhile.
+        """
+        assert decision.vars is not None and self._intake is not None
+        self._req.gate = gate = Gate(
+            limits, decision.vars, self.runtime.limit_tables, self._clock, self.log, decision.conn.remote_addr
+        )
+        gate.run(lambda: self._act(decision), lambda status: self.fail(status, "limited"))
+        if gate.waiting:
+            self._intake.pause()
+
+    def _act(self, decision: Decision) -> None:
         if isinstance(decision, Forward):
             self._forward(decision)
         elif isinstance(decision, Respond):
@@ -160,6 +184,7 @@ class Proxying:
     def _authorized(self, decision: Decision) -> None:
         self._exchange = None
         self._resume()
+        self._take(decision)
         self._act(decision)
 
     def _forward(self, forward: Forward) -> None:
@@ -245,8 +270,10 @@ class Proxying:
         self._answer.relay(response, self._keepalive_allowed())
         if upstream is not None:
             location = self._req.location
-            assert location is not None
-            self._answer.follow(upstream.transport, location.timeouts.client_send, self._client_stalled)
+            assert location is not None and self._req.vars is not None
+            self._req.pace = pace = response_pace(location, self._req.vars, upstream.transport, self._clock)
+            source = upstream.transport if pace is None else pace
+            self._answer.follow(source, location.timeouts.client_send, self._client_stalled)
 
     def _keepalive_allowed(self) -> bool:
         """nginx's decision: the client asks, the limits allow, nothing forces a close."""
@@ -261,6 +288,8 @@ class Proxying:
 
     def send_data(self, data: bytes) -> None:
         self._answer.data(data)
+        if self._req.pace is not None:
+            self._req.pace.sent(len(data))
 
     def release_upstream(self) -> None:
         """The exchange takes its upstream connection back (to pool or close it)."""
@@ -313,7 +342,7 @@ class Proxying:
         self._exchange = None
         self._tunnel_done = on_end
         self._state = State.TUNNEL
-        tunnel = Tunnel(
+        tunnel = tunnel_type(req.location)(
             client=self.transport,
             upstream=upstream.transport,
             to_client=self._answer.write,

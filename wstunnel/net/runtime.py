@@ -31,6 +31,7 @@ from wstunnel.net.dynamic import DynamicExchange, Targets
 from wstunnel.net.exchange import Exchange
 from wstunnel.net.resolve import Resolvers
 from wstunnel.net.userfiles import UserFileCache
+from wstunnel.net.zones import Zones
 
 __all__ = ["Forwarding", "Runtime"]
 
@@ -59,13 +60,17 @@ class Runtime:
     forwardings: dict[int, Forwarding] = field(factory=dict)
     targets: Targets | None = None  # what a proxy_pass with variables may name
     users: UserFileCache = field(factory=UserFileCache)  # auth_basic_user_file tables
+    zones: Zones = field(factory=Zones)
+    # The limit_conn and limit_req tables of this config's zones, by the LimitZone's identity.
+    limit_tables: dict[int, object] = field(factory=dict)
 
     @classmethod
-    def build(cls, config: Config, access_logs: AccessLogs | None = None) -> "Runtime":
-        """``access_logs``: the previous runtime's files, which a reload keeps using."""
+    def build(cls, config: Config, access_logs: AccessLogs | None = None, zones: Zones | None = None) -> "Runtime":
+        """``access_logs``, ``zones``: the previous runtime's, which a reload keeps using."""
         upstreams = _all_upstreams(config)
         balancers = {name: make_balancer(up) for name, up in upstreams.items()}
         pools = {name: IdlePool(up) for name, up in upstreams.items() if up.keepalive > 0}
+        zones = zones if zones is not None else Zones()
         return cls(
             config=config,
             router=Router(config),
@@ -75,6 +80,8 @@ class Runtime:
             pools=pools,
             forwardings=_forwardings(config),
             targets=_targets(config, balancers, pools),
+            zones=zones,
+            limit_tables=_limit_tables(config, zones),
         )
 
     def balancer(self, upstream_name: str) -> Balancer:
@@ -166,3 +173,17 @@ def _targets(config: Config, balancers: dict[str, Balancer], pools: dict[str, Id
         if location.proxy_pass is not None and location.proxy_pass.authority is not None
     }
     return Targets(named, implicit, balancers, pools, Resolvers(), stand_ins)
+
+
+def _limit_tables(config: Config, zones: Zones) -> dict[int, object]:
+    found: dict[int, object] = {}
+    for server in config.servers:
+        for location in server.locations:
+            limits = location.limits
+            if limits is None:
+                continue
+            for zone, _ in limits.conns:
+                found[id(zone)] = zones.conn(zone)
+            for zone, _, _ in limits.reqs:
+                found[id(zone)] = zones.req(zone)
+    return found
