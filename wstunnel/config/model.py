@@ -9,11 +9,14 @@ and swaps one reference; connections keep the snapshot they started with.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import TYPE_CHECKING, Mapping, Union
 
 from attrs import field, frozen
+
+from wstunnel.config.access_values import Access, AccessRule, LimitZone, RateLimits
+from wstunnel.config.response_values import Charset, CookieFlags, CookieRules, Expires, Gzip, RedirectRule, UpstreamShape
+from wstunnel.config.values import ConfigError, Source, Template, VarRef
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -77,59 +80,6 @@ __all__ = [
 
 
 @frozen
-class Source:
-    """Where a directive was written, for error messages."""
-
-    file: str
-    line: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}"
-
-
-class ConfigError(Exception):
-    """
-    A configuration mistake, always tied to the place it was written so the
-    operator can fix it without guessing.
-    """
-
-    def __init__(self, source: Source | None, message: str) -> None:
-        super().__init__(source, message)
-        self.source = source
-        self.message = message
-
-    def __str__(self) -> str:
-        if self.source is None:
-            return self.message
-        return f"{self.source}: {self.message}"
-
-
-@frozen
-class VarRef:
-    """A reference to a variable inside a template, without the ``$``."""
-
-    name: str
-
-
-@frozen
-class Template:
-    """
-    A directive value that may contain variables, compiled at load time.
-
-    ``parts`` alternates literal text and :class:`VarRef`; a template without
-    variables is a single literal, which lets the hot path skip evaluation.
-    Rendering lives in :mod:`wstunnel.core.variables`.
-    """
-
-    text: str
-    parts: tuple[str | VarRef, ...]
-
-    @property
-    def is_literal(self) -> bool:
-        return all(isinstance(p, str) for p in self.parts)
-
-
-@frozen
 class Timeouts:
     """Per-location timeouts in seconds, with nginx's defaults."""
 
@@ -156,15 +106,6 @@ class ClientLimits:
     header_buffer_size: int = 8192  # large_client_header_buffers SIZE: the longest line
     max_body_size: int = 1024 * 1024  # client_max_body_size; 0 = unlimited
     ignore_invalid_headers: bool = True  # off: header names beyond letters, digits and "-" are kept
-
-
-@frozen
-class RedirectRule:
-    """One ``proxy_redirect REDIRECT REPLACEMENT`` (prefix match on Location and Refresh)."""
-
-    pattern: Template
-    replacement: Template
-    regex: re.Pattern[str] | None = None  # "~" / "~*": a match replaces the whole URL
 
 
 # proxy_hide_header's built-in list (ngx_http_proxy_hide_headers).
@@ -197,47 +138,6 @@ class ResponseRules:
     cookies: CookieRules | None = None  # proxy_cookie_domain, proxy_cookie_path, proxy_cookie_flags
     expires: Expires | None = None  # None: expires off
     charset: Charset | None = None  # None: charset off
-
-
-@frozen
-class CookieFlags:
-    """One ``proxy_cookie_flags COOKIE FLAG...``: the cookie's name (or a caseless regex) and its flags."""
-
-    cookie: Template | None  # None for a regex
-    regex: re.Pattern[str] | None
-    flags: tuple[Template, ...]
-
-
-@frozen
-class CookieRules:
-    """How Set-Cookie is rewritten; a domain or path rule has the shape of a proxy_redirect one."""
-
-    domains: tuple[RedirectRule, ...] = ()
-    paths: tuple[RedirectRule, ...] = ()
-    flags: tuple[CookieFlags, ...] = ()
-
-
-@frozen
-class Charset:
-    """``charset`` and its companions: the name Content-Type gets, on which types, from which source."""
-
-    name: Template  # a name, or "$variable" naming it per answer
-    types: frozenset[str]  # charset_types, lower case; "*" for every type
-    source: Template | None = None  # source_charset; None: off
-    override: bool = False  # override_charset
-
-
-@frozen
-class Expires:
-    """
-    One effective ``expires``: ``kind`` is access, modified, daily, epoch
-    or max, ``seconds`` the signed time (of day, for daily); a value with
-    variables is ``value``, parsed for each answer.
-    """
-
-    kind: str
-    seconds: int
-    value: Template | None = None
 
 
 @frozen
@@ -553,63 +453,6 @@ class RewriteProgram:
 
 
 @frozen
-class Gzip:
-    """
-    The gzip directives in force in one location, with nginx's defaults.
-    ``types`` is None for ``gzip_types *``; ``proxied`` holds
-    ``gzip_proxied``'s words as written.
-    """
-
-    enabled: bool = False
-    types: frozenset[bytes] | None = frozenset({b"text/html"})
-    min_length: int = 20
-    comp_level: int = 1
-    vary: bool = False
-    proxied: frozenset[str] = frozenset({"off"})
-    disable: tuple[re.Pattern[str], ...] = ()
-    disable_msie6: bool = False
-    http_version: bytes = b"1.1"
-    static: str = "off"  # gzip_static: "off", "on" or "always"
-
-
-@frozen
-class UpstreamShape:
-    """How the request sent upstream departs from the client's."""
-
-    method: Template | None = None  # proxy_method; None: the client's
-    pass_headers: bool = True  # proxy_pass_request_headers
-    pass_body: bool = True  # proxy_pass_request_body
-
-
-@frozen
-class AccessRule:
-    """One ``allow`` or ``deny``: ``network`` None with ``unix`` False is ``all``."""
-
-    allow: bool
-    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
-    unix: bool = False  # "unix:": clients on a unix-domain socket
-
-
-@frozen
-class Access:
-    """
-    What a request must pass before its content phase: allow/deny, basic
-    authentication and the auth subrequest, combined by ``satisfy``.  A
-    ``limit_except`` block is ``limited``: the rules for every method not in
-    ``except_methods``, inherited from the location it is in.
-    """
-
-    rules: tuple[AccessRule, ...] = ()  # allow/deny, first match wins
-    satisfy_any: bool = False
-    realm: Template | None = None  # auth_basic; None: off
-    user_file: str | None = None  # auth_basic_user_file, absolute
-    auth_request: str | None = None  # the subrequest's URI; None: off
-    auth_request_set: tuple[tuple[str, Template], ...] = ()  # variable name, value in the subrequest
-    except_methods: frozenset[bytes] = frozenset()
-    limited: Access | None = None
-
-
-@frozen
 class Location:
     """
     A ``location`` with every inheritable setting already merged in from the
@@ -790,42 +633,3 @@ class ConfigErrors(Exception):
         return "\n".join(str(e) for e in self.errors)
 
 
-@frozen
-class LimitZone:
-    """
-    A ``limit_conn_zone`` (``rate`` 0) or ``limit_req_zone``: the key, the
-    table size in states, and the rate in milli-requests per second, the
-    unit nginx's leaky bucket counts in.
-    """
-
-    name: str
-    key: Template
-    slots: int
-    source: Source
-    rate: int = 0
-
-
-@frozen
-class RateLimits:
-    """
-    A location's per-client limits, merged from its levels.  ``conns`` are
-    (zone, number) pairs; ``reqs`` are (zone, burst, delay) in
-    milli-requests, ``delay`` -1 for ``nodelay``.
-    """
-
-    conns: tuple[tuple[LimitZone, int], ...] = ()
-    conn_status: int = 503
-    conn_log_level: str = "error"
-    conn_dry_run: bool = False
-    reqs: tuple[tuple[LimitZone, int, int], ...] = ()
-    req_status: int = 503
-    req_log_level: str = "error"
-    req_dry_run: bool = False
-    rate: Template | None = None  # limit_rate: bytes per second, 0 unlimited
-    rate_after: int = 0  # limit_rate_after
-    tunnel_rate: int = 0  # wstunnel_tunnel_rate: bytes per second each way, 0 unlimited
-
-    @property
-    def checked(self) -> bool:
-        """Whether a request must pass limit_req or limit_conn before it goes on."""
-        return bool(self.conns or self.reqs)
