@@ -13,6 +13,7 @@ A new directive is one line here and a handler in the module of its topic.
 from __future__ import annotations
 
 from wstunnel.config import limits, listens, locations, logs, maps, proxy, response, rewrite, servers, tuning, upstream, workers
+from wstunnel.config import errorpages
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
 from wstunnel.config.nginx_names import NGINX_DIRECTIVES
@@ -115,6 +116,10 @@ TABLE: dict[str, Spec] = {
     "proxy_redirect": spec(HTTP_LEVELS, 1, 2, proxy.proxy_redirect),
     "add_header": spec(HTTP_LEVELS, 2, 3, response.add_header),
     "server_tokens": spec(HTTP_LEVELS, 1, 1, response.server_tokens, once=True),
+    # Error pages: error_page, recursive_error_pages, proxy_intercept_errors.
+    "error_page": spec(HTTP_LEVELS, 2, None, errorpages.error_page),
+    "recursive_error_pages": spec(HTTP_LEVELS, 1, 1, errorpages.error_switch, once=True),
+    "proxy_intercept_errors": spec(HTTP_LEVELS, 1, 1, errorpages.error_switch, once=True),
     # Accepted and ignored: none of these can change what is proxied.
     "pid": spec({MAIN}, 1, 1, ignored, once=True),
     "user": spec({MAIN}, 1, 2, ignored, once=True),

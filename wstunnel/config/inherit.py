@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from attrs import evolve, frozen
 
+from wstunnel.config.errorpages import inherited_errors
 from wstunnel.config.levels import Level
 from wstunnel.config.model import (
     DEFAULT_UPGRADE_PROTOCOLS,
@@ -16,6 +17,7 @@ from wstunnel.config.model import (
     AddedHeader,
     ClientLimits,
     ErrorLog,
+    ErrorPages,
     HeaderSetting,
     NextUpstream,
     ResponseRules,
@@ -47,6 +49,7 @@ class Effective:
     passed: tuple[bytes, ...] = ()
     redirects: tuple[tuple[str, ...], ...] = (("default",),)
     add_headers: tuple[AddedHeader, ...] = ()
+    errors: ErrorPages = ErrorPages()
 
 
 def root_settings(path: str, error_logs: tuple[ErrorLog, ...]) -> Effective:
@@ -91,6 +94,7 @@ def effective(load: Load, level: Level, parent: Effective) -> Effective:
         passed=parent.passed if level.passed is None else tuple(level.passed),
         redirects=parent.redirects if level.redirects is None else tuple(level.redirects),
         add_headers=parent.add_headers if level.add_headers is None else _added(load, level.add_headers),
+        errors=inherited_errors(level, parent.errors),
     )
 
 

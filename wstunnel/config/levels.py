@@ -13,7 +13,7 @@ import re
 from attrs import define, field
 
 from wstunnel.config.addresses import ProxyURL
-from wstunnel.config.model import AccessLog, ErrorLog, Listen, Return, Source
+from wstunnel.config.model import AccessLog, ErrorLog, ErrorPage, Listen, Return, Source
 from wstunnel.config.tls import Setting
 
 __all__ = ["Level", "LocationLevel", "RawMap", "ServerLevel", "UpstreamLevel", "UpstreamServer"]
@@ -43,6 +43,8 @@ class Level:
     redirects: list[tuple[str, ...]] | None = None  # [("off",)], [("default",)], pairs
     returns: Return | None = None  # the first "return" of a server or location
     add_headers: list[tuple[str, str, bool, Source]] | None = None  # add_header: name, value, always
+    error_pages: list[ErrorPage] | None = None  # error_page, one entry per code
+    error_switches: dict[str, bool] = field(factory=dict)  # recursive_error_pages, proxy_intercept_errors
 
 
 @define

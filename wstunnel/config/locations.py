@@ -156,6 +156,7 @@ def _build_location(
         nested=tuple(group[0] for group in groups),
         proxy_uri=_proxy_uri(load, loc),
         returns=loc.returns,
+        errors=eff.errors,
     )
     if loc.status_page is not None and loc.proxy_pass is not None:
         load.errors.append(

@@ -29,6 +29,8 @@ __all__ = [
     "ConfigErrors",
     "ERROR_LOG_LEVELS",
     "ErrorLog",
+    "ErrorPage",
+    "ErrorPages",
     "Balancing",
     "HeaderSetting",
     "KeyPair",
@@ -388,6 +390,29 @@ def one_per_path(error_logs: "tuple[ErrorLog, ...] | list[ErrorLog]") -> tuple[E
 
 
 @frozen
+class ErrorPage:
+    """
+    One code of an ``error_page`` line.  ``overwrite`` is nginx's: None
+    without ``=`` (the answer keeps the error's code), 0 for a bare ``=``
+    (the page's own code), else the code after ``=``.
+    """
+
+    status: int
+    target: Template  # a URI, "@name" or a URL
+    overwrite: int | None
+    source: Source
+
+
+@frozen
+class ErrorPages:
+    """The error pages in force at one level, with the two switches that govern them."""
+
+    pages: tuple[ErrorPage, ...] = ()  # config order; the first naming a code wins
+    recursive: bool = False  # recursive_error_pages
+    intercept: bool = False  # proxy_intercept_errors
+
+
+@frozen
 class Return:
     """
     ``return``: the status and the text (or redirect URL) to answer with;
@@ -437,6 +462,7 @@ class Location:
     # request, it is the whole request-URI sent, as in nginx.
     proxy_uri: Template | None = None
     returns: Return | None = None  # "return": answers instead of proxying
+    errors: ErrorPages = ErrorPages()  # error_page, recursive_error_pages, proxy_intercept_errors
 
 
 @frozen
@@ -482,6 +508,7 @@ class Server:
     access_logs: tuple[AccessLog, ...] = ()  # for requests refused or unrouted before a location
     returns: Return | None = None  # "return" at server level: answers before any location is chosen
     add_headers: tuple[AddedHeader, ...] = ()  # add_header for answers outside a location
+    errors: ErrorPages = ErrorPages()  # the error pages of answers outside a location
 
     @property
     def name(self) -> str:

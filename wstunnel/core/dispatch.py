@@ -30,7 +30,7 @@ from wstunnel.wire.errors import RequestError, error_page
 from wstunnel.wire.request import ConnInfo, RequestHead, TLSInfo
 from wstunnel.wire.upstream import UpstreamRequest
 
-__all__ = ["Close", "Decision", "Forward", "Refuse", "Respond", "StatusPage", "body_framing", "prepare"]
+__all__ = ["Close", "Decision", "Forward", "Refuse", "Respond", "StatusPage", "body_framing", "named_decision", "prepare"]
 
 _Headers = tuple[tuple[bytes, bytes], ...]
 # What a Location value may not carry as is: a rendered $uri is decoded.
@@ -217,3 +217,14 @@ def _forward(
     # answer.
     close_after = bool(offer) or any(head.values(b"upgrade"))
     return Forward(rv.conn, location, rv, request, framing, limit, close_after)
+
+
+def named_decision(
+    location: Location, rv: RequestVars, head: RequestHead, pooled: Container[str], plan: HeaderPlan
+) -> Decision:
+    """What a named location (``error_page ... @name``), chosen by name rather than by URI, gives ``head``."""
+    if location.returns is not None:
+        return _returned(location.returns, rv)
+    if location.proxy_pass is None:
+        return Refuse(rv.conn, location, rv, RequestError(404, f"named location {location.path!r} has no handler"))
+    return _forward(location, rv, head, pooled, plan)

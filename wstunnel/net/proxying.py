@@ -25,7 +25,8 @@ from twisted.python.failure import Failure
 from wstunnel.balancing.balancer import request_key
 from wstunnel.config.model import Binding, ClientLimits
 from wstunnel.wire.request import TLSInfo
-from wstunnel.core.dispatch import Close, Forward, Respond, StatusPage, prepare
+from wstunnel.core.dispatch import Close, Decision, Forward, Respond, StatusPage, prepare
+from wstunnel.core.errorpages import Redo, answered_status, bare_error, error_answer, intercepts
 from wstunnel.net.answer import CONTINUE, AnswerWriter
 from wstunnel.net.clientstate import State
 from wstunnel.net.exchange import Exchange, Phase
@@ -106,12 +107,17 @@ class Proxying:
             pooled=runtime.pools,
             plans=runtime.plan,
         )
+        self._act(decision)
+
+    def _act(self, decision: Decision) -> None:
         self.conn = decision.conn
         self._req.location = decision.location
         self._req.vars = decision.vars
         if isinstance(decision, Forward):
             self._forward(decision)
         elif isinstance(decision, Respond):
+            if bare_error(decision) and self._error_page(decision.status):
+                return
             self._req.vars = decision.vars
             self._respond(decision.status, list(decision.headers), decision.body)
         elif isinstance(decision, Close):
@@ -204,6 +210,11 @@ class Proxying:
         self._answer.informational(response, head.method)
 
     def send_head(self, response: ResponseHead, upstream: UpstreamProtocol | None) -> None:
+        if intercepts(self._req.vars, response.status):
+            self._drop_exchange()
+            self._error_page(response.status)
+            return
+        response = answered_status(self._req.vars, response)
         self._answer.relay(response, self._keepalive_allowed())
         if upstream is not None:
             location = self._req.location
@@ -253,8 +264,27 @@ class Proxying:
         if self._answer.plan is not None:
             self.abort_response()
             return
+        if self._error_page(status):
+            return
         self._req.close_after = self._req.close_after or close
         self._respond(status, [(b"Content-Type", b"text/html")], error_page(status, note))
+
+    def _error_page(self, status: int) -> bool:
+        """error_page: the page's answer instead of the error ``status``, if one applies."""
+        rv, upload = self._req.vars, self._upload
+        if rv is None:
+            return False
+        runtime = self.runtime
+        binding = self._factory.binding(runtime, rv.conn.server_addr)
+        decision = error_answer(status, rv, Redo(runtime.config, runtime.router, binding, runtime.pools, runtime.plan))
+        if decision is None:
+            return False
+        self._unregister_all()
+        if upload is not None:
+            # The page's request goes without the body (see core/errorpages).
+            upload.complete = True
+        self._act(decision)
+        return True
 
     def _respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         """A response wstunnel makes itself (errors, redirects, status pages)."""
