@@ -21,6 +21,8 @@ server {
     proxy_read_timeout 1s;
     error_page 404 /pages/404;
     error_page 413 =200 /pages/413?why=size;
+    error_page 400 414 505 /pages/early;
+    error_page 494 /pages/early;
     location /pages/ { return 200 "page $uri $arg_why"; }
     location /api/ { proxy_pass http://127.0.0.1:{backend}; }
     location /dead { proxy_pass http://127.0.0.1:{dead}; error_page 502 = @fallback; }
@@ -158,4 +160,27 @@ async def test_intercepted_upstream_answers_and_recursion_as_in_nginx(twins) -> 
         (404, None, b"page /pages/404 "),
         (404, None, b"<standard page>"),
         (500, None, b"<standard page>"),
+    ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_requests_refused_before_routing_get_the_default_servers_pages_as_in_nginx(twins) -> None:
+    got = await answers(
+        twins,
+        b"GARBAGE\r\n\r\n",
+        b"GET /x HTTP/1.1\r\n\r\n",
+        request("/x", host="a/b"),
+        request("/x", host="a.test", extra="Bad Header: 1\r\n"),
+        request("/" + "a" * 9000, host="a.test"),
+        request("/x", host="a.test", extra="X-Big: %s\r\n" % ("b" * 9000)),
+        b"GET /x HTTP/2.0\r\nHost: a.test\r\n\r\n",
+    )
+    assert got == [
+        (400, None, b"page /pages/early "),
+        (400, None, b"page /pages/early "),
+        (400, None, b"page /pages/early "),
+        (400, None, b"page /pages/early "),
+        (414, None, b"page /pages/early "),
+        (400, None, b"page /pages/early "),
+        (505, None, b"page /pages/early "),
     ]

@@ -76,9 +76,9 @@ def _code(stmt: Stmt, text: str) -> int:
         raise _invalid(stmt, text)
     status = int(text)
     if not 300 <= status <= 599:
-        raise ConfigError(stmt.source, f'value "{text}" must be between 300 and 599')
+        raise ConfigError(stmt.source, f'value "{text}" in "{stmt.name}" directive must be between 300 and 599')
     return status
 
 
 def _invalid(stmt: Stmt, text: str) -> ConfigError:
-    return ConfigError(stmt.source, f'invalid value "{text}"')
+    return ConfigError(stmt.source, f'invalid value "{text}" in "{stmt.name}" directive')

@@ -220,11 +220,15 @@ def _forward(
 
 
 def named_decision(
-    location: Location, rv: RequestVars, head: RequestHead, pooled: Container[str], plan: HeaderPlan
+    location: Location,
+    rv: RequestVars,
+    head: RequestHead,
+    pooled: Container[str],
+    plans: Callable[[Location], HeaderPlan],
 ) -> Decision:
     """What a named location (``error_page ... @name``), chosen by name rather than by URI, gives ``head``."""
     if location.returns is not None:
         return _returned(location.returns, rv)
     if location.proxy_pass is None:
         return Refuse(rv.conn, location, rv, RequestError(404, f"named location {location.path!r} has no handler"))
-    return _forward(location, rv, head, pooled, plan)
+    return _forward(location, rv, head, pooled, plans(location))

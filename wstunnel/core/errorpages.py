@@ -23,21 +23,25 @@ from typing import Callable, Container, NamedTuple
 
 from attrs import define
 
-from wstunnel.config.model import Binding, Config, ErrorPage, ErrorPages, Location
+from wstunnel.config.model import Binding, Config, ErrorPage, ErrorPages, Location, Server
 from wstunnel.config.rewrite import REDIRECT_STATUSES
 from wstunnel.core.dispatch import Decision, Refuse, Respond, named_decision, prepare
 from wstunnel.core.headers import HeaderPlan
-from wstunnel.core.routing import Router
+from wstunnel.core.routing import Router, parse_target
 from wstunnel.core.variables import RequestVars, render
 from wstunnel.wire.errors import RequestError, error_page
-from wstunnel.wire.request import RequestHead
+from wstunnel.wire.request import ConnInfo, RequestHead
 from wstunnel.wire.response import ResponseHead
 
-__all__ = ["PageRequest", "Redo", "answered_status", "bare_error", "error_answer", "intercepts"]
+__all__ = ["PageRequest", "Redo", "answered_status", "bare_error", "error_answer", "intercepts", "unrouted_vars"]
 
 # nginx's NGX_HTTP_MAX_URI_CHANGES: internal redirects to a URI a request may
-# make; the next is a 500.  A named location may be entered once more.
+# make; the next is a 500.  A named location may be entered once more, after
+# which no error gets a page.
 MAX_REDIRECTS = 10
+# wstunnel answers a request head too large with 431; nginx's code for it,
+# which its error_page names, is 494 (sent as 400).
+_NGINX_CODES = {431: 494}
 # What a request sent to a page no longer carries: its body stays behind.
 _BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"expect"})
 
@@ -73,7 +77,7 @@ def error_answer(status: int, rv: RequestVars, redo: Redo) -> Decision | None:
     What the request of ``rv`` gets instead of the error ``status``, or None
     when no page applies and the standard page is the answer.
     """
-    page = _page(status, rv)
+    page = _page(_NGINX_CODES.get(status, status), rv)
     if page is None:
         return None
     final = not _pages(rv).recursive
@@ -88,13 +92,23 @@ def error_answer(status: int, rv: RequestVars, redo: Redo) -> Decision | None:
         sent = PageRequest(method, target.encode("latin-1"), head.http_version, _bodiless(head), redirects, answer, final)
         return _answered(_relocated(sent, rv, redo), answer)
     if target.startswith("@"):
-        if redirects > MAX_REDIRECTS + 1:
-            return _cycle(rv, target, redirects)
         sent = PageRequest(head.method, head.target, head.http_version, _bodiless(head), redirects, answer, final)
         return _answered(_named(target, sent, rv, redo), answer)
     code = page.overwrite if page.overwrite in REDIRECT_STATUSES else 302
     headers = ((b"Location", target.encode("latin-1")), (b"Content-Type", b"text/html"))
     return Respond(rv.conn, rv.location, code, headers, error_page(code), rv)
+
+
+def unrouted_vars(config: Config, server: Server, conn: ConnInfo) -> RequestVars:
+    """
+    The variables of a request refused before it was routed (a head that
+    could not be read, a bad target or Host): nginx looks its error page up
+    in the default server, for a request it knows nothing of.
+    """
+    head = RequestHead(b"GET", b"/", b"1.0", ())
+    return RequestVars(
+        config=config, server=server, location=None, conn=conn, head=head, target=parse_target(b"/"), host=server.name
+    )
 
 
 def intercepts(rv: RequestVars | None, status: int) -> bool:
@@ -159,7 +173,7 @@ def _named(name: str, sent: PageRequest, rv: RequestVars, redo: Redo) -> Decisio
     named = RequestVars(
         config=rv.config, server=rv.server, location=location, conn=rv.conn, head=sent, target=rv.target, host=rv.host
     )
-    return named_decision(location, named, sent, redo.pooled, redo.plans(location))
+    return named_decision(location, named, sent, redo.pooled, redo.plans)
 
 
 def _answered(decision: Decision, answer: int) -> Decision:

@@ -26,7 +26,7 @@ from wstunnel.balancing.balancer import request_key
 from wstunnel.config.model import Binding, ClientLimits
 from wstunnel.wire.request import TLSInfo
 from wstunnel.core.dispatch import Close, Decision, Forward, Respond, StatusPage, prepare
-from wstunnel.core.errorpages import Redo, answered_status, bare_error, error_answer, intercepts
+from wstunnel.core.errorpages import Redo, answered_status, bare_error, error_answer, intercepts, unrouted_vars
 from wstunnel.net.answer import CONTINUE, AnswerWriter
 from wstunnel.net.clientstate import State
 from wstunnel.net.exchange import Exchange, Phase
@@ -137,7 +137,7 @@ class Proxying:
         assert upload is not None and intake is not None and forward.location.proxy_pass is not None
         upload.limit(forward.body_limit)
         req.vars = forward.vars
-        req.close_after = forward.close_after
+        req.close_after = req.close_after or forward.close_after
         upstream = forward.location.proxy_pass.upstream
         self._exchange = exchange = Exchange(
             client=self,
@@ -264,18 +264,17 @@ class Proxying:
         if self._answer.plan is not None:
             self.abort_response()
             return
+        self._req.close_after = self._req.close_after or close
         if self._error_page(status):
             return
-        self._req.close_after = self._req.close_after or close
         self._respond(status, [(b"Content-Type", b"text/html")], error_page(status, note))
 
     def _error_page(self, status: int) -> bool:
         """error_page: the page's answer instead of the error ``status``, if one applies."""
-        rv, upload = self._req.vars, self._upload
-        if rv is None:
-            return False
-        runtime = self.runtime
-        binding = self._factory.binding(runtime, rv.conn.server_addr)
+        runtime, conn, upload = self.runtime, self.conn, self._upload
+        assert conn is not None
+        binding = self._factory.binding(runtime, conn.server_addr)
+        rv = self._req.vars or unrouted_vars(runtime.config, binding.default, conn)
         decision = error_answer(status, rv, Redo(runtime.config, runtime.router, binding, runtime.pools, runtime.plan))
         if decision is None:
             return False
