@@ -91,3 +91,18 @@ def test_a_refused_upgrade_gets_its_page_and_the_connection_closes(tmp_path) -> 
     assert client.value().startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
     assert client.value().endswith(b"\r\n\r\ngone page")
     assert client.disconnecting
+
+
+def test_a_page_whose_own_uri_is_refused_ends_in_the_redirect_limit_not_a_loop(tmp_path) -> None:
+    text = """
+    server {
+        listen 127.0.0.1:8080;
+        recursive_error_pages on;
+        error_page 400 /bad%zz;
+        location / { return 200; }
+    }
+    """
+    p = MemoryProxy(load_text(tmp_path / "t.conf", text))
+    _, client = p.connect_client(b"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert client.value().startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert client.disconnecting

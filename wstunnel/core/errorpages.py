@@ -153,8 +153,12 @@ def _bodiless(head: RequestHead) -> tuple[tuple[bytes, bytes], ...]:
 
 
 def _relocated(sent: PageRequest, rv: RequestVars, redo: Redo) -> Decision:
-    """The page's URI located again, in the same server, as a request of its own."""
-    return prepare(
+    """
+    The page's URI located again, in the same server, as a request of its
+    own.  A URI refused before it was routed (a bad escape) keeps the
+    page's request, so its error knows a page was already used.
+    """
+    decision = prepare(
         config=redo.config,
         router=redo.router,
         binding=redo.binding,
@@ -164,16 +168,16 @@ def _relocated(sent: PageRequest, rv: RequestVars, redo: Redo) -> Decision:
         pooled=redo.pooled,
         plans=redo.plans,
     )
+    if isinstance(decision, Refuse) and decision.vars is None:
+        return decision._replace(vars=_with_head(rv, sent, None))
+    return decision
 
 
 def _named(name: str, sent: PageRequest, rv: RequestVars, redo: Redo) -> Decision:
     location = next((each for each in rv.server.locations if each.named and each.path == name), None)
     if location is None:
         return Refuse(rv.conn, rv.location, rv, RequestError(500, f'could not find named location "{name}"'))
-    named = RequestVars(
-        config=rv.config, server=rv.server, location=location, conn=rv.conn, head=sent, target=rv.target, host=rv.host
-    )
-    return named_decision(location, named, sent, redo.pooled, redo.plans)
+    return named_decision(location, _with_head(rv, sent, location), sent, redo.pooled, redo.plans)
 
 
 def _answered(decision: Decision, answer: int) -> Decision:
@@ -187,9 +191,13 @@ def _cycle(rv: RequestVars, target: str, redirects: int) -> Refuse:
     """Too many internal redirects: a 500 that no page replaces."""
     head = rv.head
     spent = PageRequest(head.method, head.target, head.http_version, head.headers, redirects)
-    stuck = RequestVars(
-        config=rv.config, server=rv.server, location=rv.location, conn=rv.conn, head=spent, target=rv.target,
-        host=rv.host,
-    )
+    stuck = _with_head(rv, spent, rv.location)
     detail = f'rewrite or internal redirection cycle while internally redirecting to "{target}"'
     return Refuse(rv.conn, rv.location, stuck, RequestError(500, detail))
+
+
+def _with_head(rv: RequestVars, head: PageRequest, location: Location | None) -> RequestVars:
+    """The variables of ``rv``'s request as ``head`` makes it, in ``location``."""
+    return RequestVars(
+        config=rv.config, server=rv.server, location=location, conn=rv.conn, head=head, target=rv.target, host=rv.host
+    )

@@ -37,6 +37,7 @@ http {
         location /bare { return 403; error_page 403 /bare-page; }
         location /bare-page { return 404; }
         location /text { return 403 "no"; }
+        location /bad-page { return 403; error_page 403 /bad%zz; }
         location /loop { return 404; error_page 404 /loop; recursive_error_pages on; }
         location /named-loop { return 404; error_page 404 @named-loop; recursive_error_pages on; }
         location @named-loop { return 404; error_page 404 @named-loop; recursive_error_pages on; }
@@ -146,6 +147,13 @@ def test_ten_internal_redirects_then_a_500_no_page_replaces(config: Config) -> N
 
 def test_a_named_location_may_be_entered_eleven_times_then_its_error_gets_the_standard_page(config: Config) -> None:
     assert error_answer(404, looped(config, b"/named-loop", 11).vars, redo(config)) is None
+
+
+def test_a_page_uri_refused_before_routing_is_an_error_of_the_page(config: Config) -> None:
+    refused = after(config, 403, b"/bad-page")
+    assert isinstance(refused, Refuse) and refused.error.status == 400
+    assert isinstance(refused.vars.head, PageRequest)
+    assert error_answer(400, refused.vars, redo(config)) is None
 
 
 def test_intercepted_codes_are_those_with_a_page_where_intercepting_is_on(config: Config) -> None:
