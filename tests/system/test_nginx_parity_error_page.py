@@ -8,6 +8,8 @@ the backend was asked for.
 
 from __future__ import annotations
 
+import re
+
 import pytest_twisted
 
 from nginx_support import Response, ask_both, request
@@ -52,6 +54,8 @@ server {
         error_page 502 =503 /pages/ws;
     }
     location /text { return 404 "text of my own"; }
+    location /moved-here { return 301 /x; error_page 301 =200 /pages/moved; }
+    location /dir/ { proxy_pass http://127.0.0.1:{backend}; error_page 301 /pages/dir; }
 }
 """
 
@@ -75,7 +79,10 @@ def seen(response: Response) -> tuple:
     body = response.body
     if body.startswith(b"<html>"):
         body = b"<standard page>"
-    return status, response.header(b"Location"), body
+    location = response.header(b"Location")
+    if location is not None:
+        location = re.sub(rb":\d+/", b":PORT/", location)
+    return status, location, body
 
 
 def backend_lines(side) -> list[bytes]:
@@ -106,6 +113,8 @@ async def test_own_errors_go_to_their_pages_as_in_nginx(twins) -> None:
         request("/down", host="a.test", method="HEAD"),
         request("/own", host="a.test"),
         request("/text", host="a.test"),
+        request("/moved-here", host="a.test"),
+        request("/dir", host="a.test"),
     )
     assert got == [
         (404, None, b"page /pages/404 "),
@@ -114,6 +123,8 @@ async def test_own_errors_go_to_their_pages_as_in_nginx(twins) -> None:
         (502, None, b""),
         (200, None, b"page /pages/own "),
         (404, None, b"text of my own"),
+        (200, b"http://a.test:PORT/x", b"page /pages/moved "),
+        (301, b"http://a.test:PORT/dir/", b"page /pages/dir "),
     ]
 
 

@@ -33,7 +33,7 @@ from wstunnel.wire.errors import RequestError, error_page
 from wstunnel.wire.request import ConnInfo, RequestHead
 from wstunnel.wire.response import ResponseHead
 
-__all__ = ["PageRequest", "Redo", "answered_status", "bare_error", "error_answer", "intercepts", "unrouted_vars"]
+__all__ = ["PageRequest", "Redo", "answered_status", "replaceable", "error_answer", "intercepts", "unrouted_vars"]
 
 # nginx's NGX_HTTP_MAX_URI_CHANGES: internal redirects to a URI a request may
 # make; the next is a 500.  A named location may be entered once more, after
@@ -42,6 +42,7 @@ MAX_REDIRECTS = 10
 # wstunnel answers a request head too large with 431; nginx's code for it,
 # which its error_page names, is 494 (sent as 400).
 _NGINX_CODES = {431: 494}
+_Headers = tuple[tuple[bytes, bytes], ...]
 # What a request sent to a page no longer carries: its body stays behind.
 _BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"expect"})
 
@@ -72,10 +73,12 @@ class Redo(NamedTuple):
     plans: Callable[[Location], HeaderPlan]
 
 
-def error_answer(status: int, rv: RequestVars, redo: Redo) -> Decision | None:
+def error_answer(status: int, rv: RequestVars, redo: Redo, replaced: _Headers = ()) -> Decision | None:
     """
     What the request of ``rv`` gets instead of the error ``status``, or None
-    when no page applies and the standard page is the answer.
+    when no page applies and the standard page is the answer.  ``replaced``
+    are the headers of the answer the page replaces: as in nginx, the
+    Location of a redirect stays on the page's own answer.
     """
     page = _page(_NGINX_CODES.get(status, status), rv)
     if page is None:
@@ -90,13 +93,15 @@ def error_answer(status: int, rv: RequestVars, redo: Redo) -> Decision | None:
             return _cycle(rv, target, redirects)
         method = b"HEAD" if head.method == b"HEAD" else b"GET"
         sent = PageRequest(method, target.encode("latin-1"), head.http_version, _bodiless(head), redirects, answer, final)
-        return _answered(_relocated(sent, rv, redo), answer)
+        return _answered(_relocated(sent, rv, redo), answer, replaced)
     if target.startswith("@"):
         sent = PageRequest(head.method, head.target, head.http_version, _bodiless(head), redirects, answer, final)
-        return _answered(_named(target, sent, rv, redo), answer)
+        return _answered(_named(target, sent, rv, redo), answer, replaced)
     code = page.overwrite if page.overwrite in REDIRECT_STATUSES else 302
     headers = ((b"Location", target.encode("latin-1")), (b"Content-Type", b"text/html"))
-    return Respond(rv.conn, rv.location, code, headers, error_page(code), rv)
+    # Sent as it is: no page replaces the redirect a page made.
+    done = PageRequest(head.method, head.target, head.http_version, head.headers, redirects, code, final=True)
+    return Respond(rv.conn, rv.location, code, headers, error_page(code), _with_head(rv, done, rv.location))
 
 
 def unrouted_vars(config: Config, server: Server, conn: ConnInfo) -> RequestVars:
@@ -126,13 +131,20 @@ def answered_status(rv: RequestVars | None, response: ResponseHead) -> ResponseH
     return ResponseHead(head.answer, b"", response.http_version, response.headers)
 
 
-def bare_error(decision: Decision) -> bool:
-    """A ``return code`` of 400 or more without text: nginx's error, which error pages replace."""
-    if not isinstance(decision, Respond) or decision.status < 400 or decision.vars is None:
+def replaceable(decision: Decision) -> bool:
+    """
+    An answer of wstunnel's own that nginx sends as a special response,
+    which error pages replace: a redirect (``return 301 URL``, the 301 to a
+    slash-ended location) or a ``return code`` of 400 or more without text
+    (``return 404 "text"`` is an answer, not an error).
+    """
+    if not isinstance(decision, Respond) or decision.vars is None:
         return False
+    if decision.status in REDIRECT_STATUSES:
+        return True
     rv = decision.vars
     returns = rv.location.returns if rv.location is not None else rv.server.returns
-    return returns is not None and returns.text is None and returns.status == decision.status
+    return decision.status >= 400 and returns is not None and returns.text is None and returns.status == decision.status
 
 
 def _page(status: int, rv: RequestVars) -> ErrorPage | None:
@@ -180,11 +192,12 @@ def _named(name: str, sent: PageRequest, rv: RequestVars, redo: Redo) -> Decisio
     return named_decision(location, _with_head(rv, sent, location), sent, redo.pooled, redo.plans)
 
 
-def _answered(decision: Decision, answer: int) -> Decision:
+def _answered(decision: Decision, answer: int, replaced: _Headers) -> Decision:
     """The page's own answer under the code the page says; a new error keeps its own code."""
-    if not answer or not isinstance(decision, Respond) or bare_error(decision):
+    if not isinstance(decision, Respond) or replaceable(decision):
         return decision
-    return decision._replace(status=answer)
+    kept = tuple((name, value) for name, value in replaced if name == b"Location")
+    return decision._replace(status=answer or decision.status, headers=kept + decision.headers)
 
 
 def _cycle(rv: RequestVars, target: str, redirects: int) -> Refuse:

@@ -26,7 +26,7 @@ from wstunnel.balancing.balancer import request_key
 from wstunnel.config.model import Binding, ClientLimits
 from wstunnel.wire.request import TLSInfo
 from wstunnel.core.dispatch import Close, Decision, Forward, Respond, StatusPage, prepare
-from wstunnel.core.errorpages import Redo, answered_status, bare_error, error_answer, intercepts, unrouted_vars
+from wstunnel.core.errorpages import Redo, answered_status, replaceable, error_answer, intercepts, unrouted_vars
 from wstunnel.net.answer import CONTINUE, AnswerWriter
 from wstunnel.net.clientstate import State
 from wstunnel.net.exchange import Exchange, Phase
@@ -116,7 +116,7 @@ class Proxying:
         if isinstance(decision, Forward):
             self._forward(decision)
         elif isinstance(decision, Respond):
-            if bare_error(decision) and self._error_page(decision.status):
+            if replaceable(decision) and self._error_page(decision.status, decision.headers):
                 return
             self._req.vars = decision.vars
             self._respond(decision.status, list(decision.headers), decision.body)
@@ -269,13 +269,14 @@ class Proxying:
             return
         self._respond(status, [(b"Content-Type", b"text/html")], error_page(status, note))
 
-    def _error_page(self, status: int) -> bool:
-        """error_page: the page's answer instead of the error ``status``, if one applies."""
+    def _error_page(self, status: int, replaced: tuple[tuple[bytes, bytes], ...] = ()) -> bool:
+        """error_page: the page's answer instead of the error ``status`` (``replaced``: its headers), if one applies."""
         runtime, conn, upload = self.runtime, self.conn, self._upload
         assert conn is not None
         binding = self._factory.binding(runtime, conn.server_addr)
         rv = self._req.vars or unrouted_vars(runtime.config, binding.default, conn)
-        decision = error_answer(status, rv, Redo(runtime.config, runtime.router, binding, runtime.pools, runtime.plan))
+        redo = Redo(runtime.config, runtime.router, binding, runtime.pools, runtime.plan)
+        decision = error_answer(status, rv, redo, replaced)
         if decision is None:
             return False
         self._unregister_all()

@@ -9,7 +9,7 @@ import pytest
 from wstunnel.config.loader import load_config
 from wstunnel.config.model import Config
 from wstunnel.core.dispatch import Decision, Forward, Refuse, Respond, prepare
-from wstunnel.core.errorpages import PageRequest, Redo, answered_status, bare_error, error_answer, intercepts
+from wstunnel.core.errorpages import PageRequest, Redo, answered_status, replaceable, error_answer, intercepts
 from wstunnel.core.headers import header_plan
 from wstunnel.core.routing import Router
 from wstunnel.wire.errors import error_page
@@ -113,6 +113,8 @@ def test_a_url_page_redirects_with_302_or_the_redirect_code_given(config: Config
     assert moved.body == error_page(307)
     found = after(config, 507, b"/api/x")
     assert isinstance(found, Respond) and found.status == 302
+    # A redirect is an answer pages replace, but not the one a page made.
+    assert replaceable(found) and error_answer(302, found.vars, redo(config)) is None
 
 
 def test_no_page_for_the_code_means_the_standard_answer(config: Config) -> None:
@@ -122,9 +124,9 @@ def test_no_page_for_the_code_means_the_standard_answer(config: Config) -> None:
 
 def test_a_bare_return_is_an_error_and_one_with_text_is_an_answer(config: Config) -> None:
     bare, text = decide(config, b"/bare"), decide(config, b"/text")
-    assert bare_error(bare) and not bare_error(text)
+    assert replaceable(bare) and not replaceable(text)
     page = error_answer(403, bare.vars, redo(config))
-    assert isinstance(page, Respond) and page.status == 404 and bare_error(page)
+    assert isinstance(page, Respond) and page.status == 404 and replaceable(page)
     # recursive_error_pages off where the page was chosen: the page's own 404 gets no page.
     assert error_answer(404, page.vars, redo(config)) is None
 
@@ -134,7 +136,7 @@ def looped(config: Config, target: bytes, times: int) -> Decision:
     decision = decide(config, target)
     for _ in range(times):
         decision = error_answer(404, decision.vars, redo(config))
-        assert isinstance(decision, Respond) and bare_error(decision)
+        assert isinstance(decision, Respond) and replaceable(decision)
     return decision
 
 
