@@ -13,7 +13,8 @@ import re
 import pytest_twisted
 
 from nginx_support import Response, ask_both, request
-from support import unused_ports
+from support import aio, unused_ports
+from test_nginx_parity_tls import plain_then_close
 
 CONF = """
 server {
@@ -195,3 +196,41 @@ async def test_requests_refused_before_routing_get_the_default_servers_pages_as_
         (400, None, b"page /pages/early "),
         (505, None, b"page /pages/early "),
     ]
+
+
+TLS = """
+server {
+    listen {listen} ssl;
+    server_name a.test;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    error_page 497 =307 https://$host:$server_port$request_uri;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+server {
+    listen {listen} ssl default_server;
+    server_name b.test;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    error_page 497 /pages/plain;
+    location /pages/ { return 200 "page $uri $host"; }
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_plain_http_on_the_tls_port_is_nginxs_497_for_error_page(twins, ca) -> None:
+    cert, key = ca.issue("site", ["a.test", "b.test"])
+    sides = twins.start(TLS.replace("{cert}", cert).replace("{key}", key))
+    got = {}
+    for side in sides:
+        redirected = await aio(plain_then_close(side.port, request("/chat/?x=1", "a.test")))
+        page = await aio(plain_then_close(side.port, request("/chat/", "b.test")))
+        location = redirected.header(b"Location").replace(b":%d/" % side.port, b":PORT/")
+        got[side.name] = [(redirected.status, location), (page.status, page.body)]
+    assert got["wstunnel"] == got["nginx"] == [
+        (b"HTTP/1.1 307 Temporary Redirect", b"https://a.test:PORT/chat/?x=1"),
+        (b"HTTP/1.1 400 Bad Request", b"page /pages/plain b.test"),
+    ]
+    assert all(not side.backend.heads for side in sides)

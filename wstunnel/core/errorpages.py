@@ -27,13 +27,13 @@ from wstunnel.config.model import Binding, Config, ErrorPage, ErrorPages, Locati
 from wstunnel.config.rewrite import REDIRECT_STATUSES
 from wstunnel.core.dispatch import Decision, Refuse, Respond, named_decision, prepare
 from wstunnel.core.headers import HeaderPlan
-from wstunnel.core.routing import Router, parse_target
+from wstunnel.core.routing import Router, parse_target, request_host
 from wstunnel.core.variables import RequestVars, render
 from wstunnel.wire.errors import RequestError, error_page
 from wstunnel.wire.request import ConnInfo, RequestHead
 from wstunnel.wire.response import ResponseHead
 
-__all__ = ["PageRequest", "Redo", "answered_status", "replaceable", "error_answer", "intercepts", "unrouted_vars"]
+__all__ = ["PageRequest", "Redo", "answered_status", "error_answer", "intercepts", "replaceable", "unrouted_vars"]
 
 # nginx's NGX_HTTP_MAX_URI_CHANGES: internal redirects to a URI a request may
 # make; the next is a 500.  A named location may be entered once more, after
@@ -104,15 +104,36 @@ def error_answer(status: int, rv: RequestVars, redo: Redo, replaced: _Headers = 
     return Respond(rv.conn, rv.location, code, headers, error_page(code), _with_head(rv, done, rv.location))
 
 
-def unrouted_vars(config: Config, server: Server, conn: ConnInfo) -> RequestVars:
+def unrouted_vars(
+    config: Config, router: Router, binding: Binding, conn: ConnInfo, head: RequestHead | None
+) -> RequestVars:
     """
-    The variables of a request refused before it was routed (a head that
-    could not be read, a bad target or Host): nginx looks its error page up
-    in the default server, for a request it knows nothing of.
+    The variables of a request refused before it reached a location: in
+    the server its Host names when the head was read and its target and
+    Host are sound (a TLS rule refused it), else, for a request nginx knows
+    nothing of, a bodiless ``GET /`` in the default server.
     """
-    head = RequestHead(b"GET", b"/", b"1.0", ())
+    if head is not None:
+        try:
+            target = parse_target(head.target)
+            host = request_host(head, target)
+        except RequestError:
+            pass
+        else:
+            server = router.select_server(binding, host)
+            vhost = host if host is not None else server.name
+            return RequestVars(
+                config=config, server=server, location=None, conn=conn, head=head, target=target, host=vhost
+            )
+    server = binding.default
     return RequestVars(
-        config=config, server=server, location=None, conn=conn, head=head, target=parse_target(b"/"), host=server.name
+        config=config,
+        server=server,
+        location=None,
+        conn=conn,
+        head=RequestHead(b"GET", b"/", b"1.0", ()),
+        target=parse_target(b"/"),
+        host=server.name,
     )
 
 

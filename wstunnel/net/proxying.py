@@ -26,7 +26,7 @@ from wstunnel.balancing.balancer import request_key
 from wstunnel.config.model import Binding, ClientLimits
 from wstunnel.wire.request import TLSInfo
 from wstunnel.core.dispatch import Close, Decision, Forward, Respond, StatusPage, prepare
-from wstunnel.core.errorpages import Redo, answered_status, replaceable, error_answer, intercepts, unrouted_vars
+from wstunnel.core.errorpages import Redo, answered_status, error_answer, intercepts, replaceable, unrouted_vars
 from wstunnel.net.answer import CONTINUE, AnswerWriter
 from wstunnel.net.clientstate import State
 from wstunnel.net.exchange import Exchange, Phase
@@ -265,7 +265,8 @@ class Proxying:
             self.abort_response()
             return
         self._req.close_after = self._req.close_after or close
-        if self._error_page(status):
+        # nginx's code for plain HTTP on the TLS port, which its error_page names.
+        if self._error_page(497 if note is PLAIN_HTTP_NOTE else status):
             return
         self._respond(status, [(b"Content-Type", b"text/html")], error_page(status, note))
 
@@ -274,7 +275,7 @@ class Proxying:
         runtime, conn, upload = self.runtime, self.conn, self._upload
         assert conn is not None
         binding = self._factory.binding(runtime, conn.server_addr)
-        rv = self._req.vars or unrouted_vars(runtime.config, binding.default, conn)
+        rv = self._req.vars or unrouted_vars(runtime.config, runtime.router, binding, conn, self._req.head)
         redo = Redo(runtime.config, runtime.router, binding, runtime.pools, runtime.plan)
         decision = error_answer(status, rv, redo, replaced)
         if decision is None:

@@ -9,7 +9,7 @@ import pytest
 from wstunnel.config.loader import load_config
 from wstunnel.config.model import Config
 from wstunnel.core.dispatch import Decision, Forward, Refuse, Respond, prepare
-from wstunnel.core.errorpages import PageRequest, Redo, answered_status, replaceable, error_answer, intercepts
+from wstunnel.core.errorpages import PageRequest, Redo, answered_status, error_answer, intercepts, replaceable
 from wstunnel.core.headers import header_plan
 from wstunnel.core.routing import Router
 from wstunnel.wire.errors import error_page
