@@ -12,9 +12,8 @@ method; a URL page is a redirect.  The answer keeps the error's code unless
 ``=code`` names another or a bare ``=`` leaves the page's own.
 
 The request sent to a page is a :class:`PageRequest`: it counts nginx's
-internal redirects (ten, then a 500) and says which code the answer takes,
-and its presence in the request's variables is how a second error knows a
-page was already used (``recursive_error_pages off``).
+internal redirects (ten, then a 500), says which code the answer takes, and
+whether a further error may still get a page (``recursive_error_pages``).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from typing import Callable, Container, NamedTuple
 
 from attrs import define
 
-from wstunnel.config.model import Binding, Config, ErrorPage, ErrorPages, Location, Server
+from wstunnel.config.model import Binding, Config, ErrorPage, ErrorPages, Location
 from wstunnel.config.rewrite import REDIRECT_STATUSES
 from wstunnel.core.dispatch import Decision, Refuse, Respond, named_decision, prepare
 from wstunnel.core.headers import HeaderPlan
@@ -92,7 +91,8 @@ def error_answer(status: int, rv: RequestVars, redo: Redo, replaced: _Headers = 
         if redirects > MAX_REDIRECTS:
             return _cycle(rv, target, redirects)
         method = b"HEAD" if head.method == b"HEAD" else b"GET"
-        sent = PageRequest(method, target.encode("latin-1"), head.http_version, _bodiless(head), redirects, answer, final)
+        uri = target.encode("latin-1")
+        sent = PageRequest(method, uri, head.http_version, _bodiless(head), redirects, answer, final)
         return _answered(_relocated(sent, rv, redo), answer, replaced)
     if target.startswith("@"):
         sent = PageRequest(head.method, head.target, head.http_version, _bodiless(head), redirects, answer, final)
