@@ -12,7 +12,7 @@ A new directive is one line here and a handler in the module of its topic.
 
 from __future__ import annotations
 
-from wstunnel.config import access, charset, cookies, expires, gzip, limits, listens, locations, logs, maps, proxy, ratelimits, request_shape, resolver, response, rewrite, servers, tuning, upstream, workers
+from wstunnel.config import access, charset, cookies, errorpages, expires, gzip, limits, listens, locations, logs, maps, proxy, ratelimits, request_shape, resolver, response, rewrite, servers, tuning, upstream, workers
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
 from wstunnel.config.nginx_names import NGINX_DIRECTIVES
@@ -176,6 +176,10 @@ TABLE: dict[str, Spec] = {
     "limit_rate": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_rate, once=True),
     "limit_rate_after": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_size, once=True),
     "wstunnel_tunnel_rate": spec(HTTP_LEVELS, 1, 1, ratelimits.limit_size, once=True),
+    # Error pages: error_page, recursive_error_pages, proxy_intercept_errors.
+    "error_page": spec(HTTP_LEVELS, 2, None, errorpages.error_page),
+    "recursive_error_pages": spec(HTTP_LEVELS, 1, 1, errorpages.error_switch, once=True),
+    "proxy_intercept_errors": spec(HTTP_LEVELS, 1, 1, errorpages.error_switch, once=True),
     # Accepted and ignored: none of these can change what is proxied.
     "pid": spec({MAIN}, 1, 1, ignored, once=True),
     "user": spec({MAIN}, 1, 2, ignored, once=True),

@@ -12,6 +12,7 @@ from typing import Mapping
 from attrs import evolve, field, frozen
 
 from wstunnel.config.access import inherited_access
+from wstunnel.config.errorpages import inherited_errors
 from wstunnel.config.levels import Level
 from wstunnel.config.ratelimits import merged
 from wstunnel.config.model import (
@@ -23,6 +24,7 @@ from wstunnel.config.model import (
     RateLimits,
     ErrorLog,
     Gzip,
+    ErrorPages,
     HeaderSetting,
     NextUpstream,
     Resolver,
@@ -62,6 +64,7 @@ class Effective:
     shaping: Mapping[str, object] = field(factory=dict)  # config/shaping.py's values, by directive
     access: Access = Access()
     limits: RateLimits | None = None
+    errors: ErrorPages = ErrorPages()
 
 
 def root_settings(path: str, error_logs: tuple[ErrorLog, ...]) -> Effective:
@@ -112,6 +115,7 @@ def effective(load: Load, level: Level, parent: Effective) -> Effective:
         shaping=merged_shaping(load, level, parent.shaping),
         access=inherited_access(load, level, parent.access),
         limits=merged(load, level, parent.limits),
+        errors=inherited_errors(level, parent.errors),
     )
 
 

@@ -19,6 +19,7 @@ from wstunnel.config.model import (
     BreakStep,
     Condition,
     ErrorLog,
+    ErrorPage,
     Listen,
     Resolver,
     Return,
@@ -63,6 +64,8 @@ class Level:
     shaping: dict[str, list[tuple[tuple[str, ...], Source]]] = field(factory=dict)
     access: dict[str, object] = field(factory=dict)  # wstunnel.config.access: the directives given here
     ratelimits: dict[str, object] = field(factory=dict)  # wstunnel.config.ratelimits: as written here
+    error_pages: list[ErrorPage] | None = None  # error_page, one entry per code
+    error_switches: dict[str, bool] = field(factory=dict)  # recursive_error_pages, proxy_intercept_errors
 
 
 @define

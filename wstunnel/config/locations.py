@@ -166,6 +166,7 @@ def _build_location(
         upstream_shape=upstream_shape(eff.shaping),
         access=eff.access,
         limits=eff.limits,
+        errors=eff.errors,
     )
     if loc.status_page is not None and loc.proxy_pass is not None:
         load.errors.append(

@@ -39,6 +39,8 @@ __all__ = [
     "Expires",
     "ERROR_LOG_LEVELS",
     "ErrorLog",
+    "ErrorPage",
+    "ErrorPages",
     "Balancing",
     "HeaderSetting",
     "KeyPair",
@@ -371,6 +373,29 @@ def one_per_path(error_logs: "tuple[ErrorLog, ...] | list[ErrorLog]") -> tuple[E
 
 
 @frozen
+class ErrorPage:
+    """
+    One code of an ``error_page`` line.  ``overwrite`` is nginx's: None
+    without ``=`` (the answer keeps the error's code), 0 for a bare ``=``
+    (the page's own code), else the code after ``=``.
+    """
+
+    status: int
+    target: Template  # a URI, "@name" or a URL
+    overwrite: int | None
+    source: Source
+
+
+@frozen
+class ErrorPages:
+    """The error pages in force at one level, with the two switches that govern them."""
+
+    pages: tuple[ErrorPage, ...] = ()  # config order; the first naming a code wins
+    recursive: bool = False  # recursive_error_pages
+    intercept: bool = False  # proxy_intercept_errors
+
+
+@frozen
 class Return:
     """
     ``return``: the status and the text (or redirect URL) to answer with;
@@ -496,6 +521,7 @@ class Location:
     upstream_shape: UpstreamShape = UpstreamShape()  # proxy_method, proxy_pass_request_headers
     access: Access = Access()  # allow/deny, auth_basic, auth_request, satisfy, limit_except
     limits: RateLimits | None = None  # limit_conn, limit_req, limit_rate; None: none apply
+    errors: ErrorPages = ErrorPages()  # error_page, recursive_error_pages, proxy_intercept_errors
 
 
 @frozen
@@ -542,6 +568,7 @@ class Server:
     rewrites: RewriteProgram | None = None  # the server's rewrite directives, before any location is chosen
     add_headers: tuple[AddedHeader, ...] = ()  # add_header for answers outside a location
     access: Access = Access()  # for requests no location takes
+    errors: ErrorPages = ErrorPages()  # the error pages of answers outside a location
 
     @property
     def name(self) -> str:

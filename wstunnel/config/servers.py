@@ -120,6 +120,7 @@ def build_server(
         rewrites=rewrite_program(load, level, None),
         add_headers=settings.add_headers,
         access=settings.access,
+        errors=settings.errors,
     )
     if server_tls is None and "ssl_certificate" in tls_settings:
         load.tls_failed.add(id(server))  # already reported; "no ssl_certificate" would mislead

@@ -33,7 +33,9 @@ from wstunnel.wire.errors import RequestError, error_page
 from wstunnel.wire.request import ConnInfo, RequestHead, TLSInfo
 from wstunnel.wire.upstream import UpstreamRequest
 
-__all__ = ["Authorize", "Close", "Decision", "Forward", "Refuse", "Respond", "StatusPage", "body_framing", "prepare"]
+__all__ = [
+    "Authorize", "Close", "Decision", "Forward", "Refuse", "Respond", "StatusPage", "body_framing", "named_decision", "prepare"
+]
 
 _Headers = tuple[tuple[bytes, bytes], ...]
 # The request's headers an auth subrequest does not carry: it has no body and asks for no upgrade.
@@ -51,6 +53,7 @@ class Respond(NamedTuple):
     headers: _Headers
     body: bytes
     vars: RequestVars | None = None  # for add_header and the access log
+    special: bool = False  # nginx's special response (``return CODE`` from 400 up, no text): error pages replace it
 
 
 class Close(NamedTuple):
@@ -345,7 +348,7 @@ def _returned(answer: Return, rv: RequestVars) -> Respond | Close:
     if status in REDIRECT_STATUSES:
         return _redirect(status, text or "", rv)
     if text is None and status >= 400:
-        return Respond(rv.conn, rv.location, status, ((b"Content-Type", b"text/html"),), error_page(status), rv)
+        return Respond(rv.conn, rv.location, status, ((b"Content-Type", b"text/html"),), error_page(status), rv, True)
     body = (text or "").encode("latin-1")
     return Respond(rv.conn, rv.location, status, ((b"Content-Type", b"text/plain"),), body, rv)
 
@@ -393,3 +396,31 @@ def _forward(
     # answer.
     close_after = bool(offer) or any(head.values(b"upgrade"))
     return Forward(rv.conn, location, rv, request, framing, limit, close_after)
+
+
+def named_decision(
+    router: Router,
+    location: Location,
+    rv: RequestVars,
+    head: RequestHead,
+    pooled: Container[str],
+    plans: Callable[[Location], HeaderPlan],
+) -> Decision:
+    """
+    What a named location (``error_page ... @name``), chosen by name rather
+    than by URI, gives ``head``: its rewrite directives (a changed ``$uri``
+    searches the locations again, as in nginx), then the access and content
+    phases.
+    """
+    rv.location = location
+    state = None
+    if location.rewrites is not None:
+        state = Rewriting(no_files, no_notice)
+        answer = run(location.rewrites, rv, state)
+        if answer is not None:
+            return _answered(answer, rv)
+        if state.uri_changed:
+            state.uri_changed = False
+            state.location = None
+            return _location_phases(router, rv, state, (no_files, no_notice), head, pooled, plans, None)
+    return _access(router, location, rv, head, pooled, plans, state, None, True)

@@ -26,6 +26,7 @@ from wstunnel.balancing.balancer import request_key
 from wstunnel.config.model import Binding, ClientLimits, RateLimits
 from wstunnel.wire.request import TLSInfo
 from wstunnel.core.dispatch import Authorize, Close, Decision, Forward, Respond, StatusPage, prepare
+from wstunnel.core.errorpages import Redo, answered_status, error_answer, intercepts, replaceable, unrouted_vars
 from wstunnel.net.answer import CONTINUE, AnswerWriter
 from wstunnel.net.authrequest import authorize
 from wstunnel.net.clientstate import State
@@ -144,6 +145,8 @@ class Proxying:
         if isinstance(decision, Forward):
             self._forward(decision)
         elif isinstance(decision, Respond):
+            if replaceable(decision) and self._error_page(decision.status, decision.headers):
+                return
             self._req.vars = decision.vars
             self._respond(decision.status, list(decision.headers), decision.body)
         elif isinstance(decision, Close):
@@ -192,7 +195,7 @@ class Proxying:
         assert upload is not None and intake is not None and forward.location.proxy_pass is not None
         upload.limit(forward.body_limit)
         req.vars = forward.vars
-        req.close_after = forward.close_after
+        req.close_after = req.close_after or forward.close_after
         upstream = forward.location.proxy_pass.upstream
         dynamic = forward.location.proxy_pass.authority is not None
         make = self.runtime.dynamic(forward.vars, self._factory.reactor) if dynamic else Exchange
@@ -267,6 +270,11 @@ class Proxying:
         self._answer.informational(response, head.method)
 
     def send_head(self, response: ResponseHead, upstream: UpstreamProtocol | None) -> None:
+        if intercepts(self._req.vars, response.status):
+            self._drop_exchange()
+            self._error_page(response.status)
+            return
+        response = answered_status(self._req.vars, response)
         self._answer.relay(response, self._keepalive_allowed())
         if upstream is not None:
             location = self._req.location
@@ -321,7 +329,28 @@ class Proxying:
             self.abort_response()
             return
         self._req.close_after = self._req.close_after or close
+        # nginx's code for plain HTTP on the TLS port, which its error_page names.
+        if self._error_page(497 if note is PLAIN_HTTP_NOTE else status):
+            return
         self._respond(status, [(b"Content-Type", b"text/html")], error_page(status, note))
+
+    def _error_page(self, status: int, replaced: tuple[tuple[bytes, bytes], ...] = ()) -> bool:
+        """error_page: the page's answer instead of the error ``status`` (``replaced``: its headers), if one applies."""
+        runtime, conn, upload = self.runtime, self.conn, self._upload
+        assert conn is not None
+        binding = self._factory.binding(runtime, conn.server_addr)
+        rv = self._req.vars or unrouted_vars(runtime.config, runtime.router, binding, conn, self._req.head)
+        redo = Redo(runtime.config, runtime.router, binding, runtime.pools, runtime.plan)
+        decision = error_answer(status, rv, redo, replaced)
+        if decision is None:
+            return False
+        self._unregister_all()
+        if upload is not None:
+            # The page's request goes without the body (see core/errorpages).
+            upload.complete = True
+        self._take(decision)
+        self._act(decision)
+        return True
 
     def _respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         """A response wstunnel makes itself (errors, redirects, status pages)."""
