@@ -7,7 +7,11 @@ all or nothing, so one entry at a level replaces every inherited one.
 
 from __future__ import annotations
 
-from attrs import evolve, frozen
+from typing import Mapping
+
+from attrs import evolve, field, frozen
+
+from wstunnel.config.files import inherited_files
 
 from wstunnel.config.levels import Level
 from wstunnel.config.model import (
@@ -47,6 +51,7 @@ class Effective:
     passed: tuple[bytes, ...] = ()
     redirects: tuple[tuple[str, ...], ...] = (("default",),)
     add_headers: tuple[AddedHeader, ...] = ()
+    files: Mapping[str, object] = field(factory=dict)  # the inheritable file settings (wstunnel.config.files)
 
 
 def root_settings(path: str, error_logs: tuple[ErrorLog, ...]) -> Effective:
@@ -91,6 +96,7 @@ def effective(load: Load, level: Level, parent: Effective) -> Effective:
         passed=parent.passed if level.passed is None else tuple(level.passed),
         redirects=parent.redirects if level.redirects is None else tuple(level.redirects),
         add_headers=parent.add_headers if level.add_headers is None else _added(load, level.add_headers),
+        files=inherited_files(parent.files, level.files),
     )
 
 

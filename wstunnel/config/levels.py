@@ -43,6 +43,7 @@ class Level:
     redirects: list[tuple[str, ...]] | None = None  # [("off",)], [("default",)], pairs
     returns: Return | None = None  # the first "return" of a server or location
     add_headers: list[tuple[str, str, bool, Source]] | None = None  # add_header: name, value, always
+    files: dict[str, object] = field(factory=dict)  # root, alias, index...: wstunnel.config.files
 
 
 @define

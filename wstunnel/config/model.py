@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_HIDDEN",
     "DEFAULT_UPGRADE_PROTOCOLS",
     "ConfigError",
+    "FileSettings",
     "ConfigErrors",
     "ERROR_LOG_LEVELS",
     "ErrorLog",
@@ -399,6 +400,28 @@ class Return:
 
 
 @frozen
+class FileSettings:
+    """
+    Serving files beside the proxy (:mod:`wstunnel.config.files`): what a
+    location without ``proxy_pass`` or ``return`` answers from disk.
+    ``root``, ``index``, ``types`` and the flags are inherited as in nginx;
+    ``alias``, ``try_files`` and ``internal`` belong to the location alone.
+    """
+
+    root: Template | None = None  # None: no document root, so no file exists
+    alias: Template | None = None
+    index: tuple[Template, ...] = ()  # index, the first that exists wins
+    try_files: tuple[Template, ...] = ()  # the last one is the fallback: "=code", "@name" or a URI
+    autoindex: bool = False
+    types: Mapping[str, str] = field(factory=dict)  # lower-case extension -> MIME type
+    default_type: str = "text/plain"
+    etag: bool = True
+    if_modified_since: str = "exact"  # "off", "exact" or "before"
+    internal: bool = False  # reachable only by an internal redirect
+    regex_alias: bool = False  # alias in a regex location: the whole path, nothing of the URI appended
+
+
+@frozen
 class Location:
     """
     A ``location`` with every inheritable setting already merged in from the
@@ -437,6 +460,7 @@ class Location:
     # request, it is the whole request-URI sent, as in nginx.
     proxy_uri: Template | None = None
     returns: Return | None = None  # "return": answers instead of proxying
+    files: FileSettings | None = None  # root/alias/try_files in force: files are served here
 
 
 @frozen
@@ -482,6 +506,7 @@ class Server:
     access_logs: tuple[AccessLog, ...] = ()  # for requests refused or unrouted before a location
     returns: Return | None = None  # "return" at server level: answers before any location is chosen
     add_headers: tuple[AddedHeader, ...] = ()  # add_header for answers outside a location
+    files: FileSettings | None = None  # the server's root: files for a URI no location takes
 
     @property
     def name(self) -> str:

@@ -13,6 +13,7 @@ import os
 from attrs import evolve
 
 from wstunnel.config import tls
+from wstunnel.config.files import file_settings
 from wstunnel.config.inherit import Effective, effective
 from wstunnel.config.levels import Level, ServerLevel
 from wstunnel.config.locations import build_locations
@@ -118,6 +119,7 @@ def build_server(
         access_logs=settings.access_logs,
         returns=level.returns,
         add_headers=settings.add_headers,
+        files=file_settings(load, settings.files, level),
     )
     if server_tls is None and "ssl_certificate" in tls_settings:
         load.tls_failed.add(id(server))  # already reported; "no ssl_certificate" would mislead

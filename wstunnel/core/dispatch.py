@@ -22,6 +22,7 @@ from attrs import evolve
 
 from wstunnel.config.model import Binding, Config, Location, Return, Server
 from wstunnel.config.rewrite import REDIRECT_STATUSES
+from wstunnel.core.files import LOCAL_FILES, FileError, FileOutcome, FileSystem, Page, ServeFile, serve_files, serves_files
 from wstunnel.core.headers import BodyFraming, HeaderPlan, upgrade_offer, upstream_request
 from wstunnel.core.tls_rules import handshake_server, refusal
 from wstunnel.core.routing import Redirect, Router, origin, parse_target, redirect_url, request_host
@@ -30,7 +31,7 @@ from wstunnel.wire.errors import RequestError, error_page
 from wstunnel.wire.request import ConnInfo, RequestHead, TLSInfo
 from wstunnel.wire.upstream import UpstreamRequest
 
-__all__ = ["Close", "Decision", "Forward", "Refuse", "Respond", "StatusPage", "body_framing", "prepare"]
+__all__ = ["Close", "Decision", "Forward", "Refuse", "Respond", "ServeFile", "StatusPage", "body_framing", "prepare"]
 
 _Headers = tuple[tuple[bytes, bytes], ...]
 # What a Location value may not carry as is: a rendered $uri is decoded.
@@ -98,7 +99,7 @@ class Forward(NamedTuple):
         return self.body not in (BodyFraming.NONE, 0)
 
 
-Decision = Union[Respond, StatusPage, Refuse, Forward, Close]
+Decision = Union[Respond, StatusPage, Refuse, Forward, Close, ServeFile]
 
 
 def body_framing(head: RequestHead) -> BodyFraming | int:
@@ -121,14 +122,16 @@ def prepare(
     head: RequestHead,
     pooled: Container[str],
     plans: Callable[[Location], HeaderPlan],
+    fs: FileSystem = LOCAL_FILES,
 ) -> Decision:
     """
     The decision for ``head`` arriving on ``conn`` at ``binding``.  ``tls``
     is the connection's TLS session, None on a plain connection, or the
     error every request on it gets (plain HTTP sent to the TLS port);
     ``pooled`` names the upstreams that keep idle connections, and
-    ``plans`` gives a location's ``proxy_set_header`` plan, built at load.  The
-    returned ``conn`` carries the TLS session once its rules passed.
+    ``plans`` gives a location's ``proxy_set_header`` plan, built at load;
+    ``fs`` is the disk files are served from.  The returned ``conn``
+    carries the TLS session once its rules passed.
     """
     try:
         target = parse_target(head.target)
@@ -150,6 +153,10 @@ def prepare(
         return Respond(conn, None, 301, ((b"Location", url), (b"Content-Type", b"text/html")), error_page(301), rv)
     if found is not None and found.returns is None and found.status_page is not None:
         return StatusPage(conn, found, rv)
+    if serves_files(server, found):
+        for match in matches:
+            rv.captured(match)
+        return _files(serve_files(router, found, rv, fs), head, pooled, plans)
     if found is None or (found.proxy_pass is None and found.returns is None):
         return Refuse(conn, None, rv, RequestError(404, f"no location for {target.uri!r}"))
     for match in matches:
@@ -157,6 +164,23 @@ def prepare(
     if found.returns is not None:
         return _returned(found.returns, rv)
     return _forward(found, rv, head, pooled, plans(found))
+
+
+def _files(
+    outcome: FileOutcome, head: RequestHead, pooled: Container[str], plans: Callable[[Location], HeaderPlan]
+) -> Decision:
+    """The file handlers' outcome as a decision; an internal redirect to a proxied location goes upstream."""
+    if isinstance(outcome, ServeFile):
+        return outcome
+    rv = outcome.vars
+    if isinstance(outcome, Page):
+        return Respond(rv.conn, rv.location, outcome.status, outcome.headers, outcome.body, rv)
+    if isinstance(outcome, FileError):
+        return Refuse(rv.conn, rv.location, rv, RequestError(outcome.status, outcome.detail))
+    location = outcome.location
+    if location.returns is not None:
+        return _returned(location.returns, rv)
+    return _forward(location, rv, head, pooled, plans(location))
 
 
 def _returned(answer: Return, rv: RequestVars) -> Respond | Close:

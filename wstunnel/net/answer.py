@@ -95,6 +95,18 @@ class AnswerWriter:
             self.send(body)
             self.record.body_bytes += len(body)
 
+    def file_head(self, status: int, headers: Sequence[tuple[bytes, bytes]], keep_alive: bool) -> ResponsePlan:
+        """The head of a file's answer (Content-Length is among ``headers``); its body goes through :meth:`queue`."""
+        all_headers = [(b"Server", b"wstunnel"), (b"Date", http_date(self._clock.seconds())), *headers, *self._added(status)]
+        self.record.status = status
+        return self._head(status, reason_phrase(status).encode("ascii"), all_headers, keep_alive)
+
+    def queue(self, data: bytes) -> None:
+        """A file's body, through Twisted's queue: its drain is what asks a pull producer for more."""
+        self.record.sent += len(data)
+        self.record.body_bytes += len(data)
+        self._transport.write(data)
+
     def switching(self, response: ResponseHead) -> None:
         """A valid 101, rewritten by the location's rules; after it the bytes are the tunnel's."""
         self.send(head_bytes(101, response.reason or b"Switching Protocols", self._relayed(response)))

@@ -16,6 +16,7 @@ protocol's.  The work itself is done by the request's
 
 from __future__ import annotations
 
+import os
 import typing
 from typing import TYPE_CHECKING, Callable
 
@@ -25,10 +26,12 @@ from twisted.python.failure import Failure
 from wstunnel.balancing.balancer import request_key
 from wstunnel.config.model import Binding, ClientLimits
 from wstunnel.wire.request import TLSInfo
-from wstunnel.core.dispatch import Close, Forward, Respond, StatusPage, prepare
+from wstunnel.config.model import Timeouts
+from wstunnel.core.dispatch import Close, Forward, Respond, ServeFile, StatusPage, prepare
 from wstunnel.net.answer import CONTINUE, AnswerWriter
 from wstunnel.net.clientstate import State
 from wstunnel.net.exchange import Exchange, Phase
+from wstunnel.net.fileserve import FileSender, open_file, reply_for
 from wstunnel.net.intake import Intake
 from wstunnel.net.registry import Registry
 from wstunnel.net.requestlog import RequestRecord
@@ -40,7 +43,7 @@ from wstunnel.net.upstream import UpstreamProtocol
 from wstunnel.obs.logs import ScopedLogger
 from wstunnel.obs.metrics import status_page
 from wstunnel.wire.errors import RequestError, error_page
-from wstunnel.wire.framing import client_wants_keepalive
+from wstunnel.wire.framing import BodyMode, client_wants_keepalive
 from wstunnel.wire.request import ConnInfo, RequestHead
 from wstunnel.wire.response import ResponseHead
 
@@ -119,12 +122,51 @@ class Proxying:
             self._req.status = 444
             self._log_request()
             self._close()
+        elif isinstance(decision, ServeFile):
+            self._serve_file(decision)
         elif isinstance(decision, StatusPage):
             self._respond(200, *status_page(decision.location.status_page, self._factory.registry.stats))
         else:
             error = decision.error
             self.log.info("request from {client} refused: {error}", client=self.peer_text, error=str(error))
             self.fail(error.status, error.detail, close=error.status in _CLOSING_STATUSES, note=error.note)
+
+    def _serve_file(self, serve: ServeFile) -> None:
+        """A file from disk, read as the client drains it (:mod:`wstunnel.net.fileserve`)."""
+        head, location = self._req.head, serve.location
+        files = serve.vars.server.files if location is None else location.files
+        assert head is not None and files is not None
+        try:
+            fd, info = open_file(serve.path)
+        except RequestError as error:
+            self.log.info("request from {client} refused: {error}", client=self.peer_text, error=str(error))
+            self.fail(error.status, error.detail)
+            return
+        reply = reply_for(head, files, serve.path, info)
+        if reply.status >= 400:
+            os.close(fd)
+            self._respond(reply.status, [(b"Content-Type", b"text/html"), *reply.headers], error_page(reply.status))
+            return
+        plan = self._answer.file_head(reply.status, reply.headers, self._keepalive_allowed())
+        if plan.mode is BodyMode.NONE:
+            os.close(fd)
+            self._request_done()
+            return
+        timeout = (Timeouts() if location is None else location.timeouts).client_send
+        FileSender(fd, reply, self._answer.queue, self.transport, self._clock, timeout, self._file_sent,
+                   self._client_stalled).start()
+
+    def _file_sent(self, whole: bool) -> None:
+        if whole:
+            self._request_done()
+            return
+        if self._state is State.CLOSED:
+            return
+        self.log.info("file not sent whole to client {client}: truncated, unreadable or the client left",
+                      client=self.peer_text)
+        self._log_request()
+        self._state = State.CLOSED
+        self.transport.abortConnection()
 
     def _forward(self, forward: Forward) -> None:
         req, upload, intake = self._req, self._upload, self._intake

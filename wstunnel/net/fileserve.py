@@ -1,0 +1,159 @@
+"""
+A file sent to the client: opened, answered from its descriptor's
+``fstat`` (:func:`wstunnel.core.filereply.file_reply`), and read only as
+the client's socket drains.
+
+:class:`FileSender` is a pull producer registered with the client's
+transport: Twisted asks it for more only when everything written so far
+has left the process, so a download holds one chunk however slow its
+client, and a client that stops reading is cut off after ``send_timeout``
+without a byte read.  The descriptor stays open until the end, so a file
+replaced or deleted meanwhile is still sent whole as it was opened; one
+that shrinks ends the connection, as nginx does ("file was truncated").
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+from typing import Callable
+
+from twisted.internet.interfaces import IDelayedCall, IPullProducer, IReactorTime, ITransport
+from zope.interface import implementer
+
+from wstunnel.core.filereply import FileReply, content_type, file_reply
+from wstunnel.config.model import FileSettings
+from wstunnel.wire.errors import RequestError
+from wstunnel.wire.request import RequestHead
+
+__all__ = ["CHUNK", "FileSender", "open_file", "reply_for"]
+
+# Read and written per drain of the client's socket: the memory one download holds.
+CHUNK = 256 * 1024
+# What open() failing means, as nginx's static handler maps it; anything else is a 500.
+_NOT_FOUND = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP})
+
+
+def open_file(path: str) -> tuple[int, os.stat_result]:
+    """The descriptor and its stat; RequestError 403, 404 or 500 when it cannot be served."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.EACCES:
+            raise RequestError(403, f'open() "{path}" failed (13: Permission denied)') from None
+        status = 404 if exc.errno in _NOT_FOUND else 500
+        raise RequestError(status, f'open() "{path}" failed ({exc.errno}: {exc.strerror})') from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise RequestError(404, f'"{path}" is not a regular file')
+    return fd, info
+
+
+def reply_for(head: RequestHead, files: FileSettings, path: str, info: os.stat_result) -> FileReply:
+    """The answer for the open file; a multipart boundary nobody can guess from outside."""
+    boundary = b"%010d" % secrets.randbelow(10**10)
+    return file_reply(head, files, info.st_size, int(info.st_mtime), content_type(path, files), boundary)
+
+
+@implementer(IPullProducer)
+class FileSender:
+    """
+    Sends ``reply``'s parts from ``fd`` through ``write`` (the answer's
+    body writer), one chunk per drain.  ``done(True)`` when all was sent,
+    ``done(False)`` when the file shrank, could not be read or the client
+    went away; ``stalled`` after ``timeout`` without a drain.  The
+    descriptor is closed before either is called.
+    """
+
+    __slots__ = ("_fd", "_parts", "_trailer", "_write", "_transport", "_clock", "_timeout",
+                 "_done", "_stalled", "_index", "_offset", "_left", "_last", "_timer", "_open")
+
+    def __init__(
+        self,
+        fd: int,
+        reply: FileReply,
+        write: Callable[[bytes], None],
+        transport: ITransport,
+        clock: IReactorTime,
+        timeout: float,
+        done: Callable[[bool], None],
+        stalled: Callable[[], None],
+    ) -> None:
+        self._fd = fd
+        self._parts = reply.parts
+        self._trailer = reply.trailer
+        self._write = write
+        self._transport = transport
+        self._clock = clock
+        self._timeout = timeout
+        self._done = done
+        self._stalled = stalled
+        self._index = -1
+        self._offset = self._left = 0
+        self._last = 0.0
+        self._timer: IDelayedCall | None = None
+        self._open = True
+
+    def start(self) -> None:
+        self._last = self._clock.seconds()
+        self._timer = self._clock.callLater(self._timeout, self._check)
+        self._transport.registerProducer(self, False)  # type: ignore[attr-defined]
+
+    def resumeProducing(self) -> None:
+        if not self._open:
+            return
+        self._last = self._clock.seconds()
+        while self._left == 0:
+            self._index += 1
+            if self._index == len(self._parts):
+                self._finish()
+                return
+            prefix, self._offset, self._left = self._parts[self._index]
+            if prefix:
+                self._write(prefix)
+        try:
+            data = os.pread(self._fd, min(CHUNK, self._left), self._offset)
+        except OSError:
+            data = b""
+        if not data:
+            self._end(False)
+            return
+        self._offset += len(data)
+        self._left -= len(data)
+        self._write(data)
+
+    def stopProducing(self) -> None:
+        """The client's connection is gone."""
+        if self._open:
+            self._end(False)
+
+    def _finish(self) -> None:
+        if self._trailer:
+            self._write(self._trailer)
+        self._end(True)
+
+    def _end(self, whole: bool) -> None:
+        self._open = False
+        os.close(self._fd)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self._transport.unregisterProducer()  # type: ignore[attr-defined]
+        self._done(whole)
+
+    def _check(self) -> None:
+        """send_timeout: one timer for the whole send, re-armed for what is left since the last drain."""
+        self._timer = None
+        if not self._open:
+            return
+        left = self._last + self._timeout - self._clock.seconds()
+        if left > 0:
+            self._timer = self._clock.callLater(left, self._check)
+            return
+        self._open = False
+        os.close(self._fd)
+        self._transport.unregisterProducer()  # type: ignore[attr-defined]
+        self._stalled()
