@@ -115,10 +115,10 @@ def _modified(value: bytes, mode: str, mtime: int) -> bool:
 
 def _matches(value: bytes, tag: bytes | None, *, weak: bool) -> bool:
     """ngx_http_test_if_match: ``*``, or the ETag among the list (a ``W/`` prefix ignored when weak)."""
+    if value == b"*":
+        return True
     if tag is None:
         return False
-    if value.strip() == b"*":
-        return True
     for item in value.split(b","):
         item = item.strip(b" \t")
         if weak and item.startswith(b"W/"):
