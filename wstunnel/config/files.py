@@ -131,14 +131,17 @@ def inherited_files(parent: Mapping[str, object], here: Mapping[str, object]) ->
     return {**parent, **given} if given else parent
 
 
-def file_settings(load: Load, inherited: Mapping[str, object], level: Level) -> FileSettings | None:
+def file_settings(
+    load: Load, inherited: Mapping[str, object], send_timeout: float, level: Level
+) -> FileSettings | None:
     """
-    What ``level`` serves from disk, None when it has no root, alias or
-    try_files in force.  Templates are compiled here, once every map and
+    What ``level`` serves from disk, None when it has no root, alias,
+    try_files or ``internal`` in force; ``inherited`` is the merged file
+    settings in force there and ``send_timeout`` its send_timeout.  Templates are compiled here, once every map and
     capture name is known.
     """
     own = level.files
-    if "alias" not in own and "try_files" not in own and "root" not in inherited:
+    if not ("alias" in own or "try_files" in own or "internal" in own or "root" in inherited):
         return None
     regex = isinstance(level, LocationLevel) and level.regex is not None
     alias_text = own.get("alias")
@@ -162,6 +165,7 @@ def file_settings(load: Load, inherited: Mapping[str, object], level: Level) -> 
         if_modified_since=str(inherited.get("if_modified_since", "exact")),
         internal=bool(own.get("internal", False)),
         regex_alias=regex and alias_text is not None,
+        send_timeout=send_timeout,
     )
 
 

@@ -157,7 +157,7 @@ def _build_location(
         nested=tuple(group[0] for group in groups),
         proxy_uri=_proxy_uri(load, loc),
         returns=loc.returns,
-        files=file_settings(load, eff.files, loc),
+        files=file_settings(load, eff.files, eff.timeouts.client_send, loc),
     )
     if loc.status_page is not None and loc.proxy_pass is not None:
         load.errors.append(

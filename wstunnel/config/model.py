@@ -419,6 +419,7 @@ class FileSettings:
     if_modified_since: str = "exact"  # "off", "exact" or "before"
     internal: bool = False  # reachable only by an internal redirect
     regex_alias: bool = False  # alias in a regex location: the whole path, nothing of the URI appended
+    send_timeout: float = 60.0  # send_timeout in force here, also where no location matched
 
 
 @frozen

@@ -119,7 +119,7 @@ def build_server(
         access_logs=settings.access_logs,
         returns=level.returns,
         add_headers=settings.add_headers,
-        files=file_settings(load, settings.files, level),
+        files=file_settings(load, settings.files, settings.timeouts.client_send, level),
     )
     if server_tls is None and "ssl_certificate" in tls_settings:
         load.tls_failed.add(id(server))  # already reported; "no ssl_certificate" would mislead

@@ -26,7 +26,6 @@ from twisted.python.failure import Failure
 from wstunnel.balancing.balancer import request_key
 from wstunnel.config.model import Binding, ClientLimits
 from wstunnel.wire.request import TLSInfo
-from wstunnel.config.model import Timeouts
 from wstunnel.core.dispatch import Close, Forward, Respond, ServeFile, StatusPage, prepare
 from wstunnel.net.answer import CONTINUE, AnswerWriter
 from wstunnel.net.clientstate import State
@@ -152,8 +151,7 @@ class Proxying:
             os.close(fd)
             self._request_done()
             return
-        timeout = (Timeouts() if location is None else location.timeouts).client_send
-        FileSender(fd, reply, self._answer.queue, self.transport, self._clock, timeout, self._file_sent,
+        FileSender(fd, reply, self._answer.queue, self.transport, self._clock, files.send_timeout, self._file_sent,
                    self._client_stalled).start()
 
     def _file_sent(self, whole: bool) -> None:
