@@ -20,7 +20,8 @@ import secrets
 import stat
 from typing import Callable
 
-from twisted.internet.interfaces import IDelayedCall, IPullProducer, IReactorTime, ITransport
+from twisted.internet import tcp
+from twisted.internet.interfaces import IDelayedCall, IPullProducer, IReactorTime, ISSLTransport, ITransport
 from zope.interface import implementer
 
 from wstunnel.core.filereply import FileReply, content_type, file_reply
@@ -28,10 +29,12 @@ from wstunnel.config.model import FileSettings
 from wstunnel.wire.errors import RequestError
 from wstunnel.wire.request import RequestHead
 
-__all__ = ["CHUNK", "FileSender", "open_file", "reply_for"]
+__all__ = ["CHUNK", "FileSender", "direct_sendfile", "open_file", "reply_for"]
 
 # Read and written per drain of the client's socket: the memory one download holds.
 CHUNK = 256 * 1024
+# At most this much goes by sendfile per drain, so one fast download cannot hold the loop.
+SENDFILE_TURN = 4 * 1024 * 1024
 # What open() failing means, as nginx's static handler maps it; anything else is a 500.
 _NOT_FOUND = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP})
 
@@ -58,6 +61,30 @@ def reply_for(head: RequestHead, files: FileSettings, path: str, info: os.stat_r
     return file_reply(head, files, info.st_size, int(info.st_mtime), content_type(path, files), boundary)
 
 
+def direct_sendfile(transport: ITransport) -> Callable[[int, int, int], int] | None:
+    """
+    ``os.sendfile`` straight to a plain TCP socket while Twisted has
+    nothing queued for it (the bytes never enter the process); None for TLS
+    and anything else.  The function returns the bytes the kernel took,
+    0 when it took none.  ``_tempDataBuffer`` is Twisted's private queue,
+    watched by tests/protocol/test_twisted_canary.py.
+    """
+    if not isinstance(transport, tcp.Connection) or ISSLTransport.providedBy(transport) or not hasattr(os, "sendfile"):
+        return None
+    conn = transport
+    out = conn.socket.fileno()
+
+    def send(fd: int, offset: int, count: int) -> int:
+        if conn._tempDataBuffer or conn.dataBuffer or conn.disconnecting or not conn.connected:
+            return 0
+        try:
+            return os.sendfile(out, fd, offset, count)
+        except OSError:
+            return 0
+
+    return send
+
+
 @implementer(IPullProducer)
 class FileSender:
     """
@@ -65,11 +92,14 @@ class FileSender:
     body writer), one chunk per drain.  ``done(True)`` when all was sent,
     ``done(False)`` when the file shrank, could not be read or the client
     went away; ``stalled`` after ``timeout`` without a drain.  The
-    descriptor is closed before either is called.
+    descriptor is closed before either is called.  With ``direct`` (see
+    :func:`direct_sendfile`) a drain first sends what the kernel takes by
+    sendfile, counted by ``sent``, then queues one chunk as usual, whose
+    drain asks again.
     """
 
     __slots__ = ("_fd", "_parts", "_trailer", "_write", "_transport", "_clock", "_timeout",
-                 "_done", "_stalled", "_index", "_offset", "_left", "_last", "_timer", "_open")
+                 "_done", "_stalled", "_index", "_offset", "_left", "_last", "_timer", "_open", "_direct", "_sent")
 
     def __init__(
         self,
@@ -81,8 +111,12 @@ class FileSender:
         timeout: float,
         done: Callable[[bool], None],
         stalled: Callable[[], None],
+        direct: Callable[[int, int, int], int] | None = None,
+        sent: Callable[[int], None] | None = None,
     ) -> None:
         self._fd = fd
+        self._direct = direct
+        self._sent = sent
         self._parts = reply.parts
         self._trailer = reply.trailer
         self._write = write
@@ -114,6 +148,8 @@ class FileSender:
             prefix, self._offset, self._left = self._parts[self._index]
             if prefix:
                 self._write(prefix)
+        if self._direct is not None and self._by_sendfile():
+            return
         try:
             data = os.pread(self._fd, min(CHUNK, self._left), self._offset)
         except OSError:
@@ -124,6 +160,22 @@ class FileSender:
         self._offset += len(data)
         self._left -= len(data)
         self._write(data)
+
+    def _by_sendfile(self) -> bool:
+        """Send what the kernel takes now; True when the part is done and the next drain already asked for."""
+        budget = SENDFILE_TURN
+        while self._left and budget > 0:
+            count = self._direct(self._fd, self._offset, min(self._left, budget))  # type: ignore[misc]
+            if count <= 0:
+                break
+            self._offset += count
+            self._left -= count
+            budget -= count
+            self._sent(count)  # type: ignore[misc]
+        if self._left:
+            return False
+        self.resumeProducing()
+        return True
 
     def stopProducing(self) -> None:
         """The client's connection is gone."""

@@ -30,7 +30,7 @@ from wstunnel.core.dispatch import Close, Forward, Respond, ServeFile, StatusPag
 from wstunnel.net.answer import CONTINUE, AnswerWriter
 from wstunnel.net.clientstate import State
 from wstunnel.net.exchange import Exchange, Phase
-from wstunnel.net.fileserve import FileSender, open_file, reply_for
+from wstunnel.net.fileserve import FileSender, direct_sendfile, open_file, reply_for
 from wstunnel.net.intake import Intake
 from wstunnel.net.registry import Registry
 from wstunnel.net.requestlog import RequestRecord
@@ -152,7 +152,13 @@ class Proxying:
             self._request_done()
             return
         FileSender(fd, reply, self._answer.queue, self.transport, self._clock, files.send_timeout, self._file_sent,
-                   self._client_stalled).start()
+                   self._client_stalled, direct_sendfile(self.transport), self._file_bytes).start()
+
+    def _file_bytes(self, count: int) -> None:
+        """Bytes the kernel sent from the file by sendfile, counted as if written."""
+        record = self._answer.record
+        record.sent += count
+        record.body_bytes += count
 
     def _file_sent(self, whole: bool) -> None:
         if whole:
