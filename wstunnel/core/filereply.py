@@ -13,8 +13,9 @@ from the descriptor's ``fstat`` where the file is opened.
 from __future__ import annotations
 
 import calendar
-from email.utils import formatdate, parsedate_tz
-from typing import NamedTuple
+import time
+from email.utils import parsedate_tz
+from typing import Callable, NamedTuple
 
 from wstunnel.config.model import FileSettings
 from wstunnel.wire.request import RequestHead
@@ -22,6 +23,8 @@ from wstunnel.wire.request import RequestHead
 __all__ = ["FileReply", "content_type", "etag", "file_reply"]
 
 _Headers = tuple[tuple[bytes, bytes], ...]
+_DAYS = (b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun")
+_MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
 
 
 class FileReply(NamedTuple):
@@ -51,11 +54,15 @@ def etag(size: int, mtime: int) -> bytes:
 
 
 def file_reply(
-    head: RequestHead, files: FileSettings, size: int, mtime: int, kind: bytes, boundary: bytes
+    head: RequestHead, files: FileSettings, size: int, mtime: int, kind: bytes, boundary: Callable[[], bytes]
 ) -> FileReply:
-    """What ``head`` gets of a file of ``size`` bytes last modified at ``mtime`` (whole seconds)."""
+    """
+    What ``head`` gets of a file of ``size`` bytes last modified at
+    ``mtime`` (whole seconds); ``boundary`` makes a multipart boundary,
+    asked only for several ranges.
+    """
     tag = etag(size, mtime) if files.etag else None
-    validators: _Headers = ((b"Last-Modified", formatdate(mtime, usegmt=True).encode("ascii")),) + (((b"ETag", tag),) if tag else ())
+    validators: _Headers = ((b"Last-Modified", _http_time(mtime)),) + (((b"ETag", tag),) if tag else ())
     unmodified = _first(head, b"if-unmodified-since")
     if unmodified is not None and not _parsed_time(unmodified) >= mtime:
         return FileReply(412, ())
@@ -78,6 +85,14 @@ def file_reply(
     if not ranges:
         return FileReply(416, ((b"Content-Range", b"bytes */%d" % size),))
     return _partial(ranges, size, kind, validators, boundary)
+
+
+def _http_time(seconds: int) -> bytes:
+    """IMF-fixdate, spelled without the locale."""
+    t = time.gmtime(seconds)
+    return b"%s, %02d %s %04d %02d:%02d:%02d GMT" % (
+        _DAYS[t.tm_wday], t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec
+    )
 
 
 def _first(head: RequestHead, name: bytes) -> bytes | None:
@@ -178,7 +193,7 @@ def _bounds(item: bytes, size: int) -> tuple[int, int] | None:
 
 
 def _partial(
-    ranges: list[tuple[int, int]], size: int, kind: bytes, validators: _Headers, boundary: bytes
+    ranges: list[tuple[int, int]], size: int, kind: bytes, validators: _Headers, make_boundary: Callable[[], bytes]
 ) -> FileReply:
     """206: one range as it is, several as multipart/byteranges."""
     if len(ranges) == 1:
@@ -190,6 +205,7 @@ def _partial(
             (b"Content-Range", b"bytes %d-%d/%d" % (start, end - 1, size)),
         )
         return FileReply(206, headers, ((b"", start, end - start),))
+    boundary = make_boundary()
     parts = tuple(
         (
             b"\r\n--%s\r\nContent-Type: %s\r\nContent-Range: bytes %d-%d/%d\r\n\r\n"

@@ -32,7 +32,7 @@ from wstunnel.wire.request import RequestHead
 __all__ = ["CHUNK", "FileSender", "direct_sendfile", "open_file", "reply_for"]
 
 # Read and written per drain of the client's socket: the memory one download holds.
-CHUNK = 256 * 1024
+CHUNK = 64 * 1024
 # At most this much goes by sendfile per drain, so one fast download cannot hold the loop.
 SENDFILE_TURN = 4 * 1024 * 1024
 # What open() failing means, as nginx's static handler maps it; anything else is a 500.
@@ -56,9 +56,12 @@ def open_file(path: str) -> tuple[int, os.stat_result]:
 
 
 def reply_for(head: RequestHead, files: FileSettings, path: str, info: os.stat_result) -> FileReply:
-    """The answer for the open file; a multipart boundary nobody can guess from outside."""
-    boundary = b"%010d" % secrets.randbelow(10**10)
-    return file_reply(head, files, info.st_size, int(info.st_mtime), content_type(path, files), boundary)
+    """The answer for the open file; a multipart boundary, when one is needed, nobody can guess from outside."""
+    return file_reply(head, files, info.st_size, int(info.st_mtime), content_type(path, files), _boundary)
+
+
+def _boundary() -> bytes:
+    return b"%010d" % secrets.randbelow(10**10)
 
 
 def direct_sendfile(transport: ITransport) -> Callable[[int, int, int], int] | None:

@@ -21,7 +21,7 @@ FILES = FileSettings()
 
 def reply(*headers: tuple[bytes, bytes], files: FileSettings = FILES, size: int = SIZE):
     head = RequestHead(b"GET", b"/f", b"1.1", ((b"Host", b"h"), *headers))
-    return file_reply(head, files, size, MTIME, b"text/plain", b"0000000042")
+    return file_reply(head, files, size, MTIME, b"text/plain", lambda: b"0000000042")
 
 
 def test_a_whole_file_has_nginx_headers() -> None:
