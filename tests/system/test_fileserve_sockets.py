@@ -3,7 +3,8 @@ Files over real loopback sockets, where the producer meets Twisted's TCP
 transport and sendfile: a large file arrives whole and intact for a
 client that reads slowly, the proxy's transport never holds more than
 about one chunk of it meanwhile, the access log counts every byte sent
-(by sendfile or not), and keep-alive goes on to the next request.
+(by sendfile or not), and keep-alive goes on to the next request; over
+TLS, where the file is read and written, it arrives whole too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest_twisted
 
 from support import aio, read_all_sampling, read_until, slow_reader, start_proxy
+from tls_support import client_context
 from wstunnel.net.fileserve import CHUNK
 
 CONF = """
@@ -104,3 +106,38 @@ async def test_many_small_files_over_one_connection(tmp_path: Path) -> None:
         assert await aio(session()) == [b"small\n"] * 50
     finally:
         service.stopService()  # type: ignore[attr-defined]
+
+
+TLS_CONF = """
+http {{
+    server {{
+        listen 127.0.0.1:0 ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        root {root};
+        access_log off;
+    }}
+}}
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_large_file_over_tls_is_read_and_written_whole(tmp_path: Path, proxies, ca) -> None:
+    root = tmp_path / "www"
+    root.mkdir()
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    (root / "big.bin").write_bytes(data)
+    cert, key = ca.issue("files", ["127.0.0.1"])
+    port = proxies(TLS_CONF.format(cert=cert, key=key, root=root))
+
+    async def fetch() -> tuple[bytes, bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_context(ca.path),
+                                                       server_hostname="127.0.0.1")
+        writer.write(b"GET /big.bin HTTP/1.1\r\nHost: f\r\n\r\n")
+        head = await read_until(reader, b"\r\n\r\n")
+        body = await reader.readexactly(len(data))
+        writer.close()
+        return head, body
+
+    head, body = await aio(fetch())
+    assert head.startswith(b"HTTP/1.1 200 OK") and body == data

@@ -12,7 +12,6 @@ from typing import Mapping
 from attrs import evolve, field, frozen
 
 from wstunnel.config.files import inherited_files
-
 from wstunnel.config.levels import Level
 from wstunnel.config.model import (
     DEFAULT_UPGRADE_PROTOCOLS,
