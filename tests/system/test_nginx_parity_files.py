@@ -14,7 +14,6 @@ import os
 import re
 from pathlib import Path
 
-import pytest
 import pytest_twisted
 
 from nginx_support import Response, ask_both, request

@@ -120,7 +120,7 @@ TABLE: dict[str, Spec] = {
     "alias": spec({LOCATION}, 1, 1, files.alias),
     "index": spec(HTTP_LEVELS, 1, None, files.index),
     "try_files": spec({SERVER, LOCATION}, 2, None, files.try_files, once=True),
-    "autoindex": spec(HTTP_LEVELS, 1, 1, files.autoindex, once=True),
+    "autoindex": spec(HTTP_LEVELS, 1, 1, files.file_flag, once=True),
     "etag": spec(HTTP_LEVELS, 1, 1, files.file_flag, once=True),
     "if_modified_since": spec(HTTP_LEVELS, 1, 1, files.if_modified_since, once=True),
     "types": spec(HTTP_LEVELS, 0, 0, files.types_block, block=True),

@@ -19,7 +19,6 @@ from wstunnel.config.walk import Load
 __all__ = [
     "INHERITED",
     "alias",
-    "autoindex",
     "default_type",
     "disable_symlinks",
     "file_flag",
@@ -86,9 +85,6 @@ def file_flag(load: Load, stmt: Stmt, level: Level) -> None:
     if value not in ("on", "off"):
         raise ConfigError(stmt.source, f'invalid value "{value}" in "{stmt.name}" directive, it must be "on" or "off"')
     level.files[stmt.name] = value == "on"
-
-
-autoindex = file_flag
 
 
 def if_modified_since(load: Load, stmt: Stmt, level: Level) -> None:
