@@ -12,7 +12,7 @@ A new directive is one line here and a handler in the module of its topic.
 
 from __future__ import annotations
 
-from wstunnel.config import access, charset, cookies, errorpages, expires, gzip, limits, listens, locations, logs, maps, proxy, ratelimits, request_shape, resolver, response, rewrite, servers, tuning, upstream, workers
+from wstunnel.config import access, charset, cookies, errorpages, expires, files, gzip, limits, listens, locations, logs, maps, proxy, ratelimits, request_shape, resolver, response, rewrite, servers, tuning, upstream, workers
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
 from wstunnel.config.nginx_names import NGINX_DIRECTIVES
@@ -180,14 +180,24 @@ TABLE: dict[str, Spec] = {
     "error_page": spec(HTTP_LEVELS, 2, None, errorpages.error_page),
     "recursive_error_pages": spec(HTTP_LEVELS, 1, 1, errorpages.error_switch, once=True),
     "proxy_intercept_errors": spec(HTTP_LEVELS, 1, 1, errorpages.error_switch, once=True),
+    # Serving files (wstunnel.config.files).
+    "root": spec(HTTP_LEVELS, 1, 1, files.root),
+    "alias": spec({LOCATION}, 1, 1, files.alias),
+    "index": spec(HTTP_LEVELS, 1, None, files.index),
+    "try_files": spec({SERVER, LOCATION}, 2, None, files.try_files, once=True),
+    "autoindex": spec(HTTP_LEVELS, 1, 1, files.file_flag, once=True),
+    "etag": spec(HTTP_LEVELS, 1, 1, files.file_flag, once=True),
+    "if_modified_since": spec(HTTP_LEVELS, 1, 1, files.if_modified_since, once=True),
+    "types": spec(HTTP_LEVELS, 0, 0, files.types_block, block=True),
+    "default_type": spec(HTTP_LEVELS, 1, 1, files.default_type, once=True),
+    "internal": spec({LOCATION}, 0, 0, files.internal, once=True),
+    "disable_symlinks": spec(HTTP_LEVELS, 1, 2, files.disable_symlinks, once=True),
     # Accepted and ignored: none of these can change what is proxied.
     "pid": spec({MAIN}, 1, 1, ignored, once=True),
     "user": spec({MAIN}, 1, 2, ignored, once=True),
     "use": spec({EVENTS}, 1, 1, ignored, once=True),
     "multi_accept": spec({EVENTS}, 1, 1, ignored, once=True),
     "accept_mutex": spec({EVENTS}, 1, 1, ignored, once=True),
-    "types": spec(HTTP_LEVELS, 0, 0, ignored, block=True),
-    "default_type": spec(HTTP_LEVELS, 1, 1, ignored, once=True),
     # Buffering, caching and tuning: accepted, checked, with a notice of what wstunnel does instead.
     "proxy_buffering": spec(HTTP_LEVELS, 1, 1, tuning.flag, once=True),
     "proxy_request_buffering": spec(HTTP_LEVELS, 1, 1, tuning.flag, once=True),
@@ -250,7 +260,7 @@ UPSTREAM_TABLE: dict[str, Spec] = {
 
 IGNORED_DIRECTIVES = frozenset(
     name for name, entry in TABLE.items() if entry.handler is ignored or entry.handler in tuning.HANDLERS
-) | {"include mime.types"}
+)
 
 
 def lookup(stmt: Stmt, ctx: str) -> Spec:

@@ -13,6 +13,7 @@ from attrs import evolve, field, frozen
 
 from wstunnel.config.access import inherited_access
 from wstunnel.config.errorpages import inherited_errors
+from wstunnel.config.files import inherited_files
 from wstunnel.config.levels import Level
 from wstunnel.config.ratelimits import merged
 from wstunnel.config.model import (
@@ -65,6 +66,7 @@ class Effective:
     access: Access = Access()
     limits: RateLimits | None = None
     errors: ErrorPages = ErrorPages()
+    files: Mapping[str, object] = field(factory=dict)  # the inheritable file settings (wstunnel.config.files)
 
 
 def root_settings(path: str, error_logs: tuple[ErrorLog, ...]) -> Effective:
@@ -116,6 +118,7 @@ def effective(load: Load, level: Level, parent: Effective) -> Effective:
         access=inherited_access(load, level, parent.access),
         limits=merged(load, level, parent.limits),
         errors=inherited_errors(level, parent.errors),
+        files=inherited_files(parent.files, level.files),
     )
 
 

@@ -66,6 +66,7 @@ class Level:
     ratelimits: dict[str, object] = field(factory=dict)  # wstunnel.config.ratelimits: as written here
     error_pages: list[ErrorPage] | None = None  # error_page, one entry per code
     error_switches: dict[str, bool] = field(factory=dict)  # recursive_error_pages, proxy_intercept_errors
+    files: dict[str, object] = field(factory=dict)  # root, alias, index...: wstunnel.config.files
 
 
 @define

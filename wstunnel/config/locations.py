@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
+from wstunnel.config.files import file_settings
 from wstunnel.config.inherit import Effective, effective
 from wstunnel.config.levels import Level, LocationLevel, ServerLevel
 from wstunnel.config.model import ConfigError, Location, Template, Upstream
@@ -167,6 +168,7 @@ def _build_location(
         access=eff.access,
         limits=eff.limits,
         errors=eff.errors,
+        files=file_settings(load, eff.files, eff.timeouts.client_send, loc),
     )
     if loc.status_page is not None and loc.proxy_pass is not None:
         load.errors.append(

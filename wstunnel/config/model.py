@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_UPGRADE_PROTOCOLS",
     "Charset",
     "ConfigError",
+    "FileSettings",
     "ConfigErrors",
     "CookieFlags",
     "CookieRules",
@@ -478,6 +479,29 @@ class RewriteProgram:
 
 
 @frozen
+class FileSettings:
+    """
+    Serving files beside the proxy (:mod:`wstunnel.config.files`): what a
+    location without ``proxy_pass`` or ``return`` answers from disk.
+    ``root``, ``index``, ``types`` and the flags are inherited as in nginx;
+    ``alias``, ``try_files`` and ``internal`` belong to the location alone.
+    """
+
+    root: Template | None = None  # None: no document root, so no file exists
+    alias: Template | None = None
+    index: tuple[Template, ...] = ()  # index, the first that exists wins
+    try_files: tuple[Template, ...] = ()  # the last one is the fallback: "=code", "@name" or a URI
+    autoindex: bool = False
+    types: Mapping[str, str] = field(factory=dict)  # lower-case extension -> MIME type
+    default_type: str = "text/plain"
+    etag: bool = True
+    if_modified_since: str = "exact"  # "off", "exact" or "before"
+    internal: bool = False  # reachable only by an internal redirect
+    regex_alias: bool = False  # alias in a regex location: the whole path, nothing of the URI appended
+    send_timeout: float = 60.0  # send_timeout in force here, also where no location matched
+
+
+@frozen
 class Location:
     """
     A ``location`` with every inheritable setting already merged in from the
@@ -522,6 +546,7 @@ class Location:
     access: Access = Access()  # allow/deny, auth_basic, auth_request, satisfy, limit_except
     limits: RateLimits | None = None  # limit_conn, limit_req, limit_rate; None: none apply
     errors: ErrorPages = ErrorPages()  # error_page, recursive_error_pages, proxy_intercept_errors
+    files: FileSettings | None = None  # root/alias/try_files in force: files are served here
 
 
 @frozen
@@ -569,6 +594,7 @@ class Server:
     add_headers: tuple[AddedHeader, ...] = ()  # add_header for answers outside a location
     access: Access = Access()  # for requests no location takes
     errors: ErrorPages = ErrorPages()  # the error pages of answers outside a location
+    files: FileSettings | None = None  # the server's root: files for a URI no location takes
 
     @property
     def name(self) -> str:

@@ -17,6 +17,7 @@ from attrs import frozen
 from crossplane.errors import NgxParserBaseException
 from crossplane.lexer import lex
 
+from wstunnel.config.mimetypes import MIME_TYPES
 from wstunnel.config.model import ConfigError, Source
 
 __all__ = ["Stmt", "ignored_notice", "read"]
@@ -126,12 +127,11 @@ class _Reader:
             self.errors.append(ConfigError(source, 'invalid number of arguments in "include" directive'))
             return []
         pattern = args[0]
-        if os.path.basename(pattern) == "mime.types":
-            self.notices.append(ignored_notice(source, f"include {pattern}"))
-            return []
         try:
             paths = self._expand(pattern, source)
         except ConfigError as exc:
+            if os.path.basename(pattern) == "mime.types":
+                return [_builtin_types(source, self.notices)]
             self.errors.append(exc)
             return []
         out: list[Stmt] = []
@@ -167,6 +167,12 @@ class _Reader:
         if glob.has_magic(pattern):
             return []
         raise ConfigError(source, f'open() "{candidates[0]}" failed (No such file or directory)')
+
+
+def _builtin_types(source: Source, notices: list[str]) -> Stmt:
+    """An absent ``mime.types``: nginx 1.22's, built in, as the ``types`` block it holds."""
+    notices.append(f"{source}: mime.types not found, wstunnel's built-in copy of nginx 1.22's is used")
+    return Stmt("types", (), source, tuple(Stmt(kind, names, source, None) for kind, names in MIME_TYPES))
 
 
 def ignored_notice(source: Source, what: str) -> str:

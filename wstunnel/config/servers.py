@@ -13,6 +13,7 @@ import os
 from attrs import evolve
 
 from wstunnel.config import tls
+from wstunnel.config.files import file_settings
 from wstunnel.config.inherit import Effective, effective
 from wstunnel.config.levels import Level, ServerLevel
 from wstunnel.config.locations import build_locations
@@ -121,6 +122,7 @@ def build_server(
         add_headers=settings.add_headers,
         access=settings.access,
         errors=settings.errors,
+        files=file_settings(load, settings.files, settings.timeouts.client_send, level),
     )
     if server_tls is None and "ssl_certificate" in tls_settings:
         load.tls_failed.add(id(server))  # already reported; "no ssl_certificate" would mislead

@@ -24,6 +24,7 @@ from attrs import evolve
 from wstunnel.config.model import Access, Binding, Config, Location, Return, Server
 from wstunnel.config.rewrite import REDIRECT_STATUSES
 from wstunnel.core.access import Denial, Pending, UserFiles, auth_verdict, check_access
+from wstunnel.core.files import LOCAL_FILES, FileError, FileOutcome, FileSystem, Page, ServeFile, serve_files, serves_files
 from wstunnel.core.rewrite import Answer, FileCheck, Notice, Redirected, Rewriting, no_files, no_notice, run
 from wstunnel.core.headers import BodyFraming, HeaderPlan, upgrade_offer, upstream_request
 from wstunnel.core.tls_rules import handshake_server, refusal
@@ -34,7 +35,8 @@ from wstunnel.wire.request import ConnInfo, RequestHead, TLSInfo
 from wstunnel.wire.upstream import UpstreamRequest
 
 __all__ = [
-    "Authorize", "Close", "Decision", "Forward", "Refuse", "Respond", "StatusPage", "body_framing", "named_decision", "prepare"
+    "Authorize", "Close", "Decision", "Forward", "Refuse", "Respond", "ServeFile", "StatusPage", "body_framing",
+    "named_decision", "prepare",
 ]
 
 _Headers = tuple[tuple[bytes, bytes], ...]
@@ -120,7 +122,7 @@ class Forward(NamedTuple):
         return self.body not in (BodyFraming.NONE, 0)
 
 
-Decision = Union[Respond, StatusPage, Refuse, Forward, Close, Authorize]
+Decision = Union[Respond, StatusPage, Refuse, Forward, Close, Authorize, ServeFile]
 
 
 def body_framing(head: RequestHead) -> BodyFraming | int:
@@ -146,6 +148,7 @@ def prepare(
     files: FileCheck = no_files,
     notice: Notice = no_notice,
     users: UserFiles | None = None,
+    fs: FileSystem = LOCAL_FILES,
 ) -> Decision:
     """
     The decision for ``head`` arriving on ``conn`` at ``binding``.  ``tls``
@@ -154,14 +157,14 @@ def prepare(
     ``pooled`` names the upstreams that keep idle connections, ``plans``
     gives a location's ``proxy_set_header`` plan, built at load, and
     ``files`` answers the file tests of ``if`` and ``notice`` writes the
-    lines of ``rewrite_log``; ``users`` reads auth_basic's htpasswd files.
-    The returned ``conn`` carries the TLS session once its rules passed.
+    lines of ``rewrite_log``; ``users`` reads auth_basic's htpasswd files
+    and ``fs`` is the disk files are served from.  The returned ``conn`` carries the TLS session once its rules passed.
 
     nginx's phases, in its order: the server's rewrite directives, the
     location search, the location's rewrite directives, and a new search
     for as long as they change ``$uri`` (at most ten times); then the
     access phase (allow/deny, auth_basic, auth_request); then the content:
-    a status page, or the trip upstream.
+    a status page, files, or the trip upstream.
     """
     try:
         target = parse_target(head.target)
@@ -178,7 +181,7 @@ def prepare(
         answer = run(server.rewrites, rv, state)  # type: ignore[arg-type]
         if answer is not None:
             return _answered(answer, rv)
-    return _location_phases(router, rv, state, (files, notice), head, pooled, plans, users)
+    return _location_phases(router, rv, state, (files, notice), head, pooled, plans, users, fs=fs)
 
 
 def _location_phases(
@@ -192,6 +195,7 @@ def _location_phases(
     users: UserFiles | None,
     *,
     checked: bool = True,
+    fs: FileSystem = LOCAL_FILES,
 ) -> Decision:
     """
     nginx's find-config, location-rewrite and post-rewrite phases, again
@@ -207,14 +211,14 @@ def _location_phases(
         for match in matches:
             rv.captured(match)
         if found is None or found.rewrites is None:  # type: ignore[union-attr]
-            return _access(router, found, rv, head, pooled, plans, state, users, checked)  # type: ignore[arg-type]
+            return _access(router, found, rv, head, pooled, plans, state, users, checked, fs)  # type: ignore[arg-type]
         if state is None:
             state = Rewriting(*io)
         answer = run(found.rewrites, rv, state)  # type: ignore[union-attr]
         if answer is not None:
             return _answered(answer, rv)
         if not state.uri_changed:
-            return _access(router, found, rv, head, pooled, plans, state, users, checked)  # type: ignore[arg-type]
+            return _access(router, found, rv, head, pooled, plans, state, users, checked, fs)  # type: ignore[arg-type]
         state.changes -= 1
         if not state.changes:
             error = RequestError(500, f"rewrite or internal redirection cycle while processing {rv.target.uri!r}")
@@ -240,6 +244,7 @@ def _access(
     state: Rewriting | None,
     users: UserFiles | None,
     checked: bool,
+    fs: FileSystem = LOCAL_FILES,
 ) -> Decision:
     """
     nginx's access phase, on the location the rewrite phases settled on
@@ -248,12 +253,12 @@ def _access(
     """
     location = found if state is None or state.location is None else state.location
     if not checked:
-        return _content(location, rv, head, pooled, plans, state)
+        return _content(router, location, rv, head, pooled, plans, state, fs)
     denial = check_access(rv.server.access if location is None else location.access, rv, users)
     if denial is None:
-        return _content(location, rv, head, pooled, plans, state)
+        return _content(router, location, rv, head, pooled, plans, state, fs)
     if denial.__class__ is Pending:
-        content = partial(_content, location, rv, head, pooled, plans, state)
+        content = partial(_content, router, location, rv, head, pooled, plans, state, fs)
         subrequest = _subrequest(router, rv, denial.access, pooled, plans)  # type: ignore[union-attr]
         return Authorize(rv.conn, location, rv, subrequest, partial(_authorized, denial, location, rv, content))
     return _denied(location, rv, denial)  # type: ignore[arg-type]
@@ -297,22 +302,26 @@ def _denied(location: Location | None, rv: RequestVars, denial: Denial) -> Respo
 
 
 def _content(
+    router: Router,
     location: Location | None,
     rv: RequestVars,
     head: RequestHead,
     pooled: Container[str],
     plans: Callable[[Location], HeaderPlan],
     state: Rewriting | None,
+    fs: FileSystem,
 ) -> Decision:
     """
     The content phase: the location the search found, or the implicit
-    location of an ``if`` that held, answers with its status page or
-    sends the request upstream.
+    location of an ``if`` that held, answers with its status page, serves
+    files, or sends the request upstream.
     """
     if location is not rv.location:
         rv.location = location
     if location is not None and location.status_page is not None:
         return StatusPage(rv.conn, location, rv)
+    if serves_files(rv.server, location):
+        return _files(router, serve_files(router, location, rv, fs), head, pooled, plans)
     if location is None or location.proxy_pass is None:
         return Refuse(rv.conn, None, rv, RequestError(404, f"no location for {rv.target.uri!r}"))
     forward = _forward(location, rv, head, pooled, plans(location))
@@ -323,6 +332,24 @@ def _content(
             whole = rv.target.request_uri.encode("latin-1")
             forward = forward._replace(request=evolve(forward.request, target=whole))  # type: ignore[union-attr]
     return forward
+
+
+def _files(
+    router: Router,
+    outcome: FileOutcome,
+    head: RequestHead,
+    pooled: Container[str],
+    plans: Callable[[Location], HeaderPlan],
+) -> Decision:
+    """The file handlers' outcome as a decision; an internal redirect to a location that proxies goes on there."""
+    if outcome.__class__ is ServeFile:
+        return outcome  # type: ignore[return-value]
+    rv = outcome.vars
+    if outcome.__class__ is Page:
+        return Respond(rv.conn, rv.location, outcome.status, outcome.headers, outcome.body, rv)  # type: ignore[union-attr]
+    if outcome.__class__ is FileError:
+        return Refuse(rv.conn, rv.location, rv, RequestError(outcome.status, outcome.detail))  # type: ignore[union-attr]
+    return named_decision(router, outcome.location, rv, head, pooled, plans)  # type: ignore[union-attr]
 
 
 def _answered(answer: Answer, rv: RequestVars) -> Decision:
@@ -405,6 +432,7 @@ def named_decision(
     head: RequestHead,
     pooled: Container[str],
     plans: Callable[[Location], HeaderPlan],
+    fs: FileSystem = LOCAL_FILES,
 ) -> Decision:
     """
     What a named location (``error_page ... @name``), chosen by name rather
@@ -422,5 +450,5 @@ def named_decision(
         if state.uri_changed:
             state.uri_changed = False
             state.location = None
-            return _location_phases(router, rv, state, (no_files, no_notice), head, pooled, plans, None)
-    return _access(router, location, rv, head, pooled, plans, state, None, True)
+            return _location_phases(router, rv, state, (no_files, no_notice), head, pooled, plans, None, fs=fs)
+    return _access(router, location, rv, head, pooled, plans, state, None, True, fs)

@@ -102,6 +102,22 @@ class AnswerWriter:
             self.send(body)
             self.record.body_bytes += len(body)
 
+    def file_head(self, status: int, headers: Sequence[tuple[bytes, bytes]], keep_alive: bool) -> ResponsePlan:
+        """
+        The head of a file's answer (Content-Length is among ``headers``).
+        Queued with the body that follows (:meth:`queue`), so that the two
+        leave in one segment rather than the body waiting for the head's ACK.
+        """
+        all_headers = [(b"Server", b"wstunnel"), (b"Date", http_date(self._clock.seconds())), *headers, *self._added(status)]
+        self.record.status = status
+        return self._head(status, reason_phrase(status).encode("ascii"), all_headers, keep_alive, queued=True)
+
+    def queue(self, data: bytes) -> None:
+        """A file's body, through Twisted's queue: its drain is what asks a pull producer for more."""
+        self.record.sent += len(data)
+        self.record.body_bytes += len(data)
+        self._transport.write(data)
+
     def switching(self, response: ResponseHead) -> None:
         """A valid 101, rewritten by the location's rules; after it the bytes are the tunnel's."""
         self.send(head_bytes(101, response.reason or b"Switching Protocols", self._relayed(response)))
@@ -127,7 +143,9 @@ class AnswerWriter:
             rv=record.vars,
         )
 
-    def _head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> ResponsePlan:
+    def _head(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool, queued: bool = False
+    ) -> ResponsePlan:
         head = self.record.head
         plan = plan_response(
             status,
@@ -138,7 +156,11 @@ class AnswerWriter:
             keep_alive=keep_alive,
         )
         self.plan = plan
-        self.send(plan.head)
+        if queued and plan.mode is not BodyMode.NONE:
+            self.record.sent += len(plan.head)
+            self._transport.write(plan.head)
+        else:
+            self.send(plan.head)
         return plan
 
     def data(self, data: bytes) -> None:

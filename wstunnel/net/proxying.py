@@ -16,6 +16,7 @@ protocol's.  The work itself is done by the request's
 
 from __future__ import annotations
 
+import os
 import typing
 from typing import TYPE_CHECKING, Callable
 
@@ -25,7 +26,7 @@ from twisted.python.failure import Failure
 from wstunnel.balancing.balancer import request_key
 from wstunnel.config.model import Binding, ClientLimits, RateLimits
 from wstunnel.wire.request import TLSInfo
-from wstunnel.core.dispatch import Authorize, Close, Decision, Forward, Respond, StatusPage, prepare
+from wstunnel.core.dispatch import Authorize, Close, Decision, Forward, Respond, ServeFile, StatusPage, prepare
 from wstunnel.core.errorpages import Redo, answered_status, error_answer, intercepts, replaceable, unrouted_vars
 from wstunnel.net.answer import CONTINUE, AnswerWriter
 from wstunnel.net.authrequest import authorize
@@ -34,6 +35,7 @@ from wstunnel.net.exchange import Exchange, Phase
 from wstunnel.net.files import file_test
 from wstunnel.net.gate import Gate
 from wstunnel.net.pace import response_pace, tunnel_type
+from wstunnel.net.fileserve import FileSender, direct_sendfile, open_file, reply_for
 from wstunnel.net.intake import Intake
 from wstunnel.net.registry import Registry
 from wstunnel.net.requestlog import RequestRecord
@@ -45,7 +47,7 @@ from wstunnel.net.upstream import UpstreamProtocol
 from wstunnel.obs.logs import ScopedLogger
 from wstunnel.obs.metrics import status_page
 from wstunnel.wire.errors import RequestError, error_page
-from wstunnel.wire.framing import client_wants_keepalive
+from wstunnel.wire.framing import BodyMode, client_wants_keepalive
 from wstunnel.wire.request import ConnInfo, RequestHead
 from wstunnel.wire.response import ResponseHead
 
@@ -62,6 +64,10 @@ class _Factory(typing.Protocol):
     reactor: IReactorTCP
 
     def binding(self, runtime: Runtime, local_host: str) -> Binding: ...
+
+
+# The decisions limit_req and limit_conn apply to (nginx's pre-access phase comes before them all).
+_GATED = (Forward, StatusPage, Authorize, ServeFile)
 
 
 class Proxying:
@@ -115,7 +121,7 @@ class Proxying:
             users=runtime.users.table,
         )
         self._take(decision)
-        limits = decision.location.limits if isinstance(decision, (Forward, StatusPage, Authorize)) and decision.location else None
+        limits = decision.location.limits if isinstance(decision, _GATED) and decision.location else None
         if limits is not None and limits.checked:
             self._gated(decision, limits)  # type: ignore[arg-type]
             return
@@ -127,7 +133,7 @@ class Proxying:
         self._req.location = decision.location
         self._req.vars = decision.vars
 
-    def _gated(self, decision: Forward | StatusPage | Authorize, limits: RateLimits) -> None:
+    def _gated(self, decision: Forward | StatusPage | Authorize | ServeFile, limits: RateLimits) -> None:
         """
         The location's limit_req and limit_conn, nginx's pre-access phase:
         before the access phase's auth subrequest; a request they delay
@@ -154,6 +160,8 @@ class Proxying:
             self._req.status = 444
             self._log_request()
             self._close()
+        elif isinstance(decision, ServeFile):
+            self._serve_file(decision)
         elif isinstance(decision, StatusPage):
             self._respond(200, *status_page(decision.location.status_page, self._factory.registry.stats))
         elif isinstance(decision, Authorize):
@@ -189,6 +197,48 @@ class Proxying:
         self._resume()
         self._take(decision)
         self._act(decision)
+
+    def _serve_file(self, serve: ServeFile) -> None:
+        """A file from disk, read as the client drains it (:mod:`wstunnel.net.fileserve`)."""
+        head, location = self._req.head, serve.location
+        files = serve.vars.server.files if location is None else location.files
+        assert head is not None and files is not None
+        try:
+            fd, info = open_file(serve.path)
+        except RequestError as error:
+            self.log.info("request from {client} refused: {error}", client=self.peer_text, error=str(error))
+            self.fail(error.status, error.detail)
+            return
+        reply = reply_for(head, files, serve.path, info)
+        if reply.status >= 400:
+            os.close(fd)
+            self._respond(reply.status, [(b"Content-Type", b"text/html"), *reply.headers], error_page(reply.status))
+            return
+        plan = self._answer.file_head(reply.status, reply.headers, self._keepalive_allowed())
+        if plan.mode is BodyMode.NONE:
+            os.close(fd)
+            self._request_done()
+            return
+        FileSender(fd, reply, self._answer.queue, self.transport, self._clock, files.send_timeout, self._file_sent,
+                   self._client_stalled, direct_sendfile(self.transport), self._file_bytes).start()
+
+    def _file_bytes(self, count: int) -> None:
+        """Bytes the kernel sent from the file by sendfile, counted as if written."""
+        record = self._answer.record
+        record.sent += count
+        record.body_bytes += count
+
+    def _file_sent(self, whole: bool) -> None:
+        if whole:
+            self._request_done()
+            return
+        if self._state is State.CLOSED:
+            return
+        self.log.info("file not sent whole to client {client}: truncated, unreadable or the client left",
+                      client=self.peer_text)
+        self._log_request()
+        self._state = State.CLOSED
+        self.transport.abortConnection()
 
     def _forward(self, forward: Forward) -> None:
         req, upload, intake = self._req, self._upload, self._intake

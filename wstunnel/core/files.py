@@ -1,0 +1,262 @@
+"""
+Which file a request gets, as nginx's static, index, autoindex and
+try_files handlers decide it: the URI mapped under ``root`` or ``alias``,
+``try_files`` tried in order, a directory's index, its listing, or nginx's
+301 to the directory with a slash.
+
+Everything is decided from ``stat`` answers of an injected
+:class:`FileSystem`, so the decision is tested without a disk; the file is
+opened where it is sent (:mod:`wstunnel.net.fileserve`), and its
+conditional and range answer is :mod:`wstunnel.core.filereply`'s.  An
+internal redirect (an index file, a ``try_files`` URI or ``@name``) runs
+location selection again for the new URI, at most ten times, as nginx.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import NamedTuple, Protocol, Union
+
+from attrs import evolve
+
+from wstunnel.config.model import FileSettings, Location, Server
+from wstunnel.core.autoindex import listing
+from wstunnel.core.routing import Redirect, Router, escape_path, origin
+from wstunnel.core.variables import RequestVars, render
+from wstunnel.wire.errors import error_page
+from wstunnel.wire.request import ConnInfo
+
+__all__ = [
+    "LOCAL_FILES",
+    "Elsewhere",
+    "FileError",
+    "FileOutcome",
+    "FileSystem",
+    "LocalFiles",
+    "Page",
+    "ServeFile",
+    "serve_files",
+    "serves_files",
+]
+
+# nginx's limit on internal redirects of one request (NGX_HTTP_MAX_URI_CHANGES).
+_MAX_REDIRECTS = 10
+_READABLE = (b"GET", b"HEAD")
+
+
+class FileSystem(Protocol):
+    """What the decision reads of the disk."""
+
+    def stat(self, path: str) -> os.stat_result: ...
+
+    def listdir(self, path: str) -> list[str]: ...
+
+
+class LocalFiles:
+    """The machine's own file system; symbolic links are followed, as nginx does by default."""
+
+    def stat(self, path: str) -> os.stat_result:
+        return os.stat(path)
+
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+
+LOCAL_FILES = LocalFiles()
+
+
+class ServeFile(NamedTuple):
+    """A file to send: ``path`` is opened and answered where the answer is written."""
+
+    conn: ConnInfo
+    location: Location | None
+    vars: RequestVars
+    path: str
+
+
+class Page(NamedTuple):
+    """A whole answer made here: the directory's 301, its listing."""
+
+    vars: RequestVars
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+
+
+class FileError(NamedTuple):
+    vars: RequestVars
+    status: int
+    detail: str
+
+
+class Elsewhere(NamedTuple):
+    """An internal redirect reached a location that proxies or has rewrite directives: the dispatch goes on there."""
+
+    location: Location
+    vars: RequestVars
+
+
+FileOutcome = Union[ServeFile, Page, FileError, Elsewhere]
+
+
+def serves_files(server: Server, found: Location | None) -> bool:
+    """Whether the request is the file handlers' business: ``internal``, or no proxy_pass here (a ``return`` has answered already)."""
+    if found is None:
+        return server.files is not None
+    files = found.files
+    return files is not None and (files.internal or found.proxy_pass is None)
+
+
+def serve_files(router: Router, found: Location | None, rv: RequestVars, fs: FileSystem) -> FileOutcome:
+    """What the request gets from the files of ``found`` (None: its server's, no location matched)."""
+    if found is not None and found.files is not None and found.files.internal:
+        return FileError(rv, 404, f"location {found.path!r} is internal")
+    return _follow(router, found, rv, fs, 0)
+
+
+def _follow(router: Router, found: Location | None, rv: RequestVars, fs: FileSystem, jumps: int) -> FileOutcome:
+    files = rv.server.files if found is None else found.files
+    if found is not None and (found.proxy_pass is not None or (jumps and found.rewrites is not None)):
+        return Elsewhere(found, rv)
+    if files is None:
+        return FileError(rv, 404, f"no location for {rv.target.uri!r}")
+    step = _content(found, files, rv, fs)
+    if not isinstance(step, _Jump):
+        return step
+    if jumps >= _MAX_REDIRECTS:
+        return FileError(rv, 500, f"rewrite or internal redirection cycle while redirecting to {step.uri!r}")
+    return _jump(router, step, rv, fs, jumps + 1)
+
+
+class _Jump(NamedTuple):
+    """An internal redirect: to a URI (with its arguments) or to a named location."""
+
+    uri: str
+    args: str | None
+
+
+def _jump(router: Router, step: _Jump, rv: RequestVars, fs: FileSystem, jumps: int) -> FileOutcome:
+    if step.uri.startswith("@"):
+        named = next((loc for loc in rv.server.locations if loc.named and loc.path == step.uri), None)
+        if named is None:
+            return FileError(rv, 500, f"could not find named location {step.uri!r}")
+        return _follow(router, named, _moved(rv, named, None, None), fs, jumps)
+    found, matches = router.locate(rv.server, step.uri)
+    if isinstance(found, Redirect):
+        found = found.location
+    moved = _moved(rv, found, step.uri, rv.target.args if step.args is None else step.args)
+    for match in matches:
+        moved.captured(match)
+    return _follow(router, found, moved, fs, jumps)
+
+
+def _moved(rv: RequestVars, location: Location | None, uri: str | None, args: str | None) -> RequestVars:
+    """The request's variables after an internal redirect; a named location keeps the URI."""
+    target = rv.target
+    if uri is not None:
+        query = f"?{args}" if args else ""
+        target = evolve(target, uri=uri, args=args or "", request_uri=escape_path(uri) + query)
+    return RequestVars(
+        config=rv.config, server=rv.server, location=location, conn=rv.conn, head=rv.head, target=target, host=rv.host
+    )
+
+
+def _content(found: Location | None, files: FileSettings, rv: RequestVars, fs: FileSystem) -> FileOutcome | _Jump:
+    """nginx's content phase for one location: try_files first, then the index, listing or file."""
+    uri = rv.target.uri
+    if files.try_files:
+        tried = _try_files(found, files, rv, fs)
+        if not isinstance(tried, str):
+            return tried
+        uri = tried
+    if rv.head.method not in _READABLE:
+        return FileError(rv, 405, f"{rv.head.method.decode('latin-1')} of a file")
+    if uri.endswith("/"):
+        return _directory(found, files, rv, fs, uri)
+    return _file(found, files, rv, fs, uri)
+
+
+def _try_files(found: Location | None, files: FileSettings, rv: RequestVars, fs: FileSystem) -> str | FileError | _Jump:
+    """The first candidate that exists (its URI), else the last argument: ``=code``, ``@name`` or a URI."""
+    *candidates, last = files.try_files
+    for candidate in candidates:
+        name = render(candidate, rv)
+        want_dir = name.endswith("/")
+        path = _path(found, files, rv, name)
+        found_stat = _stat(fs, path.rstrip("/") if want_dir and len(path) > 1 else path)
+        if isinstance(found_stat, os.stat_result) and stat.S_ISDIR(found_stat.st_mode) == want_dir:
+            return name
+    fallback = render(last, rv)
+    if fallback.startswith("=") and fallback[1:].isdigit():
+        return FileError(rv, int(fallback[1:]), f"try_files ended in {fallback}")
+    if fallback.startswith("@"):
+        return _Jump(fallback, None)
+    uri, mark, args = fallback.partition("?")
+    return _Jump(uri, args if mark else None)
+
+
+def _directory(found: Location | None, files: FileSettings, rv: RequestVars, fs: FileSystem, uri: str) -> FileOutcome | _Jump:
+    """A URI ending in "/": the first index that exists, else the listing (autoindex) or 403."""
+    path = _path(found, files, rv, uri)
+    for name in files.index:
+        index = render(name, rv)
+        if index.startswith("/"):
+            return _Jump(index, None)
+        if isinstance(_stat(fs, path + index), os.stat_result):
+            return _Jump(uri + index, None)
+    found_stat = _stat(fs, path.rstrip("/") or "/")
+    if not isinstance(found_stat, os.stat_result):
+        return FileError(rv, found_stat, f'"{path}" is not found')
+    if not stat.S_ISDIR(found_stat.st_mode):
+        return FileError(rv, 404, f'"{path}" is not a directory')
+    if not files.autoindex:
+        return FileError(rv, 403, f'directory index of "{path}" is forbidden')
+    try:
+        names = fs.listdir(path)
+    except OSError as exc:
+        return FileError(rv, 403, f'opendir() "{path}" failed ({exc.strerror})')
+    body = listing(uri, path, names, fs)
+    return Page(rv, 200, ((b"Content-Type", b"text/html"),), body)
+
+
+def _file(found: Location | None, files: FileSettings, rv: RequestVars, fs: FileSystem, uri: str) -> FileOutcome:
+    """A file's URI: the file, or nginx's 301 to the directory's URI with a slash."""
+    path = _path(found, files, rv, uri)
+    found_stat = _stat(fs, path)
+    if not isinstance(found_stat, os.stat_result):
+        return FileError(rv, found_stat, f'open() "{path}" failed')
+    if stat.S_ISDIR(found_stat.st_mode):
+        args = rv.target.args
+        url = origin(rv.conn, rv.host) + escape_path(uri) + "/" + (f"?{args}" if args else "")
+        headers = ((b"Location", url.encode("latin-1")), (b"Content-Type", b"text/html"))
+        return Page(rv, 301, headers, error_page(301))
+    if not stat.S_ISREG(found_stat.st_mode):
+        return FileError(rv, 404, f'"{path}" is not a regular file')
+    return ServeFile(rv.conn, found, rv, path)
+
+
+def _path(found: Location | None, files: FileSettings, rv: RequestVars, uri: str) -> str:
+    """ngx_http_map_uri_to_path: ``root`` + URI, or ``alias`` in place of the location's prefix."""
+    if files.alias is not None and found is not None:
+        alias = render(files.alias, rv)
+        if files.regex_alias:
+            return alias
+        if uri.startswith(found.path):
+            return alias + uri[len(found.path) :]
+        return alias + uri
+    if files.root is None:
+        return ""
+    return render(files.root, rv) + uri
+
+
+def _stat(fs: FileSystem, path: str) -> os.stat_result | int:
+    """The file's stat, or the status its absence means: 403 when a directory may not be searched."""
+    if not path or "\0" in path:
+        return 404
+    try:
+        return fs.stat(path)
+    except PermissionError:
+        return 403
+    except (OSError, ValueError):
+        return 404

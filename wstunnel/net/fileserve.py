@@ -1,0 +1,214 @@
+"""
+A file sent to the client: opened, answered from its descriptor's
+``fstat`` (:func:`wstunnel.core.filereply.file_reply`), and read only as
+the client's socket drains.
+
+:class:`FileSender` is a pull producer registered with the client's
+transport: Twisted asks it for more only when everything written so far
+has left the process, so a download holds one chunk however slow its
+client, and a client that stops reading is cut off after ``send_timeout``
+without a byte read.  The descriptor stays open until the end, so a file
+replaced or deleted meanwhile is still sent whole as it was opened; one
+that shrinks ends the connection, as nginx does ("file was truncated").
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+from typing import Callable
+
+from twisted.internet import tcp
+from twisted.internet.interfaces import IDelayedCall, IPullProducer, IReactorTime, ISSLTransport, ITransport
+from zope.interface import implementer
+
+from wstunnel.core.filereply import FileReply, content_type, file_reply
+from wstunnel.config.model import FileSettings
+from wstunnel.wire.errors import RequestError
+from wstunnel.wire.request import RequestHead
+
+__all__ = ["CHUNK", "FileSender", "direct_sendfile", "open_file", "reply_for"]
+
+# Read and written per drain of the client's socket: the memory one download holds.
+CHUNK = 64 * 1024
+# At most this much goes by sendfile per drain, so one fast download cannot hold the loop.
+SENDFILE_TURN = 4 * 1024 * 1024
+# What open() failing means, as nginx's static handler maps it; anything else is a 500.
+_NOT_FOUND = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP})
+
+
+def open_file(path: str) -> tuple[int, os.stat_result]:
+    """The descriptor and its stat; RequestError 403, 404 or 500 when it cannot be served."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.EACCES:
+            raise RequestError(403, f'open() "{path}" failed (13: Permission denied)') from None
+        status = 404 if exc.errno in _NOT_FOUND else 500
+        raise RequestError(status, f'open() "{path}" failed ({exc.errno}: {exc.strerror})') from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise RequestError(404, f'"{path}" is not a regular file')
+    return fd, info
+
+
+def reply_for(head: RequestHead, files: FileSettings, path: str, info: os.stat_result) -> FileReply:
+    """The answer for the open file; a multipart boundary, when one is needed, nobody can guess from outside."""
+    return file_reply(head, files, info.st_size, int(info.st_mtime), content_type(path, files), _boundary)
+
+
+def _boundary() -> bytes:
+    return b"%010d" % secrets.randbelow(10**10)
+
+
+def direct_sendfile(transport: ITransport) -> Callable[[int, int, int], int] | None:
+    """
+    ``os.sendfile`` straight to a plain TCP socket while Twisted has
+    nothing queued for it (the bytes never enter the process); None for TLS
+    and anything else.  The function returns the bytes the kernel took,
+    0 when it took none.  ``_tempDataBuffer`` is Twisted's private queue,
+    watched by tests/protocol/test_twisted_canary.py.
+    """
+    if not isinstance(transport, tcp.Connection) or ISSLTransport.providedBy(transport) or not hasattr(os, "sendfile"):
+        return None
+    conn = transport
+    out = conn.socket.fileno()
+
+    def send(fd: int, offset: int, count: int) -> int:
+        if conn._tempDataBuffer or conn.dataBuffer or conn.disconnecting or not conn.connected:
+            return 0
+        try:
+            return os.sendfile(out, fd, offset, count)
+        except OSError:
+            return 0
+
+    return send
+
+
+@implementer(IPullProducer)
+class FileSender:
+    """
+    Sends ``reply``'s parts from ``fd`` through ``write`` (the answer's
+    body writer), one chunk per drain.  ``done(True)`` when all was sent,
+    ``done(False)`` when the file shrank, could not be read or the client
+    went away; ``stalled`` after ``timeout`` without a drain.  The
+    descriptor is closed before either is called.  With ``direct`` (see
+    :func:`direct_sendfile`) a drain first sends what the kernel takes by
+    sendfile, counted by ``sent``, then queues one chunk as usual, whose
+    drain asks again.
+    """
+
+    __slots__ = ("_fd", "_parts", "_trailer", "_write", "_transport", "_clock", "_timeout",
+                 "_done", "_stalled", "_index", "_offset", "_left", "_last", "_timer", "_open", "_direct", "_sent")
+
+    def __init__(
+        self,
+        fd: int,
+        reply: FileReply,
+        write: Callable[[bytes], None],
+        transport: ITransport,
+        clock: IReactorTime,
+        timeout: float,
+        done: Callable[[bool], None],
+        stalled: Callable[[], None],
+        direct: Callable[[int, int, int], int] | None = None,
+        sent: Callable[[int], None] | None = None,
+    ) -> None:
+        self._fd = fd
+        self._direct = direct
+        self._sent = sent
+        self._parts = reply.parts
+        self._trailer = reply.trailer
+        self._write = write
+        self._transport = transport
+        self._clock = clock
+        self._timeout = timeout
+        self._done = done
+        self._stalled = stalled
+        self._index = -1
+        self._offset = self._left = 0
+        self._last = 0.0
+        self._timer: IDelayedCall | None = None
+        self._open = True
+
+    def start(self) -> None:
+        self._last = self._clock.seconds()
+        self._timer = self._clock.callLater(self._timeout, self._check)
+        self._transport.registerProducer(self, False)  # type: ignore[attr-defined]
+
+    def resumeProducing(self) -> None:
+        if not self._open:
+            return
+        self._last = self._clock.seconds()
+        while self._left == 0:
+            self._index += 1
+            if self._index == len(self._parts):
+                self._finish()
+                return
+            prefix, self._offset, self._left = self._parts[self._index]
+            if prefix:
+                self._write(prefix)
+        if self._direct is not None and self._by_sendfile():
+            return
+        try:
+            data = os.pread(self._fd, min(CHUNK, self._left), self._offset)
+        except OSError:
+            data = b""
+        if not data:
+            self._end(False)
+            return
+        self._offset += len(data)
+        self._left -= len(data)
+        self._write(data)
+
+    def _by_sendfile(self) -> bool:
+        """Send what the kernel takes now; True when the part is done and the next drain already asked for."""
+        budget = SENDFILE_TURN
+        while self._left and budget > 0:
+            count = self._direct(self._fd, self._offset, min(self._left, budget))  # type: ignore[misc]
+            if count <= 0:
+                break
+            self._offset += count
+            self._left -= count
+            budget -= count
+            self._sent(count)  # type: ignore[misc]
+        if self._left:
+            return False
+        self.resumeProducing()
+        return True
+
+    def stopProducing(self) -> None:
+        """The client's connection is gone."""
+        if self._open:
+            self._end(False)
+
+    def _finish(self) -> None:
+        if self._trailer:
+            self._write(self._trailer)
+        self._end(True)
+
+    def _end(self, whole: bool) -> None:
+        self._open = False
+        os.close(self._fd)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self._transport.unregisterProducer()  # type: ignore[attr-defined]
+        self._done(whole)
+
+    def _check(self) -> None:
+        """send_timeout: one timer for the whole send, re-armed for what is left since the last drain."""
+        self._timer = None
+        if not self._open:
+            return
+        left = self._last + self._timeout - self._clock.seconds()
+        if left > 0:
+            self._timer = self._clock.callLater(left, self._check)
+            return
+        self._open = False
+        os.close(self._fd)
+        self._transport.unregisterProducer()  # type: ignore[attr-defined]
+        self._stalled()
