@@ -76,6 +76,7 @@ class RateLimits:
     req_dry_run: bool = False
     rate: Template | None = None  # limit_rate: bytes per second, 0 unlimited
     rate_after: int = 0  # limit_rate_after
+    proxy_rate: int = 0  # proxy_limit_rate: bytes per second read from the upstream, 0 unlimited
     tunnel_rate: int = 0  # wstunnel_tunnel_rate: bytes per second each way, 0 unlimited
 
     @property

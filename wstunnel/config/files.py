@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 # What a level passes on to the levels inside it; the rest is the location's own.
-INHERITED = ("root", "index", "autoindex", "types", "default_type", "etag", "if_modified_since")
+INHERITED = ("root", "index", "autoindex", "types", "default_type", "etag", "if_modified_since", "log_not_found")
 # nginx's types when no "types" block is in force anywhere.
 _DEFAULT_TYPES = {"html": "text/html", "gif": "image/gif", "jpg": "image/jpeg"}
 _DEFAULT_INDEX = (Template("index.html", ("index.html",)),)
@@ -80,7 +80,7 @@ def try_files(load: Load, stmt: Stmt, level: Level) -> None:
 
 
 def file_flag(load: Load, stmt: Stmt, level: Level) -> None:
-    """``autoindex``, ``etag``: on or off."""
+    """``autoindex``, ``etag``, ``log_not_found``: on or off."""
     value = stmt.args[0]
     if value not in ("on", "off"):
         raise ConfigError(stmt.source, f'invalid value "{value}" in "{stmt.name}" directive, it must be "on" or "off"')
@@ -158,6 +158,7 @@ def file_settings(
         types=inherited.get("types", _DEFAULT_TYPES),  # type: ignore[arg-type]
         default_type=str(inherited.get("default_type", "text/plain")),
         etag=bool(inherited.get("etag", True)),
+        log_not_found=bool(inherited.get("log_not_found", True)),
         if_modified_since=str(inherited.get("if_modified_since", "exact")),
         internal=bool(own.get("internal", False)),
         regex_alias=regex and alias_text is not None,

@@ -495,6 +495,7 @@ class FileSettings:
     types: Mapping[str, str] = field(factory=dict)  # lower-case extension -> MIME type
     default_type: str = "text/plain"
     etag: bool = True
+    log_not_found: bool = True  # a missing file logged at error level, as nginx's "open() ... failed"
     if_modified_since: str = "exact"  # "off", "exact" or "before"
     internal: bool = False  # reachable only by an internal redirect
     regex_alias: bool = False  # alias in a regex location: the whole path, nothing of the URI appended

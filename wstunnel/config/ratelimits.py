@@ -53,6 +53,7 @@ _FIELDS = {
     "limit_req_dry_run": "req_dry_run",
     "limit_rate": "rate",
     "limit_rate_after": "rate_after",
+    "proxy_limit_rate": "proxy_rate",
     "wstunnel_tunnel_rate": "tunnel_rate",
 }
 _SCALARS = frozenset(_FIELDS.values())
@@ -149,7 +150,7 @@ def limit_rate(load: Load, stmt: Stmt, level: Level) -> None:
 
 
 def limit_size(load: Load, stmt: Stmt, level: Level) -> None:
-    """``limit_rate_after`` and ``wstunnel_tunnel_rate``: a size."""
+    """``limit_rate_after``, ``proxy_limit_rate`` and ``wstunnel_tunnel_rate``: a size."""
     level.ratelimits[_FIELDS[stmt.name]] = size_arg(stmt, stmt.args[0])
 
 

@@ -38,6 +38,8 @@ BUILTIN_VARIABLES = frozenset(
         "scheme",
         "request_uri",
         "request_method",
+        "request_filename",
+        "document_root",
         "uri",
         "args",
         "query_string",

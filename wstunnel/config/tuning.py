@@ -20,9 +20,11 @@ __all__ = [
     "HANDLERS",
     "INSTEAD",
     "accepted",
+    "aio",
     "buffers",
     "chunked_transfer_encoding",
     "flag",
+    "ignore_headers",
     "keepalive_disable",
     "number",
     "size",
@@ -34,7 +36,8 @@ _STREAMED = "responses are streamed to the client as they arrive, paced by the c
 _NO_TEMP_FILES = "bodies are streamed, never written to temporary files"
 _NO_CACHE = "nothing is cached: every request goes to the upstream"
 _NO_HASH = "names are looked up in hash tables that need no sizing"
-_NO_FILES = "wstunnel serves no files, so there is nothing to cache"
+_NO_FILES = "each request opens and stats its file again; nothing about files is cached"
+_FILE_READS = "files are read in 64 KiB pieces as the client drains them (sendfile on plain TCP connections)"
 
 # What wstunnel does instead, for the notice of each directive.
 INSTEAD: dict[str, str] = {
@@ -55,7 +58,8 @@ INSTEAD: dict[str, str] = {
             "proxy_cache_revalidate", "proxy_cache_use_stale", "proxy_cache_valid", "proxy_no_cache",
         )
     },
-    "sendfile": "wstunnel serves no files; bodies are written from memory as they arrive",
+    "sendfile": "files go out with sendfile on plain TCP connections and are read in 64 KiB pieces "
+    "over TLS, whatever this says; proxied bodies are written from memory as they arrive",
     "tcp_nopush": "responses are written as they arrive, without TCP_CORK",
     "tcp_nodelay": "TCP_NODELAY is always set, on client and upstream connections (as with tcp_nodelay on)",
     **{
@@ -75,13 +79,25 @@ INSTEAD: dict[str, str] = {
     "keepalive_timeout and keepalive_requests apply to every client",
     "client_body_buffer_size": "request bodies are streamed to the upstream as they arrive, "
     "never held in a buffer of this size or written to a file",
-    "sendfile_max_chunk": "writes are sized by wstunnel; nothing is sent with sendfile",
+    "sendfile_max_chunk": "files go out 64 KiB at a time, one piece per drain of the socket",
+    "aio": _FILE_READS,
+    "aio_write": _FILE_READS,
+    "directio": _FILE_READS,
+    "directio_alignment": _FILE_READS,
+    "read_ahead": _FILE_READS,
+    "proxy_ignore_headers": "wstunnel acts on none of these upstream headers: nothing is cached, and "
+    "X-Accel-Redirect, X-Accel-Limit-Rate, X-Accel-Buffering and X-Accel-Charset are hidden from the client "
+    "without effect, as if every one were listed here",
     "output_buffers": "responses are written as they arrive; there are no output buffers to size",
     "postpone_output": "responses are written as they arrive, never held back to fill a packet",
     "proxy_ignore_client_abort": "when the client goes, wstunnel closes the upstream connection, "
     "and a tunnel ends both ways (as with proxy_ignore_client_abort off)",
 }
 
+_IGNORABLE = frozenset({
+    "x-accel-redirect", "x-accel-expires", "x-accel-limit-rate", "x-accel-buffering", "x-accel-charset",
+    "expires", "cache-control", "set-cookie", "vary",
+})
 _KEEPALIVE_BROWSERS = frozenset({"none", "msie6", "safari"})
 
 
@@ -165,6 +181,22 @@ def chunked_transfer_encoding(load: Load, stmt: Stmt, level: Level) -> None:
     _notice(load, stmt)
 
 
+def aio(load: Load, stmt: Stmt, level: Level) -> None:
+    """``aio on | off | threads[=pool]``."""
+    value = stmt.args[0]
+    if value not in ("on", "off", "threads") and not value.startswith("threads="):
+        raise ConfigError(stmt.source, f'invalid value "{value}" in "{stmt.name}" directive')
+    _notice(load, stmt)
+
+
+def ignore_headers(load: Load, stmt: Stmt, level: Level) -> None:
+    """``proxy_ignore_headers FIELD ...``: nginx's list of the headers it may ignore, without case."""
+    for value in stmt.args:
+        if value.lower() not in _IGNORABLE:
+            raise ConfigError(stmt.source, f'invalid value "{value}" in "{stmt.name}" directive')
+    _notice(load, stmt)
+
+
 def keepalive_disable(load: Load, stmt: Stmt, level: Level) -> None:
     for value in stmt.args:
         if value not in _KEEPALIVE_BROWSERS:
@@ -173,5 +205,8 @@ def keepalive_disable(load: Load, stmt: Stmt, level: Level) -> None:
 
 
 HANDLERS = frozenset(
-    {accepted, flag, size, duration, number, buffers, temp_path, chunked_transfer_encoding, keepalive_disable}
+    {
+        accepted, flag, size, duration, number, buffers, temp_path, chunked_transfer_encoding, keepalive_disable,
+        aio, ignore_headers,
+    }
 )

@@ -348,7 +348,8 @@ def _files(
     if outcome.__class__ is Page:
         return Respond(rv.conn, rv.location, outcome.status, outcome.headers, outcome.body, rv)  # type: ignore[union-attr]
     if outcome.__class__ is FileError:
-        return Refuse(rv.conn, rv.location, rv, RequestError(outcome.status, outcome.detail))  # type: ignore[union-attr]
+        error = RequestError(outcome.status, outcome.detail, level=outcome.level)  # type: ignore[union-attr]
+        return Refuse(rv.conn, rv.location, rv, error)
     return named_decision(router, outcome.location, rv, head, pooled, plans)  # type: ignore[union-attr]
 
 

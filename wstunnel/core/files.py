@@ -23,7 +23,7 @@ from attrs import evolve
 from wstunnel.config.model import FileSettings, Location, Server
 from wstunnel.core.autoindex import listing
 from wstunnel.core.routing import Redirect, Router, escape_path, origin
-from wstunnel.core.variables import RequestVars, render
+from wstunnel.core.variables import RequestVars, mapped_path, render
 from wstunnel.wire.errors import error_page
 from wstunnel.wire.request import ConnInfo
 
@@ -88,6 +88,7 @@ class FileError(NamedTuple):
     vars: RequestVars
     status: int
     detail: str
+    level: str = "info"  # of the refusal's log line; a missing file's follows log_not_found
 
 
 class Elsewhere(NamedTuple):
@@ -183,7 +184,7 @@ def _try_files(found: Location | None, files: FileSettings, rv: RequestVars, fs:
     for candidate in candidates:
         name = render(candidate, rv)
         want_dir = name.endswith("/")
-        path = _path(found, files, rv, name)
+        path = mapped_path(found, files, rv, name)
         found_stat = _stat(fs, path.rstrip("/") if want_dir and len(path) > 1 else path)
         if isinstance(found_stat, os.stat_result) and stat.S_ISDIR(found_stat.st_mode) == want_dir:
             return name
@@ -198,7 +199,7 @@ def _try_files(found: Location | None, files: FileSettings, rv: RequestVars, fs:
 
 def _directory(found: Location | None, files: FileSettings, rv: RequestVars, fs: FileSystem, uri: str) -> FileOutcome | _Jump:
     """A URI ending in "/": the first index that exists, else the listing (autoindex) or 403."""
-    path = _path(found, files, rv, uri)
+    path = mapped_path(found, files, rv, uri)
     for name in files.index:
         index = render(name, rv)
         if index.startswith("/"):
@@ -222,9 +223,12 @@ def _directory(found: Location | None, files: FileSettings, rv: RequestVars, fs:
 
 def _file(found: Location | None, files: FileSettings, rv: RequestVars, fs: FileSystem, uri: str) -> FileOutcome:
     """A file's URI: the file, or nginx's 301 to the directory's URI with a slash."""
-    path = _path(found, files, rv, uri)
+    path = mapped_path(found, files, rv, uri)
     found_stat = _stat(fs, path)
     if not isinstance(found_stat, os.stat_result):
+        if found_stat == 404:
+            level = "error" if files.log_not_found else ""
+            return FileError(rv, 404, f'open() "{path}" failed (2: No such file or directory)', level)
         return FileError(rv, found_stat, f'open() "{path}" failed')
     if stat.S_ISDIR(found_stat.st_mode):
         args = rv.target.args
@@ -234,20 +238,6 @@ def _file(found: Location | None, files: FileSettings, rv: RequestVars, fs: File
     if not stat.S_ISREG(found_stat.st_mode):
         return FileError(rv, 404, f'"{path}" is not a regular file')
     return ServeFile(rv.conn, found, rv, path)
-
-
-def _path(found: Location | None, files: FileSettings, rv: RequestVars, uri: str) -> str:
-    """ngx_http_map_uri_to_path: ``root`` + URI, or ``alias`` in place of the location's prefix."""
-    if files.alias is not None and found is not None:
-        alias = render(files.alias, rv)
-        if files.regex_alias:
-            return alias
-        if uri.startswith(found.path):
-            return alias + uri[len(found.path) :]
-        return alias + uri
-    if files.root is None:
-        return ""
-    return render(files.root, rv) + uri
 
 
 def _stat(fs: FileSystem, path: str) -> os.stat_result | int:

@@ -15,7 +15,7 @@ import re
 import socket
 from typing import Callable, Mapping, Sequence
 
-from wstunnel.config.model import Config, Location, MapDef, Server, Template
+from wstunnel.config.model import Config, FileSettings, Location, MapDef, Server, Template
 from wstunnel.config.templates import ARG_PREFIX, HEADER_PREFIX, SENT_PREFIX
 from wstunnel.core.proxy_target import rendered_proxy_host
 from wstunnel.core.tls_rules import TLS_VARIABLES
@@ -273,6 +273,42 @@ def _proxy_host(rv: RequestVars) -> str:
     return location.proxy_pass.proxy_host
 
 
+def mapped_path(location: Location | None, files: FileSettings, rv: RequestVars, uri: str) -> str:
+    """
+    nginx's ngx_http_map_uri_to_path: ``root`` + URI, or ``alias`` in place
+    of the location's prefix (a regex location's alias is the whole path).
+    Without a root it is empty: wstunnel has no default ``html`` root.
+    """
+    if files.alias is not None and location is not None:
+        alias = render(files.alias, rv)
+        if files.regex_alias:
+            return alias
+        if uri.startswith(location.path):
+            return alias + uri[len(location.path) :]
+        return alias + uri
+    if files.root is None:
+        return ""
+    return render(files.root, rv) + uri
+
+
+def _files_here(rv: RequestVars) -> FileSettings | None:
+    return rv.server.files if rv.location is None else rv.location.files
+
+
+def _request_filename(rv: RequestVars) -> str:
+    files = _files_here(rv)
+    return "" if files is None else mapped_path(rv.location, files, rv, rv.target.uri)
+
+
+def _document_root(rv: RequestVars) -> str:
+    files = _files_here(rv)
+    if files is None:
+        return ""
+    if files.alias is not None and rv.location is not None:
+        return render(files.alias, rv)
+    return "" if files.root is None else render(files.root, rv)
+
+
 def _proxy_add_x_forwarded_for(rv: RequestVars) -> str:
     forwarded = rv.header("x_forwarded_for")
     if forwarded:
@@ -302,6 +338,8 @@ _GETTERS: dict[str, Callable[[RequestVars], str]] = {
     "proxy_protocol_addr": lambda rv: rv.conn.proxy_protocol_addr,
     "proxy_protocol_port": lambda rv: rv.conn.proxy_protocol_port,
     "upstream_cache_status": lambda rv: "",
+    "request_filename": _request_filename,
+    "document_root": _document_root,
 }
 
 

@@ -1,7 +1,7 @@
 """
-Byte rates kept by pausing the sending transport: ``limit_rate`` on a
-proxied response and ``wstunnel_tunnel_rate`` on each direction of a
-tunnel.
+Byte rates kept by pausing the sending transport: ``limit_rate`` and
+``proxy_limit_rate`` on a proxied response and ``wstunnel_tunnel_rate`` on
+each direction of a tunnel.
 
 :class:`Pace` stands between a consumer's :class:`~wstunnel.net.throttle.Throttle`
 and the source transport, so the source is paused while either its
@@ -35,10 +35,12 @@ __all__ = ["Pace", "RatedTunnel", "response_pace", "tunnel_type"]
 class Pace:
     """One source held to ``rate`` bytes per second, after ``free`` bytes at full speed."""
 
-    __slots__ = ("_source", "_clock", "_rate", "_free", "_tokens", "_last", "_full", "_wait")
+    __slots__ = ("_source", "_clock", "_rate", "_free", "_tokens", "_last", "_full", "_wait", "_inner")
 
     def __init__(self, source: IPushProducer, clock: IReactorTime, rate: int, free: int = 0) -> None:
         self._source = source
+        # A Pace this one paces in turn (proxy_limit_rate under limit_rate): it counts every byte too.
+        self._inner = source if isinstance(source, Pace) else None
         self._clock = clock
         self._rate = rate
         self._free = free
@@ -49,6 +51,8 @@ class Pace:
 
     def sent(self, count: int) -> None:
         """``count`` more bytes went through; past the bucket, the source waits for it to refill."""
+        if self._inner is not None:
+            self._inner.sent(count)
         if self._free:
             spent = min(self._free, count)
             self._free -= spent
@@ -76,6 +80,8 @@ class Pace:
 
     def stop(self) -> None:
         """No more resumes: the source saw EOF or is closing."""
+        if self._inner is not None:
+            self._inner.stop()
         if self._wait is not None and self._wait.active():
             self._wait.cancel()
         self._wait = None
@@ -142,14 +148,18 @@ def tunnel_type(location: Location) -> Callable[..., Tunnel]:
 def response_pace(location: Location, rv: RequestVars, source: IPushProducer, clock: IReactorTime) -> Pace | None:
     """
     ``limit_rate`` / ``limit_rate_after`` for the response about to be
-    relayed from ``source``; None without a rate (a value with variables
-    that does not render to a size is no limit).
+    relayed from ``source``, and ``proxy_limit_rate`` on reading it from the
+    upstream (the inner pace when both are set); None without a rate (a
+    value with variables that does not render to a size is no limit).
     """
     limits = location.limits
-    if limits is None or limits.rate is None:
+    if limits is None:
         return None
+    reading = Pace(source, clock, limits.proxy_rate) if limits.proxy_rate else None
     try:
-        rate = parse_size(render(limits.rate, rv))
+        rate = 0 if limits.rate is None else parse_size(render(limits.rate, rv))
     except ValueError:
-        return None
-    return Pace(source, clock, rate, free=limits.rate_after) if rate else None
+        rate = 0
+    if not rate:
+        return reading
+    return Pace(reading or source, clock, rate, free=limits.rate_after)

@@ -21,6 +21,7 @@ import typing
 from typing import TYPE_CHECKING, Callable
 
 from twisted.internet.interfaces import IReactorTCP, IReactorTime, ITransport
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from wstunnel.balancing.balancer import request_key
@@ -65,6 +66,9 @@ class _Factory(typing.Protocol):
 
     def binding(self, runtime: Runtime, local_host: str) -> Binding: ...
 
+
+# How loudly a refusal is logged (RequestError.level).
+_LOG_LEVELS = {"info": LogLevel.info, "error": LogLevel.error}
 
 # The decisions limit_req and limit_conn apply to (nginx's pre-access phase comes before them all).
 _GATED = (Forward, StatusPage, Authorize, ServeFile)
@@ -168,7 +172,9 @@ class Proxying:
             self._authorize(decision)
         else:
             error = decision.error
-            self.log.info("request from {client} refused: {error}", client=self.peer_text, error=str(error))
+            if error.level:
+                self.log.emit(_LOG_LEVELS[error.level], "request from {client} refused: {error}",
+                              client=self.peer_text, error=str(error))
             self.fail(error.status, error.detail, close=error.status in _CLOSING_STATUSES, note=error.note)
 
     def _rewrite_notice(self, text: str) -> None:

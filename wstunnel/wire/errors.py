@@ -32,11 +32,12 @@ _REASONS.update(
 class RequestError(Exception):
     """A request that cannot be served, with the status that says why."""
 
-    def __init__(self, status: int, detail: str, note: str | None = None) -> None:
+    def __init__(self, status: int, detail: str, note: str | None = None, level: str = "info") -> None:
         super().__init__(status, detail)
         self.status = status
         self.detail = detail
         self.note = note  # nginx's sentence on the page, for its pages that have one
+        self.level = level  # how loudly the refusal is logged: "info", "error", or "" for not at all
 
     def __str__(self) -> str:
         return f"{self.status} {reason_phrase(self.status)}: {self.detail}"
