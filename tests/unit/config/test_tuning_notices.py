@@ -9,7 +9,7 @@ from wstunnel.config.loader import load_config
 
 LINES = {
     "client_body_buffer_size 16k": "request bodies are streamed",
-    "sendfile_max_chunk 512k": "nothing is sent with sendfile",
+    "sendfile_max_chunk 512k": "64 KiB at a time",
     "output_buffers 2 32k": "no output buffers to size",
     "postpone_output 1460": "never held back",
     "proxy_ignore_client_abort on": "wstunnel closes the upstream connection",
