@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import pytest
+from twisted.internet.testing import StringTransport
 
 from support import MemoryProxy, load_text
 from wstunnel.net.fileserve import CHUNK
@@ -76,6 +77,17 @@ def dechunk(data: bytes) -> bytes:
     raise AssertionError("no last chunk")
 
 
+def drained(proxy: MemoryProxy, raw: bytes) -> StringTransport:
+    """The client's transport once the file's producer has been asked for everything."""
+    proxy.connect_client(raw)
+    ct = proxy.ct
+    for _ in range(100):
+        if ct.producer is None:
+            return ct
+        ct.producer.resumeProducing()
+    raise AssertionError("the producer never finished")
+
+
 def test_limit_rate_holds_a_file_to_its_rate_after_the_free_bytes(proxy: MemoryProxy, www: Path) -> None:
     proxy.connect_client(get("/r/big.bin"))
     ct = proxy.ct
@@ -117,12 +129,7 @@ def test_a_rated_file_whose_client_stops_reading_is_cut_after_send_timeout(proxy
 
 
 def test_gzip_streams_a_file_chunked_and_whole(proxy: MemoryProxy, www: Path) -> None:
-    proxy.connect_client(get("/z/big.bin", b"Accept-Encoding: gzip\r\n"))
-    ct = proxy.ct
-    for _ in range(100):
-        if ct.producer is None:
-            break
-        ct.producer.resumeProducing()
+    ct = drained(proxy, get("/z/big.bin", b"Accept-Encoding: gzip\r\n"))
     head = ct.value().partition(b"\r\n\r\n")[0]
     assert b"Transfer-Encoding: chunked" in head and b"Content-Encoding: gzip" in head
     assert b"Content-Length" not in head and b"Accept-Ranges" not in head and b'ETag: W/"' in head
@@ -131,12 +138,7 @@ def test_gzip_streams_a_file_chunked_and_whole(proxy: MemoryProxy, www: Path) ->
 
 
 def test_a_gz_sibling_goes_with_its_own_length(proxy: MemoryProxy, www: Path) -> None:
-    proxy.connect_client(get("/s/t.txt", b"Accept-Encoding: gzip\r\n"))
-    ct = proxy.ct
-    for _ in range(10):
-        if ct.producer is None:
-            break
-        ct.producer.resumeProducing()
+    ct = drained(proxy, get("/s/t.txt", b"Accept-Encoding: gzip\r\n"))
     sibling = (www / "s" / "t.txt.gz").read_bytes()
     head = ct.value().partition(b"\r\n\r\n")[0]
     assert b"Content-Length: %d" % len(sibling) in head and b"Content-Encoding: gzip" in head
