@@ -19,13 +19,13 @@ from typing import NamedTuple, Sequence
 from wstunnel.config.model import Gzip
 from wstunnel.wire.request import RequestHead
 
-__all__ = ["Deflate", "Encoding", "StaticGzip", "accepts_gzip", "deflate_for", "gzip_ok", "msie6", "plan_encoding", "static_variant"]
+__all__ = ["VARY", "Deflate", "Encoding", "StaticGzip", "accepts_gzip", "deflate_for", "gzip_ok", "msie6", "plan_encoding", "static_variant"]
 
 Headers = Sequence[tuple[bytes, bytes]]
 
 # The statuses nginx compresses; a 206 never is, so ranges go as they are.
 _STATUSES = frozenset({200, 403, 404})
-_VARY = (b"Vary", b"Accept-Encoding")
+VARY = (b"Vary", b"Accept-Encoding")
 _ENCODED = (b"Content-Encoding", b"gzip")
 _DROPPED = frozenset({b"content-length", b"accept-ranges"})
 _MAX_WBITS = 15
@@ -61,7 +61,7 @@ def plan_encoding(
     if length is None:
         return None
     if not gzip_ok(settings, request, headers, now):
-        return Encoding([*headers, _VARY], None) if settings.vary else None
+        return Encoding([*headers, VARY], None) if settings.vary else None
     out = []
     for name, value in headers:
         lower = name.lower()
@@ -70,7 +70,7 @@ def plan_encoding(
         if lower not in _DROPPED and value is not None:
             out.append((name, value))
     if settings.vary:
-        out.append(_VARY)
+        out.append(VARY)
     out.append(_ENCODED)
     return Encoding(out, deflate_for(settings.comp_level, length))
 

@@ -54,15 +54,24 @@ def etag(size: int, mtime: int) -> bytes:
 
 
 def file_reply(
-    head: RequestHead, files: FileSettings, size: int, mtime: int, kind: bytes, boundary: Callable[[], bytes]
+    head: RequestHead,
+    files: FileSettings,
+    size: int,
+    mtime: int,
+    kind: bytes,
+    boundary: Callable[[], bytes],
+    encoding: _Headers = (),
+    ranges: bool = True,
 ) -> FileReply:
     """
     What ``head`` gets of a file of ``size`` bytes last modified at
     ``mtime`` (whole seconds); ``boundary`` makes a multipart boundary,
-    asked only for several ranges.
+    asked only for several ranges.  ``encoding`` goes with every answer
+    but an error (a ``.gz`` sibling's Content-Encoding); without
+    ``ranges`` a Range is ignored, as when the answer will be gzipped.
     """
     tag = etag(size, mtime) if files.etag else None
-    validators: _Headers = ((b"Last-Modified", _http_time(mtime)),) + (((b"ETag", tag),) if tag else ())
+    validators: _Headers = (*encoding, (b"Last-Modified", _http_time(mtime)), *(((b"ETag", tag),) if tag else ()))
     unmodified = _first(head, b"if-unmodified-since")
     if unmodified is not None and not _parsed_time(unmodified) >= mtime:
         return FileReply(412, ())
@@ -77,14 +86,14 @@ def file_reply(
         ((b"", 0, size),),
     )
     spec = _first(head, b"range")
-    if spec is None or len(spec) < 7 or spec[:6].lower() != b"bytes=" or not _if_range(head, mtime, tag):
+    if not ranges or spec is None or len(spec) < 7 or spec[:6].lower() != b"bytes=" or not _if_range(head, mtime, tag):
         return whole
-    ranges = _ranges(spec[6:], size)
-    if ranges is None:
+    wanted = _ranges(spec[6:], size)
+    if wanted is None:
         return whole
-    if not ranges:
+    if not wanted:
         return FileReply(416, ((b"Content-Range", b"bytes */%d" % size),))
-    return _partial(ranges, size, kind, validators, boundary)
+    return _partial(wanted, size, kind, validators, boundary)
 
 
 def _http_time(seconds: int) -> bytes:

@@ -18,6 +18,8 @@ from typing import Callable, Sequence
 from twisted.internet.interfaces import IPushProducer, IReactorTime, ITransport
 
 from wstunnel.core.add_header import added_headers
+from wstunnel.core.compression import VARY
+from wstunnel.core.expires import with_expires
 from wstunnel.core.headers import client_response_headers
 from wstunnel.net.compress import GzipBody, encode_answer
 from wstunnel.net.fastwrite import direct_writer
@@ -104,19 +106,43 @@ class AnswerWriter:
 
     def file_head(self, status: int, headers: Sequence[tuple[bytes, bytes]], keep_alive: bool) -> ResponsePlan:
         """
-        The head of a file's answer (Content-Length is among ``headers``).
-        Queued with the body that follows (:meth:`queue`), so that the two
-        leave in one segment rather than the body waiting for the head's ACK.
+        The head of a file's answer (Content-Length is among ``headers``),
+        with the location's expires, add_header and gzip as nginx's filters
+        apply them in turn, and one Vary whoever asked for it.  Queued with the
+        body that follows (:meth:`queue`), so that the two leave in one
+        segment rather than the body waiting for the head's ACK.
         """
-        all_headers = [(b"Server", b"wstunnel"), (b"Date", http_date(self._clock.seconds())), *headers, *self._added(status)]
+        now = self._clock.seconds()
+        date = http_date(now)
+        all_headers = [(b"Server", b"wstunnel"), (b"Date", date), *headers]
+        rv, location = self.record.vars, self.record.location
+        if location is not None and location.response.expires is not None and rv is not None:
+            all_headers = with_expires(all_headers, location.response.expires, status, date, rv)
+        all_headers += self._added(status)
         self.record.status = status
+        all_headers, self._gzip = encode_answer(self.record, status, all_headers, now)
+        if all_headers.count(VARY) > 1:
+            all_headers.remove(VARY)
         return self._head(status, reason_phrase(status).encode("ascii"), all_headers, keep_alive, queued=True)
+
+    @property
+    def compressing(self) -> bool:
+        """The answer's body passes through gzip: no byte of it may bypass :meth:`queue`."""
+        return self._gzip is not None
 
     def queue(self, data: bytes) -> None:
         """A file's body, through Twisted's queue: its drain is what asks a pull producer for more."""
-        self.record.sent += len(data)
+        if self._gzip is not None:
+            data = self._gzip.chunk(data)
         self.record.body_bytes += len(data)
-        self._transport.write(data)
+        assert self.plan is not None
+        if self.plan.mode is BodyMode.CHUNKED:
+            pieces = chunk(data)
+            self.record.sent += len(pieces[0]) + len(data) + 2
+            self._transport.writeSequence(pieces)
+        else:
+            self.record.sent += len(data)
+            self._transport.write(data)
 
     def switching(self, response: ResponseHead) -> None:
         """A valid 101, rewritten by the location's rules; after it the bytes are the tunnel's."""

@@ -28,7 +28,7 @@ from wstunnel.config.units import parse_size
 from wstunnel.core.variables import RequestVars, render
 from wstunnel.net.tunnel import Tunnel, TunnelEnd
 
-__all__ = ["Pace", "RatedTunnel", "response_pace", "tunnel_type"]
+__all__ = ["Pace", "RatedTunnel", "client_rate", "response_pace", "tunnel_type"]
 
 
 @implementer(IPushProducer)
@@ -156,10 +156,18 @@ def response_pace(location: Location, rv: RequestVars, source: IPushProducer, cl
     if limits is None:
         return None
     reading = Pace(source, clock, limits.proxy_rate) if limits.proxy_rate else None
-    try:
-        rate = 0 if limits.rate is None else parse_size(render(limits.rate, rv))
-    except ValueError:
-        rate = 0
+    rate, free = client_rate(location, rv)
     if not rate:
         return reading
-    return Pace(reading or source, clock, rate, free=limits.rate_after)
+    return Pace(reading or source, clock, rate, free=free)
+
+
+def client_rate(location: Location, rv: RequestVars) -> tuple[int, int]:
+    """``limit_rate`` and ``limit_rate_after`` for one answer; a rate of 0 is none."""
+    limits = location.limits
+    if limits is None or limits.rate is None:
+        return 0, 0
+    try:
+        return parse_size(render(limits.rate, rv)), limits.rate_after
+    except ValueError:
+        return 0, 0

@@ -35,8 +35,8 @@ from wstunnel.net.clientstate import State
 from wstunnel.net.exchange import Exchange, Phase
 from wstunnel.net.files import file_test
 from wstunnel.net.gate import Gate
-from wstunnel.net.pace import response_pace, tunnel_type
-from wstunnel.net.fileserve import FileSender, direct_sendfile, open_file, reply_for
+from wstunnel.net.pace import client_rate, response_pace, tunnel_type
+from wstunnel.net.fileserve import FileSender, direct_sendfile, open_static, reply_for
 from wstunnel.net.intake import Intake
 from wstunnel.net.registry import Registry
 from wstunnel.net.requestlog import RequestRecord
@@ -210,12 +210,13 @@ class Proxying:
         files = serve.vars.server.files if location is None else location.files
         assert head is not None and files is not None
         try:
-            fd, info = open_file(serve.path)
+            opened = open_static(head, location, serve.path)
         except RequestError as error:
             self.log.info("request from {client} refused: {error}", client=self.peer_text, error=str(error))
             self.fail(error.status, error.detail)
             return
-        reply = reply_for(head, files, serve.path, info)
+        fd = opened.fd
+        reply = reply_for(head, files, serve.path, opened, location)
         if reply.status >= 400:
             os.close(fd)
             self._respond(reply.status, [(b"Content-Type", b"text/html"), *reply.headers], error_page(reply.status))
@@ -225,8 +226,10 @@ class Proxying:
             os.close(fd)
             self._request_done()
             return
+        direct = None if self._answer.compressing else direct_sendfile(self.transport)
+        rate = (0, 0) if location is None else client_rate(location, serve.vars)
         FileSender(fd, reply, self._answer.queue, self.transport, self._clock, files.send_timeout, self._file_sent,
-                   self._client_stalled, direct_sendfile(self.transport), self._file_bytes).start()
+                   self._client_stalled, direct, self._file_bytes, rate).start()
 
     def _file_bytes(self, count: int) -> None:
         """Bytes the kernel sent from the file by sendfile, counted as if written."""
@@ -236,6 +239,7 @@ class Proxying:
 
     def _file_sent(self, whole: bool) -> None:
         if whole:
+            self._answer.end()
             self._request_done()
             return
         if self._state is State.CLOSED:
