@@ -110,6 +110,7 @@ class RequestVars:
         "_named",
         "_original",
         "limited",
+        "redirects",
     )
 
     def __init__(
@@ -136,6 +137,7 @@ class RequestVars:
         self._named: dict[str, str] | None = None  # named groups of matched regexes, and "set" variables
         self._original: Target | None = None  # the client's target once a rewrite changed $uri or $args
         self.limited: dict[str, str] | None = None  # $limit_conn_status, $limit_req_status once checked
+        self.redirects = 0  # internal redirects of the request so far (wstunnel.core.redirect)
 
     def get(self, name: str) -> str:
         """The value of ``$name``; a missing header is the empty string."""
@@ -234,6 +236,11 @@ class RequestVars:
         if self._original is None:
             self._original = self.target
         self.target = target
+
+    @property
+    def client_target(self) -> Target:
+        """The target as the client sent it, whatever rewrites and internal redirects made of it."""
+        return self._original or self.target
 
     @property
     def rewritten(self) -> bool:
