@@ -59,6 +59,9 @@ server {
     location /loop/ { try_files /none @loop; }
     location @loop { rewrite ^ /loop/again last; }
     location /page-echo/ { error_page 404 /echo/page; }
+    location /kept-set/ { set $kept yes; try_files /none /set-echo; }
+    location /page-set/ { set $kept page; return 404; error_page 404 /set-echo; }
+    location = /set-echo { return 200 "kept=$kept"; }
     location /named-loop { return 404; error_page 404 @named-loop; recursive_error_pages on; }
     location @named-loop { return 404; error_page 404 @named-loop; recursive_error_pages on; }
 {chains}
@@ -85,6 +88,8 @@ CASES = [
     request("/ten0?a=b", host="r.test"),
     request("/eleven0", host="r.test"),
     request("/named-loop", host="r.test"),
+    request("/kept-set/x", host="r.test"),
+    request("/page-set/x", host="r.test"),
 ]
 
 
@@ -142,4 +147,6 @@ async def test_internal_redirects_meet_as_in_nginx(twins, tmp_path: Path) -> Non
         (200, b"reached /ten10 /ten0?a=b"),
         (500, b"<standard page>"),
         (500, b"<standard page>"),
+        (200, b"kept=yes"),
+        (404, b"kept=page"),
     ]

@@ -26,7 +26,7 @@ from wstunnel.config.rewrite import REDIRECT_STATUSES
 from wstunnel.core.access import Denial, Pending, UserFiles, auth_verdict, check_access
 from wstunnel.core.files import LOCAL_FILES, FileError, FileOutcome, FileSystem, Page, ServeFile, serve_files, serves_files
 from wstunnel.core.rewrite import Answer, FileCheck, Notice, Redirected, Rewriting, no_files, no_notice, run
-from wstunnel.core.redirect import carried, counted
+from wstunnel.core.redirect import counted
 from wstunnel.core.headers import BodyFraming, HeaderPlan, upgrade_offer, upstream_request
 from wstunnel.core.tls_rules import handshake_server, refusal
 from wstunnel.core.routing import Redirect, Router, origin, parse_target, redirect_url, request_host
@@ -181,7 +181,7 @@ def prepare(
     vhost = host if host is not None else server.name
     rv = RequestVars(config=config, server=server, location=None, conn=conn, head=head, target=target, host=vhost)
     if redirected is not None:
-        carried(redirected, rv)
+        rv.carry_on(redirected)
     state = Rewriting(files, notice) if server.rewrites is not None else None
     if state is not None:
         answer = run(server.rewrites, rv, state)  # type: ignore[arg-type]

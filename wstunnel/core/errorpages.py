@@ -28,7 +28,7 @@ from wstunnel.config.rewrite import REDIRECT_STATUSES
 from wstunnel.core.dispatch import Decision, Refuse, Respond, named_decision, prepare
 from wstunnel.core.files import ServeFile
 from wstunnel.core.headers import HeaderPlan
-from wstunnel.core.redirect import MAX_REDIRECTS, carried, counted
+from wstunnel.core.redirect import MAX_REDIRECTS, counted, named_location
 from wstunnel.core.routing import Router, parse_target, request_host
 from wstunnel.core.variables import RequestVars, render
 from wstunnel.wire.errors import RequestError, error_page
@@ -205,7 +205,7 @@ def _relocated(sent: PageRequest, rv: RequestVars, redo: Redo) -> Decision:
 
 
 def _named(name: str, sent: PageRequest, rv: RequestVars, redo: Redo) -> Decision:
-    location = next((each for each in rv.server.locations if each.named and each.path == name), None)
+    location = named_location(rv.server, name)
     if location is None:
         return Refuse(rv.conn, rv.location, rv, RequestError(500, f'could not find named location "{name}"'))
     return named_decision(redo.router, location, _with_head(rv, sent, location), sent, redo.pooled, redo.plans)
@@ -235,4 +235,5 @@ def _with_head(rv: RequestVars, head: PageRequest, location: Location | None) ->
     new = RequestVars(
         config=rv.config, server=rv.server, location=location, conn=rv.conn, head=head, target=rv.target, host=rv.host
     )
-    return carried(rv, new)
+    new.carry_on(rv)
+    return new

@@ -21,7 +21,7 @@ from typing import Callable, NamedTuple, Protocol, Union
 from wstunnel.config.model import FileSettings, Location, Server
 from wstunnel.core.autoindex import listing
 from wstunnel.core.filereply import FileReply
-from wstunnel.core.redirect import carried, counted, moved_target
+from wstunnel.core.redirect import counted, moved_target, named_location
 from wstunnel.core.routing import Redirect, Router, escape_path, origin
 from wstunnel.core.variables import RequestVars, mapped_path, render
 from wstunnel.wire.errors import error_page
@@ -165,7 +165,7 @@ class _Jump(NamedTuple):
 
 def _jump(router: Router, step: _Jump, rv: RequestVars, fs: FileSystem) -> FileOutcome:
     if step.uri.startswith("@"):
-        named = next((loc for loc in rv.server.locations if loc.named and loc.path == step.uri), None)
+        named = named_location(rv.server, step.uri)
         if named is None:
             return FileError(rv, 500, f"could not find named location {step.uri!r}")
         return _follow(router, named, _moved(rv, named, None, None), fs, True)
@@ -184,7 +184,8 @@ def _moved(rv: RequestVars, location: Location | None, uri: str | None, args: st
     moved = RequestVars(
         config=rv.config, server=rv.server, location=location, conn=rv.conn, head=rv.head, target=target, host=rv.host
     )
-    return carried(rv, moved)
+    moved.carry_on(rv)
+    return moved
 
 
 def _content(found: Location | None, files: FileSettings, rv: RequestVars, fs: FileSystem) -> FileOutcome | _Jump:

@@ -237,10 +237,18 @@ class RequestVars:
             self._original = self.target
         self.target = target
 
-    @property
-    def client_target(self) -> Target:
-        """The target as the client sent it, whatever rewrites and internal redirects made of it."""
-        return self._original or self.target
+    def carry_on(self, earlier: RequestVars) -> None:
+        """
+        These are the variables of ``earlier``'s request after an internal
+        redirect: as in nginx, its count of redirects and its ``set``
+        variables go on, and ``$request_uri`` stays what the client sent.
+        """
+        self.redirects = earlier.redirects
+        if earlier._named:
+            self._named = dict(earlier._named)
+        client = earlier._original or earlier.target
+        if self.target is not client:
+            self._original = client
 
     @property
     def rewritten(self) -> bool:
