@@ -233,10 +233,15 @@ def _location_phases(
         if not state.uri_changed:
             return _access(router, found, rv, head, pooled, plans, state, users, checked, fs)  # type: ignore[arg-type]
         if not counted(rv):
-            error = RequestError(500, f"rewrite or internal redirection cycle while processing {rv.target.uri!r}")
-            return Refuse(rv.conn, rv.location, rv, error)
+            return _cycle(rv)
         state.uri_changed = False
         state.location = None
+
+
+def _cycle(rv: RequestVars) -> Refuse:
+    """A rewrite changed ``$uri`` once more than nginx allows internal redirects."""
+    error = RequestError(500, f"rewrite or internal redirection cycle while processing {rv.target.uri!r}")
+    return Refuse(rv.conn, rv.location, rv, error)
 
 
 def _slash_redirect(found: Redirect, rv: RequestVars) -> Respond:
@@ -464,8 +469,7 @@ def named_decision(
             return _answered(answer, rv)
         if state.uri_changed:
             if not counted(rv):
-                error = RequestError(500, f"rewrite or internal redirection cycle while processing {rv.target.uri!r}")
-                return Refuse(rv.conn, rv.location, rv, error)
+                return _cycle(rv)
             state.uri_changed = False
             state.location = None
             return _location_phases(
