@@ -3,7 +3,8 @@ nginx as the oracle for internal redirects once rewrite, files, error pages
 and access control meet (issues 13 and 14): error_page to a file, a named
 location serving files, try_files into locations with rewrite/if/set, a
 rewrite into a location serving files, access rules reached by an internal
-redirect, ``$uri`` and ``$request_uri`` after each kind, and nginx's one
+redirect, ``$uri`` and ``$request_uri`` (answered and logged) after each
+kind, and nginx's one
 count of ten internal redirects whatever mixes them.
 """
 
@@ -29,9 +30,11 @@ def chain(prefix: str, steps: int) -> str:
 
 
 CONF = """
+log_format redirects '$status $uri $request_uri';
 server {
     listen {listen};
     server_name r.test;
+    access_log {log} redirects;
     root {root};
     location = /404.html { }
     location /kept/ { error_page 404 /404.html; }
@@ -127,6 +130,10 @@ async def test_internal_redirects_meet_as_in_nginx(twins, tmp_path: Path) -> Non
         expected = seen(answers["nginx"])
         assert seen(answers["wstunnel"]) == expected, raw
         got.append(expected)
+    logged = {side.name: await side.log.wait_for(len(CASES)) for side in sides}
+    assert logged["wstunnel"] == logged["nginx"]
+    assert logged["nginx"][3] == "200 /echo/some/path /app/some/path?q=1"
+    assert logged["nginx"][0] == "404 /404.html /kept/nothing"
     assert got == [
         (404, b"the 404 page\n"),
         (200, b"the 404 page\n"),

@@ -195,6 +195,9 @@ def _content(found: Location | None, files: FileSettings, rv: RequestVars, fs: F
         tried = _try_files(found, files, rv, fs)
         if not isinstance(tried, str):
             return tried
+        if tried != uri:
+            # As in nginx, the file try_files found is the request's $uri from here on.
+            rv.retarget(moved_target(rv.target, tried, None))
         uri = tried
     if rv.head.method not in _READABLE:
         return FileError(rv, 405, f"{rv.head.method.decode('latin-1')} of a file")
