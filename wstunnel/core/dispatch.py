@@ -26,6 +26,7 @@ from wstunnel.config.rewrite import REDIRECT_STATUSES
 from wstunnel.core.access import Denial, Pending, UserFiles, auth_verdict, check_access
 from wstunnel.core.files import LOCAL_FILES, FileError, FileOutcome, FileSystem, Page, ServeFile, serve_files, serves_files
 from wstunnel.core.rewrite import Answer, FileCheck, Notice, Redirected, Rewriting, no_files, no_notice, run
+from wstunnel.core.redirect import counted
 from wstunnel.core.headers import BodyFraming, HeaderPlan, upgrade_offer, upstream_request
 from wstunnel.core.tls_rules import handshake_server, refusal
 from wstunnel.core.routing import Redirect, Router, origin, parse_target, redirect_url, request_host
@@ -149,6 +150,7 @@ def prepare(
     notice: Notice = no_notice,
     users: UserFiles | None = None,
     fs: FileSystem = LOCAL_FILES,
+    redirected: RequestVars | None = None,
 ) -> Decision:
     """
     The decision for ``head`` arriving on ``conn`` at ``binding``.  ``tls``
@@ -159,6 +161,8 @@ def prepare(
     ``files`` answers the file tests of ``if`` and ``notice`` writes the
     lines of ``rewrite_log``; ``users`` reads auth_basic's htpasswd files
     and ``fs`` is the disk files are served from.  The returned ``conn`` carries the TLS session once its rules passed.
+    ``redirected`` is the request an error page sent here: ``head`` goes on
+    as that request (its count of internal redirects, its ``$request_uri``).
 
     nginx's phases, in its order: the server's rewrite directives, the
     location search, the location's rewrite directives, and a new search
@@ -176,12 +180,15 @@ def prepare(
         return Refuse(conn, None, None, e)
     vhost = host if host is not None else server.name
     rv = RequestVars(config=config, server=server, location=None, conn=conn, head=head, target=target, host=vhost)
+    if redirected is not None:
+        rv.carry_on(redirected)
     state = Rewriting(files, notice) if server.rewrites is not None else None
     if state is not None:
         answer = run(server.rewrites, rv, state)  # type: ignore[arg-type]
         if answer is not None:
             return _answered(answer, rv)
-    return _location_phases(router, rv, state, (files, notice), head, pooled, plans, users, fs=fs)
+    internal = redirected is not None
+    return _location_phases(router, rv, state, (files, notice), head, pooled, plans, users, fs=fs, internal=internal)
 
 
 def _location_phases(
@@ -196,18 +203,24 @@ def _location_phases(
     *,
     checked: bool = True,
     fs: FileSystem = LOCAL_FILES,
+    internal: bool = False,
 ) -> Decision:
     """
     nginx's find-config, location-rewrite and post-rewrite phases, again
     for as long as a location's directives change ``$uri``; then the
     content phase.  A location without rewrite directives makes one pass
     and no ``state`` (what the rewrite phases decided) is made for it.
+    An ``internal`` location is found only by an ``internal`` request
+    (sent by an error page, a named location, a subrequest), as in nginx:
+    a ``rewrite ... last`` does not make a request internal.
     """
     while True:
         found, matches = router.locate(rv.server, rv.target.uri)
         if found.__class__ is Redirect:
             return _slash_redirect(found, rv)  # type: ignore[arg-type]
         rv.location = found  # type: ignore[assignment]
+        if found is not None and found.files is not None and found.files.internal and not internal:  # type: ignore[union-attr]
+            return Refuse(rv.conn, found, rv, RequestError(404, f"location {found.path!r} is internal"))  # type: ignore[union-attr]
         for match in matches:
             rv.captured(match)
         if found is None or found.rewrites is None:  # type: ignore[union-attr]
@@ -219,12 +232,16 @@ def _location_phases(
             return _answered(answer, rv)
         if not state.uri_changed:
             return _access(router, found, rv, head, pooled, plans, state, users, checked, fs)  # type: ignore[arg-type]
-        state.changes -= 1
-        if not state.changes:
-            error = RequestError(500, f"rewrite or internal redirection cycle while processing {rv.target.uri!r}")
-            return Refuse(rv.conn, rv.location, rv, error)
+        if not counted(rv):
+            return _cycle(rv)
         state.uri_changed = False
         state.location = None
+
+
+def _cycle(rv: RequestVars) -> Refuse:
+    """A rewrite changed ``$uri`` once more than nginx allows internal redirects."""
+    error = RequestError(500, f"rewrite or internal redirection cycle while processing {rv.target.uri!r}")
+    return Refuse(rv.conn, rv.location, rv, error)
 
 
 def _slash_redirect(found: Redirect, rv: RequestVars) -> Respond:
@@ -281,7 +298,9 @@ def _subrequest(
         return Refuse(rv.conn, None, None, e)
     target = evolve(target, request_uri=rv.target.request_uri)
     sub = RequestVars(config=rv.config, server=rv.server, location=None, conn=rv.conn, head=head, target=target, host=rv.host)
-    return _location_phases(router, sub, None, (no_files, no_notice), head, pooled, plans, None, checked=False)
+    return _location_phases(
+        router, sub, None, (no_files, no_notice), head, pooled, plans, None, checked=False, internal=True
+    )
 
 
 def _authorized(
@@ -449,7 +468,11 @@ def named_decision(
         if answer is not None:
             return _answered(answer, rv)
         if state.uri_changed:
+            if not counted(rv):
+                return _cycle(rv)
             state.uri_changed = False
             state.location = None
-            return _location_phases(router, rv, state, (no_files, no_notice), head, pooled, plans, None, fs=fs)
+            return _location_phases(
+                router, rv, state, (no_files, no_notice), head, pooled, plans, None, fs=fs, internal=True
+            )
     return _access(router, location, rv, head, pooled, plans, state, None, True, fs)

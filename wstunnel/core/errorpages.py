@@ -11,9 +11,10 @@ by :func:`~wstunnel.core.dispatch.prepare`, so whatever a location does
 method; a URL page is a redirect.  The answer keeps the error's code unless
 ``=code`` names another or a bare ``=`` leaves the page's own.
 
-The request sent to a page is a :class:`PageRequest`: it counts nginx's
-internal redirects (ten, then a 500), says which code the answer takes, and
-whether a further error may still get a page (``recursive_error_pages``).
+The request sent to a page is a :class:`PageRequest`: it says which code
+the answer takes, and whether a further error may still get a page
+(``recursive_error_pages``).  The page is one more internal redirect of the
+request, counted with its others (:mod:`wstunnel.core.redirect`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from attrs import define
 from wstunnel.config.model import Binding, Config, ErrorPage, ErrorPages, Location
 from wstunnel.config.rewrite import REDIRECT_STATUSES
 from wstunnel.core.dispatch import Decision, Refuse, Respond, named_decision, prepare
+from wstunnel.core.files import ServeFile
 from wstunnel.core.headers import HeaderPlan
+from wstunnel.core.redirect import MAX_REDIRECTS, counted, named_location
 from wstunnel.core.routing import Router, parse_target, request_host
 from wstunnel.core.variables import RequestVars, render
 from wstunnel.wire.errors import RequestError, error_page
@@ -34,10 +37,6 @@ from wstunnel.wire.response import ResponseHead
 
 __all__ = ["PageRequest", "Redo", "answered_status", "error_answer", "intercepts", "replaceable", "unrouted_vars"]
 
-# nginx's NGX_HTTP_MAX_URI_CHANGES: internal redirects to a URI a request may
-# make; the next is a 500.  A named location may be entered once more, after
-# which no error gets a page.
-MAX_REDIRECTS = 10
 # wstunnel answers a request head too large with 431; nginx's code for it,
 # which its error_page names, is 494 (sent as 400).
 _NGINX_CODES = {431: 494}
@@ -49,8 +48,8 @@ _BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"expect"})
 @define
 class PageRequest(RequestHead):
     """
-    The request head an error page gets.  ``redirects`` counts the internal
-    redirects so far; ``answer`` is the status the client gets whatever the
+    The request head an error page gets.  ``redirects`` counts the request's
+    internal redirects up to the page; ``answer`` is the status the client gets whatever the
     page answers, or 0 for the page's own; ``final``: the page was chosen
     where ``recursive_error_pages`` is off, so no further error gets one
     (nginx's flag is set where the page is chosen, not where the next error
@@ -86,10 +85,10 @@ def error_answer(status: int, rv: RequestVars, redo: Redo, replaced: _Headers = 
     answer = status if page.overwrite is None else page.overwrite
     target = render(page.target, rv)
     head = rv.head
-    redirects = head.redirects + 1 if isinstance(head, PageRequest) else 1
+    if target.startswith(("/", "@")) and not counted(rv):
+        return _cycle(rv, target)
+    redirects = rv.redirects
     if target.startswith("/"):
-        if redirects > MAX_REDIRECTS:
-            return _cycle(rv, target, redirects)
         method = b"HEAD" if head.method == b"HEAD" else b"GET"
         uri = target.encode("latin-1")
         sent = PageRequest(method, uri, head.http_version, _bodiless(head), redirects, answer, final)
@@ -167,9 +166,9 @@ def replaceable(decision: Decision) -> bool:
 
 
 def _page(status: int, rv: RequestVars) -> ErrorPage | None:
-    """The page for ``status`` where the request is, unless an earlier page ruled out another."""
+    """The page for ``status`` where the request is, unless an earlier page or too many redirects ruled out another."""
     head = rv.head
-    if isinstance(head, PageRequest) and (head.final or head.redirects > MAX_REDIRECTS):
+    if rv.redirects > MAX_REDIRECTS or (isinstance(head, PageRequest) and head.final):
         return None
     return next((page for page in _pages(rv).pages if page.status == status), None)
 
@@ -198,6 +197,7 @@ def _relocated(sent: PageRequest, rv: RequestVars, redo: Redo) -> Decision:
         head=sent,
         pooled=redo.pooled,
         plans=redo.plans,
+        redirected=rv,
     )
     if isinstance(decision, Refuse) and decision.vars is None:
         return decision._replace(vars=_with_head(rv, sent, None))
@@ -205,7 +205,7 @@ def _relocated(sent: PageRequest, rv: RequestVars, redo: Redo) -> Decision:
 
 
 def _named(name: str, sent: PageRequest, rv: RequestVars, redo: Redo) -> Decision:
-    location = next((each for each in rv.server.locations if each.named and each.path == name), None)
+    location = named_location(rv.server, name)
     if location is None:
         return Refuse(rv.conn, rv.location, rv, RequestError(500, f'could not find named location "{name}"'))
     return named_decision(redo.router, location, _with_head(rv, sent, location), sent, redo.pooled, redo.plans)
@@ -213,16 +213,18 @@ def _named(name: str, sent: PageRequest, rv: RequestVars, redo: Redo) -> Decisio
 
 def _answered(decision: Decision, answer: int, replaced: _Headers) -> Decision:
     """The page's own answer under the code the page says; a new error keeps its own code."""
+    if isinstance(decision, ServeFile):
+        return decision._replace(status=answer) if answer else decision
     if not isinstance(decision, Respond) or replaceable(decision):
         return decision
     kept = tuple((name, value) for name, value in replaced if name == b"Location")
     return decision._replace(status=answer or decision.status, headers=kept + decision.headers)
 
 
-def _cycle(rv: RequestVars, target: str, redirects: int) -> Refuse:
+def _cycle(rv: RequestVars, target: str) -> Refuse:
     """Too many internal redirects: a 500 that no page replaces."""
     head = rv.head
-    spent = PageRequest(head.method, head.target, head.http_version, head.headers, redirects)
+    spent = PageRequest(head.method, head.target, head.http_version, head.headers, rv.redirects)
     stuck = _with_head(rv, spent, rv.location)
     detail = f'rewrite or internal redirection cycle while internally redirecting to "{target}"'
     return Refuse(rv.conn, rv.location, stuck, RequestError(500, detail))
@@ -230,6 +232,8 @@ def _cycle(rv: RequestVars, target: str, redirects: int) -> Refuse:
 
 def _with_head(rv: RequestVars, head: PageRequest, location: Location | None) -> RequestVars:
     """The variables of ``rv``'s request as ``head`` makes it, in ``location``."""
-    return RequestVars(
+    new = RequestVars(
         config=rv.config, server=rv.server, location=location, conn=rv.conn, head=head, target=rv.target, host=rv.host
     )
+    new.carry_on(rv)
+    return new

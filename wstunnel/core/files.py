@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import NamedTuple, Protocol, Union
-
-from attrs import evolve
+from typing import Callable, NamedTuple, Protocol, Union
 
 from wstunnel.config.model import FileSettings, Location, Server
 from wstunnel.core.autoindex import listing
+from wstunnel.core.filereply import FileReply
+from wstunnel.core.redirect import counted, moved_target, named_location
 from wstunnel.core.routing import Redirect, Router, escape_path, origin
 from wstunnel.core.variables import RequestVars, mapped_path, render
 from wstunnel.wire.errors import error_page
-from wstunnel.wire.request import ConnInfo
+from wstunnel.wire.request import ConnInfo, RequestHead
 
 __all__ = [
     "LOCAL_FILES",
@@ -36,13 +36,14 @@ __all__ = [
     "LocalFiles",
     "Page",
     "ServeFile",
+    "page_reply",
     "serve_files",
     "serves_files",
 ]
 
-# nginx's limit on internal redirects of one request (NGX_HTTP_MAX_URI_CHANGES).
-_MAX_REDIRECTS = 10
 _READABLE = (b"GET", b"HEAD")
+# What nginx's header filters leave off a file sent under an error code.
+_NOT_ON_PAGES = frozenset({b"Last-Modified", b"Accept-Ranges"})
 
 
 class FileSystem(Protocol):
@@ -67,12 +68,28 @@ LOCAL_FILES = LocalFiles()
 
 
 class ServeFile(NamedTuple):
-    """A file to send: ``path`` is opened and answered where the answer is written."""
+    """
+    A file to send: ``path`` is opened and answered where the answer is
+    written.  ``status`` is an error page's code (0: the file's own): as
+    in nginx, the page is sent whole under it, whatever the request's
+    conditional and range headers, without Last-Modified.
+    """
 
     conn: ConnInfo
     location: Location | None
     vars: RequestVars
     path: str
+    status: int = 0
+
+
+def page_reply(serve: ServeFile, head: RequestHead, reply: Callable[[RequestHead], FileReply]) -> FileReply:
+    """What ``head`` gets of the file of ``serve``, made by ``reply``: an error page's file whole, under its code."""
+    if not serve.status:
+        return reply(head)
+    plain = RequestHead(head.method, head.target, head.http_version, ())
+    whole = reply(plain)
+    kept = tuple((name, value) for name, value in whole.headers if name not in _NOT_ON_PAGES)
+    return whole._replace(status=serve.status, headers=kept)
 
 
 class Page(NamedTuple):
@@ -92,7 +109,7 @@ class FileError(NamedTuple):
 
 
 class Elsewhere(NamedTuple):
-    """An internal redirect reached a location that proxies or has rewrite directives: the dispatch goes on there."""
+    """An internal redirect reached a location that proxies or has rewrite or access directives: the dispatch goes on there."""
 
     location: Location
     vars: RequestVars
@@ -110,24 +127,33 @@ def serves_files(server: Server, found: Location | None) -> bool:
 
 
 def serve_files(router: Router, found: Location | None, rv: RequestVars, fs: FileSystem) -> FileOutcome:
-    """What the request gets from the files of ``found`` (None: its server's, no location matched)."""
-    if found is not None and found.files is not None and found.files.internal:
-        return FileError(rv, 404, f"location {found.path!r} is internal")
-    return _follow(router, found, rv, fs, 0)
+    """
+    What the request gets from the files of ``found`` (None: its server's,
+    no location matched); an ``internal`` one was refused to a client's
+    request where it was found.
+    """
+    return _follow(router, found, rv, fs, False)
 
 
-def _follow(router: Router, found: Location | None, rv: RequestVars, fs: FileSystem, jumps: int) -> FileOutcome:
+def _follow(router: Router, found: Location | None, rv: RequestVars, fs: FileSystem, jumped: bool) -> FileOutcome:
     files = rv.server.files if found is None else found.files
-    if found is not None and (found.proxy_pass is not None or (jumps and found.rewrites is not None)):
+    if found is not None and (found.proxy_pass is not None or (jumped and _phased(found))):
         return Elsewhere(found, rv)
     if files is None:
         return FileError(rv, 404, f"no location for {rv.target.uri!r}")
     step = _content(found, files, rv, fs)
     if not isinstance(step, _Jump):
         return step
-    if jumps >= _MAX_REDIRECTS:
+    if not counted(rv):
         return FileError(rv, 500, f"rewrite or internal redirection cycle while redirecting to {step.uri!r}")
-    return _jump(router, step, rv, fs, jumps + 1)
+    return _jump(router, step, rv, fs)
+
+
+def _phased(found: Location) -> bool:
+    """Whether a location an internal redirect reached has rewrite or access phases to run before its content."""
+    access = found.access
+    guarded = access.rules or access.realm is not None or access.auth_request is not None or access.limited is not None
+    return found.rewrites is not None or bool(guarded)
 
 
 class _Jump(NamedTuple):
@@ -137,30 +163,29 @@ class _Jump(NamedTuple):
     args: str | None
 
 
-def _jump(router: Router, step: _Jump, rv: RequestVars, fs: FileSystem, jumps: int) -> FileOutcome:
+def _jump(router: Router, step: _Jump, rv: RequestVars, fs: FileSystem) -> FileOutcome:
     if step.uri.startswith("@"):
-        named = next((loc for loc in rv.server.locations if loc.named and loc.path == step.uri), None)
+        named = named_location(rv.server, step.uri)
         if named is None:
             return FileError(rv, 500, f"could not find named location {step.uri!r}")
-        return _follow(router, named, _moved(rv, named, None, None), fs, jumps)
+        return _follow(router, named, _moved(rv, named, None, None), fs, True)
     found, matches = router.locate(rv.server, step.uri)
     if isinstance(found, Redirect):
         found = found.location
-    moved = _moved(rv, found, step.uri, rv.target.args if step.args is None else step.args)
+    moved = _moved(rv, found, step.uri, step.args)
     for match in matches:
         moved.captured(match)
-    return _follow(router, found, moved, fs, jumps)
+    return _follow(router, found, moved, fs, True)
 
 
 def _moved(rv: RequestVars, location: Location | None, uri: str | None, args: str | None) -> RequestVars:
-    """The request's variables after an internal redirect; a named location keeps the URI."""
-    target = rv.target
-    if uri is not None:
-        query = f"?{args}" if args else ""
-        target = evolve(target, uri=uri, args=args or "", request_uri=escape_path(uri) + query)
-    return RequestVars(
+    """The request's variables after an internal redirect; a named location keeps the URI, ``args`` None the arguments."""
+    target = rv.target if uri is None else moved_target(rv.target, uri, args)
+    moved = RequestVars(
         config=rv.config, server=rv.server, location=location, conn=rv.conn, head=rv.head, target=target, host=rv.host
     )
+    moved.carry_on(rv)
+    return moved
 
 
 def _content(found: Location | None, files: FileSettings, rv: RequestVars, fs: FileSystem) -> FileOutcome | _Jump:
@@ -170,6 +195,9 @@ def _content(found: Location | None, files: FileSettings, rv: RequestVars, fs: F
         tried = _try_files(found, files, rv, fs)
         if not isinstance(tried, str):
             return tried
+        if tried != uri:
+            # As in nginx, the file try_files found is the request's $uri from here on.
+            rv.retarget(moved_target(rv.target, tried, None))
         uri = tried
     if rv.head.method not in _READABLE:
         return FileError(rv, 405, f"{rv.head.method.decode('latin-1')} of a file")

@@ -33,14 +33,11 @@ from wstunnel.core.variables import RequestVars, render
 from wstunnel.wire.errors import RequestError
 from wstunnel.wire.request import Target
 
-__all__ = ["FileCheck", "MAX_URI_CHANGES", "Notice", "Redirected", "Rewriting", "no_files", "no_notice", "run"]
+__all__ = ["FileCheck", "Notice", "Redirected", "Rewriting", "no_files", "no_notice", "run"]
 
 # What a request line cannot carry, escaped in rewritten arguments: a
 # capture of the decoded $uri may hold a space, a CR or an LF.
 _UNSAFE_IN_ARGS = {c: f"%{c:02X}" for c in range(256) if c <= 0x20 or c >= 0x7F}
-
-# nginx's NGX_HTTP_MAX_URI_CHANGES: location searches after the first.
-MAX_URI_CHANGES = 10
 
 # ``files(test, path)``: test is "-f", "-d", "-e" or "-x"; the answer as nginx's open_file_info gives it.
 FileCheck = Callable[[str, str], bool]
@@ -72,7 +69,7 @@ Answer = Union[Return, Redirected, RequestError]
 class Rewriting:
     """What one request's rewrite phases decided so far."""
 
-    __slots__ = ("files", "notice", "uri_changed", "valid_location", "location", "changes")
+    __slots__ = ("files", "notice", "uri_changed", "valid_location", "location")
 
     def __init__(self, files: FileCheck, notice: Notice) -> None:
         self.files = files
@@ -80,7 +77,6 @@ class Rewriting:
         self.uri_changed = False  # a rewrite without "break" changed $uri: the location is searched again
         self.valid_location = True  # False once "break" kept a location its new $uri may not match
         self.location: Location | None = None  # the implicit location of the last "if" that held
-        self.changes = MAX_URI_CHANGES
 
 
 class _Stop(Exception):

@@ -110,6 +110,7 @@ class RequestVars:
         "_named",
         "_original",
         "limited",
+        "redirects",
     )
 
     def __init__(
@@ -136,6 +137,7 @@ class RequestVars:
         self._named: dict[str, str] | None = None  # named groups of matched regexes, and "set" variables
         self._original: Target | None = None  # the client's target once a rewrite changed $uri or $args
         self.limited: dict[str, str] | None = None  # $limit_conn_status, $limit_req_status once checked
+        self.redirects = 0  # internal redirects of the request so far (wstunnel.core.redirect)
 
     def get(self, name: str) -> str:
         """The value of ``$name``; a missing header is the empty string."""
@@ -234,6 +236,19 @@ class RequestVars:
         if self._original is None:
             self._original = self.target
         self.target = target
+
+    def carry_on(self, earlier: RequestVars) -> None:
+        """
+        These are the variables of ``earlier``'s request after an internal
+        redirect: as in nginx, its count of redirects and its ``set``
+        variables go on, and ``$request_uri`` stays what the client sent.
+        """
+        self.redirects = earlier.redirects
+        if earlier._named:
+            self._named = dict(earlier._named)
+        client = earlier._original or earlier.target
+        if self.target is not client:
+            self._original = client
 
     @property
     def rewritten(self) -> bool:

@@ -28,6 +28,7 @@ from wstunnel.balancing.balancer import request_key
 from wstunnel.config.model import Binding, ClientLimits, RateLimits
 from wstunnel.wire.request import TLSInfo
 from wstunnel.core.dispatch import Authorize, Close, Decision, Forward, Respond, ServeFile, StatusPage, prepare
+from wstunnel.core.files import page_reply
 from wstunnel.core.errorpages import Redo, answered_status, error_answer, intercepts, replaceable, unrouted_vars
 from wstunnel.net.answer import CONTINUE, AnswerWriter
 from wstunnel.net.authrequest import authorize
@@ -216,8 +217,8 @@ class Proxying:
             self.fail(error.status, error.detail)
             return
         fd = opened.fd
-        reply = reply_for(head, files, serve.path, opened, location)
-        if reply.status >= 400:
+        reply = page_reply(serve, head, lambda asked: reply_for(asked, files, serve.path, opened, location))
+        if reply.status >= 400 and not reply.parts:
             os.close(fd)
             self._respond(reply.status, [(b"Content-Type", b"text/html"), *reply.headers], error_page(reply.status))
             return

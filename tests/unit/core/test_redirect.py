@@ -1,0 +1,112 @@
+"""
+core.redirect through core.dispatch.prepare: one count of internal
+redirects for a request however it is redirected (rewrite ... last,
+try_files, a named location, index), ten allowed and the eleventh a 500;
+``$request_uri`` stays the client's while the target moves on.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from wstunnel.config.loader import load_config
+from wstunnel.config.model import Config
+from wstunnel.core.dispatch import Decision, Refuse, Respond, ServeFile, prepare
+from wstunnel.core.headers import header_plan
+from wstunnel.core.redirect import MAX_REDIRECTS
+from wstunnel.core.routing import Router
+from wstunnel.wire.request import ConnInfo, RequestHead
+
+
+def chain(prefix: str, steps: int) -> str:
+    """``steps`` internal redirects, alternately a try_files jump and a rewrite, then an answer."""
+    blocks = []
+    for i in range(steps):
+        nxt = f"/{prefix}{i + 1}"
+        step = f"rewrite ^ {nxt} last;" if i % 2 else f"try_files /none {nxt};"
+        blocks.append(f"location = /{prefix}{i} {{ {step} }}")
+    blocks.append(f'location = /{prefix}{steps} {{ return 200 "$uri $request_uri"; }}')
+    return "\n".join(blocks)
+
+
+CONF = """
+server {
+    listen 127.0.0.1:8080;
+    root /srv;
+    location /loop/ { try_files /none @app; }
+    location @app { rewrite ^ /loop/again last; }
+    location /named/ { try_files /none @named; }
+    location @named { try_files /none @named; }
+    location /files/ { try_files /none /kept/page.txt; }
+    location /kept/ { }
+    %s
+    %s
+}
+""" % (chain("ten", MAX_REDIRECTS), chain("eleven", MAX_REDIRECTS + 1))
+CONN = ConnInfo(remote_addr="127.0.0.1", remote_port=40000, server_addr="127.0.0.1", server_port=8080)
+
+
+class Disk:
+    """One file, /srv/kept/page.txt."""
+
+    def stat(self, path: str) -> os.stat_result:
+        if path != "/srv/kept/page.txt":
+            raise FileNotFoundError(2, "No such file or directory")
+        return os.stat_result((stat.S_IFREG | 0o644, 0, 0, 1, 0, 0, 5, 0, 1_700_000_000, 0))
+
+    def listdir(self, path: str) -> list[str]:
+        return []
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    path: Path = tmp_path_factory.mktemp("redirect") / "redirect.conf"
+    path.write_text(CONF)
+    return load_config(str(path), resolve=lambda host, port: [host])
+
+
+def decide(config: Config, target: bytes) -> Decision:
+    return prepare(
+        config=config,
+        router=Router(config),
+        binding=config.bindings[0],
+        conn=CONN,
+        tls=None,
+        head=RequestHead(b"GET", target, b"1.1", ((b"Host", b"r.test"),)),
+        pooled=set(),
+        plans=lambda location: header_plan(location, config),
+        fs=Disk(),
+    )
+
+
+def test_try_files_into_a_rewrite_and_back_is_one_count_that_ends_in_a_500(config: Config) -> None:
+    decision = decide(config, b"/loop/x")
+    assert isinstance(decision, Refuse) and decision.error.status == 500
+    assert "cycle" in decision.error.detail
+    assert decision.vars is not None and decision.vars.redirects == MAX_REDIRECTS + 1
+
+
+def test_a_named_location_that_names_itself_ends_in_a_500(config: Config) -> None:
+    decision = decide(config, b"/named/x")
+    assert isinstance(decision, Refuse) and decision.error.status == 500
+
+
+def test_ten_mixed_redirects_are_allowed_and_the_eleventh_is_a_500(config: Config) -> None:
+    reached = decide(config, b"/ten0?a=b")
+    assert isinstance(reached, Respond) and reached.status == 200
+    assert reached.body == b"/ten10 /ten0?a=b"
+    stuck = decide(config, b"/eleven0")
+    assert isinstance(stuck, Refuse) and stuck.error.status == 500
+
+
+def test_a_try_files_jump_keeps_the_clients_request_uri_and_moves_the_target(config: Config) -> None:
+    served = decide(config, b"/files/x?q=1")
+    assert isinstance(served, ServeFile) and served.path == "/srv/kept/page.txt"
+    assert served.vars.get("request_uri") == "/files/x?q=1"
+    assert served.vars.get("uri") == "/kept/page.txt"
+    assert served.vars.target.request_uri == "/kept/page.txt?q=1"
+    assert served.vars.redirects == 1
