@@ -3,7 +3,7 @@ nginx as the oracle for the answer-shaping directives on files (issue 14):
 gzip by type and size, gzip_static on and always with and without
 Accept-Encoding, Vary, the weakened ETag and the dropped Content-Length,
 a Range on a file gzip compresses, expires on files (``modified`` from the
-file's time), and a file under limit_rate arriving whole.  One document
+file's time), a lone .gz sibling, and a file under limit_rate arriving whole.  One document
 root made here, one config under nginx 1.22 and wstunnel.
 """
 
@@ -65,6 +65,7 @@ def document_root(base: Path) -> Path:
         "s/plain.txt": TEXT,
         "a/t.txt": TEXT,
         "a/t.txt.gz": gzip.compress(TEXT, mtime=0),
+        "s/lone.txt.gz": gzip.compress(TEXT, mtime=0),
         "sz/t.txt": TEXT,
         "sz/t.txt.gz": gzip.compress(TEXT, mtime=0),
         "e/t.txt": TEXT,
@@ -106,6 +107,8 @@ CASES = [
     get("/s/t.txt", GZIP, method="HEAD"),
     get("/s/t.txt", GZIP + "Range: bytes=0-9\r\n"),
     get("/s/plain.txt", GZIP),
+    # Only the sibling exists: served to a client that takes gzip (the 404 to one that does not: below).
+    get("/s/lone.txt", GZIP),
     get("/a/t.txt"),
     get("/a/t.txt", GZIP),
     get("/sz/t.txt", GZIP),
@@ -152,6 +155,8 @@ async def test_static_sibling_and_timed_expires_values(twins, tmp_path: Path) ->
                       (get("/m/t.txt"), b"expires"), (get("/x/t.txt"), b"expires")):
         answers = await ask_both(sides, raw)
         assert answers["wstunnel"].header(name) == answers["nginx"].header(name) is not None, raw
+    answers = await ask_both(sides, get("/s/lone.txt"))
+    assert [answers[side].status.split()[1] for side in ("nginx", "wstunnel")] == [b"404", b"404"]
     sibling = (root / "s" / "t.txt.gz").stat().st_size
     answers = await ask_both(sides, get("/s/t.txt", GZIP))
     assert answers["wstunnel"].header(b"content-length") == b"%d" % sibling

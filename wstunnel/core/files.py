@@ -20,6 +20,7 @@ from typing import Callable, NamedTuple, Protocol, Union
 
 from wstunnel.config.model import FileSettings, Location, Server
 from wstunnel.core.autoindex import listing
+from wstunnel.core.compression import static_variant
 from wstunnel.core.filereply import FileReply
 from wstunnel.core.redirect import counted, moved_target, named_location
 from wstunnel.core.routing import Redirect, Router, escape_path, origin
@@ -254,6 +255,8 @@ def _file(found: Location | None, files: FileSettings, rv: RequestVars, fs: File
     path = mapped_path(found, files, rv, uri)
     found_stat = _stat(fs, path)
     if not isinstance(found_stat, os.stat_result):
+        if found_stat == 404 and _lone_sibling(found, rv, fs, path):
+            return ServeFile(rv.conn, found, rv, path)
         if found_stat == 404:
             level = "error" if files.log_not_found else ""
             return FileError(rv, 404, f'open() "{path}" failed (2: No such file or directory)', level)
@@ -266,6 +269,15 @@ def _file(found: Location | None, files: FileSettings, rv: RequestVars, fs: File
     if not stat.S_ISREG(found_stat.st_mode):
         return FileError(rv, 404, f'"{path}" is not a regular file')
     return ServeFile(rv.conn, found, rv, path)
+
+
+def _lone_sibling(found: Location | None, rv: RequestVars, fs: FileSystem, path: str) -> bool:
+    """nginx's gzip_static handler runs first: a client it serves gets ``x.gz`` for ``/x`` even without ``x``."""
+    variant = None if found is None else static_variant(found.gzip, rv.head, path)
+    if variant is None or not variant.serve:
+        return False
+    sibling = _stat(fs, path + ".gz")
+    return isinstance(sibling, os.stat_result) and stat.S_ISREG(sibling.st_mode)
 
 
 def _stat(fs: FileSystem, path: str) -> os.stat_result | int:
