@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from decide_support import decide_for
 from wstunnel.config.loader import load_config
 from wstunnel.config.model import Config
-from wstunnel.core.dispatch import Decision, Forward, Refuse, Respond, ServeFile, prepare
-from wstunnel.core.headers import header_plan
-from wstunnel.core.routing import Router
-from wstunnel.wire.request import ConnInfo, RequestHead
+from wstunnel.core.dispatch import Decision, Forward, Refuse, Respond, ServeFile
 
 CONF = """
 server {
@@ -39,7 +37,6 @@ server {
     location @app { proxy_pass http://127.0.0.1:9; }
 }
 """
-CONN = ConnInfo(remote_addr="127.0.0.1", remote_port=40000, server_addr="127.0.0.1", server_port=8080)
 FILE, DIR, SECRET = stat.S_IFREG | 0o644, stat.S_IFDIR | 0o755, "forbidden"
 
 
@@ -79,17 +76,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 
 def decide(config: Config, target: bytes, method: bytes = b"GET") -> Decision:
-    return prepare(
-        config=config,
-        router=Router(config),
-        binding=config.bindings[0],
-        conn=CONN,
-        tls=None,
-        head=RequestHead(method, target, b"1.1", ((b"Host", b"files.test"),)),
-        pooled=set(),
-        plans=lambda location: header_plan(location, config),
-        fs=DISK,
-    )
+    return decide_for(config, target, method=method, host=b"files.test", fs=DISK)
 
 
 def served(decision: Decision) -> str:

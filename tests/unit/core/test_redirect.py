@@ -13,13 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from decide_support import decide_for
 from wstunnel.config.loader import load_config
 from wstunnel.config.model import Config
-from wstunnel.core.dispatch import Decision, Refuse, Respond, ServeFile, prepare
-from wstunnel.core.headers import header_plan
+from wstunnel.core.dispatch import Decision, Refuse, Respond, ServeFile
 from wstunnel.core.redirect import MAX_REDIRECTS
-from wstunnel.core.routing import Router
-from wstunnel.wire.request import ConnInfo, RequestHead
 
 
 def chain(prefix: str, steps: int) -> str:
@@ -47,7 +45,6 @@ server {
     %s
 }
 """ % (chain("ten", MAX_REDIRECTS), chain("eleven", MAX_REDIRECTS + 1))
-CONN = ConnInfo(remote_addr="127.0.0.1", remote_port=40000, server_addr="127.0.0.1", server_port=8080)
 
 
 class Disk:
@@ -70,17 +67,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 
 def decide(config: Config, target: bytes) -> Decision:
-    return prepare(
-        config=config,
-        router=Router(config),
-        binding=config.bindings[0],
-        conn=CONN,
-        tls=None,
-        head=RequestHead(b"GET", target, b"1.1", ((b"Host", b"r.test"),)),
-        pooled=set(),
-        plans=lambda location: header_plan(location, config),
-        fs=Disk(),
-    )
+    return decide_for(config, target, host=b"r.test", fs=Disk())
 
 
 def test_try_files_into_a_rewrite_and_back_is_one_count_that_ends_in_a_500(config: Config) -> None:

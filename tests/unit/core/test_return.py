@@ -6,13 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from decide_support import decide_for
 from wstunnel.config.loader import load_config
 from wstunnel.config.model import Config, ConfigErrors
-from wstunnel.core.dispatch import Close, Decision, Forward, Respond, prepare
-from wstunnel.core.headers import header_plan
-from wstunnel.core.routing import Router
+from wstunnel.core.dispatch import Close, Decision, Forward, Respond
 from wstunnel.wire.errors import error_page
-from wstunnel.wire.request import ConnInfo, RequestHead
 
 CONF = """
 server {
@@ -39,7 +37,6 @@ server {
     location /app { proxy_pass http://127.0.0.1:9001; }
 }
 """
-CONN = ConnInfo(remote_addr="127.0.0.1", remote_port=40000, server_addr="127.0.0.1", server_port=8080)
 
 
 def load(tmp_path: Path, text: str) -> Config:
@@ -54,16 +51,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 
 def decide(config: Config, target: bytes, host: bytes = b"a.test") -> Decision:
-    return prepare(
-        config=config,
-        router=Router(config),
-        binding=config.bindings[0],
-        conn=CONN,
-        tls=None,
-        head=RequestHead(b"GET", target, b"1.1", ((b"Host", host),)),
-        pooled=set(),
-        plans=lambda location: header_plan(location, config),
-    )
+    return decide_for(config, target, host=host)
 
 
 def respond(config: Config, target: bytes, host: bytes = b"a.test") -> Respond:

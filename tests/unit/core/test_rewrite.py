@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from decide_support import decide_for
 from wstunnel.config.loader import load_config
 from wstunnel.config.model import Config
-from wstunnel.core.dispatch import Decision, Forward, Refuse, Respond, prepare
-from wstunnel.core.headers import header_plan
+from wstunnel.core.dispatch import Decision, Forward, Refuse, Respond
 from wstunnel.core.rewrite import FileCheck, no_files
-from wstunnel.core.routing import Router
-from wstunnel.wire.request import ConnInfo, RequestHead
 
 CONF = """
 server {
@@ -46,7 +44,6 @@ server {
     location = /status { stub_status; }
 }
 """
-CONN = ConnInfo(remote_addr="127.0.0.1", remote_port=40000, server_addr="127.0.0.1", server_port=8080)
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +54,8 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 
 def decide(config: Config, target: bytes, files: FileCheck = no_files, notes: list[str] | None = None) -> Decision:
-    return prepare(
-        config=config,
-        router=Router(config),
-        binding=config.bindings[0],
-        conn=CONN,
-        tls=None,
-        head=RequestHead(b"GET", target, b"1.1", ((b"Host", b"a.test"),)),
-        pooled=set(),
-        plans=lambda location: header_plan(location, config),
-        files=files,
-        notice=(notes.append if notes is not None else lambda text: None),
-    )
+    notice = notes.append if notes is not None else lambda text: None
+    return decide_for(config, target, files=files, notice=notice)
 
 
 def sent(config: Config, target: bytes) -> bytes:
