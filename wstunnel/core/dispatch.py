@@ -37,7 +37,7 @@ from wstunnel.wire.upstream import UpstreamRequest
 
 __all__ = [
     "Authorize", "Close", "Decision", "Forward", "Refuse", "Respond", "ServeFile", "StatusPage", "body_framing",
-    "named_decision", "prepare",
+    "named_decision", "Phases", "prepare",
 ]
 
 _Headers = tuple[tuple[bytes, bytes], ...]
@@ -136,6 +136,24 @@ def body_framing(head: RequestHead) -> BodyFraming | int:
     return BodyFraming.NONE
 
 
+class Phases(NamedTuple):
+    """
+    What every phase of one request reads besides the request itself: the
+    router, the upstreams that pool, the ``proxy_set_header`` plans, and the
+    I/O the core is handed (file tests, ``rewrite_log`` lines, htpasswd
+    files, the disk files are served from).  Made once per request and
+    passed whole, so an internal redirect sees what the request saw.
+    """
+
+    router: Router
+    pooled: Container[str]
+    plans: Callable[[Location], HeaderPlan]
+    files: FileCheck = no_files
+    notice: Notice = no_notice
+    users: UserFiles | None = None
+    fs: FileSystem = LOCAL_FILES
+
+
 def prepare(
     *,
     config: Config,
@@ -187,22 +205,17 @@ def prepare(
         answer = run(server.rewrites, rv, state)  # type: ignore[arg-type]
         if answer is not None:
             return _answered(answer, rv)
-    internal = redirected is not None
-    return _location_phases(router, rv, state, (files, notice), head, pooled, plans, users, fs=fs, internal=internal)
+    phases = Phases(router, pooled, plans, files, notice, users, fs)
+    return _location_phases(phases, rv, state, head, internal=redirected is not None)
 
 
 def _location_phases(
-    router: Router,
+    phases: Phases,
     rv: RequestVars,
     state: Rewriting | None,
-    io: tuple[FileCheck, Notice],
     head: RequestHead,
-    pooled: Container[str],
-    plans: Callable[[Location], HeaderPlan],
-    users: UserFiles | None,
     *,
     checked: bool = True,
-    fs: FileSystem = LOCAL_FILES,
     internal: bool = False,
 ) -> Decision:
     """
@@ -215,7 +228,7 @@ def _location_phases(
     a ``rewrite ... last`` does not make a request internal.
     """
     while True:
-        found, matches = router.locate(rv.server, rv.target.uri)
+        found, matches = phases.router.locate(rv.server, rv.target.uri)
         if found.__class__ is Redirect:
             return _slash_redirect(found, rv)  # type: ignore[arg-type]
         rv.location = found  # type: ignore[assignment]
@@ -224,14 +237,14 @@ def _location_phases(
         for match in matches:
             rv.captured(match)
         if found is None or found.rewrites is None:  # type: ignore[union-attr]
-            return _access(router, found, rv, head, pooled, plans, state, users, checked, fs)  # type: ignore[arg-type]
+            return _access(phases, found, rv, head, state, checked)  # type: ignore[arg-type]
         if state is None:
-            state = Rewriting(*io)
+            state = Rewriting(phases.files, phases.notice)
         answer = run(found.rewrites, rv, state)  # type: ignore[union-attr]
         if answer is not None:
             return _answered(answer, rv)
         if not state.uri_changed:
-            return _access(router, found, rv, head, pooled, plans, state, users, checked, fs)  # type: ignore[arg-type]
+            return _access(phases, found, rv, head, state, checked)  # type: ignore[arg-type]
         if not counted(rv):
             return _cycle(rv)
         state.uri_changed = False
@@ -252,16 +265,7 @@ def _slash_redirect(found: Redirect, rv: RequestVars) -> Respond:
 
 
 def _access(
-    router: Router,
-    found: Location | None,
-    rv: RequestVars,
-    head: RequestHead,
-    pooled: Container[str],
-    plans: Callable[[Location], HeaderPlan],
-    state: Rewriting | None,
-    users: UserFiles | None,
-    checked: bool,
-    fs: FileSystem = LOCAL_FILES,
+    phases: Phases, found: Location | None, rv: RequestVars, head: RequestHead, state: Rewriting | None, checked: bool
 ) -> Decision:
     """
     nginx's access phase, on the location the rewrite phases settled on
@@ -270,20 +274,18 @@ def _access(
     """
     location = found if state is None or state.location is None else state.location
     if not checked:
-        return _content(router, location, rv, head, pooled, plans, state, fs)
-    denial = check_access(rv.server.access if location is None else location.access, rv, users)
+        return _content(phases, location, rv, head, state)
+    denial = check_access(rv.server.access if location is None else location.access, rv, phases.users)
     if denial is None:
-        return _content(router, location, rv, head, pooled, plans, state, fs)
+        return _content(phases, location, rv, head, state)
     if denial.__class__ is Pending:
-        content = partial(_content, router, location, rv, head, pooled, plans, state, fs)
-        subrequest = _subrequest(router, rv, denial.access, pooled, plans)  # type: ignore[union-attr]
+        content = partial(_content, phases, location, rv, head, state)
+        subrequest = _subrequest(phases, rv, denial.access)  # type: ignore[union-attr]
         return Authorize(rv.conn, location, rv, subrequest, partial(_authorized, denial, location, rv, content))
     return _denied(location, rv, denial)  # type: ignore[arg-type]
 
 
-def _subrequest(
-    router: Router, rv: RequestVars, access: Access, pooled: Container[str], plans: Callable[[Location], HeaderPlan]
-) -> Decision:
+def _subrequest(phases: Phases, rv: RequestVars, access: Access) -> Decision:
     """
     What auth_request's URI gets: as in nginx, a GET with the request's
     headers and no body, ``$request_uri`` still the request's, its location's
@@ -298,9 +300,7 @@ def _subrequest(
         return Refuse(rv.conn, None, None, e)
     target = evolve(target, request_uri=rv.target.request_uri)
     sub = RequestVars(config=rv.config, server=rv.server, location=None, conn=rv.conn, head=head, target=target, host=rv.host)
-    return _location_phases(
-        router, sub, None, (no_files, no_notice), head, pooled, plans, None, checked=False, internal=True
-    )
+    return _location_phases(phases, sub, None, head, checked=False, internal=True)
 
 
 def _authorized(
@@ -321,14 +321,7 @@ def _denied(location: Location | None, rv: RequestVars, denial: Denial) -> Respo
 
 
 def _content(
-    router: Router,
-    location: Location | None,
-    rv: RequestVars,
-    head: RequestHead,
-    pooled: Container[str],
-    plans: Callable[[Location], HeaderPlan],
-    state: Rewriting | None,
-    fs: FileSystem,
+    phases: Phases, location: Location | None, rv: RequestVars, head: RequestHead, state: Rewriting | None
 ) -> Decision:
     """
     The content phase: the location the search found, or the implicit
@@ -340,10 +333,10 @@ def _content(
     if location is not None and location.status_page is not None:
         return StatusPage(rv.conn, location, rv)
     if serves_files(rv.server, location):
-        return _files(router, serve_files(router, location, rv, fs), head, pooled, plans)
+        return _files(phases, serve_files(phases.router, location, rv, phases.fs), head)
     if location is None or location.proxy_pass is None:
         return Refuse(rv.conn, None, rv, RequestError(404, f"no location for {rv.target.uri!r}"))
-    forward = _forward(location, rv, head, pooled, plans(location))
+    forward = _forward(location, rv, head, phases.pooled, phases.plans(location))
     if state is not None and not state.valid_location and forward.__class__ is Forward:
         if location.proxy_uri is None and location.proxy_pass.uri is not None:
             # nginx replaces the location's prefix only while the URI still
@@ -353,13 +346,7 @@ def _content(
     return forward
 
 
-def _files(
-    router: Router,
-    outcome: FileOutcome,
-    head: RequestHead,
-    pooled: Container[str],
-    plans: Callable[[Location], HeaderPlan],
-) -> Decision:
+def _files(phases: Phases, outcome: FileOutcome, head: RequestHead) -> Decision:
     """The file handlers' outcome as a decision; an internal redirect to a location that proxies goes on there."""
     if outcome.__class__ is ServeFile:
         return outcome  # type: ignore[return-value]
@@ -369,7 +356,7 @@ def _files(
     if outcome.__class__ is FileError:
         error = RequestError(outcome.status, outcome.detail, level=outcome.level)  # type: ignore[union-attr]
         return Refuse(rv.conn, rv.location, rv, error)
-    return named_decision(router, outcome.location, rv, head, pooled, plans)  # type: ignore[union-attr]
+    return named_decision(phases, outcome.location, rv, head)  # type: ignore[union-attr]
 
 
 def _answered(answer: Answer, rv: RequestVars) -> Decision:
@@ -445,15 +432,7 @@ def _forward(
     return Forward(rv.conn, location, rv, request, framing, limit, close_after)
 
 
-def named_decision(
-    router: Router,
-    location: Location,
-    rv: RequestVars,
-    head: RequestHead,
-    pooled: Container[str],
-    plans: Callable[[Location], HeaderPlan],
-    fs: FileSystem = LOCAL_FILES,
-) -> Decision:
+def named_decision(phases: Phases, location: Location, rv: RequestVars, head: RequestHead) -> Decision:
     """
     What a named location (``error_page ... @name``), chosen by name rather
     than by URI, gives ``head``: its rewrite directives (a changed ``$uri``
@@ -463,7 +442,7 @@ def named_decision(
     rv.location = location
     state = None
     if location.rewrites is not None:
-        state = Rewriting(no_files, no_notice)
+        state = Rewriting(phases.files, phases.notice)
         answer = run(location.rewrites, rv, state)
         if answer is not None:
             return _answered(answer, rv)
@@ -472,7 +451,5 @@ def named_decision(
                 return _cycle(rv)
             state.uri_changed = False
             state.location = None
-            return _location_phases(
-                router, rv, state, (no_files, no_notice), head, pooled, plans, None, fs=fs, internal=True
-            )
-    return _access(router, location, rv, head, pooled, plans, state, None, True, fs)
+            return _location_phases(phases, rv, state, head, internal=True)
+    return _access(phases, location, rv, head, state, True)

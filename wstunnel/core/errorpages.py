@@ -19,15 +19,14 @@ request, counted with its others (:mod:`wstunnel.core.redirect`).
 
 from __future__ import annotations
 
-from typing import Callable, Container, NamedTuple
+from typing import NamedTuple
 
 from attrs import define
 
 from wstunnel.config.model import Binding, Config, ErrorPage, ErrorPages, Location
 from wstunnel.config.rewrite import REDIRECT_STATUSES
-from wstunnel.core.dispatch import Decision, Refuse, Respond, named_decision, prepare
+from wstunnel.core.dispatch import Decision, Phases, Refuse, Respond, named_decision, prepare
 from wstunnel.core.files import ServeFile
-from wstunnel.core.headers import HeaderPlan
 from wstunnel.core.redirect import MAX_REDIRECTS, counted, named_location
 from wstunnel.core.routing import Router, parse_target, request_host
 from wstunnel.core.variables import RequestVars, render
@@ -62,13 +61,11 @@ class PageRequest(RequestHead):
 
 
 class Redo(NamedTuple):
-    """What locating a request again needs, from the loaded config and the connection."""
+    """What locating a request again needs, from the loaded config and the connection: its ``phases`` too."""
 
     config: Config
-    router: Router
     binding: Binding
-    pooled: Container[str]
-    plans: Callable[[Location], HeaderPlan]
+    phases: Phases
 
 
 def error_answer(status: int, rv: RequestVars, redo: Redo, replaced: _Headers = ()) -> Decision | None:
@@ -190,13 +187,17 @@ def _relocated(sent: PageRequest, rv: RequestVars, redo: Redo) -> Decision:
     """
     decision = prepare(
         config=redo.config,
-        router=redo.router,
+        router=redo.phases.router,
         binding=redo.binding,
         conn=rv.conn,
         tls=rv.conn.tls,
         head=sent,
-        pooled=redo.pooled,
-        plans=redo.plans,
+        pooled=redo.phases.pooled,
+        plans=redo.phases.plans,
+        files=redo.phases.files,
+        notice=redo.phases.notice,
+        users=redo.phases.users,
+        fs=redo.phases.fs,
         redirected=rv,
     )
     if isinstance(decision, Refuse) and decision.vars is None:
@@ -208,7 +209,7 @@ def _named(name: str, sent: PageRequest, rv: RequestVars, redo: Redo) -> Decisio
     location = named_location(rv.server, name)
     if location is None:
         return Refuse(rv.conn, rv.location, rv, RequestError(500, f'could not find named location "{name}"'))
-    return named_decision(redo.router, location, _with_head(rv, sent, location), sent, redo.pooled, redo.plans)
+    return named_decision(redo.phases, location, _with_head(rv, sent, location), sent)
 
 
 def _answered(decision: Decision, answer: int, replaced: _Headers) -> Decision:

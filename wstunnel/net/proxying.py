@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 from wstunnel.balancing.balancer import request_key
 from wstunnel.config.model import Binding, ClientLimits, RateLimits
 from wstunnel.wire.request import TLSInfo
-from wstunnel.core.dispatch import Authorize, Close, Decision, Forward, Respond, ServeFile, StatusPage, prepare
+from wstunnel.core.dispatch import Authorize, Close, Decision, Forward, Phases, Respond, ServeFile, StatusPage, prepare
 from wstunnel.core.files import page_reply
 from wstunnel.core.errorpages import Redo, answered_status, error_answer, intercepts, replaceable, unrouted_vars
 from wstunnel.net.answer import CONTINUE, AnswerWriter
@@ -401,7 +401,8 @@ class Proxying:
         assert conn is not None
         binding = self._factory.binding(runtime, conn.server_addr)
         rv = self._req.vars or unrouted_vars(runtime.config, runtime.router, binding, conn, self._req.head)
-        redo = Redo(runtime.config, runtime.router, binding, runtime.pools, runtime.plan)
+        phases = Phases(runtime.router, runtime.pools, runtime.plan, file_test, self._rewrite_notice, runtime.users.table)
+        redo = Redo(runtime.config, binding, phases)
         decision = error_answer(status, rv, redo, replaced)
         if decision is None:
             return False

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
 from wstunnel.config.loader import load_config
 from wstunnel.config.model import Config
-from wstunnel.core.dispatch import Decision, Forward, Refuse, Respond, prepare
+from wstunnel.core.dispatch import Decision, Forward, Phases, Refuse, Respond, prepare
 from wstunnel.core.errorpages import PageRequest, Redo, answered_status, error_answer, intercepts, replaceable
 from wstunnel.core.headers import header_plan
 from wstunnel.core.routing import Router
@@ -56,14 +55,14 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 
 def redo(config: Config) -> Redo:
-    return Redo(config, Router(config), config.bindings[0], set(), lambda location: header_plan(location, config))
+    return Redo(config, config.bindings[0], Phases(Router(config), set(), lambda location: header_plan(location, config)))
 
 
 def decide(config: Config, target: bytes, method: bytes = b"GET", headers=((b"Host", b"a.test"),)) -> Decision:
     r = redo(config)
     return prepare(
-        config=config, router=r.router, binding=r.binding, conn=CONN, tls=None,
-        head=RequestHead(method, target, b"1.1", headers), pooled=r.pooled, plans=r.plans,
+        config=config, router=r.phases.router, binding=r.binding, conn=CONN, tls=None,
+        head=RequestHead(method, target, b"1.1", headers), pooled=r.phases.pooled, plans=r.phases.plans,
     )
 
 
