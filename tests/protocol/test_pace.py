@@ -1,12 +1,14 @@
 """
 Byte rates by pause and resume on a task.Clock: wstunnel_tunnel_rate on a
-tunnel's two directions, limit_rate / limit_rate_after on a response.
+tunnel's two directions, limit_rate / limit_rate_after and
+proxy_limit_rate on a response.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from twisted.internet.task import Clock
 
 from support import HalfCloseTransport, MemoryProxy, load_text, switch_answer, upgrade_request
@@ -95,16 +97,47 @@ def test_only_a_location_with_a_tunnel_rate_gets_a_rated_tunnel(tmp_path: Path) 
     assert tunnel_type(plain.servers[0].locations[0]) is Tunnel
 
 
-def test_limit_rate_paces_the_upstream_of_a_response(tmp_path: Path) -> None:
-    p = MemoryProxy(load_text(tmp_path / "t.conf", CONF.format(extra="limit_rate 1k; limit_rate_after 1k;")))
-    _, client = p.connect_client(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+@pytest.mark.parametrize(
+    "extra, free, over, refill",
+    [
+        ("limit_rate 1k; limit_rate_after 1k;", 2048, 1024, 1.01),  # limit_rate_after, then one second of burst
+        ("proxy_limit_rate 1k;", 1024, 512, 0.51),  # reading from the upstream: one second of burst
+    ],
+)
+def test_a_rate_paces_the_upstream_of_a_response(tmp_path: Path, extra: str, free: int, over: int, refill: float) -> None:
+    p = MemoryProxy(load_text(tmp_path / "t.conf", CONF.format(extra=extra)))
+    p.connect_client(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
     upstream, ut = p.upstream()
-    upstream.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"x" * 2048)
-    assert ut.producerState == "producing", "limit_rate_after, then one second of burst"
-    upstream.dataReceived(b"x" * 1024)
-    assert ut.producerState == "paused"
-    p.reactor.advance(1.01)
+    upstream.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"x" * free)
     assert ut.producerState == "producing"
+    upstream.dataReceived(b"x" * over)
+    assert ut.producerState == "paused"
+    p.reactor.advance(refill - 0.02)
+    assert ut.producerState == "paused"
+    p.reactor.advance(0.02)
+    assert ut.producerState == "producing"
+
+
+def test_without_a_rate_nothing_paces_the_upstream(tmp_path: Path) -> None:
+    p = MemoryProxy(load_text(tmp_path / "t.conf", CONF.format(extra="")))
+    p.connect_client(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    upstream, ut = p.upstream()
+    upstream.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 50000\r\n\r\n" + b"x" * 40000)
+    assert ut.producerState == "producing"
+
+
+def test_under_limit_rate_the_free_bytes_still_count_against_proxy_limit_rate() -> None:
+    clock = Clock()
+    source = HalfCloseTransport()
+    reading = Pace(source, clock, 100)
+    sending = Pace(reading, clock, 1000, free=1000)
+    sending.sent(150)
+    assert source.producerState == "paused", "limit_rate_after does not free the upstream's rate"
+    clock.advance(0.51)
+    assert source.producerState == "producing"
+    sending.stop()
+    clock.advance(5)
+    assert not clock.getDelayedCalls()
 
 
 def test_a_tunnel_of_a_rated_location_is_paced_through_the_client_protocol(tmp_path: Path) -> None:
