@@ -14,19 +14,9 @@ from pathlib import Path
 
 import pytest_twisted
 
+from decide_support import redirect_chain
 from nginx_support import ask_both, request
 from support import unused_ports
-
-
-def chain(prefix: str, steps: int) -> str:
-    """``steps`` internal redirects, alternately a rewrite and a try_files jump, then an answer."""
-    blocks = []
-    for i in range(steps):
-        nxt = f"/{prefix}{i + 1}"
-        step = f"rewrite ^ {nxt} last;" if i % 2 else f"try_files /none {nxt};"
-        blocks.append(f"    location = /{prefix}{i} {{ {step} }}")
-    blocks.append(f'    location = /{prefix}{steps} {{ return 200 "reached $uri $request_uri"; }}')
-    return "\n".join(blocks)
 
 
 CONF = """
@@ -121,7 +111,7 @@ def seen(response) -> tuple:
 @pytest_twisted.ensureDeferred
 async def test_internal_redirects_meet_as_in_nginx(twins, tmp_path: Path) -> None:
     dead, = unused_ports(1)
-    chains = chain("ten", 10) + "\n" + chain("eleven", 11)
+    chains = redirect_chain("ten", 10) + "\n" + redirect_chain("eleven", 11)
     conf = CONF.replace("{root}", str(document_root(tmp_path))).replace("{dead}", str(dead))
     sides = twins.start(conf.replace("{chains}", chains))
     got = []

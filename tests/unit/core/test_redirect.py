@@ -13,22 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from decide_support import decide_for
+from decide_support import decide_for, redirect_chain
 from wstunnel.config.loader import load_config
 from wstunnel.config.model import Config
 from wstunnel.core.dispatch import Decision, Refuse, Respond, ServeFile
 from wstunnel.core.redirect import MAX_REDIRECTS
-
-
-def chain(prefix: str, steps: int) -> str:
-    """``steps`` internal redirects, alternately a try_files jump and a rewrite, then an answer."""
-    blocks = []
-    for i in range(steps):
-        nxt = f"/{prefix}{i + 1}"
-        step = f"rewrite ^ {nxt} last;" if i % 2 else f"try_files /none {nxt};"
-        blocks.append(f"location = /{prefix}{i} {{ {step} }}")
-    blocks.append(f'location = /{prefix}{steps} {{ return 200 "$uri $request_uri"; }}')
-    return "\n".join(blocks)
 
 
 CONF = """
@@ -44,7 +33,7 @@ server {
     %s
     %s
 }
-""" % (chain("ten", MAX_REDIRECTS), chain("eleven", MAX_REDIRECTS + 1))
+""" % (redirect_chain("ten", MAX_REDIRECTS), redirect_chain("eleven", MAX_REDIRECTS + 1))
 
 
 class Disk:
@@ -85,7 +74,7 @@ def test_a_named_location_that_names_itself_ends_in_a_500(config: Config) -> Non
 def test_ten_mixed_redirects_are_allowed_and_the_eleventh_is_a_500(config: Config) -> None:
     reached = decide(config, b"/ten0?a=b")
     assert isinstance(reached, Respond) and reached.status == 200
-    assert reached.body == b"/ten10 /ten0?a=b"
+    assert reached.body == b"reached /ten10 /ten0?a=b"
     stuck = decide(config, b"/eleven0")
     assert isinstance(stuck, Refuse) and stuck.error.status == 500
 
