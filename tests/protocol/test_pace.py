@@ -63,7 +63,7 @@ def test_a_refill_after_the_close_resumes_nothing() -> None:
     tunnel.client_eof()
     clock.advance(5)
     assert client.producerState == "paused"
-    assert not clock.getDelayedCalls() or all(not c.func.__qualname__.startswith("Pace") for c in clock.getDelayedCalls())
+    assert not [c for c in clock.getDelayedCalls() if c.func.__qualname__.startswith("Pace.")]
 
 
 def test_limit_rate_after_lets_the_first_bytes_through() -> None:
@@ -102,6 +102,7 @@ def test_only_a_location_with_a_tunnel_rate_gets_a_rated_tunnel(tmp_path: Path) 
     [
         ("limit_rate 1k; limit_rate_after 1k;", 2048, 1024, 1.01),  # limit_rate_after, then one second of burst
         ("proxy_limit_rate 1k;", 1024, 512, 0.51),  # reading from the upstream: one second of burst
+        ("limit_rate 10k; limit_rate_after 10k; proxy_limit_rate 1k;", 1024, 512, 0.51),  # the slower holds
     ],
 )
 def test_a_rate_paces_the_upstream_of_a_response(tmp_path: Path, extra: str, free: int, over: int, refill: float) -> None:

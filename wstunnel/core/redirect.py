@@ -10,14 +10,12 @@ one (:meth:`~wstunnel.core.variables.RequestVars.carry_on`).
 
 from __future__ import annotations
 
-from attrs import evolve
-
 from wstunnel.config.model import Location, Server
 from wstunnel.core.routing import escape_path
 from wstunnel.core.variables import RequestVars
 from wstunnel.wire.request import Target
 
-__all__ = ["MAX_REDIRECTS", "counted", "moved_target", "named_location"]
+__all__ = ["MAX_REDIRECTS", "counted", "moved_target", "named_location", "new_target"]
 
 # nginx's NGX_HTTP_MAX_URI_CHANGES.
 MAX_REDIRECTS = 10
@@ -34,10 +32,23 @@ def named_location(server: Server, name: str) -> Location | None:
     return next((each for each in server.locations if each.named and each.path == name), None)
 
 
+# What a request line cannot carry, escaped in new arguments: a capture of
+# the decoded $uri may hold a space, a CR or an LF.
+_UNSAFE_IN_ARGS = {c: f"%{c:02X}" for c in range(256) if c <= 0x20 or c >= 0x7F}
+
+
+def new_target(uri: str, args: str, host: str | None) -> Target:
+    """
+    The request's target once an internal redirect or a rewrite gave it a
+    new ``$uri`` and ``$args``: what goes upstream is the new URI escaped, as
+    nginx sends it, and arguments never carry a byte a request line cannot.
+    """
+    path = escape_path(uri)
+    args = args.translate(_UNSAFE_IN_ARGS)
+    return Target(path=path, args=args, uri=uri, request_uri=f"{path}?{args}" if args else path, host=host)
+
+
 def moved_target(target: Target, uri: str, args: str | None) -> Target:
     """``target`` redirected to ``uri``; ``args`` None keeps its arguments."""
-    if args is None:
-        args = target.args
-    query = f"?{args}" if args else ""
-    return evolve(target, uri=uri, args=args, request_uri=escape_path(uri) + query)
+    return new_target(uri, target.args if args is None else args, target.host)
 

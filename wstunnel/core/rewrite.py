@@ -28,16 +28,11 @@ from wstunnel.config.model import (
     RewriteStep,
     SetVariable,
 )
-from wstunnel.core.routing import escape_path
+from wstunnel.core.redirect import new_target
 from wstunnel.core.variables import RequestVars, render
 from wstunnel.wire.errors import RequestError
-from wstunnel.wire.request import Target
 
 __all__ = ["FileCheck", "Notice", "Redirected", "Rewriting", "no_files", "no_notice", "run"]
-
-# What a request line cannot carry, escaped in rewritten arguments: a
-# capture of the decoded $uri may hold a space, a CR or an LF.
-_UNSAFE_IN_ARGS = {c: f"%{c:02X}" for c in range(256) if c <= 0x20 or c >= 0x7F}
 
 # ``files(test, path)``: test is "-f", "-d", "-e" or "-x"; the answer as nginx's open_file_info gives it.
 FileCheck = Callable[[str, str], bool]
@@ -148,7 +143,7 @@ def _rewrite(rule: RewriteRule, rv: RequestVars, state: Rewriting, log: bool) ->
         state.notice(f'rewritten data: "{new_uri}", args: "{new_args}"')
     if not new_uri:
         return RequestError(500, "the rewritten URI has a zero length")
-    rv.retarget(_target(new_uri, new_args, rv.target.host))
+    rv.retarget(new_target(new_uri, new_args, rv.target.host))
     if rule.flag == "break":
         state.valid_location = False
         state.uri_changed = False
@@ -157,13 +152,6 @@ def _rewrite(rule: RewriteRule, rv: RequestVars, state: Rewriting, log: bool) ->
     if rule.flag:
         raise _Stop
     return None
-
-
-def _target(uri: str, args: str, host: str | None) -> Target:
-    """The request's target after a rewrite: what goes upstream is the new $uri escaped, as nginx sends it."""
-    path = escape_path(uri)
-    args = args.translate(_UNSAFE_IN_ARGS)
-    return Target(path=path, args=args, uri=uri, request_uri=f"{path}?{args}" if args else path, host=host)
 
 
 def _holds(condition: Condition, rv: RequestVars, state: Rewriting, log: bool) -> bool:

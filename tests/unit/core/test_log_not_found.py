@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_files import DISK, decide
+from test_files import decide
 from wstunnel.config.loader import load_config
 from wstunnel.config.model import Config
 from wstunnel.core.dispatch import Refuse
@@ -44,4 +44,4 @@ def test_a_forbidden_file_is_still_logged(config: Config) -> None:
     decision = decide(config, b"/locked")
     assert isinstance(decision, Refuse)
     assert (decision.error.status, decision.error.level) == (403, "info")
-    assert DISK.entries["/srv/locked"] == "forbidden"
+    assert decision.error.detail == 'open() "/srv/locked" failed'

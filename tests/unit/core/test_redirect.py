@@ -16,7 +16,7 @@ import pytest
 from decide_support import decide_for, redirect_chain
 from wstunnel.config.loader import load_config
 from wstunnel.config.model import Config
-from wstunnel.core.dispatch import Decision, Refuse, Respond, ServeFile
+from wstunnel.core.dispatch import Decision, Forward, Refuse, Respond, ServeFile
 from wstunnel.core.redirect import MAX_REDIRECTS
 
 
@@ -30,6 +30,8 @@ server {
     location @named { try_files /none @named; }
     location /files/ { try_files /none /kept/page.txt; }
     location /kept/ { }
+    location /args/ { try_files /none /p/?q=$uri; }
+    location /p/ { proxy_pass http://127.0.0.1:9; }
     %s
     %s
 }
@@ -86,3 +88,9 @@ def test_a_try_files_jump_keeps_the_clients_request_uri_and_moves_the_target(con
     assert served.vars.get("uri") == "/kept/page.txt"
     assert served.vars.target.request_uri == "/kept/page.txt?q=1"
     assert served.vars.redirects == 1
+
+
+def test_arguments_a_redirect_makes_never_carry_a_byte_a_request_line_cannot(config: Config) -> None:
+    decision = decide(config, b"/args/a%20b%0D%0AX:%20y")
+    assert isinstance(decision, Forward), decision
+    assert decision.request.target == b"/p/?q=/args/a%20b%0D%0AX:%20y"
