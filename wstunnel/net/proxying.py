@@ -158,10 +158,8 @@ class Proxying:
         elif isinstance(decision, Respond):
             if replaceable(decision) and self._error_page(decision.status, decision.headers):
                 return
-            self._req.vars = decision.vars
             self._respond(decision.status, list(decision.headers), decision.body)
         elif isinstance(decision, Close):
-            self._req.vars = decision.vars
             self._req.status = 444
             self._log_request()
             self._close()
@@ -217,12 +215,18 @@ class Proxying:
             self.fail(error.status, error.detail)
             return
         fd = opened.fd
-        reply = page_reply(serve, head, lambda asked: reply_for(asked, files, serve.path, opened, location))
-        if reply.status >= 400 and not reply.parts:
+        try:
+            reply = page_reply(serve, head, lambda asked: reply_for(asked, files, serve.path, opened, location))
+            plan = None if reply.status >= 400 and not reply.parts else self._answer.file_head(
+                reply.status, reply.headers, self._keepalive_allowed()
+            )
+        except BaseException:
+            os.close(fd)
+            raise
+        if plan is None:
             os.close(fd)
             self._respond(reply.status, [(b"Content-Type", b"text/html"), *reply.headers], error_page(reply.status))
             return
-        plan = self._answer.file_head(reply.status, reply.headers, self._keepalive_allowed())
         if plan.mode is BodyMode.NONE:
             os.close(fd)
             self._request_done()
@@ -255,7 +259,6 @@ class Proxying:
         req, upload, intake = self._req, self._upload, self._intake
         assert upload is not None and intake is not None and forward.location.proxy_pass is not None
         upload.limit(forward.body_limit)
-        req.vars = forward.vars
         req.close_after = req.close_after or forward.close_after
         upstream = forward.location.proxy_pass.upstream
         dynamic = forward.location.proxy_pass.authority is not None
@@ -356,9 +359,10 @@ class Proxying:
         return client_wants_keepalive(head.http_version, head.values(b"connection"))
 
     def send_data(self, data: bytes) -> None:
+        pace = self._req.pace
         self._answer.data(data)
-        if self._req.pace is not None:
-            self._req.pace.sent(len(data))
+        if pace is not None:
+            pace.sent(len(data))
 
     def release_upstream(self) -> None:
         """The exchange takes its upstream connection back (to pool or close it)."""
