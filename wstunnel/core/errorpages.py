@@ -47,15 +47,14 @@ _BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"expect"})
 @define
 class PageRequest(RequestHead):
     """
-    The request head an error page gets.  ``redirects`` counts the request's
-    internal redirects up to the page; ``answer`` is the status the client gets whatever the
+    The request head an error page gets (the request's count of internal
+    redirects is its variables'): ``answer`` is the status the client gets whatever the
     page answers, or 0 for the page's own; ``final``: the page was chosen
     where ``recursive_error_pages`` is off, so no further error gets one
     (nginx's flag is set where the page is chosen, not where the next error
     happens).
     """
 
-    redirects: int = 0
     answer: int = 0
     final: bool = False
 
@@ -84,19 +83,18 @@ def error_answer(status: int, rv: RequestVars, redo: Redo, replaced: _Headers = 
     head = rv.head
     if target.startswith(("/", "@")) and not counted(rv):
         return _cycle(rv, target)
-    redirects = rv.redirects
     if target.startswith("/"):
         method = b"HEAD" if head.method == b"HEAD" else b"GET"
         uri = target.encode("latin-1")
-        sent = PageRequest(method, uri, head.http_version, _bodiless(head), redirects, answer, final)
+        sent = PageRequest(method, uri, head.http_version, _bodiless(head), answer, final)
         return _answered(_relocated(sent, rv, redo), answer, replaced)
     if target.startswith("@"):
-        sent = PageRequest(head.method, head.target, head.http_version, _bodiless(head), redirects, answer, final)
+        sent = PageRequest(head.method, head.target, head.http_version, _bodiless(head), answer, final)
         return _answered(_named(target, sent, rv, redo), answer, replaced)
     code = page.overwrite if page.overwrite in REDIRECT_STATUSES else 302
     headers = ((b"Location", target.encode("latin-1")), (b"Content-Type", b"text/html"))
     # Sent as it is: no page replaces the redirect a page made.
-    done = PageRequest(head.method, head.target, head.http_version, head.headers, redirects, code, final=True)
+    done = PageRequest(head.method, head.target, head.http_version, head.headers, code, final=True)
     return Respond(rv.conn, rv.location, code, headers, error_page(code), _with_head(rv, done, rv.location))
 
 
@@ -225,7 +223,7 @@ def _answered(decision: Decision, answer: int, replaced: _Headers) -> Decision:
 def _cycle(rv: RequestVars, target: str) -> Refuse:
     """Too many internal redirects: a 500 that no page replaces."""
     head = rv.head
-    spent = PageRequest(head.method, head.target, head.http_version, head.headers, rv.redirects)
+    spent = PageRequest(head.method, head.target, head.http_version, head.headers)
     stuck = _with_head(rv, spent, rv.location)
     detail = f'rewrite or internal redirection cycle while internally redirecting to "{target}"'
     return Refuse(rv.conn, rv.location, stuck, RequestError(500, detail))
