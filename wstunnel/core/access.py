@@ -18,7 +18,7 @@ from typing import Callable, NamedTuple
 
 from wstunnel.config.model import Access, AccessRule, Template
 from wstunnel.core.htpasswd import UserTable, basic_credentials, verify
-from wstunnel.core.variables import RequestVars, render
+from wstunnel.core.variables import RequestVars, header_named, render
 from wstunnel.wire.request import RequestHead
 
 __all__ = ["Denial", "Pending", "UserFiles", "auth_verdict", "check_access", "remote_user"]
@@ -102,18 +102,10 @@ def _render_after(template: Template, rv: RequestVars, status: int, headers: Hea
         elif part.name == "upstream_status":
             parts.append(str(status))
         elif part.name.startswith(_UPSTREAM_HTTP):
-            parts.append(_header(headers, part.name[len(_UPSTREAM_HTTP) :]))
+            parts.append(header_named(headers, part.name[len(_UPSTREAM_HTTP) :]))
         else:
             parts.append(rv.get(part.name))
     return "".join(parts)
-
-
-def _header(headers: Headers, key: str) -> str:
-    wanted = key.encode("latin-1")
-    for name, value in headers:
-        if name.lower().replace(b"-", b"_") == wanted:
-            return value.decode("latin-1")
-    return ""
 
 
 def remote_user(head: RequestHead) -> str | None:

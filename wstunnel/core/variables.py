@@ -169,8 +169,7 @@ class RequestVars:
 
     def sent_header(self, key: str) -> str:
         """``$sent_http_KEY``: the first response header so named, as nginx 1.22 gives it."""
-        wanted = key.encode("latin-1")
-        return next((v.decode("latin-1") for n, v in self.sent if n.lower().replace(b"-", b"_") == wanted), "")
+        return header_named(self.sent, key)
 
     def arg(self, key: str) -> str:
         """
@@ -286,6 +285,15 @@ def _proxy_host(rv: RequestVars) -> str:
     if location.proxy_pass.authority is not None:
         return rendered_proxy_host(render(location.proxy_pass.authority, rv), location.proxy_pass.scheme)
     return location.proxy_pass.proxy_host
+
+
+def header_named(headers: Sequence[tuple[bytes, bytes]], key: str) -> str:
+    """
+    The first of ``headers`` named ``key`` as a variable names it (lower
+    case, ``_`` for ``-``): ``$sent_http_KEY``, ``$upstream_http_KEY``.
+    """
+    wanted = key.encode("latin-1")
+    return next((v.decode("latin-1") for n, v in headers if n.lower().replace(b"-", b"_") == wanted), "")
 
 
 def mapped_path(location: Location | None, files: FileSettings, rv: RequestVars, uri: str) -> str:
