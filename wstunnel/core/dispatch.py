@@ -260,7 +260,7 @@ def _cycle(rv: RequestVars) -> Refuse:
 def _slash_redirect(found: Redirect, rv: RequestVars) -> Respond:
     """nginx's 301 from ``/prefix`` to ``/prefix/``."""
     rv.location = found.location
-    url = redirect_url(found, rv.target, rv.conn, rv.host).encode("latin-1")
+    url = redirect_url(rv.target, rv.conn, rv.host).encode("latin-1")
     return Respond(rv.conn, None, 301, ((b"Location", url), (b"Content-Type", b"text/html")), error_page(301), rv)
 
 

@@ -23,7 +23,7 @@ from wstunnel.core.autoindex import listing
 from wstunnel.core.compression import static_variant
 from wstunnel.core.filereply import FileReply
 from wstunnel.core.redirect import counted, moved_target, named_location
-from wstunnel.core.routing import Redirect, Router, escape_path, origin
+from wstunnel.core.routing import Redirect, Router, redirect_url
 from wstunnel.core.variables import RequestVars, mapped_path, render
 from wstunnel.wire.errors import error_page
 from wstunnel.wire.request import ConnInfo, RequestHead
@@ -262,8 +262,7 @@ def _file(found: Location | None, files: FileSettings, rv: RequestVars, fs: File
             return FileError(rv, 404, f'open() "{path}" failed (2: No such file or directory)', level)
         return FileError(rv, found_stat, f'open() "{path}" failed')
     if stat.S_ISDIR(found_stat.st_mode):
-        args = rv.target.args
-        url = origin(rv.conn, rv.host) + escape_path(uri) + "/" + (f"?{args}" if args else "")
+        url = redirect_url(rv.target, rv.conn, rv.host)
         headers = ((b"Location", url.encode("latin-1")), (b"Content-Type", b"text/html"))
         return Page(rv, 301, headers, error_page(301))
     if not stat.S_ISREG(found_stat.st_mode):

@@ -201,9 +201,10 @@ class Redirect:
     location: Location
 
 
-def redirect_url(redirect: Redirect, target: Target, conn: ConnInfo, host: str) -> str:
+def redirect_url(target: Target, conn: ConnInfo, host: str) -> str:
     """
-    The absolute Location of the 301, built from ``$host`` and the port the
+    The absolute Location of nginx's 301 to the slash-ended URI (a prefix
+    location's, or a directory's), built from ``$host`` and the port the
     connection really arrived on (nginx's ``port_in_redirect``).  The path is
     re-escaped so a decoded CR or LF can never reach a header.
     """
