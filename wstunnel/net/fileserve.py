@@ -33,6 +33,7 @@ from wstunnel.core.compression import VARY, Encoding, plan_encoding, static_vari
 from wstunnel.core.filereply import FileReply, content_type, file_reply
 from wstunnel.config.model import FileSettings, Location
 from wstunnel.net.pace import Pace
+from wstunnel.net.throttle import cancel_timer
 from wstunnel.wire.errors import RequestError
 from wstunnel.wire.request import RequestHead
 
@@ -288,8 +289,7 @@ class FileSender:
         os.close(self._fd)
         if self._pace is not None:
             self._pace.stop()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        cancel_timer(self._timer)
         self._timer = None
 
     def _check(self) -> None:

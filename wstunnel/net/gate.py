@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from wstunnel.config.model import RateLimits
 from wstunnel.core.ratelimit import Held, Verdict, check_requests, count_connections
 from wstunnel.core.variables import RequestVars
+from wstunnel.net.throttle import cancel_timer
 from wstunnel.obs.logs import NGINX_LEVELS
 
 __all__ = ["Gate"]
@@ -69,8 +70,7 @@ class Gate:
         return self._timer is not None and self._timer.active()
 
     def release(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        cancel_timer(self._timer)
         held, self._held = self._held, ()
         for hold in held:
             hold.table.release(hold.tag)

@@ -26,6 +26,7 @@ from zope.interface import implementer
 from wstunnel.config.model import Location
 from wstunnel.config.units import parse_size
 from wstunnel.core.variables import RequestVars, render
+from wstunnel.net.throttle import cancel_timer
 from wstunnel.net.tunnel import Tunnel, TunnelEnd
 
 __all__ = ["Pace", "RatedTunnel", "client_rate", "response_pace", "tunnel_type"]
@@ -82,8 +83,7 @@ class Pace:
         """No more resumes: the source saw EOF or is closing."""
         if self._inner is not None:
             self._inner.stop()
-        if self._wait is not None and self._wait.active():
-            self._wait.cancel()
+        cancel_timer(self._wait)
         self._wait = None
         self._full = True
 

@@ -20,6 +20,7 @@ from twisted.names import client, dns, error
 from twisted.python.failure import Failure
 
 from wstunnel.config.model import Resolver
+from wstunnel.net.throttle import cancel_timer
 
 __all__ = ["Answer", "CachedResolver", "Lookup", "ResolveError", "Resolvers", "dns_lookup"]
 
@@ -149,8 +150,7 @@ class CachedResolver:
 
     def _done(self, result: Answer | Failure, key: str, timer: IDelayedCall | None) -> None:
         """The query's answer or error, or the timeout (no ``timer``): every waiter gets the first."""
-        if timer is not None and timer.active():
-            timer.cancel()
+        cancel_timer(timer)
         waiters = self._waiting.pop(key, None)
         if waiters is None:
             return

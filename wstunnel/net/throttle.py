@@ -27,7 +27,7 @@ from typing import Callable
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from zope.interface import implementer
 
-__all__ = ["BodyTimeout", "Drained", "Throttle", "arm_abort"]
+__all__ = ["BodyTimeout", "Drained", "Throttle", "arm_abort", "cancel_timer"]
 
 
 @implementer(IPushProducer)
@@ -90,7 +90,7 @@ class Throttle:
             self._on_stall()
 
     def _cancel_timer(self) -> None:
-        _cancel(self._timer)
+        cancel_timer(self._timer)
         self._timer = None
 
 
@@ -167,7 +167,7 @@ class BodyTimeout:
         self._on_expiry()
 
     def _cancel(self) -> None:
-        _cancel(self._timer)
+        cancel_timer(self._timer)
         self._timer = None
 
 
@@ -183,6 +183,7 @@ def arm_abort(clock: IReactorTime, transport: object, grace: float) -> IDelayedC
     return clock.callLater(grace, transport.abortConnection)  # type: ignore[attr-defined]
 
 
-def _cancel(timer: IDelayedCall | None) -> None:
+def cancel_timer(timer: IDelayedCall | None) -> None:
+    """A timer that may be None or may have fired already, cancelled if it still can be."""
     if timer is not None and timer.active():
         timer.cancel()
