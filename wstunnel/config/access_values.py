@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from attrs import frozen
+from attrs import Factory, field, frozen
 
 from wstunnel.config.values import Source, Template
 
@@ -41,6 +41,11 @@ class Access:
     auth_request_set: tuple[tuple[str, Template], ...] = ()  # variable name, value in the subrequest
     except_methods: frozenset[bytes] = frozenset()
     limited: Access | None = None
+    # Whether any check is configured: decided here, at load, not per request.
+    checks: bool = field(
+        init=False,
+        default=Factory(lambda a: bool(a.rules) or a.realm is not None or a.auth_request is not None, takes_self=True),
+    )
 
 
 @frozen

@@ -51,7 +51,7 @@ def check_access(access: Access, rv: RequestVars, users: UserFiles | None) -> De
     """None when the request may go on to its content; else what stops it, or the subrequest it waits for."""
     if access.limited is not None and rv.head.method not in access.except_methods:
         access = access.limited
-    if not access.rules and access.realm is None and access.auth_request is None:
+    if not access.checks:
         return None
     kept: Denial | None = None
     for check in (_by_address, _by_password):

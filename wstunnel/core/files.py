@@ -153,8 +153,7 @@ def _follow(router: Router, found: Location | None, rv: RequestVars, fs: FileSys
 def _phased(found: Location) -> bool:
     """Whether a location an internal redirect reached has rewrite or access phases to run before its content."""
     access = found.access
-    guarded = access.rules or access.realm is not None or access.auth_request is not None or access.limited is not None
-    return found.rewrites is not None or bool(guarded)
+    return found.rewrites is not None or access.checks or access.limited is not None
 
 
 class _Jump(NamedTuple):

@@ -6,9 +6,10 @@ import ipaddress
 from pathlib import Path
 
 import pytest
+from attrs import evolve
 
 from wstunnel.config.loader import load_config
-from wstunnel.config.model import AccessRule, Config, ConfigErrors
+from wstunnel.config.model import Access, AccessRule, Config, ConfigErrors
 
 
 def load(tmp_path: Path, body: str) -> Config:
@@ -75,3 +76,10 @@ def test_limit_except_inherits_from_its_location(tmp_path: Path) -> None:
     assert access.except_methods == {b"GET", b"HEAD"}
     assert access.limited is not None and access.limited.rules == access.rules
     assert access.limited.user_file == f"{tmp_path}/u" and access.user_file is None
+
+
+def test_whether_a_location_checks_anything_is_decided_at_load() -> None:
+    assert not Access().checks
+    assert evolve(Access(), rules=(AccessRule(False, None),)).checks
+    assert evolve(Access(), auth_request="/auth").checks
+    assert not evolve(Access(rules=(AccessRule(True, None),)), rules=()).checks
