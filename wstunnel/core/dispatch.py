@@ -217,6 +217,7 @@ def _location_phases(
     *,
     checked: bool = True,
     internal: bool = False,
+    first: Location | None = None,
 ) -> Decision:
     """
     nginx's find-config, location-rewrite and post-rewrite phases, again
@@ -225,10 +226,14 @@ def _location_phases(
     and no ``state`` (what the rewrite phases decided) is made for it.
     An ``internal`` location is found only by an ``internal`` request
     (sent by an error page, a named location, a subrequest), as in nginx:
-    a ``rewrite ... last`` does not make a request internal.
+    a ``rewrite ... last`` does not make a request internal.  ``first``
+    is a location chosen by name, which the first pass takes unsearched.
     """
     while True:
-        found, matches = phases.router.locate(rv.server, rv.target.uri)
+        if first is None:
+            found, matches = phases.router.locate(rv.server, rv.target.uri)
+        else:
+            found, matches, first = first, (), None
         if found.__class__ is Redirect:
             return _slash_redirect(found, rv)  # type: ignore[arg-type]
         rv.location = found  # type: ignore[assignment]
@@ -439,17 +444,4 @@ def named_decision(phases: Phases, location: Location, rv: RequestVars, head: Re
     searches the locations again, as in nginx), then the access and content
     phases.
     """
-    rv.location = location
-    state = None
-    if location.rewrites is not None:
-        state = Rewriting(phases.files, phases.notice)
-        answer = run(location.rewrites, rv, state)
-        if answer is not None:
-            return _answered(answer, rv)
-        if state.uri_changed:
-            if not counted(rv):
-                return _cycle(rv)
-            state.uri_changed = False
-            state.location = None
-            return _location_phases(phases, rv, state, head, internal=True)
-    return _access(phases, location, rv, head, state, True)
+    return _location_phases(phases, rv, None, head, internal=True, first=location)
