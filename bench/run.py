@@ -3,7 +3,7 @@
 The benchmark: wstunnel against nginx (and HAProxy when installed) on
 loopback, one command (doc/performance.md):
 
-    .venv/bin/python bench/run.py [--repeat N] [--quick] [--profile]
+    .venv/bin/python bench/run.py [--repeat N] [--quick] [--profile] [--before REV] [--keepalive 0,32]
 
 Each proxy is pinned to core 0 and the C backend and load client to core 1.
 ``--workers`` compares wstunnel with ``worker_processes 1`` and ``2`` instead;
@@ -14,7 +14,10 @@ wstunnel/nginx.  The direct path (client to backend, no proxy) shows what
 the tools themselves can do; the ``twisted`` target (bench/portforward.py,
 Twisted's own port-forwarder, no HTTP) shows what Twisted's transports and
 event loop cost, the floor under any Twisted proxy, with its ratio to nginx.  wstunnel and nginx load the same nginx-syntax
-file.  Results go to bench/results/<date>/ (ignored by git).
+file.  The ``mitmproxy`` target is mitmdump in reverse mode and ``before``
+is wstunnel at the git revision ``--before`` names, each in a virtualenv of
+its own under bench/build/ (bench/peers.py).  Results go to
+bench/results/<date>/ (ignored by git).
 
 Only processes started here are stopped, by their PID.  Not part of pytest.
 """
@@ -30,7 +33,6 @@ import shutil
 import signal
 import socket
 import socketserver
-import statistics
 import subprocess
 import sys
 import threading
@@ -38,6 +40,12 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Callable
+
+from peers import (
+    MITMPROXY_VERSION, before_bin, before_home, before_plan, make, mitmproxy_argv, mitmproxy_home,
+    mitmproxy_plan, resolve,
+)
+from summary import FIGURES, RATIOS, figures, get_workload, goal_table, table
 
 BENCH = Path(__file__).resolve().parent
 BUILD = BENCH / "build"
@@ -154,10 +162,11 @@ class Target:
     """One thing to measure: how to start it, where it listens, whose memory counts."""
 
     def __init__(self, name: str, argv: list[str] | None, port: int, *, pinned: bool = True,
-                 forks: bool = False) -> None:
+                 forks: bool = False, sink_port: int | None = None) -> None:
         self.name = name
         self.argv = argv
         self.port = port
+        self.sink_port = port if sink_port is None else sink_port  # where tiny-chunks posts
         self.pinned = pinned  # on PROXY_CORE; else wherever the kernel puts it
         self.forks = forks  # the work is done by child processes (nginx, wstunnel workers)
         self.proc: subprocess.Popen | None = None
@@ -183,8 +192,10 @@ class Target:
         return ",".join(children) if self.forks else str(self.proc.pid)
 
 
-def wstunnel_argv(conf: Path) -> list[str]:
-    return [str(Path(sys.executable).parent / "twistd"), "-n", "--pidfile=", "wstunnel", "--config", str(conf)]
+def wstunnel_argv(conf: Path, bin_dir: Path | None = None) -> list[str]:
+    """wstunnel as twistd runs it, from this venv or from ``bin_dir`` (the ``before`` build's)."""
+    twistd = (bin_dir or Path(sys.executable).parent) / "twistd"
+    return [str(twistd), "-n", "--pidfile=", "wstunnel", "--config", str(conf)]
 
 
 def proxy_conf(run: Path, backend: int, port: int, keepalive: int, workers: int = 1, sink: int | None = None) -> str:
@@ -202,13 +213,18 @@ def proxy_conf(run: Path, backend: int, port: int, keepalive: int, workers: int 
     )
 
 
-def targets(run: Path, backend: int, sink: int, only: set[str] | None, keepalive: int) -> list[Target]:
+def targets(run: Path, backend: int, sink: int, only: set[str] | None, keepalive: int,
+            peers: Peers | None = None, tag: str = "") -> list[Target]:
+    """Every target on one port; ``tag`` names this keepalive's files when several are run."""
+    peers = peers or Peers()
     found = [Target("direct", None, backend)]
     port = free_port()
-    conf = run / "proxy.conf"
+    conf = run / f"proxy{tag}.conf"
     conf.write_text(proxy_conf(run, backend, port, keepalive, sink=sink))
     (run / "tmp").mkdir(exist_ok=True)
     found.append(Target("wstunnel", wstunnel_argv(conf), port))
+    if peers.before:
+        found.append(Target("before", wstunnel_argv(conf, before_bin(BUILD, peers.before)), port))
     if NGINX:
         argv = [NGINX, "-p", str(run), "-c", str(conf), "-g", "daemon off; worker_rlimit_nofile 20000;"]
         found.append(Target("nginx", argv, port, forks=True))
@@ -218,7 +234,49 @@ def targets(run: Path, backend: int, sink: int, only: set[str] | None, keepalive
         hconf.write_text(HAPROXY_CONF.format(backend=backend, sink=sink, port=port, keepalive_option=option))
         found.append(Target("haproxy", [HAPROXY, "-db", "-f", str(hconf)], port))
     found.append(Target("twisted", [sys.executable, str(BENCH / "portforward.py"), str(port), str(backend)], port))
+    if peers.mitmproxy:
+        sink_port = free_port()
+        argv = mitmproxy_argv(BUILD, backend, port, sink, sink_port, run / "mitmproxy")
+        found.append(Target("mitmproxy", argv, port, sink_port=sink_port))
     return [t for t in found if only is None or t.name in only]
+
+
+class Peers:
+    """The peers made for this run (bench/peers.py), and a line for each one wanted but skipped."""
+
+    def __init__(self, mitmproxy: bool = False, before: str | None = None) -> None:
+        self.mitmproxy = mitmproxy
+        self.before = before  # the commit built, or None
+        self.skipped: list[str] = []
+
+    @classmethod
+    def make(cls, only: set[str] | None, before: str | None) -> Peers:
+        peers = cls()
+        if only is None or "mitmproxy" in only:
+            why = make(mitmproxy_home(BUILD), mitmproxy_plan(BUILD), f"mitmproxy=={MITMPROXY_VERSION}")
+            peers.mitmproxy = peers._ready("mitmproxy", why)
+        if before is None or (only is not None and "before" not in only):
+            if before is None and only is not None and "before" in only:
+                peers._ready("before", "it needs --before REV")
+            return peers
+        try:
+            commit = resolve(BENCH.parent, before)
+        except ValueError as e:
+            peers._ready("before", str(e))
+            return peers
+        why = make(before_home(BUILD, commit), before_plan(BENCH.parent, BUILD, commit), commit)
+        peers.before = commit if peers._ready("before", why) else None
+        return peers
+
+    def _ready(self, name: str, why: str | None) -> bool:
+        if why:
+            self.skipped.append(f"{name}: skipped, {why}")
+            print(self.skipped[-1], flush=True)
+        return why is None
+
+    def versions(self) -> list[str]:
+        parts = [f"mitmproxy {MITMPROXY_VERSION}"] if self.mitmproxy else []
+        return parts + ([f"before = wstunnel at {self.before[:12]}"] if self.before else [])
 
 
 def worker_targets(run: Path, backend: int, sink: int, keepalive: int) -> list[Target]:
@@ -394,7 +452,7 @@ def workloads(quick: bool, sink: int) -> dict[str, Callable[[Target], dict]]:
     def tiny(t: Target) -> dict:
         if t.argv is None:
             return tiny_chunks(sink, None)  # the sink itself, no proxy
-        return {} if t.name == "twisted" else tiny_chunks(t.port, t.memory_pids())  # a port-forwarder: no HTTP
+        return {} if t.name == "twisted" else tiny_chunks(t.sink_port, t.memory_pids())  # a port-forwarder: no HTTP
 
     return {
         "bulk": lambda t: wsload("bulk", t.port, mib),
@@ -410,61 +468,7 @@ def workloads(quick: bool, sink: int) -> dict[str, Callable[[Target], dict]]:
     }
 
 
-# (label, workload, key)
-FIGURES = [
-    ("bulk MB/s", "bulk", "MB/s"),
-    ("bulk proxy CPU us per 64 KiB frame", "bulk", "proxy_cpu_us_per_op"),
-    ("ping-pong 1 tunnel msgs/s", "pingpong1", "msgs/s"),
-    ("ping-pong 1 tunnel RTT p50 us", "pingpong1", "rtt_p50_us"),
-    ("ping-pong 1 tunnel RTT p99 us", "pingpong1", "rtt_p99_us"),
-    ("ping-pong 1 tunnel proxy CPU us per msg", "pingpong1", "proxy_cpu_us_per_op"),
-    ("ping-pong 50 tunnels msgs/s", "pingpong50", "msgs/s"),
-    ("ping-pong 50 tunnels RTT p50 us", "pingpong50", "rtt_p50_us"),
-    ("ping-pong 50 tunnels RTT p99 us", "pingpong50", "rtt_p99_us"),
-    ("ping-pong 50 tunnels proxy CPU us per msg", "pingpong50", "proxy_cpu_us_per_op"),
-    ("ping-pong 50 tunnels load core busy %", "pingpong50", "load_core_%"),
-    ("handshakes/s", "handshake", "per_s"),
-    ("handshake time to 101 p50 us", "handshake", "t101_p50_us"),
-    ("handshake time to 101 p99 us", "handshake", "t101_p99_us"),
-    ("handshake proxy CPU us each", "handshake", "proxy_cpu_us_per_op"),
-    ("handshakes load core busy %", "handshake", "load_core_%"),
-    ("idle bytes per tunnel", "idle", "bytes_per_tunnel"),
-    ("idle bytes per tunnel after one echo", "idle", "bytes_per_tunnel_after_echo"),
-    ("GET req/s", "get", "req/s"),
-    ("GET p99 us", "get", "p99_us"),
-    ("GET proxy CPU us each", "get", "proxy_cpu_us_per_op"),
-    ("GET load core busy %", "get", "load_core_%"),
-    ("tiny-chunks proxy CPU ms (500,000 one-byte chunks)", "tiny-chunks", "proxy_cpu_ms"),
-    ("tiny-chunks ms to the answer", "tiny-chunks", "ms"),
-    ("tiny-chunks chunks the upstream got (1: a length)", "tiny-chunks", "upstream_chunks"),
-]
-
-
-def table(results: dict, names: list[str], ratios: list[tuple[str, str]]) -> str:
-    """Medians per figure and target, and the ratio of each pair of targets in ``ratios``."""
-    ratios = [r for r in ratios if r[0] in names and r[1] in names]
-    head = ["figure", *names] + ["/".join(r) for r in ratios]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, workload, key in FIGURES:
-        medians = {}
-        for name in names:
-            values = [r[key] for r in results.get(name, {}).get(workload, []) if key in r]
-            medians[name] = statistics.median(values) if values else None
-        row = [label] + [_fmt(medians[n]) for n in names]
-        for a, b in ratios:
-            w, n = medians[a], medians[b]
-            row.append(f"{w / n:.2f}" if w is not None and n else "-")
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
-
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"
-
-
-def versions() -> str:
+def versions(extra: list[str] | None = None) -> str:
     cpu = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
          if line.startswith("model name")),
@@ -484,7 +488,7 @@ def versions() -> str:
             out = subprocess.run([tool, flag], capture_output=True, text=True)
             text = (out.stdout + out.stderr).splitlines()
             parts.append(text[0] if text else tool)
-    return "; ".join(parts)
+    return "; ".join(parts + (extra or []))
 
 
 def profile(target: Target, run: Path, load: Callable[[Target], dict], name: str) -> Path:
@@ -529,14 +533,29 @@ def summarise(stacks: Path, top: int = 15) -> str:
     return "\n".join(rows)
 
 
+def keepalive_list(text: str) -> list[int]:
+    """``32`` or ``0,32``: the upstream keepalive values to run the GET workload with."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if min(values) < 0 or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"distinct numbers from 0 up, please: {text!r}")
+    return values
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of every workload (default 3)")
     parser.add_argument("--quick", action="store_true", help="short runs, small sizes: a smoke check")
-    parser.add_argument("--only", help="comma-separated targets (direct,wstunnel,nginx,haproxy,twisted)")
+    parser.add_argument("--only", help="comma-separated targets "
+                        "(direct,wstunnel,before,nginx,haproxy,twisted,mitmproxy)")
     parser.add_argument("--workloads", help="comma-separated workloads (default all)")
-    parser.add_argument("--keepalive", type=int, default=32,
-                        help="idle upstream connections kept (keepalive N; 0: a connection per request)")
+    parser.add_argument("--keepalive", type=keepalive_list, default="32",
+                        help="idle upstream connections kept (keepalive N; 0: a connection per request); "
+                        "several, as 0,32: GET runs with each, every other workload with the first")
+    parser.add_argument("--before", metavar="REV",
+                        help="also run wstunnel built from git revision REV (target `before`)")
     parser.add_argument("--profile", action="store_true",
                         help="instead of the comparison, py-spy wstunnel under ping-pong and handshakes")
     parser.add_argument("--workers", action="store_true",
@@ -556,24 +575,54 @@ def main() -> int:
     try:
         backend_port = int(backend.stdout.readline())  # type: ignore[union-attr]
         only = set(args.only.split(",")) if args.only else None
-        all_targets = (
-            worker_targets(run, backend_port, sink.port, args.keepalive)
-            if args.workers
-            else targets(run, backend_port, sink.port, only, args.keepalive)
-        )
         loads = workloads(args.quick, sink.port)
         if args.workloads:
             loads = {k: v for k, v in loads.items() if k in args.workloads.split(",")}
         if args.profile:
-            return run_profile(all_targets, loads, run)
-        ratios = [("wstunnel-2w", "wstunnel-1w")] if args.workers else [("wstunnel", "nginx"), ("twisted", "nginx")]
-        return compare(all_targets, loads, run, args.repeat, ratios)
+            return run_profile(targets(run, backend_port, sink.port, only, args.keepalive[0]), loads, run)
+        if args.workers:
+            found = worker_targets(run, backend_port, sink.port, args.keepalive[0])
+            results, failures = measure(found, loads, run, args.repeat)
+            return report(run, results, [t.name for t in found], failures, [("wstunnel-2w", "wstunnel-1w")])
+        peers = Peers.make(only, args.before)
+        return compare(run, backend_port, sink.port, only, args.keepalive, peers, loads, args.repeat)
     finally:
         sink.shutdown()
         stop(backend)
 
 
-def compare(all_targets: list[Target], loads: dict, run: Path, repeat: int, ratios: list[tuple[str, str]]) -> int:
+def compare(run: Path, backend: int, sink: int, only: set[str] | None, keepalives: list[int], peers: Peers,
+            loads: dict, repeat: int) -> int:
+    """
+    Every workload with the first keepalive value, then GET again with each
+    further one (a fresh start of every target, since the file differs).
+    """
+    results: dict = {}
+    failures: list[str] = []
+    names: list[str] = []
+    for keepalive in keepalives:
+        phase = loads if keepalive == keepalives[0] else {k: v for k, v in loads.items() if k == "get"}
+        if not phase:
+            continue
+        several = len(keepalives) > 1
+        if several:
+            print(f"== upstream keepalive {keepalive}: {', '.join(phase)}", flush=True)
+        found = targets(run, backend, sink, only, keepalive, peers, f"-keepalive{keepalive}" if several else "")
+        names = [t.name for t in found]
+        got, failed = measure(found, phase, run, repeat)
+        failures += [f"keepalive {keepalive}: {f}" if several else f for f in failed]
+        for name, by_workload in got.items():
+            for workload, figures_ in by_workload.items():
+                key = get_workload(keepalive, keepalives) if workload == "get" else workload
+                results.setdefault(name, {})[key] = figures_
+    notes = f"Issue 17's targets:\n\n{goal_table(results, names, keepalives)}\n"
+    if peers.skipped:
+        notes += "\nSKIPPED:\n" + "\n".join(peers.skipped) + "\n"
+    return report(run, results, names, failures, RATIOS, figures(keepalives), notes, peers.versions())
+
+
+def measure(all_targets: list[Target], loads: dict, run: Path, repeat: int) -> tuple[dict, list[str]]:
+    """Each workload on each target, ``repeat`` times in a rotating order: every figure, and what failed."""
     results: dict = {t.name: {w: [] for w in loads} for t in all_targets}
     failures = []
     for rep in range(repeat):
@@ -595,7 +644,7 @@ def compare(all_targets: list[Target], loads: dict, run: Path, repeat: int, rati
                         figures.update(busy(ticks, cpu_ticks()))
                         if pids and figures.get("ops"):
                             figures["proxy_cpu_us_per_op"] = 1e6 * (cpu_seconds(pids) - cpu) / figures["ops"]
-                    except (RuntimeError, subprocess.SubprocessError, ValueError) as e:
+                    except (RuntimeError, subprocess.SubprocessError, ValueError, OSError) as e:
                         failures.append(f"{target.name} {workload}: {e}")
                         print(f"  {workload}: FAILED {e}", flush=True)
                         continue
@@ -604,13 +653,20 @@ def compare(all_targets: list[Target], loads: dict, run: Path, repeat: int, rati
                         print(f"  {workload}: {json.dumps(figures)}", flush=True)
             finally:
                 target.stop()
-    names = [t.name for t in all_targets]
-    report = f"{versions()}\n\n{table(results, names, ratios)}\n"
+    return results, failures
+
+
+def report(run: Path, results: dict, names: list[str], failures: list[str], ratios: list[tuple[str, str]],
+           rows: list[tuple[str, str, str]] = FIGURES, notes: str = "", extra: list[str] | None = None) -> int:
+    """Print and save the medians and ratios; the exit status: 1 when anything failed."""
+    text = f"{versions(extra)}\n\n{table(results, names, ratios, rows)}\n"
+    if notes:
+        text += f"\n{notes}"
     if failures:
-        report += "\nFAILED:\n" + "\n".join(failures) + "\n"
+        text += "\nFAILED:\n" + "\n".join(failures) + "\n"
     (run / "results.json").write_text(json.dumps(results, indent=1))
-    (run / "report.md").write_text(report)
-    print("\n" + report)
+    (run / "report.md").write_text(text)
+    print("\n" + text)
     print(f"results in {run}")
     return 1 if failures else 0
 
