@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-# The newest mitmproxy that installs on Python 3.11 (12.x needs 3.12).
+# The newest mitmproxy that installs on Python 3.11 (11.1 and later need 3.12).
 MITMPROXY_VERSION = "11.0.2"
 SETUP_WAIT = 900.0  # seconds one step of making a virtualenv may take (pip over a slow network)
 READY = "bench-ready"  # written in a peer's directory once it is made, holding what it was made of

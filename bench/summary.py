@@ -54,6 +54,7 @@ GOALS = [
     ("ping-pong 1 tunnel msgs/s", "pingpong1", "msgs/s", "nginx", ">=", 0.8),
     ("ping-pong 1 tunnel RTT p99", "pingpong1", "rtt_p99_us", "nginx", "<=", 1.5),
     ("idle bytes per tunnel", "idle", "bytes_per_tunnel", "nginx", "<=", 0.5),
+    ("moonshot: handshakes/s", "handshake", "per_s", "nginx", ">=", 0.4),
 ]
 GET_GOALS = {0: 0.35, 32: 0.25}  # plain GET req/s against nginx, by upstream keepalive
 
@@ -90,12 +91,13 @@ def goal_table(results: dict, names: list[str], keepalives: list[int]) -> str:
     subjects = [n for n in ("before", "wstunnel") if n in names]
     lines = ["| target | bound | " + " | ".join(subjects) + " |", "|" + "---|" * (2 + len(subjects))]
     for what, workload, key, against, op, bound in goals(keepalives):
-        if against not in names:
+        base = median(results, against, workload, key) if against in names else None
+        if not base:
             continue
         cells = []
         for subject in subjects:
-            value, base = median(results, subject, workload, key), median(results, against, workload, key)
-            if value is None or not base:
+            value = median(results, subject, workload, key)
+            if value is None:
                 cells.append("-")
                 continue
             ratio = value / base
@@ -107,12 +109,17 @@ def goal_table(results: dict, names: list[str], keepalives: list[int]) -> str:
 
 def table(results: dict, names: list[str], ratios: list[tuple[str, str]],
           rows: list[tuple[str, str, str]] = FIGURES) -> str:
-    """Medians per figure and target, and the ratio of each pair of targets in ``ratios``."""
+    """
+    Medians per figure and target, and the ratio of each pair of targets in
+    ``ratios``; a figure no target has (its workload was not run) gets no row.
+    """
     ratios = [r for r in ratios if r[0] in names and r[1] in names]
     head = ["figure", *names] + ["/".join(r) for r in ratios]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, workload, key in rows:
         medians = {name: median(results, name, workload, key) for name in names}
+        if all(m is None for m in medians.values()):
+            continue
         row = [label] + [_fmt(medians[n]) for n in names]
         for a, b in ratios:
             w, n = medians[a], medians[b]

@@ -134,4 +134,16 @@ def test_the_goal_table_checks_wstunnel_and_before_against_each_bound() -> None:
     assert lines[0] == "| target | bound | before | wstunnel |"
     assert "| CPU per handshake | <= 1.3x twisted | 1.80 missed | 1.20 met |" in lines
     assert "| plain GET req/s, keepalive 0 | >= 0.35x nginx | 0.30 missed | 0.40 met |" in lines
-    assert "| plain GET req/s, keepalive 32 | >= 0.25x nginx | - | - |" in lines
+    assert not [line for line in lines if "keepalive 32" in line or "bulk" in line]  # not run: no row
+    results["wstunnel"]["bulk"] = [{"MB/s": 300}]
+    results["nginx"]["bulk"] = [{"MB/s": 100}]
+    text = summary.goal_table(results, ["wstunnel", "before", "twisted", "nginx"], [0, 32])
+    assert "| bulk MB/s | >= 1.5x nginx | - | 3.00 met |" in text.splitlines()
+
+
+def test_the_table_leaves_out_figures_no_target_has() -> None:
+    results = {"wstunnel": {"handshake": [{"per_s": 300.0}, {"per_s": 500.0}, {"per_s": 400.0}]},
+               "nginx": {"handshake": [{"per_s": 1000.0}]}}
+    lines = summary.table(results, ["wstunnel", "nginx"], summary.RATIOS).splitlines()
+    assert lines[0] == "| figure | wstunnel | nginx | wstunnel/nginx |"
+    assert lines[2:] == ["| handshakes/s | 400 | 1000 | 0.40 |"]
