@@ -87,7 +87,10 @@ def median(results: dict, name: str, workload: str, key: str) -> float | None:
 
 
 def goal_table(results: dict, names: list[str], keepalives: list[int]) -> str:
-    """Issue 17's targets: wstunnel's ratio (and the ``before`` build's) against each bound."""
+    """
+    Issue 17's targets: wstunnel's ratio (and the ``before`` build's)
+    against each bound whose reference target ran; empty when none did.
+    """
     subjects = [n for n in ("before", "wstunnel") if n in names]
     lines = ["| target | bound | " + " | ".join(subjects) + " |", "|" + "---|" * (2 + len(subjects))]
     for what, workload, key, against, op, bound in goals(keepalives):
@@ -104,7 +107,7 @@ def goal_table(results: dict, names: list[str], keepalives: list[int]) -> str:
             met = ratio <= bound if op == "<=" else ratio >= bound
             cells.append(f"{ratio:.2f} {'met' if met else 'missed'}")
         lines.append(f"| {what} | {op} {bound}x {against} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def table(results: dict, names: list[str], ratios: list[tuple[str, str]],

@@ -139,6 +139,7 @@ def test_the_goal_table_checks_wstunnel_and_before_against_each_bound() -> None:
     results["nginx"]["bulk"] = [{"MB/s": 100}]
     text = summary.goal_table(results, ["wstunnel", "before", "twisted", "nginx"], [0, 32])
     assert "| bulk MB/s | >= 1.5x nginx | - | 3.00 met |" in text.splitlines()
+    assert summary.goal_table(results, ["wstunnel", "mitmproxy"], [32]) == ""  # no reference ran
 
 
 def test_the_table_leaves_out_figures_no_target_has() -> None:
