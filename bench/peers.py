@@ -117,3 +117,45 @@ def make(home: Path, plan: list[list[str]], made_of: str) -> str | None:
             return f"{' '.join(argv[:4])} ... exited {done.returncode}: {lines[-1] if lines else ''}"
     ready.write_text(made_of)
     return None
+
+
+class Peers:
+    """The peers made for one run, and a line for each one wanted but skipped."""
+
+    def __init__(self, mitmproxy: bool = False, before: str | None = None) -> None:
+        self.mitmproxy = mitmproxy
+        self.before = before  # the commit built, or None
+        self.skipped: list[str] = []
+
+    @classmethod
+    def make(cls, only: set[str] | None, before: str | None, build: Path, repo: Path) -> Peers:
+        """Make each peer ``only`` wants (all when None) in ``build``; ``before`` is a revision of ``repo``."""
+        peers = cls()
+        if only is None or "mitmproxy" in only:
+            why = make(mitmproxy_home(build), mitmproxy_plan(build), f"mitmproxy=={MITMPROXY_VERSION}")
+            peers.mitmproxy = peers._ready("mitmproxy", why)
+        if before is not None and (only is None or "before" in only):
+            peers.before = peers._make_before(before, build, repo)
+        elif before is None and only is not None and "before" in only:
+            peers._ready("before", "it needs --before REV")
+        return peers
+
+    def _make_before(self, rev: str, build: Path, repo: Path) -> str | None:
+        try:
+            commit = resolve(repo, rev)
+        except ValueError as e:
+            self._ready("before", str(e))
+            return None
+        why = make(before_home(build, commit), before_plan(repo, build, commit), commit)
+        return commit if self._ready("before", why) else None
+
+    def _ready(self, name: str, why: str | None) -> bool:
+        if why:
+            self.skipped.append(f"{name}: skipped, {why}")
+            print(self.skipped[-1], flush=True)
+        return why is None
+
+    def versions(self) -> list[str]:
+        """What the report's first line says of the peers."""
+        parts = [f"mitmproxy {MITMPROXY_VERSION}"] if self.mitmproxy else []
+        return parts + ([f"before = wstunnel at {self.before[:12]}"] if self.before else [])

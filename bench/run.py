@@ -41,10 +41,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from peers import (
-    MITMPROXY_VERSION, before_bin, before_home, before_plan, make, mitmproxy_argv, mitmproxy_home,
-    mitmproxy_plan, resolve,
-)
+from peers import Peers, before_bin, mitmproxy_argv
 from summary import FIGURES, RATIOS, figures, get_workload, goal_table, table
 
 BENCH = Path(__file__).resolve().parent
@@ -215,7 +212,7 @@ def proxy_conf(run: Path, backend: int, port: int, keepalive: int, workers: int 
 
 def targets(run: Path, backend: int, sink: int, only: set[str] | None, keepalive: int,
             peers: Peers | None = None, tag: str = "") -> list[Target]:
-    """Every target on one port; ``tag`` names this keepalive's files when several are run."""
+    """The targets of one comparison; ``tag`` names this keepalive's files when several are run."""
     peers = peers or Peers()
     found = [Target("direct", None, backend)]
     port = free_port()
@@ -239,44 +236,6 @@ def targets(run: Path, backend: int, sink: int, only: set[str] | None, keepalive
         argv = mitmproxy_argv(BUILD, backend, port, sink, sink_port, run / "mitmproxy")
         found.append(Target("mitmproxy", argv, port, sink_port=sink_port))
     return [t for t in found if only is None or t.name in only]
-
-
-class Peers:
-    """The peers made for this run (bench/peers.py), and a line for each one wanted but skipped."""
-
-    def __init__(self, mitmproxy: bool = False, before: str | None = None) -> None:
-        self.mitmproxy = mitmproxy
-        self.before = before  # the commit built, or None
-        self.skipped: list[str] = []
-
-    @classmethod
-    def make(cls, only: set[str] | None, before: str | None) -> Peers:
-        peers = cls()
-        if only is None or "mitmproxy" in only:
-            why = make(mitmproxy_home(BUILD), mitmproxy_plan(BUILD), f"mitmproxy=={MITMPROXY_VERSION}")
-            peers.mitmproxy = peers._ready("mitmproxy", why)
-        if before is None or (only is not None and "before" not in only):
-            if before is None and only is not None and "before" in only:
-                peers._ready("before", "it needs --before REV")
-            return peers
-        try:
-            commit = resolve(BENCH.parent, before)
-        except ValueError as e:
-            peers._ready("before", str(e))
-            return peers
-        why = make(before_home(BUILD, commit), before_plan(BENCH.parent, BUILD, commit), commit)
-        peers.before = commit if peers._ready("before", why) else None
-        return peers
-
-    def _ready(self, name: str, why: str | None) -> bool:
-        if why:
-            self.skipped.append(f"{name}: skipped, {why}")
-            print(self.skipped[-1], flush=True)
-        return why is None
-
-    def versions(self) -> list[str]:
-        parts = [f"mitmproxy {MITMPROXY_VERSION}"] if self.mitmproxy else []
-        return parts + ([f"before = wstunnel at {self.before[:12]}"] if self.before else [])
 
 
 def worker_targets(run: Path, backend: int, sink: int, keepalive: int) -> list[Target]:
@@ -584,7 +543,7 @@ def main() -> int:
             found = worker_targets(run, backend_port, sink.port, args.keepalive[0])
             results, failures = measure(found, loads, run, args.repeat)
             return report(run, results, [t.name for t in found], failures, [("wstunnel-2w", "wstunnel-1w")])
-        peers = Peers.make(only, args.before)
+        peers = Peers.make(only, args.before, BUILD, BENCH.parent)
         return compare(run, backend_port, sink.port, only, args.keepalive, peers, loads, args.repeat)
     finally:
         sink.shutdown()

@@ -88,7 +88,7 @@ def test_make_runs_a_plan_once_and_says_why_it_failed(tmp_path: Path) -> None:
 def test_the_before_target_runs_the_same_file_as_wstunnel_from_its_own_build(tmp_path: Path) -> None:
     commit = "f" * 40
     found = bench.targets(tmp_path, 7001, 7003, {"wstunnel", "before", "mitmproxy"}, 32,
-                          bench.Peers(mitmproxy=True, before=commit))
+                          peers.Peers(mitmproxy=True, before=commit))
     by_name = {t.name: t for t in found}
     assert sorted(by_name) == ["before", "mitmproxy", "wstunnel"]
     now, before = by_name["wstunnel"], by_name["before"]
@@ -99,11 +99,12 @@ def test_the_before_target_runs_the_same_file_as_wstunnel_from_its_own_build(tmp
     assert f"127.0.0.1:{by_name['mitmproxy'].sink_port}" in " ".join(by_name["mitmproxy"].argv)
 
 
-def test_peers_wanted_but_not_to_be_had_are_skipped_with_a_line() -> None:
-    assert bench.Peers.make({"before"}, None).skipped == ["before: skipped, it needs --before REV"]
-    peers_ = bench.Peers.make({"before"}, "no-such-rev")
-    assert peers_.before is None and "no-such-rev" in peers_.skipped[0]
-    assert bench.Peers.make({"wstunnel"}, "no-such-rev").skipped == []
+def test_peers_wanted_but_not_to_be_had_are_skipped_with_a_line(tmp_path: Path) -> None:
+    assert peers.Peers.make({"before"}, None, tmp_path, ROOT).skipped == ["before: skipped, it needs --before REV"]
+    made = peers.Peers.make({"before"}, "no-such-rev", tmp_path, ROOT)
+    assert made.before is None and "no-such-rev" in made.skipped[0]
+    assert peers.Peers.make({"wstunnel"}, "no-such-rev", tmp_path, ROOT).skipped == []
+    assert not list(tmp_path.iterdir())  # nothing was built
 
 
 def test_keepalive_takes_one_value_or_several() -> None:
