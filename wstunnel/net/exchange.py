@@ -294,6 +294,7 @@ class Exchange:
         self._attempt.bytes_sent = upstream.request_bytes
         self._attempt.bytes_received = upstream.response_bytes
         self.request = self._pick = self._connector = self.upstream = None  # type: ignore[assignment]
+        self._connect = self._retries = self._pool = None  # type: ignore[assignment]
         self._client.switch(upstream, response, early, on_end=self._tunnel_ended)
 
     def _tunnel_ended(self, tunnel: Tunnel) -> None:
