@@ -430,7 +430,7 @@ def client_response_headers(
         drop.add(b"upgrade")
     if _content_length_invalid(status, headers, request_method):
         drop.add(b"content-length")
-    nominated = lower_tokens(v for n, v in headers if n.lower() == b"connection")
+    nominated = lower_tokens([v for n, v in headers if n.lower() == b"connection"])
     nominated.discard(b"content-length")
     if names_upgrade:
         nominated.discard(b"upgrade")

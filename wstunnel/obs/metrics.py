@@ -110,21 +110,27 @@ class Stats:
         self.counters[key] = self.counters.get(key, 0) + amount
 
     # Hooks called by the client protocol, the exchange and the service.
+    # Those of every connection and request (accepted, request_started,
+    # request_done) update the dict in place rather than through add().
 
     def accepted(self, handled: bool) -> None:
-        self.add("wstunnel_connections_accepted_total")
+        counters = self.counters
+        counters[_ACCEPTED] = counters.get(_ACCEPTED, 0) + 1
         if handled:
-            self.add("wstunnel_connections_handled_total")
+            counters[_HANDLED] = counters.get(_HANDLED, 0) + 1
 
     def reclaimed(self, count: int) -> None:
         """``count`` idle connections were closed at worker_connections to admit a new one."""
         self.add("wstunnel_connections_reclaimed_total", count)
 
     def request_started(self) -> None:
-        self.add("wstunnel_requests_total")
+        counters = self.counters
+        counters[_REQUESTS] = counters.get(_REQUESTS, 0) + 1
 
     def request_done(self, status: int, upgrade_asked: bool) -> None:
-        self.add(_RESPONSES[status // 100])
+        counters = self.counters
+        key = _RESPONSES[status // 100]
+        counters[key] = counters.get(key, 0) + 1
         if upgrade_asked and status != 101:
             self.add(_UPGRADES_REFUSED)
 
@@ -220,6 +226,9 @@ def _number(value: float) -> str:
 # per request is a measurable share of a plain GET (doc/performance.md).
 # A status of 600 or more (the gate allows up to 999) is counted as such.
 _RESPONSES = tuple(series("wstunnel_responses_total", **{"class": f"{n}xx"}) for n in range(10))
+_ACCEPTED = "wstunnel_connections_accepted_total"
+_HANDLED = "wstunnel_connections_handled_total"
+_REQUESTS = "wstunnel_requests_total"
 _UPGRADES_REFUSED = series("wstunnel_upgrades_total", outcome="refused")
 _UPGRADES_TUNNEL = series("wstunnel_upgrades_total", outcome="tunnel")
 _DURATION_SERIES = tuple(
