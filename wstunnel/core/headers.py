@@ -228,6 +228,7 @@ def upstream_request(
         http_version=plan.version,
         headers=tuple(headers),
         upgrade=bool(protocols),
+        offer=upgrade if protocols else (),
     )
 
 
@@ -335,7 +336,11 @@ def accept_key(key: bytes) -> bytes:
 
 
 def check_switch(
-    head: RequestHead, response: ResponseHead, allowed: Collection[bytes] = DEFAULT_UPGRADE_PROTOCOLS
+    head: RequestHead,
+    response: ResponseHead,
+    allowed: Collection[bytes] = DEFAULT_UPGRADE_PROTOCOLS,
+    *,
+    offer: tuple[bytes, ...] | None = None,
 ) -> str | None:
     """
     Why a 101 must not open a tunnel, or None when it may.  nginx checks
@@ -345,30 +350,50 @@ def check_switch(
     location's ``proxy_upgrade_protocols``), as the client spelt it up to
     case; for websocket its Sec-WebSocket-Accept must match too.  The caller
     must also refuse any 101 to an upstream request that did not ask to
-    upgrade.
+    upgrade.  ``offer`` is :func:`upgrade_offer` of ``head`` under
+    ``allowed`` when the caller has it already (the upstream request
+    carries it), so the client's head is not read for it again.
     """
     if response.status != 101:
         return f"status {response.status} is not 101"
-    offer = upgrade_offer(head, allowed)
+    if offer is None:
+        offer = upgrade_offer(head, allowed)
     if not offer:
         return "the client did not ask to upgrade to a protocol allowed here"
-    chosen = header_tokens(response.values(b"upgrade"))
+    upgrades, connections, accepts = _switch_headers(response)
+    chosen = header_tokens(upgrades)
     if len(chosen) != 1:
         return f"the 101 names {len(chosen)} Upgrade protocols, not one"
     if chosen[0].lower() not in {t.lower() for t in offer}:
         return f"the 101 upgrades to {chosen[0]!r}, which the client did not offer or is not allowed here"
-    if b"upgrade" not in lower_tokens(response.values(b"connection")):
+    if b"upgrade" not in lower_tokens(connections):
         return "the 101 has no upgrade token in Connection"
     if _protocol(chosen[0]) == b"websocket":
-        return _check_accept(head, response)
+        return _check_accept(head, accepts)
     return None
 
 
-def _check_accept(head: RequestHead, response: ResponseHead) -> str | None:
+def _switch_headers(response: ResponseHead) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """The Upgrade, Connection and Sec-WebSocket-Accept values of a 101, in one pass over its headers."""
+    upgrades: list[bytes] = []
+    connections: list[bytes] = []
+    accepts: list[bytes] = []
+    for name, value in response.headers:
+        lower = name.lower()
+        if lower == b"upgrade":
+            upgrades.append(value)
+        elif lower == b"connection":
+            connections.append(value)
+        elif lower == b"sec-websocket-accept":
+            accepts.append(value)
+    return upgrades, connections, accepts
+
+
+def _check_accept(head: RequestHead, accepts: list[bytes]) -> str | None:
     keys = head.values(b"sec-websocket-key")
     if len(keys) != 1:
         return f"the client sent {len(keys)} Sec-WebSocket-Key headers"
-    if response.values(b"sec-websocket-accept") != [accept_key(keys[0])]:
+    if accepts != [accept_key(keys[0])]:
         return "Sec-WebSocket-Accept does not match the client's key"
     return None
 
@@ -405,7 +430,7 @@ def client_response_headers(
         drop.add(b"upgrade")
     if _content_length_invalid(status, headers, request_method):
         drop.add(b"content-length")
-    nominated = lower_tokens(v for n, v in headers if n.lower() == b"connection")
+    nominated = lower_tokens([v for n, v in headers if n.lower() == b"connection"])
     nominated.discard(b"content-length")
     if names_upgrade:
         nominated.discard(b"upgrade")

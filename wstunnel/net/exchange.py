@@ -269,7 +269,10 @@ class Exchange:
         elif self.phase is not Phase.AWAITING_HEAD:
             reason = "upstream switched protocols before the request body was sent"
         else:
-            reason = check_switch(self._head, response, self._location.upgrade_protocols)
+            # A request not made by upstream_request carries no offer: the head is read for it.
+            reason = check_switch(
+                self._head, response, self._location.upgrade_protocols, offer=self.request.offer or None
+            )
         if reason is not None:
             self.log.error(
                 "invalid 101 from upstream {peer}: {reason}, client: {client}",
@@ -291,6 +294,7 @@ class Exchange:
         self._attempt.bytes_sent = upstream.request_bytes
         self._attempt.bytes_received = upstream.response_bytes
         self.request = self._pick = self._connector = self.upstream = None  # type: ignore[assignment]
+        self._connect = self._retries = self._pool = None  # type: ignore[assignment]
         self._client.switch(upstream, response, early, on_end=self._tunnel_ended)
 
     def _tunnel_ended(self, tunnel: Tunnel) -> None:

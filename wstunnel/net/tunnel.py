@@ -7,10 +7,16 @@ the streaming producer of the other, so a side that stops reading pauses
 the other side's reads and at most ``bufferSize`` plus one read is held per
 direction; a FIN is passed on as a write shutdown while the other direction
 keeps flowing (over TLS, which cannot half-close, it becomes a close after
-the pending bytes); ``proxy_read_timeout`` is an idle timeout re-armed by
-traffic either way; a stalled write is bounded by ``send_timeout`` /
-``proxy_send_timeout``; every close unregisters producers first and arms an
-abort.
+the pending bytes); ``proxy_read_timeout`` is an idle timeout counted from
+the last traffic either way; a stalled write is bounded by ``send_timeout``
+/ ``proxy_send_timeout``; every close unregisters producers first and
+bounds the wait for each side to go with an abort.
+
+A tunnel has one timer of its own.  Traffic only notes the time; the timer,
+when it fires, either finds the tunnel idle or moves to the new deadline, so
+a tunnel that talks is re-armed once per ``proxy_read_timeout``, not per
+message.  Once the tunnel is closing, the same timer carries the abort of
+whichever side has not gone yet.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Callable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport, ITransport
 
-from wstunnel.net.throttle import Throttle, arm_abort
+from wstunnel.net.throttle import Throttle
 from wstunnel.obs.logs import ScopedLogger
 from wstunnel.config.model import ErrorLog, Timeouts
 
@@ -54,11 +60,19 @@ class Tunnel:
 
     The protocols hand their data straight to :meth:`from_client` /
     :meth:`from_upstream` (bound once, so a chunk costs one Python call),
-    and report EOF and loss through the other methods.
+    and report EOF and loss through the other methods.  Slotted: an idle
+    tunnel is mostly this object, and a tunnel may idle for days.
 
     :ivar client_bytes: bytes read from the client and written upstream.
     :ivar upstream_bytes: bytes read from the upstream and written to the client.
     """
+
+    __slots__ = (
+        "_client", "_upstream", "_to_client_write", "_to_upstream_write", "_clock", "_now", "_timeouts",
+        "_on_end", "error_logs", "_feeds_client", "_feeds_upstream", "_timer", "_last", "_client_eof",
+        "_upstream_eof", "_client_gone", "_upstream_gone", "_abort_client", "_abort_upstream", "_first_eof",
+        "closing", "reason", "client_bytes", "upstream_bytes",
+    )
 
     log = ScopedLogger()
 
@@ -77,6 +91,7 @@ class Tunnel:
         self._client = client
         self._upstream = upstream
         self._clock = clock
+        self._now = clock.seconds  # read per chunk: looked up once
         self._timeouts = timeouts
         self._on_end = on_end
         self.error_logs = error_logs  # its location's, where self.log writes (ScopedLogger)
@@ -88,12 +103,15 @@ class Tunnel:
         # transport, the client feeds the upstream transport.
         self._feeds_client: Throttle | None = None
         self._feeds_upstream: Throttle | None = None
-        self._idle: IDelayedCall | None = None
-        self._aborts: dict[str, IDelayedCall] = {}
+        self._timer: IDelayedCall | None = None
+        self._last = 0.0  # when the last traffic went through
         self._client_eof = False
         self._upstream_eof = False
         self._client_gone = False
         self._upstream_gone = False
+        # Once closing: when each side still there is aborted (None: gone, or aborted).
+        self._abort_client: float | None = None
+        self._abort_upstream: float | None = None
         self._first_eof: TunnelEnd | None = None
         self.closing = False
         self.reason: TunnelEnd | None = None
@@ -121,7 +139,8 @@ class Tunnel:
         self._upstream.registerProducer(self._feeds_upstream, True)
         # Both legs already have TCP_NODELAY: the client's from the listening
         # socket (service.bind_socket), the upstream's from its connectionMade.
-        self._idle = self._clock.callLater(self._timeouts.read, self._idle_expired)
+        self._last = self._now()
+        self._timer = self._clock.callLater(self._timeouts.read, self._tick)
         self._client.resumeProducing()
         self._upstream.resumeProducing()
 
@@ -130,12 +149,12 @@ class Tunnel:
     def from_client(self, data: bytes) -> None:
         self._to_upstream_write(data)
         self.client_bytes += len(data)
-        self._idle.reset(self._timeouts.read)  # type: ignore[union-attr]
+        self._last = self._now()
 
     def from_upstream(self, data: bytes) -> None:
         self._to_client_write(data)
         self.upstream_bytes += len(data)
-        self._idle.reset(self._timeouts.read)  # type: ignore[union-attr]
+        self._last = self._now()
 
     # Half-close.
 
@@ -166,54 +185,63 @@ class Tunnel:
 
     def client_lost(self) -> None:
         self._client_gone = True
-        self._lost("client", TunnelEnd.CLIENT_CLOSED)
+        self._abort_client = None
+        self._lost(TunnelEnd.CLIENT_CLOSED)
 
     def upstream_lost(self) -> None:
         self._upstream_gone = True
-        self._lost("upstream", TunnelEnd.UPSTREAM_CLOSED)
+        self._abort_upstream = None
+        self._lost(TunnelEnd.UPSTREAM_CLOSED)
 
-    def _lost(self, side: str, reason: TunnelEnd) -> None:
-        abort = self._aborts.pop(side, None)
-        if abort is not None and abort.active():
-            abort.cancel()
+    def _lost(self, reason: TunnelEnd) -> None:
         if not self.closing:
             self.close(self._first_eof or reason)
         if self._client_gone and self._upstream_gone:
+            self._stop_timer()
             self._on_end(self)
 
     def close(self, reason: TunnelEnd) -> None:
         """
         Close both sides after their pending bytes, unregistering our
         producers first (Twisted's ``loseConnection`` does not close while a
-        producer is registered) and arming an abort for each.
+        producer is registered); a side still there when its grace
+        (``send_timeout`` for the client, ``proxy_send_timeout`` for the
+        upstream) runs out is aborted.
         """
         if self.closing:
             return
         self.closing = True
         self.reason = reason
-        if self._idle is not None and self._idle.active():
-            self._idle.cancel()
         self._stop_feeding_client()
         self._stop_feeding_upstream()
         # A side whose write half is already shut closes inside loseConnection
-        # (its connectionLost runs there): it needs no abort armed.
+        # (its connectionLost runs there): it needs no abort.
+        now = self._now()
+        graces = []
         if not self._client_gone:
             self._client.loseConnection()
             if not self._client_gone:
-                self._aborts["client"] = arm_abort(self._clock, self._client, self._timeouts.client_send)
+                grace = self._timeouts.client_send
+                self._abort_client = now + grace
+                graces.append(grace)
         if not self._upstream_gone:
             self._upstream.loseConnection()
             if not self._upstream_gone:
-                self._aborts["upstream"] = arm_abort(self._clock, self._upstream, self._timeouts.send)
+                grace = self._timeouts.send
+                self._abort_upstream = now + grace
+                graces.append(grace)
+        if graces:
+            self._set_timer(min(graces))
+        else:
+            self._stop_timer()
 
     def abort(self) -> None:
         """Drop both connections now (the end of a graceful shutdown that ran out of time)."""
         self.close(TunnelEnd.SHUTDOWN)
-        for side, transport in (("client", self._client), ("upstream", self._upstream)):
-            abort = self._aborts.pop(side, None)
-            if abort is not None and abort.active():
-                abort.cancel()
-            transport.abortConnection()  # type: ignore[attr-defined]
+        self._abort_client = self._abort_upstream = None
+        self._stop_timer()
+        self._client.abortConnection()  # type: ignore[attr-defined]
+        self._upstream.abortConnection()  # type: ignore[attr-defined]
 
     # A registration is revoked only when its source has sent EOF or the
     # tunnel is closing, so the source is never resumed here: resuming a
@@ -231,27 +259,56 @@ class Tunnel:
             self._feeds_upstream = None
             self._upstream.unregisterProducer()
 
-    # Timers.
+    # The timer.
 
-    def _idle_expired(self) -> None:
-        self._idle = None
+    def _tick(self) -> None:
+        self._timer = None
+        if self.closing:
+            self._abort_lingering()
+            return
+        deadline = self._last + self._timeouts.read
+        now = self._now()
+        if now < deadline:
+            self._timer = self._clock.callLater(deadline - now, self._tick)
+            return
         self.log.info("tunnel idle for {timeout}s, closing", timeout=self._timeouts.read)
         self.close(TunnelEnd.IDLE_TIMEOUT)
+
+    def _abort_lingering(self) -> None:
+        """Every side whose abort is due goes; the timer moves to the next one, if any."""
+        now = self._now()
+        client, upstream = self._abort_client, self._abort_upstream
+        if client is not None and now >= client:
+            self._abort_client = client = None
+            self._client.abortConnection()  # type: ignore[attr-defined]
+        if upstream is not None and now >= upstream:
+            self._abort_upstream = upstream = None
+            self._upstream.abortConnection()  # type: ignore[attr-defined]
+        if client is not None or upstream is not None:
+            self._set_timer(min(d for d in (client, upstream) if d is not None) - now)
+
+    def _set_timer(self, delay: float) -> None:
+        timer = self._timer
+        if timer is not None and timer.active():
+            timer.reset(delay)
+        else:
+            self._timer = self._clock.callLater(delay, self._tick)
+
+    def _stop_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
 
     def _client_stalled(self) -> None:
         self.log.info("client did not read for {timeout}s, closing tunnel",
                       timeout=self._timeouts.client_send)
-        self._abort_stalled("client", self._client, TunnelEnd.CLIENT_SEND_TIMEOUT)
+        self.close(TunnelEnd.CLIENT_SEND_TIMEOUT)
+        self._abort_client = None
+        self._client.abortConnection()  # type: ignore[attr-defined]
 
     def _upstream_stalled(self) -> None:
         self.log.info("upstream did not read for {timeout}s, closing tunnel",
                       timeout=self._timeouts.send)
-        self._abort_stalled("upstream", self._upstream, TunnelEnd.UPSTREAM_SEND_TIMEOUT)
-
-    def _abort_stalled(self, side: str, transport: ITransport, reason: TunnelEnd) -> None:
-        """A side that does not read will not drain its buffer: abort it."""
-        self.close(reason)
-        abort = self._aborts.pop(side, None)
-        if abort is not None and abort.active():
-            abort.cancel()
-        transport.abortConnection()  # type: ignore[attr-defined]
+        self.close(TunnelEnd.UPSTREAM_SEND_TIMEOUT)
+        self._abort_upstream = None
+        self._upstream.abortConnection()  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ in an :class:`~wstunnel.net.pool.IdlePool`.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.error import ConnectionDone
@@ -50,6 +51,12 @@ __all__ = [
 # A chunk-size line, or a chunked body's trailer section, may be as long as
 # proxy_buffer_size or this, whichever is larger (h11's default bound).
 _CHUNK_LINE_LIMIT = 16 * 1024
+
+
+@lru_cache(maxsize=None)
+def _answer_limits(head_limit: int) -> HeadLimits:
+    """The gate's limits for an answer under proxy_buffer_size: one value per size, not one per request."""
+    return HeadLimits(line=head_limit, total=head_limit, count=None)
 
 
 class UpstreamListener(TypingProtocol):
@@ -152,7 +159,7 @@ class UpstreamProtocol(Protocol):
         read (a bad chunk) is refused before the upstream saw anything.
         """
         writer = self._request = RequestWriter(request)
-        self._gate = HeadGate(HeadLimits(line=head_limit, total=head_limit, count=None), request=False)
+        self._gate = HeadGate(_answer_limits(head_limit), request=False)
         self._body = None
         self._done = self._answered = self._keep_alive = False
         self._extra = self._informational = 0

@@ -18,10 +18,10 @@ counters from zero, which Prometheus reads as a counter reset.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
+from bisect import bisect_left
 from typing import Callable, Iterable, Mapping, Protocol
 
 __all__ = [
@@ -97,44 +97,56 @@ class Stats:
         self.counters: dict[str, float] = {}
         self.tunnels_open = 0
         self._tunnel_bytes = [0, 0]
+        # Tunnels are counted in plain fields and become series only in a
+        # snapshot: an open and a close cost a few additions, not a dict
+        # update per histogram bucket.
+        self._tunnels_opened = 0
+        self._closed: dict[str, int] = {}  # reason -> count
+        self._durations = [0] * (len(DURATION_BUCKETS) + 1)  # per bucket, not cumulative; the last is +Inf
+        self._duration_sum = 0.0
         self.files: SnapshotFiles | None = None  # set in a multi-worker run
 
     def add(self, key: str, amount: float = 1) -> None:
         self.counters[key] = self.counters.get(key, 0) + amount
 
     # Hooks called by the client protocol, the exchange and the service.
+    # Those of every connection and request (accepted, request_started,
+    # request_done) update the dict in place rather than through add().
 
     def accepted(self, handled: bool) -> None:
-        self.add("wstunnel_connections_accepted_total")
+        counters = self.counters
+        counters[_ACCEPTED] = counters.get(_ACCEPTED, 0) + 1
         if handled:
-            self.add("wstunnel_connections_handled_total")
+            counters[_HANDLED] = counters.get(_HANDLED, 0) + 1
 
     def reclaimed(self, count: int) -> None:
         """``count`` idle connections were closed at worker_connections to admit a new one."""
         self.add("wstunnel_connections_reclaimed_total", count)
 
     def request_started(self) -> None:
-        self.add("wstunnel_requests_total")
+        counters = self.counters
+        counters[_REQUESTS] = counters.get(_REQUESTS, 0) + 1
 
     def request_done(self, status: int, upgrade_asked: bool) -> None:
-        self.add(_RESPONSES[status // 100])
+        counters = self.counters
+        key = _RESPONSES[status // 100]
+        counters[key] = counters.get(key, 0) + 1
         if upgrade_asked and status != 101:
             self.add(_UPGRADES_REFUSED)
 
     def tunnel_opened(self) -> None:
         self.tunnels_open += 1
-        self.add(_UPGRADES_TUNNEL)
+        self._tunnels_opened += 1
 
     def tunnel_closed(self, reason: str, seconds: float, to_upstream: int, to_client: int) -> None:
         self.tunnels_open -= 1
-        self._tunnel_bytes[0] += to_upstream
-        self._tunnel_bytes[1] += to_client
-        self.add(_closed_series(reason))
-        for bound, key in _DURATION_SERIES:
-            if seconds <= bound:
-                self.add(key)
-        self.add("wstunnel_tunnel_duration_seconds_sum", seconds)
-        self.add("wstunnel_tunnel_duration_seconds_count")
+        tunnel_bytes = self._tunnel_bytes
+        tunnel_bytes[0] += to_upstream
+        tunnel_bytes[1] += to_client
+        closed = self._closed
+        closed[reason] = closed.get(reason, 0) + 1
+        self._durations[bisect_left(DURATION_BUCKETS, seconds)] += 1
+        self._duration_sum += seconds
 
     def reloaded(self, ok: bool) -> None:
         self.add(series("wstunnel_config_reloads_total", result="ok" if ok else "failed"))
@@ -152,6 +164,7 @@ class Stats:
     def snapshot(self) -> dict[str, float]:
         """Counters plus the gauges of this moment; open tunnels' bytes so far are included."""
         values = dict(self.counters)
+        self._tunnel_series(values)
         states = {"reading": 0, "writing": 0, "waiting": 0}
         to_upstream, to_client = self._tunnel_bytes
         for client in self._clients():
@@ -166,15 +179,24 @@ class Stats:
         values["wstunnel_tunnels_open"] = self.tunnels_open
         values[series("wstunnel_tunnel_bytes_total", direction="client_to_upstream")] = to_upstream
         values[series("wstunnel_tunnel_bytes_total", direction="upstream_to_client")] = to_client
-        for bound in (*map(_number, DURATION_BUCKETS), "+Inf"):
-            values.setdefault(series("wstunnel_tunnel_duration_seconds_bucket", le=bound), 0)
-        values.setdefault("wstunnel_tunnel_duration_seconds_sum", 0)
-        values.setdefault("wstunnel_tunnel_duration_seconds_count", 0)
         for upstream, peers in self._peers().items():
             for peer, up in peers:
                 values[series("wstunnel_upstream_peer_up", upstream=upstream, peer=peer)] = int(up)
         values["wstunnel_workers"] = 1
         return values
+
+    def _tunnel_series(self, values: dict[str, float]) -> None:
+        """The tunnel counters as series (the histogram's cumulative); a reason or outcome that never happened has none."""
+        if self._tunnels_opened:
+            values[_UPGRADES_TUNNEL] = self._tunnels_opened
+        for reason, count in self._closed.items():
+            values[series("wstunnel_tunnels_closed_total", reason=reason)] = count
+        below = 0
+        for (_, key), count in zip(_DURATION_SERIES, self._durations):
+            below += count
+            values[key] = below
+        values["wstunnel_tunnel_duration_seconds_sum"] = self._duration_sum
+        values["wstunnel_tunnel_duration_seconds_count"] = below
 
     def totals(self) -> dict[str, float]:
         """This process's live numbers plus the other workers' latest ones."""
@@ -204,18 +226,15 @@ def _number(value: float) -> str:
 # per request is a measurable share of a plain GET (doc/performance.md).
 # A status of 600 or more (the gate allows up to 999) is counted as such.
 _RESPONSES = tuple(series("wstunnel_responses_total", **{"class": f"{n}xx"}) for n in range(10))
+_ACCEPTED = "wstunnel_connections_accepted_total"
+_HANDLED = "wstunnel_connections_handled_total"
+_REQUESTS = "wstunnel_requests_total"
 _UPGRADES_REFUSED = series("wstunnel_upgrades_total", outcome="refused")
 _UPGRADES_TUNNEL = series("wstunnel_upgrades_total", outcome="tunnel")
 _DURATION_SERIES = tuple(
     (bound, series("wstunnel_tunnel_duration_seconds_bucket", le=label))
     for bound, label in (*((b, _number(b)) for b in DURATION_BUCKETS), (math.inf, "+Inf"))
 )
-
-
-@functools.lru_cache(maxsize=None)
-def _closed_series(reason: str) -> str:
-    """One per TunnelEnd reason."""
-    return series("wstunnel_tunnels_closed_total", reason=reason)
 
 
 def _family(key: str) -> str:

@@ -232,7 +232,8 @@ class HeadGate:
             crlf = lf > 0 and buffer[lf - 1] == 0x0D
             if pos == 0:
                 self._check_method(lf - crlf)
-            self._check_line(pos, lf - pos - crlf)
+            if lf - pos - crlf > limits.line:
+                self._check_line(pos, lf - pos - crlf)
             if lf >= limits.total:
                 raise RequestError(431, "request head too large")
             if not crlf:
@@ -336,8 +337,10 @@ def check_request_head(head: bytes, limits: HeadLimits) -> RequestHead:
     version = match.group(3) + b"." + match.group(4)
     if version not in (b"1.0", b"1.1"):
         raise RequestError(505, f"HTTP/{version.decode('ascii')} is not supported")
-    headers = tuple(h for h in _headers(lines[1:], 400, limits, True) if not limits.drop_invalid_names or _NGINX_NAME.match(h[0]))
-    request = RequestHead(match.group(1), match.group(2), version, headers)
+    headers = _headers(lines[1:], 400, limits, True)
+    if limits.drop_invalid_names:
+        headers = [h for h in headers if _NGINX_NAME.match(h[0])]
+    request = RequestHead(match.group(1), match.group(2), version, tuple(headers))
     _check_framing(request.values(b"content-length"), request.values(b"transfer-encoding"), version, 400, request=True)
     _check_host(request)
     if not _TARGET.match(request.target):

@@ -35,6 +35,8 @@ class UpstreamRequest:
     http_version: bytes
     headers: tuple[tuple[bytes, bytes], ...]
     upgrade: bool  # whether this request asks the upstream to switch protocols
+    # With ``upgrade``: the client's offer as checked when the request was made, which the 101 must answer.
+    offer: tuple[bytes, ...] = ()
 
 
 class RequestWriter:
