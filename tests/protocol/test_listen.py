@@ -18,7 +18,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 
 from tests.support import WAIT, aio, read_exactly
-from wstunnel.net.listen import listen_on
+from wstunnel.net.listen import Listener, listen_on
 from wstunnel.net.stream import Stream
 
 
@@ -78,6 +78,7 @@ async def test_an_accepted_connection_gets_a_stream_and_a_protocol_built_with_it
             assert isinstance(protocol.transport, Stream)
             assert factory.addresses == [IPv4Address("TCP", *writer.get_extra_info("sockname"))]
             assert protocol.transport.getPeer() == factory.addresses[0]
+            assert protocol.transport.getHost() == host == IPv4Address("TCP", *writer.get_extra_info("peername"))
             assert await aio(read_exactly(reader, 2)) == b"hi"
             protocol.transport.loseConnection()
             assert await aio(reader.read()) == b""
@@ -146,6 +147,9 @@ class _Starved:
     def fileno(self) -> int:
         return 99
 
+    def getsockname(self) -> tuple[str, int]:
+        return ("127.0.0.1", 8080)
+
     def setblocking(self, flag: bool) -> None:
         pass
 
@@ -163,3 +167,12 @@ def test_out_of_descriptors_pauses_accepting_instead_of_spinning() -> None:
     assert sock.accepts == 1 and port not in clock.getReaders()
     clock.advance(0.5)
     assert port in clock.getReaders(), "accepting resumes after nginx's half second"
+
+
+
+def test_only_a_wildcard_listener_leaves_the_local_address_to_each_socket() -> None:
+    """Bound to one address, a connection's own address is known without a getsockname."""
+    wildcard = _Starved()
+    wildcard.getsockname = lambda: ("0.0.0.0", 8080)  # type: ignore[method-assign]
+    assert Listener(wildcard, Greeters(), MemoryReactorClock())._host is None  # type: ignore[arg-type]
+    assert Listener(_Starved(), Greeters(), MemoryReactorClock())._host == IPv4Address("TCP", "127.0.0.1", 8080)  # type: ignore[arg-type]

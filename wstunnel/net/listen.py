@@ -47,6 +47,10 @@ class Listener:
         self.connected = False
         self._accepts = 100
         self._ipv6 = sock.family == socket.AF_INET6
+        # Bound to one address, every accepted socket's own address is the
+        # listener's: no getsockname per connection.
+        local = self.getHost()
+        self._host = None if local.host in ("0.0.0.0", "::") else local
 
     def logPrefix(self) -> str:
         return "Listener"
@@ -112,7 +116,7 @@ class Listener:
         if protocol is None:
             sock.close()
             return
-        Stream(sock, peer, self.reactor).start(protocol)
+        Stream(sock, peer, self.reactor, self._host).start(protocol)
 
     def _starved(self, code: int) -> None:
         self.log.info("Could not accept new connection ({acceptError})", acceptError=errno.errorcode[code])

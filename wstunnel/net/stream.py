@@ -84,11 +84,14 @@ class Stream:
 
     __slots__ = (
         "socket", "protocol", "reactor", "fileno", "connected", "disconnecting",
-        "dataBuffer", "offset", "_tempDataBuffer", "_tempDataLen", "_peer", "_reading", "_writing",
+        "dataBuffer", "offset", "_tempDataBuffer", "_tempDataLen", "_peer", "_host", "_reading", "_writing",
         "_producer", "_streaming", "_paused", "_write_state", "_aborting", "__weakref__",
     )
 
-    def __init__(self, sock: socket.socket, peer: IPv4Address | IPv6Address, reactor: Any) -> None:
+    def __init__(
+        self, sock: socket.socket, peer: IPv4Address | IPv6Address, reactor: Any,
+        host: IPv4Address | IPv6Address | None = None,
+    ) -> None:
         self.socket: socket.socket | None = sock
         self.protocol: IProtocol | None = None
         self.reactor = reactor
@@ -96,6 +99,7 @@ class Stream:
         self.connected = False
         self.disconnecting = False
         self._peer = peer
+        self._host = host  # known to a listener bound to one address; else asked once
         self.dataBuffer = b""
         self.offset = 0
         self._tempDataBuffer: list[bytes] | tuple[()] = ()
@@ -354,7 +358,9 @@ class Stream:
         return self._peer
 
     def getHost(self) -> IPv4Address | IPv6Address:
-        return tcp_address(self.socket.getsockname())  # type: ignore[union-attr]
+        if self._host is None:
+            self._host = tcp_address(self.socket.getsockname())  # type: ignore[union-attr]
+        return self._host
 
     def getHandle(self) -> socket.socket:
         return self.socket  # type: ignore[return-value]
