@@ -1,6 +1,7 @@
 """
-direct_writer: a send at once when nothing is queued, Twisted's queue
-otherwise, on real loopback TCP connections.
+direct_writer: a send at once when nothing is queued, the transport's
+queue otherwise, on real loopback TCP connections accepted by wstunnel's
+own listener (wstunnel.net.listen), as the proxy accepts them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from twisted.internet.testing import StringTransport
 
 from tests.support import WAIT
 from wstunnel.net.fastwrite import direct_writer
+from wstunnel.net.listen import listen_on
 from wstunnel.app.service import bind_socket
 
 
@@ -29,11 +31,11 @@ class Collect(protocol.Protocol):
 
 
 async def connected_pair(want: int):
-    """A server-side tcp transport and the client protocol that reads from it."""
+    """A server-side transport and the client protocol that reads from it."""
     accepted: defer.Deferred = defer.Deferred()
     server_factory = protocol.Factory.forProtocol(protocol.Protocol)
     server_factory.buildProtocol = lambda addr: _Accepted(accepted)  # type: ignore[method-assign]
-    port = reactor.listenTCP(0, server_factory, interface="127.0.0.1")
+    port = listen_on(bind_socket("127.0.0.1", 0), server_factory, reactor)
     reader = Collect(want)
     creator = protocol.ClientCreator(reactor, lambda: reader)
     await creator.connectTCP("127.0.0.1", port.getHost().port)
@@ -76,7 +78,7 @@ async def test_with_an_empty_queue_the_bytes_go_out_without_queueing() -> None:
 async def test_bytes_behind_a_queue_wait_their_turn() -> None:
     port, transport, reader = await connected_pair(6)
     try:
-        transport.write(b"abc")  # queued by Twisted, not yet sent
+        transport.write(b"abc")  # queued, not yet sent
         direct_writer(transport)(b"def")
         assert transport._tempDataBuffer == [b"abc", b"def"]
         assert await reader.done.addTimeout(WAIT, reactor) == b"abcdef"

@@ -20,13 +20,14 @@ from typing import Callable, Iterable
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
-from twisted.internet.interfaces import IListeningPort, IReactorSocket, IReactorTCP
+from twisted.internet.interfaces import IListeningPort, IReactorTCP
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from wstunnel.net.client import ProxyFactory
 from wstunnel.app.lifecycle import Drain, SignalHandlers, stop_reactor
 from wstunnel.net.limits import raise_nofile
+from wstunnel.net.listen import listen_on
 from wstunnel.config.loader import load_config
 from wstunnel.obs.metrics import PUBLISH_INTERVAL, SnapshotFiles
 from wstunnel.config.model import Binding, Config, ConfigErrors, ListenOptions
@@ -213,11 +214,11 @@ class ProxyService(MultiService):
             )
             if binding.proxy_protocol:
                 factory = header_first_factory(factory, runtime=self.current, key=key)  # type: ignore[assignment]
-        reactor: IReactorSocket = self._reactor  # type: ignore[assignment]
         try:
-            port = reactor.adoptStreamPort(sock.fileno(), sock.family, factory)
-        finally:
+            port = listen_on(sock, factory, self._reactor)
+        except BaseException:
             sock.close()
+            raise
         self.log.info("wstunnel listening on {address}{ssl}", address=_addr(binding, port),
                       ssl=" ssl" if binding.ssl else "")
         return port

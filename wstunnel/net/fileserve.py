@@ -25,14 +25,14 @@ import secrets
 import stat
 from typing import Callable, NamedTuple
 
-from twisted.internet import tcp
-from twisted.internet.interfaces import IDelayedCall, IPullProducer, IPushProducer, IReactorTime, ISSLTransport, ITransport
+from twisted.internet.interfaces import IDelayedCall, IPullProducer, IPushProducer, IReactorTime, ITransport
 from zope.interface import implementer
 
 from wstunnel.core.compression import VARY, Encoding, plan_encoding, static_variant
 from wstunnel.core.filereply import FileReply, content_type, file_reply
 from wstunnel.config.model import FileSettings, Location
 from wstunnel.net.pace import Pace
+from wstunnel.net.stream import Stream
 from wstunnel.net.throttle import cancel_timer
 from wstunnel.wire.errors import RequestError
 from wstunnel.wire.request import RequestHead
@@ -132,19 +132,17 @@ def _boundary() -> bytes:
 
 def direct_sendfile(transport: ITransport) -> Callable[[int, int, int], int] | None:
     """
-    ``os.sendfile`` straight to a plain TCP socket while Twisted has
-    nothing queued for it (the bytes never enter the process); None for TLS
-    and anything else.  The function returns the bytes the kernel took,
-    0 when it took none.  ``_tempDataBuffer`` is Twisted's private queue,
-    watched by tests/protocol/test_twisted_canary.py.
+    ``os.sendfile`` straight to a plain TCP socket (a
+    :class:`~wstunnel.net.stream.Stream`) while it has nothing queued (the
+    bytes never enter the process); None for TLS and anything else.  The
+    function returns the bytes the kernel took, 0 when it took none.
     """
-    if not isinstance(transport, tcp.Connection) or ISSLTransport.providedBy(transport) or not hasattr(os, "sendfile"):
+    if not isinstance(transport, Stream) or not hasattr(os, "sendfile"):
         return None
-    conn = transport
-    out = conn.socket.fileno()
+    out = transport.fileno()
 
     def send(fd: int, offset: int, count: int) -> int:
-        if conn._tempDataBuffer or conn.dataBuffer or conn.disconnecting or not conn.connected:
+        if not transport.idle():
             return 0
         try:
             return os.sendfile(out, fd, offset, count)

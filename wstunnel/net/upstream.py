@@ -24,12 +24,14 @@ from twisted.internet.interfaces import (
     IReactorTime,
     IReactorUNIX,
 )
+from twisted.internet.posixbase import PosixReactorBase
 from twisted.internet.protocol import ClientFactory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from wstunnel.wire.bodies import BodyError
 from wstunnel.wire.errors import RequestError
+from wstunnel.net.dial import dial
 from wstunnel.net.fastwrite import direct_writer
 from wstunnel.wire.heads import HeadGate, HeadLimits, check_response_head
 from wstunnel.config.model import Peer
@@ -377,11 +379,16 @@ class PeerConnector:
     def bind(self, reactor: IReactorTCP, clock: IReactorTime) -> Connect:
         """The connect of one exchange, on the reactor its client connection was accepted by."""
 
+        # wstunnel's own connector needs a reactor that polls descriptors; a test reactor records connectTCP.
+        own = isinstance(reactor, PosixReactorBase)
+
         def connect(peer: Peer, listener: UpstreamListener) -> Connecting:
             factory = self.factory(listener, clock)
             if peer.unix:
                 unix: IReactorUNIX = reactor  # type: ignore[assignment]
                 return unix.connectUNIX(peer.host, factory, timeout=self.timeout)
+            if own:
+                return dial(reactor, clock, peer.host, peer.port, factory, self.timeout)  # type: ignore[arg-type]
             return reactor.connectTCP(peer.host, peer.port, factory, timeout=self.timeout)
 
         return connect
