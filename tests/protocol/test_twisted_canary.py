@@ -9,55 +9,20 @@ on it, before a subtler test (or production) finds out.
 from __future__ import annotations
 
 import inspect
-import socket
 from pathlib import Path
 
 import pytest
-from twisted.internet import tcp
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import CertificateOptions
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.internet.testing import StringTransport
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 
 from tls_support import Authority, server_options
 
-FASTWRITE = "wstunnel/net/fastwrite.py decides whether anything is queued with it"
 TLS = "wstunnel/net/tls.py overrides or sets it"
-
-
-@pytest.fixture
-def accepted():
-    """A server-side ``tcp.Server`` on an accepted loopback socket, and its peer's socket."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    peer = socket.create_connection(listener.getsockname())
-    sock, address = listener.accept()
-    sock.setblocking(False)
-    try:
-        yield tcp.Server(sock, Protocol(), address, None, 0, MemoryReactor()), peer
-    finally:
-        for each in (listener, peer, sock):
-            each.close()
-
-
-def test_tcp_queues_unsent_bytes_in_tempDataBuffer(accepted) -> None:
-    conn, peer = accepted
-    assert isinstance(getattr(conn, "_tempDataBuffer", None), list), f"tcp.Connection._tempDataBuffer: {FASTWRITE}"
-    assert (conn._tempDataBuffer, conn.dataBuffer) == ([], b"")
-    conn.write(b"abc")
-    assert conn._tempDataBuffer == [b"abc"], f"a queued write is no longer in _tempDataBuffer: {FASTWRITE}"
-    conn.doWrite()
-    assert (conn._tempDataBuffer, conn.dataBuffer) == ([], b""), f"sent bytes stay queued: {FASTWRITE}"
-    assert peer.recv(16) == b"abc"
-
-
-def test_tcp_marks_a_write_shutdown_in_writeDisconnecting(accepted) -> None:
-    conn, _ = accepted
-    assert getattr(conn, "_writeDisconnecting", None) is False, f"tcp.Connection._writeDisconnecting: {FASTWRITE}"
-    conn.loseWriteConnection()
-    assert conn._writeDisconnecting is True, f"loseWriteConnection no longer sets _writeDisconnecting: {FASTWRITE}"
 
 
 class _Received(Protocol):
