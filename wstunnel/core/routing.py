@@ -23,6 +23,7 @@ from wstunnel.core.variables import RequestVars, render
 from wstunnel.wire.request import ConnInfo, RequestHead, Target
 
 __all__ = [
+    "Matches",
     "Redirect",
     "Router",
     "escape_path",

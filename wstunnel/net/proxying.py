@@ -117,7 +117,7 @@ class Proxying:
             router=runtime.router,
             binding=self._factory.binding(runtime, conn.server_addr),
             conn=conn,
-            tls=_tls_standing(self.transport, conn),
+            tls=None if conn.scheme != "https" else _tls_standing(self.transport, conn),
             head=head,
             pooled=runtime.pools,
             plans=runtime.plan,
@@ -125,6 +125,18 @@ class Proxying:
             notice=self._rewrite_notice,
             users=runtime.users.table,
         )
+        if decision.__class__ is Forward:
+            # The common case, decided without the general dispatch below.
+            req = self._req
+            self.conn = decision.conn
+            location = req.location = decision.location
+            req.vars = decision.vars
+            limits = location.limits  # type: ignore[union-attr]
+            if limits is None or not limits.checked:
+                self._forward(decision)  # type: ignore[arg-type]
+                return
+            self._gated(decision, limits)  # type: ignore[arg-type]
+            return
         self._take(decision)
         limits = decision.location.limits if isinstance(decision, _GATED) and decision.location else None
         if limits is not None and limits.checked:
@@ -260,21 +272,24 @@ class Proxying:
         assert upload is not None and intake is not None and forward.location.proxy_pass is not None
         upload.limit(forward.body_limit)
         req.close_after = req.close_after or forward.close_after
-        upstream = forward.location.proxy_pass.upstream
-        dynamic = forward.location.proxy_pass.authority is not None
-        make = self.runtime.dynamic(forward.vars, self._factory.reactor) if dynamic else Exchange
+        location = forward.location
+        proxy_pass = location.proxy_pass
+        upstream = proxy_pass.upstream
+        reactor = self._factory.reactor
+        forwarding = self.runtime.forwarding(location)
+        make = Exchange if proxy_pass.authority is None else self.runtime.dynamic(forward.vars, reactor)
         self._exchange = exchange = make(
             client=self,
             head=req.head,
             request=forward.request,
-            location=forward.location,
-            balancer=self.runtime.balancer(upstream.name),
+            location=location,
+            balancer=forwarding.balancer,
             key=request_key(upstream, forward.vars),
-            connect=self.runtime.forwarding(forward.location).connector.bind(self._factory.reactor, self._clock),
+            connect=forwarding.connect(reactor, self._clock),
             clock=self._clock,
             has_body=forward.has_body,
             stats=self._factory.registry.stats,
-            pool=self.runtime.pools.get(upstream.name),
+            pool=forwarding.pool,
         )
         req.upstream = exchange.record
         exchange.start()
