@@ -551,6 +551,9 @@ class Location:
     # Whether a request found here goes straight upstream: decided at load,
     # so the request path branches once instead of walking every phase.
     proxies_only: bool = field(init=False, default=Factory(lambda loc: _proxies_only(loc), takes_self=True))
+    # Whether an upstream answer here is relayed as it comes: no error page
+    # intercepts it, no rate paces it, gzip does not encode it.
+    relays_plainly: bool = field(init=False, default=Factory(lambda loc: _relays_plainly(loc), takes_self=True))
 
 
 def _proxies_only(location: Location) -> bool:
@@ -564,6 +567,11 @@ def _proxies_only(location: Location) -> bool:
         and not access.checks
         and access.limited is None
     )
+
+
+def _relays_plainly(location: Location) -> bool:
+    """Neither proxy_intercept_errors, the limit_* directives nor gzip apply here (the head's own rules may)."""
+    return not location.errors.intercept and location.limits is None and not location.gzip.enabled
 
 
 @frozen

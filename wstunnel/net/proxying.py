@@ -349,17 +349,22 @@ class Proxying:
         self._answer.informational(response, head.method)
 
     def send_head(self, response: ResponseHead, upstream: UpstreamProtocol | None) -> None:
-        if intercepts(self._req.vars, response.status):
+        req = self._req
+        location = req.location
+        # Error pages and limit_rate need not be asked about where the location has neither.
+        plain = location is not None and location.relays_plainly
+        if not plain and intercepts(req.vars, response.status):
             self._drop_exchange()
             self._error_page(response.status)
             return
-        response = answered_status(self._req.vars, response)
+        response = answered_status(req.vars, response)
         self._answer.relay(response, self._keepalive_allowed())
         if upstream is not None:
-            location = self._req.location
-            assert location is not None and self._req.vars is not None
-            self._req.pace = pace = response_pace(location, self._req.vars, upstream.transport, self._clock)
-            source = upstream.transport if pace is None else pace
+            assert location is not None and req.vars is not None
+            source = upstream.transport
+            if not plain:
+                req.pace = pace = response_pace(location, req.vars, source, self._clock)
+                source = source if pace is None else pace
             self._answer.follow(source, location.timeouts.client_send, self._client_stalled)
 
     def _keepalive_allowed(self) -> bool:

@@ -44,3 +44,8 @@ def test_a_location_that_only_proxies_is_known_at_load(locations: dict[str, Loca
     only = {path for path, location in locations.items() if location.proxies_only}
     assert only == {"/plain/", "^/re/(.*)$", "/intercept/", "/rate/", "/limited/", "/gzip/"}
 
+
+def test_a_location_whose_answers_pass_as_they_come_is_known_at_load(locations: dict[str, Location]) -> None:
+    plain = {path for path, location in locations.items() if location.relays_plainly}
+    assert not plain & {"/intercept/", "/rate/", "/limited/", "/gzip/"}
+    assert {"/plain/", "^/re/(.*)$", "/allow/"} <= plain
