@@ -107,6 +107,7 @@ class Proxying:
         def _unregister_all(self) -> None: ...
         def _log_request(self) -> None: ...
         def _close(self) -> None: ...
+        def _stop_deadline(self) -> None: ...
 
     def _route(self, head: RequestHead) -> None:
         runtime = self.runtime
@@ -265,6 +266,7 @@ class Proxying:
                       client=self.peer_text)
         self._log_request()
         self._state = State.CLOSED
+        self._stop_deadline()
         self.transport.abortConnection()
 
     def _forward(self, forward: Forward) -> None:
@@ -471,6 +473,7 @@ class Proxying:
         self._factory.registry.stats.tunnel_opened()
         self.dataReceived = tunnel.from_client  # type: ignore[method-assign]
         upstream.become_tunnel(tunnel)
+        intake.stop_deadline()
         client_early = intake.gate.take_rest()
         # Nothing is parsed any more: a long-lived tunnel keeps no parser
         # state, only the request's length for its log line.  Pausing and
@@ -500,6 +503,7 @@ class Proxying:
         self._drop_exchange()
         self._log_request()
         self._state = State.CLOSED
+        self._stop_deadline()
         self.transport.abortConnection()
 
 
