@@ -286,6 +286,8 @@ class _ServerTable:
         server = self.exact.get(host)
         if server is not None:
             return server
+        if not self.wildcard:
+            return self.binding.default
         dot = host.find(".")
         while dot != -1:
             server = self.wildcard.get(host[dot:])
