@@ -405,7 +405,7 @@ def client_response_headers(
         drop.add(b"upgrade")
     if _content_length_invalid(status, headers, request_method):
         drop.add(b"content-length")
-    nominated = lower_tokens(v for n, v in headers if n.lower() == b"connection")
+    nominated = lower_tokens([v for n, v in headers if n.lower() == b"connection"])
     nominated.discard(b"content-length")
     if names_upgrade:
         nominated.discard(b"upgrade")
@@ -436,7 +436,8 @@ def client_response_headers(
         if rules.charset is not None:
             out = with_charset(out, rules.charset, status, rv)
         rv.sent = out
-        out += added_headers(rules.add_headers, status, rv)
+        if rules.add_headers:
+            out += added_headers(rules.add_headers, status, rv)
     return out
 
 
@@ -486,4 +487,7 @@ def _content_length_invalid(status: int, headers: _Headers, request_method: byte
         return True
     if request_method == b"HEAD" or status == 304:
         return False
-    return any(n.lower() == b"transfer-encoding" for n, _ in headers)
+    for name, _ in headers:
+        if name.lower() == b"transfer-encoding":
+            return True
+    return False
