@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Mapping, Union
 
-from attrs import field, frozen
+from attrs import Factory, field, frozen
 
 from wstunnel.config.access_values import Access, AccessRule, LimitZone, RateLimits
 from wstunnel.config.response_values import Charset, CookieFlags, CookieRules, Expires, Gzip, RedirectRule, UpstreamShape
@@ -548,6 +548,30 @@ class Location:
     limits: RateLimits | None = None  # limit_conn, limit_req, limit_rate; None: none apply
     errors: ErrorPages = ErrorPages()  # error_page, recursive_error_pages, proxy_intercept_errors
     files: FileSettings | None = None  # root/alias/try_files in force: files are served here
+    # Whether a request found here goes straight upstream: decided at load,
+    # so the request path branches once instead of walking every phase.
+    proxies_only: bool = field(init=False, default=Factory(lambda loc: _proxies_only(loc), takes_self=True))
+    # Whether an upstream answer here is relayed as it comes: no error page
+    # intercepts it, no rate paces it, gzip does not encode it.
+    relays_plainly: bool = field(init=False, default=Factory(lambda loc: _relays_plainly(loc), takes_self=True))
+
+
+def _proxies_only(location: Location) -> bool:
+    """No rewrite directives, access checks, ``internal`` or status page: the content phase is proxy_pass."""
+    access, files = location.access, location.files
+    return (
+        location.proxy_pass is not None
+        and location.rewrites is None
+        and (files is None or not files.internal)
+        and location.status_page is None
+        and not access.checks
+        and access.limited is None
+    )
+
+
+def _relays_plainly(location: Location) -> bool:
+    """Neither proxy_intercept_errors, the limit_* directives nor gzip apply here (the head's own rules may)."""
+    return not location.errors.intercept and location.limits is None and not location.gzip.enabled
 
 
 @frozen

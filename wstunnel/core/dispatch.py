@@ -29,7 +29,7 @@ from wstunnel.core.rewrite import Answer, FileCheck, Notice, Redirected, Rewriti
 from wstunnel.core.redirect import counted
 from wstunnel.core.headers import BodyFraming, HeaderPlan, upgrade_offer, upstream_request
 from wstunnel.core.tls_rules import handshake_server, refusal
-from wstunnel.core.routing import Redirect, Router, origin, parse_target, redirect_url, request_host
+from wstunnel.core.routing import Matches, Redirect, Router, origin, parse_target, redirect_url, request_host
 from wstunnel.core.variables import RequestVars, render
 from wstunnel.wire.errors import RequestError, error_page
 from wstunnel.wire.request import ConnInfo, RequestHead, TLSInfo
@@ -205,8 +205,33 @@ def prepare(
         answer = run(server.rewrites, rv, state)  # type: ignore[arg-type]
         if answer is not None:
             return _answered(answer, rv)
+    found = None
+    if state is None:
+        found = router.locate(server, target.uri)
+        location = found[0]
+        if location.__class__ is Location and location.proxies_only:  # type: ignore[union-attr]
+            return _proxied(location, rv, found[1], head, pooled, plans)  # type: ignore[arg-type]
     phases = Phases(router, pooled, plans, files, notice, users, fs)
-    return _location_phases(phases, rv, state, head, internal=redirected is not None)
+    return _location_phases(phases, rv, state, head, internal=redirected is not None, first=found)
+
+
+def _proxied(
+    location: Location,
+    rv: RequestVars,
+    matches: Matches,
+    head: RequestHead,
+    pooled: Container[str],
+    plans: Callable[[Location], HeaderPlan],
+) -> Forward | Refuse:
+    """
+    A location that only proxies (``Location.proxies_only``, decided at
+    load): the rewrite, access and content phases have nothing to do, so
+    the request goes straight to its trip upstream.
+    """
+    rv.location = location
+    for match in matches:
+        rv.captured(match)
+    return _forward(location, rv, head, pooled, plans(location))
 
 
 def _location_phases(
@@ -217,7 +242,7 @@ def _location_phases(
     *,
     checked: bool = True,
     internal: bool = False,
-    first: Location | None = None,
+    first: tuple[Location | Redirect | None, Matches] | None = None,
 ) -> Decision:
     """
     nginx's find-config, location-rewrite and post-rewrite phases, again
@@ -227,13 +252,14 @@ def _location_phases(
     An ``internal`` location is found only by an ``internal`` request
     (sent by an error page, a named location, a subrequest), as in nginx:
     a ``rewrite ... last`` does not make a request internal.  ``first``
-    is a location chosen by name, which the first pass takes unsearched.
+    is what the first pass takes instead of searching: a location chosen
+    by name, or the search's outcome already made.
     """
     while True:
         if first is None:
             found, matches = phases.router.locate(rv.server, rv.target.uri)
         else:
-            found, matches, first = first, (), None
+            (found, matches), first = first, None
         if found.__class__ is Redirect:
             return _slash_redirect(found, rv)  # type: ignore[arg-type]
         rv.location = found  # type: ignore[assignment]
@@ -444,4 +470,4 @@ def named_decision(phases: Phases, location: Location, rv: RequestVars, head: Re
     searches the locations again, as in nginx), then the access and content
     phases.
     """
-    return _location_phases(phases, rv, None, head, internal=True, first=location)
+    return _location_phases(phases, rv, None, head, internal=True, first=(location, ()))

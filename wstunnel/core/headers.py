@@ -313,17 +313,17 @@ def _framing(plan: HeaderPlan, body: BodyFraming | int) -> list[tuple[bytes, byt
 
 def _client_headers(plan: HeaderPlan, head: RequestHead) -> list[tuple[bytes, bytes]]:
     drop = plan.drop
-    nominated = _nominated(plan, head)
-    if nominated:
-        drop = drop | nominated
+    connection = head.values(b"connection")
+    if connection:
+        drop = drop | _nominated(plan, connection)
     return [(n, v) for n, v in head.headers if n.lower() not in drop]
 
 
-def _nominated(plan: HeaderPlan, head: RequestHead) -> set[bytes]:
+def _nominated(plan: HeaderPlan, connection: list[bytes]) -> set[bytes]:
     """Headers the client listed in Connection that it may remove."""
     return {
         t
-        for t in lower_tokens(head.values(b"connection"))
+        for t in lower_tokens(connection)
         if t not in _PROTECTED
         and not t.startswith(b"x-forwarded-")
         and t.replace(b"-", b"_") not in plan.read
@@ -461,7 +461,8 @@ def client_response_headers(
         if rules.charset is not None:
             out = with_charset(out, rules.charset, status, rv)
         rv.sent = out
-        out += added_headers(rules.add_headers, status, rv)
+        if rules.add_headers:
+            out += added_headers(rules.add_headers, status, rv)
     return out
 
 
@@ -511,4 +512,7 @@ def _content_length_invalid(status: int, headers: _Headers, request_method: byte
         return True
     if request_method == b"HEAD" or status == 304:
         return False
-    return any(n.lower() == b"transfer-encoding" for n, _ in headers)
+    for name, _ in headers:
+        if name.lower() == b"transfer-encoding":
+            return True
+    return False

@@ -23,6 +23,7 @@ from wstunnel.core.variables import RequestVars, render
 from wstunnel.wire.request import ConnInfo, RequestHead, Target
 
 __all__ = [
+    "Matches",
     "Redirect",
     "Router",
     "escape_path",
@@ -285,6 +286,8 @@ class _ServerTable:
         server = self.exact.get(host)
         if server is not None:
             return server
+        if not self.wildcard:
+            return self.binding.default
         dot = host.find(".")
         while dot != -1:
             server = self.wildcard.get(host[dot:])

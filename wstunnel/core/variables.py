@@ -158,14 +158,14 @@ class RequestVars:
         as ``_``, equals ``key``; repeated headers joined as nginx joins them.
         """
         wanted = key.lower().encode("latin-1")
-        values = [
-            value.decode("latin-1")
-            for hname, value in self.head.headers
-            if hname.lower().replace(b"-", b"_") == wanted
-        ]
-        if not values:
+        if b"_" in wanted:
+            found = [value for hname, value in self.head.headers if hname.lower().replace(b"-", b"_") == wanted]
+        else:
+            # Only a name spelt as ``key`` reads as it: the head's index has it.
+            found = self.head.values(wanted)
+        if not found:
             return ""
-        return ("; " if wanted == b"cookie" else ", ").join(values)
+        return (b"; " if wanted == b"cookie" else b", ").join(found).decode("latin-1")
 
     def sent_header(self, key: str) -> str:
         """``$sent_http_KEY``: the first response header so named, as nginx 1.22 gives it."""

@@ -76,8 +76,13 @@ class AnswerWriter:
 
     def relay(self, response: ResponseHead, keep_alive: bool) -> None:
         """The upstream's answer head, rewritten by the location's rules."""
-        status = self.record.status = response.status
-        headers, self._gzip = encode_answer(self.record, status, self._relayed(response), self._clock.seconds())
+        record = self.record
+        status = record.status = response.status
+        now = self._clock.seconds()
+        headers = self._relayed(response, http_date(now))
+        location = record.location
+        if location is not None and not location.relays_plainly:
+            headers, self._gzip = encode_answer(record, status, headers, now)
         self._head(status, response.reason or reason_phrase(status).encode(), headers, keep_alive)
 
     def follow(self, upstream: IPushProducer, timeout: float, on_stall: Callable[[], None]) -> None:
@@ -146,7 +151,8 @@ class AnswerWriter:
 
     def switching(self, response: ResponseHead) -> None:
         """A valid 101, rewritten by the location's rules; after it the bytes are the tunnel's."""
-        self.send(head_bytes(101, response.reason or b"Switching Protocols", self._relayed(response)))
+        date = http_date(self._clock.seconds())
+        self.send(head_bytes(101, response.reason or b"Switching Protocols", self._relayed(response, date)))
         self.record.status = 101
 
     def _added(self, status: int) -> list[tuple[bytes, bytes]]:
@@ -157,14 +163,14 @@ class AnswerWriter:
         entries = rv.location.response.add_headers if rv.location is not None else rv.server.add_headers
         return added_headers(entries, status, rv)
 
-    def _relayed(self, response: ResponseHead) -> list[tuple[bytes, bytes]]:
+    def _relayed(self, response: ResponseHead, date: bytes) -> list[tuple[bytes, bytes]]:
         record = self.record
         location = record.location
         assert record.head is not None
         return client_response_headers(
             response,
             request_method=record.head.method,
-            date=http_date(self._clock.seconds()),
+            date=date,
             rules=location.response if location is not None else None,
             rv=record.vars,
         )

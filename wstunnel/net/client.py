@@ -282,7 +282,7 @@ class ClientProtocol(Proxying, Protocol):
     def _begin(self, head: RequestHead, length: int, body: LengthBody | ChunkedBody) -> None:
         intake = self._intake
         assert intake is not None
-        intake.stop_deadline()
+        intake.serve()
         self._new_request()
         self._req.head = head
         self._req.fed = length
@@ -521,6 +521,7 @@ class ClientProtocol(Proxying, Protocol):
         """Last resort of a shutdown: drop both legs now."""
         if self._tunnel is not None:
             self._tunnel.abort()
+        self._stop_deadline()
         self.transport.abortConnection()
 
 

@@ -45,7 +45,7 @@ class Intake:
     """
 
     __slots__ = (
-        "gate", "limits", "_transport", "_clock", "_on_timeout", "_timer", "_idle",
+        "gate", "limits", "_transport", "_clock", "_on_timeout", "_timer", "_idle", "_serving",
         "_paused", "_throttled", "_full", "_stopped",
     )
 
@@ -60,8 +60,9 @@ class Intake:
         self._transport = transport
         self._clock = clock
         self._on_timeout = on_timeout
-        self._timer: IDelayedCall | None = clock.callLater(limits.header_timeout, on_timeout)
+        self._timer: IDelayedCall | None = clock.callLater(limits.header_timeout, self._fire)
         self._idle = False
+        self._serving = False  # a request is being served: the deadline's timer, if left, means nothing
         self._paused = False  # nothing may be read: no upstream yet, or an unread answer
         self._throttled = False  # the upstream does not take the body
         self._full = False  # too much held ahead of the request being served
@@ -75,7 +76,7 @@ class Intake:
             if timer is not None and timer.active():
                 timer.reset(self.limits.header_timeout)  # the keep-alive timer becomes the head's
             else:
-                self._timer = self._clock.callLater(self.limits.header_timeout, self._on_timeout)
+                self._timer = self._clock.callLater(self.limits.header_timeout, self._fire)
         self.gate.push(data)
 
     def hold(self, data: bytes) -> None:
@@ -128,11 +129,29 @@ class Intake:
         """The connection is over: what it held is given back."""
         self.gate.clear()
 
+    def serve(self) -> None:
+        """
+        A whole head is in: no deadline runs while its request is served.
+        The timer is left to be moved by :meth:`await_next` rather than
+        cancelled and made anew for every request of a keep-alive connection.
+        """
+        self._serving = True
+
     def await_next(self, keepalive_timeout: float) -> None:
         """A response is done and the connection stays: wait idle, or for the rest of a pipelined head."""
+        self._serving = False
         self._idle = not self.gate.pending
         timeout = keepalive_timeout if self._idle else self.limits.header_timeout
-        self._timer = self._clock.callLater(timeout, self._on_timeout)
+        timer = self._timer
+        if timer is not None and timer.active():
+            timer.reset(timeout)
+        else:
+            self._timer = self._clock.callLater(timeout, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        if not self._serving:
+            self._on_timeout()
 
     def expired(self) -> None:
         """The deadline fired: its timer is spent."""

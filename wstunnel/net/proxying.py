@@ -107,6 +107,7 @@ class Proxying:
         def _unregister_all(self) -> None: ...
         def _log_request(self) -> None: ...
         def _close(self) -> None: ...
+        def _stop_deadline(self) -> None: ...
 
     def _route(self, head: RequestHead) -> None:
         runtime = self.runtime
@@ -117,7 +118,7 @@ class Proxying:
             router=runtime.router,
             binding=self._factory.binding(runtime, conn.server_addr),
             conn=conn,
-            tls=_tls_standing(self.transport, conn),
+            tls=None if conn.scheme != "https" else _tls_standing(self.transport, conn),
             head=head,
             pooled=runtime.pools,
             plans=runtime.plan,
@@ -125,6 +126,18 @@ class Proxying:
             notice=self._rewrite_notice,
             users=runtime.users.table,
         )
+        if decision.__class__ is Forward:
+            # The common case, decided without the general dispatch below.
+            req = self._req
+            self.conn = decision.conn
+            location = req.location = decision.location
+            req.vars = decision.vars
+            limits = location.limits  # type: ignore[union-attr]
+            if limits is None or not limits.checked:
+                self._forward(decision)  # type: ignore[arg-type]
+                return
+            self._gated(decision, limits)  # type: ignore[arg-type]
+            return
         self._take(decision)
         limits = decision.location.limits if isinstance(decision, _GATED) and decision.location else None
         if limits is not None and limits.checked:
@@ -253,6 +266,7 @@ class Proxying:
                       client=self.peer_text)
         self._log_request()
         self._state = State.CLOSED
+        self._stop_deadline()
         self.transport.abortConnection()
 
     def _forward(self, forward: Forward) -> None:
@@ -260,21 +274,24 @@ class Proxying:
         assert upload is not None and intake is not None and forward.location.proxy_pass is not None
         upload.limit(forward.body_limit)
         req.close_after = req.close_after or forward.close_after
-        upstream = forward.location.proxy_pass.upstream
-        dynamic = forward.location.proxy_pass.authority is not None
-        make = self.runtime.dynamic(forward.vars, self._factory.reactor) if dynamic else Exchange
+        location = forward.location
+        proxy_pass = location.proxy_pass
+        upstream = proxy_pass.upstream
+        reactor = self._factory.reactor
+        forwarding = self.runtime.forwarding(location)
+        make = Exchange if proxy_pass.authority is None else self.runtime.dynamic(forward.vars, reactor)
         self._exchange = exchange = make(
             client=self,
             head=req.head,
             request=forward.request,
-            location=forward.location,
-            balancer=self.runtime.balancer(upstream.name),
+            location=location,
+            balancer=forwarding.balancer,
             key=request_key(upstream, forward.vars),
-            connect=self.runtime.forwarding(forward.location).connector.bind(self._factory.reactor, self._clock),
+            connect=forwarding.connect(reactor, self._clock),
             clock=self._clock,
             has_body=forward.has_body,
             stats=self._factory.registry.stats,
-            pool=self.runtime.pools.get(upstream.name),
+            pool=forwarding.pool,
         )
         req.upstream = exchange.record
         exchange.start()
@@ -334,17 +351,22 @@ class Proxying:
         self._answer.informational(response, head.method)
 
     def send_head(self, response: ResponseHead, upstream: UpstreamProtocol | None) -> None:
-        if intercepts(self._req.vars, response.status):
+        req = self._req
+        location = req.location
+        # Error pages and limit_rate need not be asked about where the location has neither.
+        plain = location is not None and location.relays_plainly
+        if not plain and intercepts(req.vars, response.status):
             self._drop_exchange()
             self._error_page(response.status)
             return
-        response = answered_status(self._req.vars, response)
+        response = answered_status(req.vars, response)
         self._answer.relay(response, self._keepalive_allowed())
         if upstream is not None:
-            location = self._req.location
-            assert location is not None and self._req.vars is not None
-            self._req.pace = pace = response_pace(location, self._req.vars, upstream.transport, self._clock)
-            source = upstream.transport if pace is None else pace
+            assert location is not None and req.vars is not None
+            source = upstream.transport
+            if not plain:
+                req.pace = pace = response_pace(location, req.vars, source, self._clock)
+                source = source if pace is None else pace
             self._answer.follow(source, location.timeouts.client_send, self._client_stalled)
 
     def _keepalive_allowed(self) -> bool:
@@ -451,6 +473,7 @@ class Proxying:
         self._factory.registry.stats.tunnel_opened()
         self.dataReceived = tunnel.from_client  # type: ignore[method-assign]
         upstream.become_tunnel(tunnel)
+        intake.stop_deadline()
         client_early = intake.gate.take_rest()
         # Nothing is parsed any more: a long-lived tunnel keeps no parser
         # state, only the request's length for its log line.  Pausing and
@@ -480,6 +503,7 @@ class Proxying:
         self._drop_exchange()
         self._log_request()
         self._state = State.CLOSED
+        self._stop_deadline()
         self.transport.abortConnection()
 
 

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Callable
 
 from attrs import evolve, field, frozen
+from twisted.internet.interfaces import IReactorTCP, IReactorTime
 
 from wstunnel.balancing.balancer import Balancer, make_balancer
 from wstunnel.obs.logs import AccessLogs
@@ -23,7 +24,7 @@ from wstunnel.core.headers import HeaderPlan, header_plan
 from wstunnel.net.pool import IdlePool
 from wstunnel.core.routing import Router
 from wstunnel.net.tls import UpstreamTLSContexts
-from wstunnel.net.upstream import PeerConnector
+from wstunnel.net.upstream import Connect, PeerConnector
 from wstunnel.config.addresses import split_host_port
 from wstunnel.config.model import Template, VarRef
 from wstunnel.core.variables import RequestVars
@@ -41,10 +42,26 @@ _PROXY_HOST = Template("$proxy_host", (VarRef("proxy_host"),))
 
 @frozen
 class Forwarding:
-    """How the requests of one ``proxy_pass`` location go upstream, worked out at load."""
+    """
+    How the requests of one ``proxy_pass`` location go upstream, worked out
+    at load: a request reads all of it with one lookup.
+    """
 
     plan: HeaderPlan  # its proxy_set_header list
     connector: PeerConnector  # TCP or unix, plain or TLS, under its proxy_connect_timeout
+    balancer: Balancer  # its group's (a stand-in's for a proxy_pass with variables)
+    pool: IdlePool | None  # its group's idle connections; None: no keepalive
+    # The reactor and clock the connector was last bound to, and that connect.
+    _bound: list = field(init=False, factory=list, eq=False, repr=False)
+
+    def connect(self, reactor: IReactorTCP, clock: IReactorTime) -> Connect:
+        """The connector bound to ``reactor``: once, not per request (a process has one reactor)."""
+        bound = self._bound
+        if bound and bound[0] is reactor and bound[1] is clock:
+            return bound[2]
+        connect = self.connector.bind(reactor, clock)
+        bound[:] = (reactor, clock, connect)
+        return connect
 
 
 @frozen
@@ -71,6 +88,7 @@ class Runtime:
         balancers = {name: make_balancer(up) for name, up in upstreams.items()}
         pools = {name: IdlePool(up) for name, up in upstreams.items() if up.keepalive > 0}
         zones = zones if zones is not None else Zones()
+        targets = _targets(config, balancers, pools)
         return cls(
             config=config,
             router=Router(config),
@@ -78,8 +96,8 @@ class Runtime:
             bindings={(b.host, b.port): b for b in config.bindings},
             access_logs=access_logs if access_logs is not None else AccessLogs(),
             pools=pools,
-            forwardings=_forwardings(config),
-            targets=_targets(config, balancers, pools),
+            forwardings=_forwardings(config, balancers, pools, targets),
+            targets=targets,
             zones=zones,
             limit_tables=_limit_tables(config, zones),
         )
@@ -136,7 +154,9 @@ def _all_upstreams(config: Config) -> dict:
     return found
 
 
-def _forwardings(config: Config) -> dict[int, Forwarding]:
+def _forwardings(
+    config: Config, balancers: dict[str, Balancer], pools: dict[str, IdlePool], targets: Targets | None
+) -> dict[int, Forwarding]:
     contexts = UpstreamTLSContexts()
     found = {}
     for server in config.servers:
@@ -150,7 +170,9 @@ def _forwardings(config: Config) -> dict[int, Forwarding]:
             plan = header_plan(location, config)
             if proxy_pass.authority is not None and plan.host is None:
                 plan = evolve(plan, host=_PROXY_HOST)
-            found[id(location)] = Forwarding(plan, connector)
+            name = proxy_pass.upstream.name
+            balancer = balancers[name] if name in balancers else targets.stand_ins[name]  # type: ignore[union-attr]
+            found[id(location)] = Forwarding(plan, connector, balancer, pools.get(name))
     return found
 
 

@@ -63,14 +63,12 @@ def chunk(data: bytes) -> list[bytes]:
 class LengthBody:
     """A body of ``length`` bytes (Content-Length)."""
 
-    __slots__ = ("_left",)
+    # ``done`` is kept as a slot, not a property: it is read several times per request.
+    __slots__ = ("_left", "done")
 
     def __init__(self, length: int) -> None:
         self._left = length
-
-    @property
-    def done(self) -> bool:
-        return not self._left
+        self.done = not length
 
     def feed(self, data: bytes, sink: Sink) -> bytes | None:
         left = self._left
@@ -81,6 +79,7 @@ class LengthBody:
                 sink(data)
             return None
         self._left = 0
+        self.done = True
         if size == left:
             if size:
                 sink(data)
