@@ -264,7 +264,7 @@ def _location_phases(
             return _slash_redirect(found, rv)  # type: ignore[arg-type]
         rv.location = found  # type: ignore[assignment]
         if found is not None and found.files is not None and found.files.internal and not internal:  # type: ignore[union-attr]
-            return Refuse(rv.conn, found, rv, RequestError(404, f"location {found.path!r} is internal"))  # type: ignore[union-attr]
+            return Refuse(rv.conn, found, rv, RequestError(404, f"location {found.path!r} is internal"))  # type: ignore[union-attr,arg-type]
         for match in matches:
             rv.captured(match)
         if found is None or found.rewrites is None:  # type: ignore[union-attr]
@@ -387,7 +387,7 @@ def _files(phases: Phases, outcome: FileOutcome, head: RequestHead) -> Decision:
     if outcome.__class__ is FileError:
         error = RequestError(outcome.status, outcome.detail, level=outcome.level)  # type: ignore[union-attr]
         return Refuse(rv.conn, rv.location, rv, error)
-    return named_decision(phases, outcome.location, rv, head)  # type: ignore[union-attr]
+    return named_decision(phases, outcome.location, rv, head)  # type: ignore[union-attr,arg-type]
 
 
 def _answered(answer: Answer, rv: RequestVars) -> Decision:

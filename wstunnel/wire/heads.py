@@ -460,7 +460,7 @@ def head_so_far(data: bytes, *, buffer_size: int, too_long: bool = False) -> Hea
 
 def _header_lines_so_far(data: bytes, pos: int, longest: int) -> tuple[tuple[tuple[bytes, bytes], ...], int]:
     """The valid, complete header lines from ``pos`` on, and where they (or the head) end."""
-    headers = []
+    headers: list[tuple[bytes, bytes]] = []
     while (crlf := data.find(b"\r\n", pos)) >= 0:
         if crlf == pos:
             return tuple(headers), pos + 2

@@ -57,7 +57,9 @@ class RequestHead:
     http_version: bytes  # b"1.1" or b"1.0"
     headers: tuple[tuple[bytes, bytes], ...]
     _index: dict[bytes, list[bytes]] | None = field(init=False, default=None, eq=False, repr=False)
-    _scan: bool = field(init=False, default=False, eq=False, repr=False)
+    # None, not False: compiled (doc/compiled.md), a class-body value is checked
+    # against its type, and attrs types only field(default=None) as Any.
+    _scan: bool | None = field(init=False, default=None, eq=False, repr=False)
 
     def values(self, name: bytes) -> list[bytes]:
         """Every value of header ``name`` (lower-case), in order."""
