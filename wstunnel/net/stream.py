@@ -84,7 +84,7 @@ class Stream:
 
     __slots__ = (
         "socket", "protocol", "reactor", "fileno", "connected", "disconnecting",
-        "dataBuffer", "offset", "_tempDataBuffer", "_tempDataLen", "_peer", "_host", "_reading", "_writing",
+        "dataBuffer", "offset", "_tempDataBuffer", "_tempDataLen", "_peer", "_host", "_reading", "_held", "_writing",
         "_producer", "_streaming", "_paused", "_write_state", "_aborting", "__weakref__",
     )
 
@@ -104,7 +104,8 @@ class Stream:
         self.offset = 0
         self._tempDataBuffer: list[bytes] | tuple[()] = ()
         self._tempDataLen = 0
-        self._reading = False
+        self._reading = False  # registered with the reactor for reading
+        self._held = False  # paused: registered or not, nothing is read
         self._writing = False
         self._producer: IProducer | None = None
         self._streaming = False
@@ -126,6 +127,9 @@ class Stream:
     # Reading.
 
     def doRead(self) -> None:
+        if self._held:
+            self._stop_reading()  # paused with bytes waiting: now the reader goes
+            return
         try:
             data = self.socket.recv(_READ_SIZE)  # type: ignore[union-attr]
         except BlockingIOError:
@@ -157,9 +161,15 @@ class Stream:
             self.connectionLost(Failure())
 
     def pauseProducing(self) -> None:
-        self._stop_reading()
+        """
+        The reader stays registered until something is ready to read: a
+        pause that ends before the peer sends anything (the client while
+        its upstream connects) costs no ``epoll_ctl``.
+        """
+        self._held = True
 
     def resumeProducing(self) -> None:
+        self._held = False
         if self.connected and not self.disconnecting and not self._reading:
             self._reading = True
             self.reactor.addReader(self)
