@@ -26,7 +26,6 @@ from wstunnel.config.model import (
     RedirectRule,
     ResponseRules,
     Source,
-    Template,
     Upstream,
 )
 from wstunnel.config.read import Stmt

@@ -165,7 +165,7 @@ def test_whole_nginx_conf(load):
     assert sorted(n for n in ignored if "has no effect in wstunnel:" not in n) == sorted(
         f'directive "{d}" has no effect in wstunnel and is ignored'
         for d in ["user", "pid", "multi_accept", "use"]
-    ) + [f"mime.types not found, wstunnel's built-in copy of nginx 1.22's is used"]
+    ) + ["mime.types not found, wstunnel's built-in copy of nginx 1.22's is used"]
     assert f'{config.path}:1: directive "user" has no effect in wstunnel and is ignored' in config.notices
 
 
