@@ -12,7 +12,7 @@ from typing import Mapping
 
 from wstunnel.config.levels import Level
 from wstunnel.config.model import Charset, ConfigError, Source, Template
-from wstunnel.config.read import Stmt
+from wstunnel.config.read import Stmt, flag
 from wstunnel.config.walk import Load
 
 __all__ = ["COMPILERS", "charset_directive", "charset_rule"]
@@ -25,11 +25,8 @@ Written = list[tuple[tuple[str, ...], Source]]
 
 def charset_directive(load: Load, stmt: Stmt, level: Level) -> None:
     """All four: ``override_charset`` takes on or off; ``charset_types`` lines add up."""
-    if stmt.name == "override_charset" and stmt.args[0] not in ("on", "off"):
-        raise ConfigError(
-            stmt.source,
-            f'invalid value "{stmt.args[0]}" in "override_charset" directive, it must be "on" or "off"',
-        )
+    if stmt.name == "override_charset":
+        flag(stmt)
     level.shaping.setdefault(stmt.name, []).append((stmt.args, stmt.source))
 
 

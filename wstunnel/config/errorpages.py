@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError, ErrorPage, ErrorPages
-from wstunnel.config.read import Stmt
+from wstunnel.config.read import Stmt, flag
 from wstunnel.config.walk import Load
 
 __all__ = ["error_page", "error_switch", "inherited_errors"]
@@ -44,12 +44,7 @@ def error_page(load: Load, stmt: Stmt, level: Level) -> None:
 
 def error_switch(load: Load, stmt: Stmt, level: Level) -> None:
     """``recursive_error_pages`` and ``proxy_intercept_errors``: on or off."""
-    value = stmt.args[0]
-    if value not in ("on", "off"):
-        raise ConfigError(
-            stmt.source, f'invalid value "{value}" in "{stmt.name}" directive, it must be "on" or "off"'
-        )
-    level.error_switches[_SWITCHES[stmt.name]] = value == "on"
+    level.error_switches[_SWITCHES[stmt.name]] = flag(stmt)
 
 
 def inherited_errors(level: Level, parent: ErrorPages) -> ErrorPages:

@@ -13,7 +13,7 @@ from typing import Mapping
 
 from wstunnel.config.levels import Level, LocationLevel
 from wstunnel.config.model import ConfigError, FileSettings, Template
-from wstunnel.config.read import Stmt
+from wstunnel.config.read import Stmt, flag
 from wstunnel.config.walk import Load
 
 __all__ = [
@@ -81,10 +81,7 @@ def try_files(load: Load, stmt: Stmt, level: Level) -> None:
 
 def file_flag(load: Load, stmt: Stmt, level: Level) -> None:
     """``autoindex``, ``etag``, ``log_not_found``: on or off."""
-    value = stmt.args[0]
-    if value not in ("on", "off"):
-        raise ConfigError(stmt.source, f'invalid value "{value}" in "{stmt.name}" directive, it must be "on" or "off"')
-    level.files[stmt.name] = value == "on"
+    level.files[stmt.name] = flag(stmt)
 
 
 def if_modified_since(load: Load, stmt: Stmt, level: Level) -> None:

@@ -16,7 +16,7 @@ from wstunnel.config.args import count, size_arg
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
 from wstunnel.config.pcre import PcreError, compile_pcre
-from wstunnel.config.read import Stmt
+from wstunnel.config.read import Stmt, flag
 from wstunnel.config.walk import Load
 
 __all__ = [
@@ -41,13 +41,6 @@ PROXIED = frozenset(
 _BUFFERS_NOTICE = "gzip_buffers is accepted: the compressor's output is written as each chunk is compressed"
 
 
-def _flag(stmt: Stmt) -> bool:
-    value = stmt.args[0]
-    if value not in ("on", "off"):
-        raise ConfigError(stmt.source, f'invalid value "{value}" in "{stmt.name}" directive, it must be "on" or "off"')
-    return value == "on"
-
-
 def _one_of(stmt: Stmt, allowed: tuple[str, ...]) -> str:
     value = stmt.args[0]
     if value not in allowed:
@@ -56,11 +49,11 @@ def _one_of(stmt: Stmt, allowed: tuple[str, ...]) -> str:
 
 
 def gzip(load: Load, stmt: Stmt, level: Level) -> None:
-    level.gzip["enabled"] = _flag(stmt)
+    level.gzip["enabled"] = flag(stmt)
 
 
 def gzip_vary(load: Load, stmt: Stmt, level: Level) -> None:
-    level.gzip["vary"] = _flag(stmt)
+    level.gzip["vary"] = flag(stmt)
 
 
 def gzip_static(load: Load, stmt: Stmt, level: Level) -> None:

@@ -17,7 +17,7 @@ from attrs import evolve
 from wstunnel.config.args import size_arg
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError, LimitZone, RateLimits, Source
-from wstunnel.config.read import Stmt
+from wstunnel.config.read import Stmt, flag
 from wstunnel.config.walk import Load
 
 __all__ = [
@@ -131,12 +131,7 @@ def limit_level(load: Load, stmt: Stmt, level: Level) -> None:
 
 
 def limit_flag(load: Load, stmt: Stmt, level: Level) -> None:
-    value = stmt.args[0]
-    if value not in ("on", "off"):
-        raise ConfigError(
-            stmt.source, f'invalid value "{value}" in "{stmt.name}" directive, it must be "on" or "off"'
-        )
-    level.ratelimits[_FIELDS[stmt.name]] = value == "on"
+    level.ratelimits[_FIELDS[stmt.name]] = flag(stmt)
 
 
 def limit_rate(load: Load, stmt: Stmt, level: Level) -> None:

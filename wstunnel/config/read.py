@@ -38,6 +38,14 @@ class Stmt:
     block: tuple[Stmt, ...] | None
 
 
+def flag(stmt: Stmt) -> bool:
+    """An ``on | off`` argument, refused at its line otherwise, in nginx's words."""
+    value = stmt.args[0]
+    if value not in ("on", "off"):
+        raise ConfigError(stmt.source, f'invalid value "{value}" in "{stmt.name}" directive, it must be "on" or "off"')
+    return value == "on"
+
+
 def _syntax_problem(path: str) -> tuple[int, str] | None:
     """
     The first token-level mistake nginx would reject and crossplane lets

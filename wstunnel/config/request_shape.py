@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Mapping
 
 from wstunnel.config.levels import Level
-from wstunnel.config.model import ConfigError, Source, Template, UpstreamShape
-from wstunnel.config.read import Stmt
+from wstunnel.config.model import Source, Template, UpstreamShape
+from wstunnel.config.read import Stmt, flag
 from wstunnel.config.walk import Load
 
 __all__ = ["COMPILERS", "ignore_invalid_headers", "request_shape_directive", "upstream_shape"]
@@ -20,7 +20,7 @@ Written = list[tuple[tuple[str, ...], Source]]
 
 def request_shape_directive(load: Load, stmt: Stmt, level: Level) -> None:
     if stmt.name != "proxy_method":
-        _flag_value(stmt)
+        flag(stmt)
     level.shaping[stmt.name] = [(stmt.args, stmt.source)]
 
 
@@ -31,16 +31,7 @@ def ignore_invalid_headers(load: Load, stmt: Stmt, level: Level) -> None:
     ``off`` keeps it.  Read from the listening address's default server,
     before the virtual server is known, as the other head limits are.
     """
-    level.client["ignore_invalid_headers"] = _flag_value(stmt) == "on"
-
-
-def _flag_value(stmt: Stmt) -> str:
-    value = stmt.args[0]
-    if value not in ("on", "off"):
-        raise ConfigError(
-            stmt.source, f'invalid value "{value}" in "{stmt.name}" directive, it must be "on" or "off"'
-        )
-    return value
+    level.client["ignore_invalid_headers"] = flag(stmt)
 
 
 def _method(load: Load, written: Written) -> Template | None:

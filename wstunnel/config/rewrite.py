@@ -29,7 +29,7 @@ from wstunnel.config.model import (
     Template,
 )
 from wstunnel.config.pcre import PcreError, compile_pcre
-from wstunnel.config.read import Stmt
+from wstunnel.config.read import Stmt, flag
 from wstunnel.config.templates import compile_template, is_builtin
 from wstunnel.config.walk import LOCATION_IF, SERVER_IF, Load
 
@@ -79,7 +79,7 @@ def break_directive(load: Load, stmt: Stmt, level: Level) -> None:
 
 
 def rewrite_log(load: Load, stmt: Stmt, level: Level) -> None:
-    level.rewrite_log = _flag(stmt)
+    level.rewrite_log = flag(stmt)
 
 
 def set_directive(load: Load, stmt: Stmt, level: Level) -> None:
@@ -183,13 +183,6 @@ def _regex(load: Load, stmt: Stmt, text: str, *, caseless: bool) -> re.Pattern[s
     return compiled
 
 
-def _flag(stmt: Stmt) -> bool:
-    value = stmt.args[0]
-    if value not in ("on", "off"):
-        raise ConfigError(
-            stmt.source, f'invalid value "{value}" in "{stmt.name}" directive, it must be "on" or "off"'
-        )
-    return value == "on"
 
 
 def rewrite_program(

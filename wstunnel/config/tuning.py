@@ -13,6 +13,7 @@ from __future__ import annotations
 from wstunnel.config.levels import Level
 from wstunnel.config.model import ConfigError
 from wstunnel.config.read import Stmt
+from wstunnel.config.read import flag as on_off
 from wstunnel.config.units import parse_size, parse_time
 from wstunnel.config.walk import Load
 
@@ -110,15 +111,6 @@ def _invalid(stmt: Stmt, what: str) -> ConfigError:
     return ConfigError(stmt.source, f'"{stmt.name}" directive invalid {what}')
 
 
-def _check_flag(stmt: Stmt) -> str:
-    value = stmt.args[0]
-    if value not in ("on", "off"):
-        raise ConfigError(
-            stmt.source, f'invalid value "{value}" in "{stmt.name}" directive, it must be "on" or "off"'
-        )
-    return value
-
-
 def _check_size(stmt: Stmt, text: str) -> int:
     try:
         return parse_size(text)
@@ -132,7 +124,7 @@ def accepted(load: Load, stmt: Stmt, level: Level) -> None:
 
 
 def flag(load: Load, stmt: Stmt, level: Level) -> None:
-    _check_flag(stmt)
+    on_off(stmt)
     _notice(load, stmt)
 
 
@@ -172,7 +164,7 @@ def temp_path(load: Load, stmt: Stmt, level: Level) -> None:
 
 def chunked_transfer_encoding(load: Load, stmt: Stmt, level: Level) -> None:
     """``off`` changes responses (no chunking, so a close ends them): refused, not ignored."""
-    if _check_flag(stmt) == "off":
+    if not on_off(stmt):
         raise ConfigError(
             stmt.source,
             '"chunked_transfer_encoding off" is not supported by wstunnel: '
