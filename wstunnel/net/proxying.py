@@ -126,24 +126,13 @@ class Proxying:
             notice=self._rewrite_notice,
             users=runtime.users.table,
         )
-        if decision.__class__ is Forward:
-            # The common case, decided without the general dispatch below.
-            req = self._req
-            self.conn = decision.conn
-            location = req.location = decision.location
-            req.vars = decision.vars
-            limits = location.limits  # type: ignore[union-attr]
-            if limits is None or not limits.checked:
-                self._forward(decision)  # type: ignore[arg-type]
-                return
-            self._gated(decision, limits)  # type: ignore[arg-type]
-            return
         self._take(decision)
-        limits = decision.location.limits if isinstance(decision, _GATED) and decision.location else None
+        location = decision.location
+        limits = location.limits if location is not None and isinstance(decision, _GATED) else None
         if limits is not None and limits.checked:
             self._gated(decision, limits)  # type: ignore[arg-type]
-            return
-        self._act(decision)
+        else:
+            self._act(decision)
 
     def _take(self, decision: Decision) -> None:
         """The request's connection values, location and variables as the decision left them."""
