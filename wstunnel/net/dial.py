@@ -31,6 +31,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from wstunnel.net.stream import Stream, tcp_address
+from wstunnel.net.throttle import cancel_timer
 
 __all__ = ["Dial", "dial"]
 
@@ -102,8 +103,7 @@ class Dial:
         self._reactor.removeWriter(self)
         self._sock = None
         timer, self._timer = self._timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+        cancel_timer(timer)
 
     def disconnect(self) -> None:
         if self._sock is not None:

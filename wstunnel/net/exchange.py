@@ -30,6 +30,7 @@ from wstunnel.obs.logs import ScopedLogger
 from wstunnel.obs.metrics import Stats
 from wstunnel.config.model import Location
 from wstunnel.balancing.peers import PeerState
+from wstunnel.net.throttle import moved_timer
 from wstunnel.net.pool import IdlePool
 from wstunnel.wire.request import RequestHead
 from wstunnel.wire.response import ResponseHead
@@ -228,11 +229,7 @@ class Exchange:
 
     def _rearm_read_timer(self) -> None:
         """The body's read timeout starts: the head's timer moves rather than a new one per request."""
-        timer = self._timer
-        if timer is not None and timer.active():
-            timer.reset(self._timeouts.read)
-        else:
-            self._timer = self._clock.callLater(self._timeouts.read, self._read_timed_out)
+        self._timer = moved_timer(self._timer, self._clock, self._timeouts.read, self._read_timed_out)
 
     def upstream_data(self, data: bytes) -> None:
         self._timer.reset(self._timeouts.read)  # type: ignore[union-attr]

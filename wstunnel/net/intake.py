@@ -20,6 +20,7 @@ from zope.interface import implementer
 
 from wstunnel.config.model import ClientLimits
 from wstunnel.wire.heads import HeadGate, HeadLimits
+from wstunnel.net.throttle import moved_timer
 
 __all__ = ["EARLY_DATA_LIMIT", "Intake"]
 
@@ -72,11 +73,8 @@ class Intake:
         """Bytes towards the next head; the first after an idle wait starts the head's deadline."""
         if self._idle:
             self._idle = False
-            timer = self._timer
-            if timer is not None and timer.active():
-                timer.reset(self.limits.header_timeout)  # the keep-alive timer becomes the head's
-            else:
-                self._timer = self._clock.callLater(self.limits.header_timeout, self._fire)
+            # The keep-alive timer becomes the head's.
+            self._timer = moved_timer(self._timer, self._clock, self.limits.header_timeout, self._fire)
         self.gate.push(data)
 
     def hold(self, data: bytes) -> None:
@@ -142,11 +140,7 @@ class Intake:
         self._serving = False
         self._idle = not self.gate.pending
         timeout = keepalive_timeout if self._idle else self.limits.header_timeout
-        timer = self._timer
-        if timer is not None and timer.active():
-            timer.reset(timeout)
-        else:
-            self._timer = self._clock.callLater(timeout, self._fire)
+        self._timer = moved_timer(self._timer, self._clock, timeout, self._fire)
 
     def _fire(self) -> None:
         self._timer = None

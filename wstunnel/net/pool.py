@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from wstunnel.config.model import Peer, Upstream
+from wstunnel.net.throttle import cancel_timer
 
 if TYPE_CHECKING:
     from wstunnel.net.upstream import UpstreamProtocol
@@ -72,6 +73,4 @@ class IdlePool:
             conn.transport.loseConnection()
 
     def _forget(self, conn: "UpstreamProtocol") -> None:
-        timer = self._idle.pop(conn, None)
-        if timer is not None and timer.active():
-            timer.cancel()
+        cancel_timer(self._idle.pop(conn, None))

@@ -27,7 +27,7 @@ from typing import Callable
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from zope.interface import implementer
 
-__all__ = ["BodyTimeout", "Drained", "Throttle", "arm_abort", "cancel_timer"]
+__all__ = ["BodyTimeout", "Drained", "Throttle", "arm_abort", "cancel_timer", "moved_timer"]
 
 
 @implementer(IPushProducer)
@@ -181,6 +181,16 @@ def arm_abort(clock: IReactorTime, transport: object, grace: float) -> IDelayedC
     The caller cancels the returned call from ``connectionLost``.
     """
     return clock.callLater(grace, transport.abortConnection)  # type: ignore[attr-defined]
+
+
+def moved_timer(
+    timer: IDelayedCall | None, clock: IReactorTime, delay: float, callback: Callable[[], object]
+) -> IDelayedCall:
+    """``timer`` moved to fire ``delay`` from now, or a new one where it has fired or was cancelled."""
+    if timer is not None and timer.active():
+        timer.reset(delay)
+        return timer
+    return clock.callLater(delay, callback)
 
 
 def cancel_timer(timer: IDelayedCall | None) -> None:

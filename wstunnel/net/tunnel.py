@@ -26,7 +26,7 @@ from typing import Callable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport, ITransport
 
-from wstunnel.net.throttle import Throttle
+from wstunnel.net.throttle import Throttle, cancel_timer, moved_timer
 from wstunnel.obs.logs import ScopedLogger
 from wstunnel.config.model import ErrorLog, Timeouts
 
@@ -288,16 +288,11 @@ class Tunnel:
             self._set_timer(min(d for d in (client, upstream) if d is not None) - now)
 
     def _set_timer(self, delay: float) -> None:
-        timer = self._timer
-        if timer is not None and timer.active():
-            timer.reset(delay)
-        else:
-            self._timer = self._clock.callLater(delay, self._tick)
+        self._timer = moved_timer(self._timer, self._clock, delay, self._tick)
 
     def _stop_timer(self) -> None:
         timer, self._timer = self._timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+        cancel_timer(timer)
 
     def _client_stalled(self) -> None:
         self.log.info("client did not read for {timeout}s, closing tunnel",
